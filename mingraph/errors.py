@@ -1,0 +1,13 @@
+"""The one exception type users see for bad input: it names the file, the field and what was expected."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input data; the message names the source, the field and what was expected."""
+
+    def __init__(self, source: object, field: str, problem: str):
+        self.source = str(source)
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{self.source}: {field}: {problem}")

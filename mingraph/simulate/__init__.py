@@ -1,0 +1,1 @@
+"""Physically grounded SEM simulator: minerals, BSE and EDS physics, microstructures."""
