@@ -1,0 +1,86 @@
+"""The ``mingraph`` command line: simulate, import, build-graphs, train, evaluate, predict, demo."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import InputError
+
+
+def _user_errors(fn):
+    """Turn InputError into a one-line message and exit status 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mingraph")
+def main() -> None:
+    """Mineral segmentation from SEM BSE images and sparse EDS spectra with graph neural networks."""
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--tiles", "n_tiles", type=int, required=True, help="Number of tiles to simulate.")
+@click.option("--size", type=int, default=150, show_default=True, help="Tile height and width in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same dataset.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@_user_errors
+def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> None:
+    """Simulate a labelled dataset of SEM tiles (BSE, phases, on-demand EDS spectra) into OUT."""
+    from .ingest import simulate_dataset
+
+    path = simulate_dataset(out, n_tiles, size, seed, overwrite=overwrite)
+    click.echo(f"wrote {n_tiles} tiles to {path}")
+
+
+@main.command("import")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--bse", type=click.Path(path_type=Path), help="BSE image (TIFF or PNG).")
+@click.option("--labels", type=click.Path(path_type=Path), help="Phase-id image (TIFF or PNG), same size as the BSE.")
+@click.option("--eds-mask", type=click.Path(path_type=Path), help="Image of where EDS was measured (non-zero = measured).")
+@click.option("--spectra", type=click.Path(path_type=Path), help="Spectrum image (.bcf, .hspy): needs the io extra.")
+@click.option("--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all.")
+@click.option("--classes", type=click.Path(path_type=Path), help="Class names: JSON list or {id: name}, or one per line.")
+@click.option("--pixel-size", type=float, default=1.0, show_default=True, help="Pixel size in micrometres.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--name", help="Tile id (default: the BSE file's stem).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@_user_errors
+def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite) -> None:
+    """Import one measured field into a dataset at OUT."""
+    from .ingest import import_field
+
+    path = import_field(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
+@click.option("--tiles", "n_tiles", type=int, default=4, show_default=True)
+@click.option("--size", type=int, default=150, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_user_errors
+def demo(out: Path, n_tiles: int, size: int, seed: int) -> None:
+    """Simulate example tiles and render them under OUT (later: the full predict pipeline)."""
+    from .demo import run_demo
+
+    for path in run_demo(out, n_tiles=n_tiles, size=size, seed=seed):
+        click.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,25 @@
+"""Shared fixtures: where the real example data lies (``<repo>/../shared/data/real``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path | None:
+    """The real SEM examples, or None when the shared folder is not beside the repository."""
+    env = os.environ.get("MINGRAPH_REAL_DATA")
+    d = Path(env) if env else REPO.parent / "shared" / "data" / "real"
+    return d if (d / "tile-bse.png").is_file() else None
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    d = real_data_dir()
+    if d is None:
+        pytest.skip("real example data not found at ../shared/data/real (set MINGRAPH_REAL_DATA)")
+    return d
