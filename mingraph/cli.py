@@ -68,6 +68,51 @@ def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, spl
     click.echo(f"wrote {path}")
 
 
+def _fractions(value: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated fractions, got {value!r}") from None
+    if not out or any(not 0 <= f <= 1 for f in out):
+        raise click.BadParameter(f"fractions must lie in [0, 1], got {value!r}")
+    return out
+
+
+@main.command("build-graphs")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--fractions", default="0.001,0.01,0.05,0.1", show_default=True, help="EDS fractions of valid pixels.")
+@click.option("--draws", type=int, default=1, show_default=True, help="EDS draws per tile and fraction.")
+@click.option("--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True)
+@click.option("--encoder", type=click.Path(path_type=Path), help="Encoder artifact: store embeddings, not spectra.")
+@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lift", type=float, default=1.0, show_default=True, help="Height of EDS nodes above the pixel plane.")
+@_user_errors
+def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift) -> None:
+    """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards)."""
+    from .precompute import build_graphs as run
+
+    res = run(dataset, out, _fractions(fractions), draws, pattern, encoder, workers, seed, lift)
+    click.echo(f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}")
+
+
+@main.command("fit-encoder")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--kind", type=click.Choice(["cnn", "pca"]), default="cnn", show_default=True)
+@click.option("--points", type=int, default=200, show_default=True, help="Labelled spectra drawn per training tile.")
+@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_user_errors
+def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
+    """Fit the spectral encoder (spectrum -> 64 values) on labelled spectra of the training split."""
+    from .training_data import fit_encoder_on_dataset
+
+    path = fit_encoder_on_dataset(dataset, out, kind, points, epochs, seed)
+    click.echo(f"wrote {path}")
+
+
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True)

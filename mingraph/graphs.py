@@ -139,4 +139,10 @@ def build_structured_graph(
                     if j != i and j < n:
                         pairs.add((min(i, j), max(i, j)))
         edges = np.array(sorted(pairs), dtype=np.int32).reshape(-1, 2)
-    return StructuredGraph(h, w, eds_rc, edges, nearest, np.asarray(bse, np.float32), np.asarray(eds_feat, np.float32).reshape(n, -1), float(lift))
+    return StructuredGraph(h, w, eds_rc, edges, nearest, np.asarray(bse, np.float32), _feature_rows(eds_feat, n), float(lift))
+
+
+def _feature_rows(eds_feat: np.ndarray, n: int) -> np.ndarray:
+    """EDS features as a float32 (n, D) array; (0, D) stays two-dimensional."""
+    a = np.asarray(eds_feat, np.float32)
+    return a.reshape(n, a.shape[-1] if a.ndim == 2 else (a.size // n if n else 0))
