@@ -1,0 +1,117 @@
+"""k-nearest-neighbour edges between EDS positions (the paper's ablation alternative to Delaunay).
+
+Each point links to its k nearest other points (squared distance, then lowest index on ties);
+the union is symmetrised into undirected edges.  Exact grid-bucketed search in Numba: points
+are sorted into square cells of about one point each, and each point scans rings of cells
+until the k-th best distance is provably smaller than anything outside the scanned block.
+Duplicated positions are ordinary points at distance 0.  Unlike Delaunay, the kNN graph may
+be disconnected (the paper's argument for Delaunay).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(cache=True)
+def _bucket(r, c, r0, c0, s, ncr, ncc):
+    n = r.shape[0]
+    cell = np.empty(n, np.int64)
+    start = np.zeros(ncr * ncc + 1, np.int64)
+    for i in range(n):
+        cell[i] = ((r[i] - r0) // s) * ncc + (c[i] - c0) // s
+        start[cell[i] + 1] += 1
+    for i in range(ncr * ncc):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    order = np.empty(n, np.int64)
+    for i in range(n):  # stable: within a cell, points stay in index order
+        order[fill[cell[i]]] = i
+        fill[cell[i]] += 1
+    return start, order
+
+
+@njit(cache=True, parallel=True)
+def _knn(r, c, k, r0, c0, s, ncr, ncc, start, order):
+    n = r.shape[0]
+    out = np.full((n, k), -1, np.int64)
+    for i in prange(n):
+        bd = np.empty(k, np.int64)
+        bi = np.empty(k, np.int64)
+        cnt = 0
+        ri, ci = r[i], c[i]
+        cr = (ri - r0) // s
+        cc = (ci - c0) // s
+        # distance from the point to the border of its own cell (cells are s x s)
+        off = min(min(ri - r0 - cr * s, (cr + 1) * s - 1 - (ri - r0)), min(ci - c0 - cc * s, (cc + 1) * s - 1 - (ci - c0)))
+        ring = 0
+        while True:
+            for gr in range(cr - ring, cr + ring + 1):
+                if gr < 0 or gr >= ncr:
+                    continue
+                edge_row = gr == cr - ring or gr == cr + ring
+                step = 1 if edge_row else 2 * ring
+                gc = cc - ring
+                while gc <= cc + ring:
+                    if 0 <= gc < ncc:
+                        cell = gr * ncc + gc
+                        for q in range(start[cell], start[cell + 1]):
+                            j = order[q]
+                            if j == i:
+                                continue
+                            dr = r[j] - ri
+                            dc = c[j] - ci
+                            d = dr * dr + dc * dc
+                            if cnt < k or d < bd[cnt - 1] or (d == bd[cnt - 1] and j < bi[cnt - 1]):
+                                p = cnt if cnt < k else k - 1
+                                while p > 0 and (bd[p - 1] > d or (bd[p - 1] == d and bi[p - 1] > j)):
+                                    if p < k:
+                                        bd[p] = bd[p - 1]
+                                        bi[p] = bi[p - 1]
+                                    p -= 1
+                                bd[p] = d
+                                bi[p] = j
+                                if cnt < k:
+                                    cnt += 1
+                    gc += step if ring > 0 else 1
+            bound = ring * s + off + 1  # every unscanned point is at least this far
+            if (cnt == k and bd[k - 1] < bound * bound) or (ring > ncr and ring > ncc):
+                break
+            ring += 1
+        for q in range(cnt):
+            out[i, q] = bi[q]
+    return out
+
+
+def knn_neighbours(rc: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) int64 indices of each point's k nearest other points (ties: lowest index), -1 padded if n <= k."""
+    rc = np.asarray(rc).reshape(-1, 2).astype(np.int64)
+    n = rc.shape[0]
+    if k < 1:
+        raise ValueError(f"knn: k must be >= 1, got {k}")
+    if n == 0:
+        return np.zeros((0, k), np.int64)
+    r = np.ascontiguousarray(rc[:, 0])
+    c = np.ascontiguousarray(rc[:, 1])
+    r0, c0 = int(r.min()), int(c.min())
+    hr, hc = int(r.max()) - r0 + 1, int(c.max()) - c0 + 1
+    s = max(1, int(math.sqrt(hr * hc / n)))
+    ncr, ncc = (hr + s - 1) // s, (hc + s - 1) // s
+    start, order = _bucket(r, c, r0, c0, s, ncr, ncc)
+    return _knn(r, c, int(k), r0, c0, s, ncr, ncc, start, order)
+
+
+def knn_edges(rc: np.ndarray, k: int) -> np.ndarray:
+    """Undirected kNN edges (m, 2) int32 (i < j, unique, sorted): i-j if j is among i's k nearest or vice versa."""
+    nb = knn_neighbours(rc, k)
+    n = nb.shape[0]
+    src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
+    dst = nb.reshape(-1)
+    keep = dst >= 0
+    a = np.minimum(src[keep], dst[keep])
+    b = np.maximum(src[keep], dst[keep])
+    keys = np.unique(a * max(n, 1) + b)
+    return np.stack([keys // max(n, 1), keys % max(n, 1)], 1).astype(np.int32).reshape(-1, 2)

@@ -1,0 +1,158 @@
+"""Nearest EDS node of every pixel, exact, with the lowest-index tie-break.
+
+A greedy walk on the Delaunay graph of the distinct EDS positions.  In any Delaunay
+triangulation a site that is not nearest to a pixel has a neighbour strictly closer to it (the
+bisectors bounding a Voronoi cell are all Delaunay edges, present in every triangulation), and
+all sites tied for nearest lie on one empty circle whose polygon edges are Delaunay edges, so a
+search over equidistant neighbours from the walk's end finds every tie.  Pixels are visited in
+serpentine row order, each walk starting at the previous pixel's site, so a walk is usually 0-1
+steps: about 2-3x faster than a grid-bucketed search and much faster than scipy's cKDTree, and,
+unlike a bucket grid, insensitive to clustered point sets.  Row blocks run in parallel.
+Distances are exact integers.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .delaunay import delaunay_unique_edges, edges_to_csr, unique_positions
+
+
+@njit(cache=True, inline="always")
+def _d2(ur, uc, s, r, c):
+    dr = ur[s] - r
+    dc = uc[s] - c
+    return dr * dr + dc * dc
+
+
+@njit(cache=True)
+def _walk(ur, uc, indptr, indices, cur, r, c):
+    """Steepest descent to a nearest site; returns (site, squared distance, tie seen at the end)."""
+    best = _d2(ur, uc, cur, r, c)
+    while True:
+        nxt = -1
+        tie = False
+        for j in range(indptr[cur], indptr[cur + 1]):
+            v = indices[j]
+            d = _d2(ur, uc, v, r, c)
+            if d < best:
+                best = d
+                nxt = v
+                tie = False
+            elif d == best:
+                tie = True
+        if nxt < 0:
+            return cur, best, tie
+        cur = nxt
+
+
+@njit(cache=True)
+def _lowest_tie(ur, uc, indptr, indices, rep, cur, best, r, c, buf):
+    """Lowest input index among all sites at squared distance `best` (connected to `cur` by ties)."""
+    res = rep[cur]
+    buf[0] = cur
+    cnt = 1
+    head = 0
+    while head < cnt:
+        u = buf[head]
+        head += 1
+        for j in range(indptr[u], indptr[u + 1]):
+            v = indices[j]
+            if _d2(ur, uc, v, r, c) != best:
+                continue
+            seen = False
+            for q in range(cnt):
+                if buf[q] == v:
+                    seen = True
+                    break
+            if not seen:
+                buf[cnt] = v
+                cnt += 1
+                if rep[v] < res:
+                    res = rep[v]
+    return res
+
+
+@njit(cache=True)
+def _run_end(ur, uc, indptr, indices, cur, r, c, w):
+    """Last column x >= c such that `cur` is strictly nearest on row r for all of (c, x].
+
+    The open Voronoi cell of `cur` is the intersection of the open half-planes of its Delaunay
+    neighbours, and on a row each half-plane test is linear in the column: exact integers.
+    """
+    end = w - 1
+    d0 = _d2(ur, uc, cur, r, c)
+    for j in range(indptr[cur], indptr[cur + 1]):
+        v = indices[j]
+        f = _d2(ur, uc, v, r, c) - d0  # >= 0 at c; f(x) = f + slope * (x - c)
+        slope = -2 * (uc[v] - uc[cur])
+        if slope < 0 and f - 1 < (end - c) * (-slope):  # tightens: only then pay for the division
+            end = c + (f - 1) // (-slope)
+        elif slope == 0 and f == 0:
+            return c
+    return end
+
+
+@njit(cache=True, parallel=True)
+def _nearest_runs(h, w, ur, uc, indptr, indices, rep, n_blocks, out):
+    nb = min(n_blocks, h)
+    for b in prange(nb):
+        r0 = b * h // nb
+        r1 = (b + 1) * h // nb
+        buf = np.empty(ur.shape[0], np.int64)
+        row_start = 0
+        for r in range(r0, r1):
+            cur = row_start
+            c = 0
+            while c < w:
+                cur, best, tie = _walk(ur, uc, indptr, indices, cur, r, c)
+                if c == 0:
+                    row_start = cur
+                out[r, c] = _lowest_tie(ur, uc, indptr, indices, rep, cur, best, r, c, buf) if tie else rep[cur]
+                end = _run_end(ur, uc, indptr, indices, cur, r, c, w)
+                rv = rep[cur]
+                for x in range(c + 1, end + 1):
+                    out[r, x] = rv
+                c = end + 1 if end > c else c + 1
+
+
+def nearest_map_from_delaunay(
+    height: int, width: int, urc: np.ndarray, edges_u: np.ndarray, first: np.ndarray, n_blocks: int | None = None
+) -> np.ndarray:
+    """Nearest-EDS map (H, W) int32 from distinct positions `urc`, their Delaunay edges and first twins.
+
+    `edges_u` must be the Delaunay (or, for degenerate sets, chain) edges of `urc` as returned by
+    ``delaunay_unique_edges``; `first[u]` is the input index reported for distinct position u.
+    """
+    h, w = int(height), int(width)
+    u = urc.shape[0]
+    if u == 0:
+        return np.full((h, w), -1, np.int32)
+    if h == 0 or w == 0:
+        return np.zeros((h, w), np.int32)
+    indptr, indices = edges_to_csr(u, np.ascontiguousarray(edges_u, dtype=np.int64).reshape(-1, 2))
+    if n_blocks is None:
+        n_blocks = 1 if h * w < 40_000 else 4 * numba.get_num_threads()
+    out = np.empty((h, w), np.int32)
+    _nearest_runs(
+        h,
+        w,
+        np.ascontiguousarray(urc[:, 0], dtype=np.int64),
+        np.ascontiguousarray(urc[:, 1], dtype=np.int64),
+        indptr,
+        indices,
+        np.ascontiguousarray(first, dtype=np.int64),
+        int(n_blocks),
+        out,
+    )
+    return out
+
+
+def nearest_eds_map(height: int, width: int, eds_rc: np.ndarray) -> np.ndarray:
+    """Nearest EDS node (H, W) int32 of every pixel, lowest index on ties; -1 everywhere if none."""
+    urc, first, _ = unique_positions(eds_rc)
+    if urc.shape[0] == 0:
+        return np.full((int(height), int(width)), -1, np.int32)
+    return nearest_map_from_delaunay(height, width, urc, delaunay_unique_edges(urc), first)
