@@ -14,6 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mingraph_kernels.delaunay import delaunay_unique_edges, lift_edges, unique_positions
+from mingraph_kernels.grid import grid_edges
+from mingraph_kernels.knn import knn_edges
+from mingraph_kernels.nearest import nearest_map_from_delaunay
+
 
 @dataclass
 class StructuredGraph:
@@ -96,6 +101,9 @@ def batch_graphs(graphs: list[StructuredGraph]) -> StructuredBatch:
     )
 
 
+EDS_EDGE_KINDS = ("delaunay", "knn")
+
+
 def build_structured_graph(
     bse: np.ndarray,
     eds_rc: np.ndarray,
@@ -106,43 +114,213 @@ def build_structured_graph(
 ) -> StructuredGraph:
     """Build the compact graph of one field from its BSE image and EDS positions/features.
 
-    PROVISIONAL scipy implementation; replaced by the Numba kernels of ``mingraph_kernels``.
+    ``eds_rc`` (n, 2) are integer pixel (row, col) positions inside the image, in the order that
+    defines EDS node indices; ``eds_edges`` is "delaunay" (the paper) or "knn" (ablation, ``k``
+    neighbours).  Duplicated positions, < 3 points and collinear sets are legal: see
+    ``mingraph_kernels.delaunay`` for the rules (twins linked at distance 0, chain fallback).
+    The nearest-EDS map is exact with the lowest-index tie-break (-1 everywhere if n == 0).
     """
-    from scipy.spatial import Delaunay, cKDTree
-
+    if eds_edges not in EDS_EDGE_KINDS:
+        raise ValueError(f"build_structured_graph: eds_edges must be one of {EDS_EDGE_KINDS}, got {eds_edges!r}")
+    bse = np.asarray(bse, dtype=np.float32)
+    if bse.ndim != 2:
+        raise ValueError(f"build_structured_graph: bse must be 2-D (H, W), got shape {bse.shape}")
     h, w = bse.shape
-    eds_rc = np.asarray(eds_rc, dtype=np.int32).reshape(-1, 2)
-    n = eds_rc.shape[0]
+    rc = np.asarray(eds_rc)
+    if rc.size and not np.issubdtype(rc.dtype, np.integer):
+        if not np.array_equal(rc, np.round(rc)):
+            raise ValueError("build_structured_graph: EDS positions must be integer pixel (row, col)")
+    rc = rc.reshape(-1, 2).astype(np.int32)
+    n = rc.shape[0]
+    if n and (rc.min() < 0 or rc[:, 0].max() >= h or rc[:, 1].max() >= w):
+        raise ValueError(f"build_structured_graph: EDS positions outside the {h}x{w} image")
+    feat = _feature_rows(eds_feat, n)
     if n == 0:
-        nearest = np.full((h, w), -1, dtype=np.int32)
-        edges = np.zeros((0, 2), dtype=np.int32)
+        nearest = np.full((h, w), -1, np.int32)
+        edges = np.zeros((0, 2), np.int32)
     else:
-        rr, cc = np.mgrid[0:h, 0:w]
-        pix = np.stack([rr.ravel(), cc.ravel()], 1).astype(np.float64)
-        d2 = ((pix[:, None, :] - eds_rc[None, :, :]) ** 2).sum(-1)
-        nearest = d2.argmin(1).reshape(h, w).astype(np.int32)
-        pairs = set()
+        urc, first, inverse = unique_positions(rc)
+        edges_u = delaunay_unique_edges(urc)
+        nearest = nearest_map_from_delaunay(h, w, urc, edges_u, first)
         if eds_edges == "delaunay":
-            try:
-                tri = Delaunay(eds_rc.astype(np.float64))
-                for s in tri.simplices:
-                    for a, b in ((s[0], s[1]), (s[1], s[2]), (s[0], s[2])):
-                        pairs.add((min(a, b), max(a, b)))
-            except Exception:
-                order = np.lexsort((eds_rc[:, 1], eds_rc[:, 0]))
-                for a, b in zip(order[:-1], order[1:]):
-                    pairs.add((min(a, b), max(a, b)))
+            edges = lift_edges(edges_u, first, inverse).astype(np.int32)
         else:
-            _, idx = cKDTree(eds_rc).query(eds_rc, k=min(k + 1, n))
-            for i, row in enumerate(np.atleast_2d(idx)):
-                for j in row:
-                    if j != i and j < n:
-                        pairs.add((min(i, j), max(i, j)))
-        edges = np.array(sorted(pairs), dtype=np.int32).reshape(-1, 2)
-    return StructuredGraph(h, w, eds_rc, edges, nearest, np.asarray(bse, np.float32), _feature_rows(eds_feat, n), float(lift))
+            edges = knn_edges(rc, k)
+    return StructuredGraph(h, w, rc, edges, nearest, bse, feat, float(lift))
 
 
 def _feature_rows(eds_feat: np.ndarray, n: int) -> np.ndarray:
     """EDS features as a float32 (n, D) array; (0, D) stays two-dimensional."""
     a = np.asarray(eds_feat, np.float32)
     return a.reshape(n, a.shape[-1] if a.ndim == 2 else (a.size // n if n else 0))
+
+
+# --------------------------------------------------------------------------------------------
+# Explicit forms.  Edge types, in the order the explicit edge list concatenates them:
+#   grid (pixel -> pixel), delaunay (eds -> eds, both directions), pixel_to_eds, eds_to_pixel,
+#   then optional self-loops (attribute 0) for every node in node order.
+# --------------------------------------------------------------------------------------------
+
+EDGE_TYPES = ("grid", "delaunay", "pixel_to_eds", "eds_to_pixel")
+
+
+def _as_batch(g: StructuredGraph | StructuredBatch) -> StructuredBatch:
+    if isinstance(g, StructuredBatch):
+        return g
+    return batch_graphs([g])
+
+
+def typed_edges(g: StructuredGraph | StructuredBatch) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Directed edges per type as (src, dst, attr) in per-type node numbering.
+
+    Pixel nodes are numbered ``b*H*W + r*W + c`` and EDS nodes by their (global) EDS index.
+    "delaunay" holds the stored EDS-EDS edges (Delaunay or kNN) in both directions; cross edges
+    are the union of pixel -> nearest EDS and EDS -> the pixel at its position, without
+    duplicates, with attribute sqrt(dr^2 + dc^2 + lift^2); "eds_to_pixel" is the reverse of
+    "pixel_to_eds" edge for edge.
+    """
+    b = _as_batch(g)
+    h, w, nb = b.height, b.width, b.batch_size
+    hw = h * w
+    gs, gd, ga = grid_edges(h, w)
+    if nb > 1:
+        off = np.repeat(np.arange(nb, dtype=np.int64) * hw, gs.shape[0])
+        gs, gd, ga = np.tile(gs, nb) + off, np.tile(gd, nb) + off, np.tile(ga, nb)
+    rc = b.eds_rc.astype(np.int64).reshape(-1, 2)
+    de = b.delaunay.astype(np.int64).reshape(-1, 2)
+    dd = np.sqrt(((rc[de[:, 0]] - rc[de[:, 1]]) ** 2).sum(1)).astype(np.float32)
+    near = b.nearest_eds.reshape(-1).astype(np.int64)
+    pix = np.nonzero(near >= 0)[0]
+    eds = near[pix]
+    # EDS node k -> the pixel at its position; new only where that pixel's nearest is not k
+    own = b.eds_graph.astype(np.int64) * hw + rc[:, 0] * w + rc[:, 1]
+    extra = np.nonzero(near[own] != np.arange(rc.shape[0]))[0] if rc.shape[0] else np.zeros(0, np.int64)
+    cp = np.concatenate([pix, own[extra]])
+    ce = np.concatenate([eds, extra])
+    local = cp % hw
+    dr = local // w - rc[ce, 0]
+    dc = local % w - rc[ce, 1]
+    lift = float(b.lift)
+    ca = np.sqrt(dr * dr + dc * dc + lift * lift).astype(np.float32)
+    return {
+        "grid": (gs, gd, ga),
+        "delaunay": (np.concatenate([de[:, 0], de[:, 1]]), np.concatenate([de[:, 1], de[:, 0]]), np.concatenate([dd, dd])),
+        "pixel_to_eds": (cp, ce, ca),
+        "eds_to_pixel": (ce, cp, ca),
+    }
+
+
+def edge_list(g: StructuredGraph | StructuredBatch, self_loops: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Explicit homogeneous directed edge list (src int64, dst int64, attr float32) of a graph or batch.
+
+    Node numbering as in this module's docstring (pixels first, then EDS nodes).  Edges are
+    grouped by type in ``EDGE_TYPES`` order, then self-loops (attribute 0) if requested.
+    """
+    b = _as_batch(g)
+    n_pix = b.batch_size * b.height * b.width
+    te = typed_edges(b)
+    offs = {"grid": (0, 0), "delaunay": (n_pix, n_pix), "pixel_to_eds": (0, n_pix), "eds_to_pixel": (n_pix, 0)}
+    src = [te[t][0] + offs[t][0] for t in EDGE_TYPES]
+    dst = [te[t][1] + offs[t][1] for t in EDGE_TYPES]
+    attr = [te[t][2] for t in EDGE_TYPES]
+    if self_loops:
+        loops = np.arange(n_pix + b.n_eds, dtype=np.int64)
+        src.append(loops)
+        dst.append(loops)
+        attr.append(np.zeros(loops.shape[0], np.float32))
+    return np.concatenate(src), np.concatenate(dst), np.concatenate(attr)
+
+
+def node_features(g: StructuredGraph | StructuredBatch) -> np.ndarray:
+    """(n_nodes, 1 + D) float32 features in our node order: ``[bse, 0...]`` for pixels, ``[0, eds_feat]`` for EDS."""
+    b = _as_batch(g)
+    n_pix = b.batch_size * b.height * b.width
+    d = b.eds_feat.shape[1] if b.eds_feat.ndim == 2 else 0
+    x = np.zeros((n_pix + b.n_eds, 1 + d), np.float32)
+    x[:n_pix, 0] = b.bse.reshape(-1)
+    x[n_pix:, 1:] = b.eds_feat.reshape(b.n_eds, d)
+    return x
+
+
+def node_labels(g: StructuredGraph | StructuredBatch) -> np.ndarray | None:
+    """(n_nodes,) int64 class of every node in our order (-1 = ignore), or None without pixel labels."""
+    b = _as_batch(g)
+    if b.labels is None:
+        return None
+    eds = b.eds_labels if b.eds_labels is not None else np.full(b.n_eds, -1, np.int64)
+    return np.concatenate([b.labels.reshape(-1), eds]).astype(np.int64)
+
+
+# DGL: node types "pixel" and "eds".  dgl.to_homogeneous orders node types alphabetically,
+# so the homogeneous graph numbers EDS nodes first: DGL node i < n_eds is EDS node i, DGL node
+# n_eds + p is pixel p.  ``dgl_to_ours`` gives our id of every DGL node (also stored as the
+# node data "nid"); ``ours_to_dgl`` the inverse.  Edge types (canonical):
+DGL_ETYPES = (
+    ("pixel", "grid", "pixel"),
+    ("eds", "delaunay", "eds"),
+    ("pixel", "pixel_to_eds", "eds"),
+    ("eds", "eds_to_pixel", "pixel"),
+)
+DGL_SELF_ETYPES = (("pixel", "self_pixel", "pixel"), ("eds", "self_eds", "eds"))
+
+
+def dgl_to_ours(g: StructuredGraph | StructuredBatch) -> np.ndarray:
+    """Our node id (int64) of each node of the homogeneous DGL graph made by ``to_dgl``."""
+    b = _as_batch(g)
+    n_pix = b.batch_size * b.height * b.width
+    return np.concatenate([n_pix + np.arange(b.n_eds, dtype=np.int64), np.arange(n_pix, dtype=np.int64)])
+
+
+def ours_to_dgl(g: StructuredGraph | StructuredBatch) -> np.ndarray:
+    """DGL homogeneous node id (int64) of each of our nodes (inverse of ``dgl_to_ours``)."""
+    b = _as_batch(g)
+    n_pix = b.batch_size * b.height * b.width
+    return np.concatenate([b.n_eds + np.arange(n_pix, dtype=np.int64), np.arange(b.n_eds, dtype=np.int64)])
+
+
+def to_dgl_heterograph(g: StructuredGraph | StructuredBatch, self_loops: bool = False):
+    """DGL heterograph (node types pixel / eds; edge types ``DGL_ETYPES``) with ndata "feat" (1 + D),
+    "nid" (our node id), "label" (if labelled) per node type and edata "dist" (E, 1) float32."""
+    import torch
+
+    from mingraph_kernels.dgl_compat import dgl
+
+    b = _as_batch(g)
+    n_pix = b.batch_size * b.height * b.width
+    te = typed_edges(b)
+    data = {et: (torch.from_numpy(te[et[1]][0]), torch.from_numpy(te[et[1]][1])) for et in DGL_ETYPES}
+    dist = {et: te[et[1]][2] for et in DGL_ETYPES}
+    if self_loops:
+        for et, n in zip(DGL_SELF_ETYPES, (n_pix, b.n_eds)):
+            loops = torch.arange(n, dtype=torch.int64)
+            data[et] = (loops, loops)
+            dist[et] = np.zeros(n, np.float32)
+    hg = dgl.heterograph(data, num_nodes_dict={"pixel": n_pix, "eds": b.n_eds}, idtype=torch.int64)
+    x = torch.from_numpy(node_features(b))
+    hg.nodes["pixel"].data["feat"] = x[:n_pix]
+    hg.nodes["eds"].data["feat"] = x[n_pix:]
+    hg.nodes["pixel"].data["nid"] = torch.arange(n_pix, dtype=torch.int64)
+    hg.nodes["eds"].data["nid"] = torch.arange(n_pix, n_pix + b.n_eds, dtype=torch.int64)
+    y = node_labels(b)
+    if y is not None:
+        y = torch.from_numpy(y)
+        hg.nodes["pixel"].data["label"] = y[:n_pix]
+        hg.nodes["eds"].data["label"] = y[n_pix:]
+    for et, a in dist.items():
+        hg.edges[et].data["dist"] = torch.from_numpy(a).reshape(-1, 1)
+    return hg
+
+
+def to_dgl(g: StructuredGraph | StructuredBatch, self_loops: bool = False):
+    """Homogeneous DGL graph: ``to_dgl_heterograph`` collapsed with ``dgl.to_homogeneous``.
+
+    Node order: EDS nodes first, then pixels (see ``dgl_to_ours``; ndata "nid" holds our id,
+    "_TYPE"/"_ID" DGL's type and per-type id).  ndata "feat" (1 + D) float32, "label" if the
+    graph is labelled; edata "dist" (E, 1) float32 and "_TYPE" (edge type).  Self-loops
+    (attribute 0) are optional because GAT layers usually add their own.
+    """
+    from mingraph_kernels.dgl_compat import dgl
+
+    hg = to_dgl_heterograph(g, self_loops=self_loops)
+    ndata = ["feat", "nid"] + (["label"] if "label" in hg.nodes["pixel"].data else [])
+    return dgl.to_homogeneous(hg, ndata=ndata, edata=["dist"])
