@@ -661,7 +661,10 @@ def _assoc_plot(path: Path, names: list[str], pct: np.ndarray) -> Path:
     m = len(names)
     size = max(4.5, 0.55 * m + 2.5)
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    im = ax.imshow(pct, cmap="viridis", vmin=0, vmax=100)
+    shown = np.ma.masked_where(np.eye(m, dtype=bool), pct)
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("0.85")
+    im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=100)
     ax.set_xticks(range(m))
     ax.set_yticks(range(m))
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=9)
@@ -669,9 +672,9 @@ def _assoc_plot(path: Path, names: list[str], pct: np.ndarray) -> Path:
     if m <= 20:
         for i in range(m):
             for j in range(m):
-                if i != j:
-                    v = pct[i, j]
-                    ax.text(j, i, f"{v:.0f}" if v >= 0.5 or v == 0 else "<1", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+                v = pct[i, j]
+                if i != j and v > 0:
+                    ax.text(j, i, f"{v:.0f}" if v >= 0.5 else "<1", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
     ax.set_xlabel("associated with")
     ax.set_ylabel("phase (row = 100 % of its boundary)")
     ax.set_title("Phase association (% of boundary length)", fontsize=10)
@@ -764,6 +767,7 @@ def write_mineralogy(
         "field_um": [h * px, w * px],
         **modal.summary(),
         "n_grains": len(grains.grains),
+        "n_particles": int(ndimage.label(np.asarray(valid, dtype=bool), structure=ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1))[1]),
         "total_boundary_um": assoc.total_boundary_um,
         "connectivity": connectivity,
         "phases": [
