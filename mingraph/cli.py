@@ -114,6 +114,25 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
 
 
 @main.command()
+@click.argument("shards", required=False, type=click.Path(path_type=Path))
+@click.option("--online", type=click.Path(path_type=Path), help="Train on fresh EDS draws from this raw dataset.")
+@click.option("--out", "run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics).")
+@click.option("--epochs", type=int, help="Epochs (default 120, the paper's).")
+@click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
+@click.option("--encoder", type=click.Path(path_type=Path), help="Encoder artifact (for online mode or raw-spectra shards).")
+@click.option("--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured).")
+@click.option("--device", help="cpu, cuda, or auto (default).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@_user_errors
+def train(shards, online, run, epochs, config, encoder, backend, device, resume) -> None:
+    """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
+    from .train import train as run_train
+
+    last = run_train(run, shards, online, config, resume, epochs=epochs, encoder=None if encoder is None else str(encoder), backend=backend, device=device)
+    click.echo(f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}")
+
+
+@main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True)
 @click.option("--size", type=int, default=150, show_default=True)

@@ -74,7 +74,7 @@ def plan(ds: Dataset, fractions: Sequence[float], draws: int, pattern: str, seed
     for split in SPLITS:
         idx = ds.indices(split)
         for k in range(0, len(idx), tiles_per_shard):
-            jobs.append(ShardJob(f"{split}-{k // tiles_per_shard:05d}", idx[k : k + tiles_per_shard], [float(f) for f in fractions], draws, pattern, seed, lift, encoder_digest, digest))
+            jobs.append(ShardJob(f"{split}-{k // tiles_per_shard:05d}", idx[k : k + tiles_per_shard], [float(f) for f in fractions], draws, pattern, seed, lift, encoder_digest, digest, ds.class_names))
     return jobs
 
 

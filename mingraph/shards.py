@@ -65,6 +65,7 @@ class ShardJob:
     lift: float
     encoder_digest: str | None
     dataset_digest: str
+    class_names: list[str]
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()[:16]
