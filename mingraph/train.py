@@ -307,7 +307,7 @@ def train(
             opt.step()
             seen += len(graphs)
             total += float(loss.detach()) * len(graphs)
-            bar.set_postfix(loss=f"{float(loss):.3f}", gps=f"{seen / (time.perf_counter() - t0):.1f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", gps=f"{seen / (time.perf_counter() - t0):.1f}")
         secs = time.perf_counter() - t0
         last = {"epoch": epoch, "train_loss": total / max(seen, 1), "graphs": seen, "graphs_per_s": seen / secs, "seconds": secs}
         last.update(validate(model, source.validation(), cfg, device, len(class_names)))

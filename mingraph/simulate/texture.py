@@ -271,8 +271,8 @@ def simulate_texture(rng: np.random.Generator, h: int, w: int, params: dict) -> 
         boundary[:-1, :] |= part[1:, :] != part[:-1, :]
         boundary[:, 1:] |= part[:, 1:] != part[:, :-1]
         boundary[:, :-1] |= part[:, 1:] != part[:, :-1]
-        gap = (rng.lognormal(math.log(0.07 * part_px), 0.6, n_part) + 0.5).astype(np.float32)
-        missing = rng.random(n_part) < 0.18
+        gap = (rng.lognormal(math.log(0.035 * part_px), 0.6, n_part) + 0.5).astype(np.float32)
+        missing = rng.random(n_part) < 0.12
         if boundary.any():
             dist = ndimage.distance_transform_edt(~boundary).astype(np.float32)
             rough = smooth_noise(rng, h, w, max(part_px / 8.0, 2.0)) * np.float32(0.3)
