@@ -598,6 +598,8 @@ def _modal_plot(path: Path, modal: ModalResult, colours: np.ndarray) -> Path:
     for i, r in enumerate(rows):
         txt = f"{r['area_pct']:.1f}" + (f" / {r['mass_pct']:.1f}" if has_mass else "")
         ax.text(max(r["area_pct"], r["mass_pct"] or 0) + 0.01 * xmax, i, txt, va="center", fontsize=8)
+    if not rows:
+        ax.text(0.5, 0.5, "no classified pixels", transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
     ax.set_yticks(y)
     ax.set_yticklabels([r["phase"] for r in rows], fontsize=9)
     ax.invert_yaxis()
@@ -638,6 +640,9 @@ def _gsd_plot(path: Path, grains: GrainResult, modal: ModalResult, colours: np.n
         ph = grains.phases[k]
         ax.plot(x, yv, "-o", ms=3, color=colours[k], lw=1.8, label=f"{ph['phase']} (n={ph['grains']}, D50={ph['d50_um']:.3g} µm)")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(0, 100)
     ax.set_xlabel("equivalent circle diameter, ECD (µm)")
     ax.set_ylabel("cumulative % passing (by area)")
@@ -645,6 +650,8 @@ def _gsd_plot(path: Path, grains: GrainResult, modal: ModalResult, colours: np.n
     ax.grid(True, which="both", alpha=0.3)
     if main:
         ax.legend(fontsize=8, loc="upper left", frameon=True)
+    else:
+        ax.text(0.5, 0.5, "no grains", transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
     fig.tight_layout()
     try:
         return _save_figure(fig, path)
@@ -674,6 +681,8 @@ def _assoc_plot(path: Path, names: list[str], pct: np.ndarray) -> Path:
                 v = pct[i, j]
                 if i != j and v > 0:
                     ax.text(j, i, f"{v:.0f}" if v >= 0.5 else "<1", ha="center", va="center", fontsize=7, color="white" if v < 60 else "black")
+    if not np.any(pct > 0):
+        ax.text(0.5, 0.5, "no boundaries between phases", transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.3")
     ax.set_xlabel("associated with")
     ax.set_ylabel("phase (row = 100 % of its boundary)")
     ax.set_title("Phase association (% of boundary length)", fontsize=10)
