@@ -133,6 +133,40 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume)
 
 
 @main.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--fractions", default="0.001,0.01,0.05,0.1", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default RUN/eval).")
+@click.option("--unet", type=click.Path(path_type=Path), help="A UNet from train-unet: the BSE-only baseline.")
+@click.option("--knn-run", type=click.Path(path_type=Path), help="A GAT run trained on kNN graphs: the ablation.")
+@click.option("--max-tiles", type=int, help="Evaluate on the first N tiles of the split only.")
+@_user_errors
+def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles) -> None:
+    """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
+    from .evaluate import evaluate as run_eval
+
+    res = run_eval(run, dataset, out, _fractions(fractions), split, unet=unet, knn_model=knn_run, max_tiles=max_tiles)
+    click.echo(f"{'method':<18}{'EDS %':>7}{'P(w)':>8}{'R(w)':>8}{'F1(w)':>8}{'F1(mac)':>9}")
+    for r in res["results"]:
+        click.echo(f"{r['method']:<18}{100 * r['fraction']:>7.2f}{r['precision_weighted']:>8.3f}{r['recall_weighted']:>8.3f}{r['f1_weighted']:>8.3f}{r['f1_macro']:>9.3f}")
+    click.echo(f"wrote {res['out']}")
+
+
+@main.command("train-unet")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@_user_errors
+def train_unet(dataset, out, epochs, seed) -> None:
+    """Train the BSE-only UNet baseline on DATASET's training split."""
+    from .baselines import train_unet as run
+
+    click.echo(f"wrote {run(dataset, out, epochs=epochs, seed=seed)}")
+
+
+@main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True)
 @click.option("--size", type=int, default=150, show_default=True)

@@ -150,7 +150,7 @@ def fit_cnn(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * idx.numel()
+            total += float(loss.detach()) * idx.numel()
             correct += int((logits.argmax(1) == y[idx]).sum())
         bar.set_postfix(loss=f"{total / x.shape[0]:.3f}", acc=f"{correct / x.shape[0]:.3f}")
     net.eval()

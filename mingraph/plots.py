@@ -68,3 +68,80 @@ def save_tile_figure(path: str | Path, bse: np.ndarray, labels: np.ndarray | Non
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def _savefig(fig, path: Path, dpi: int = 100) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def save_confusion_png(path: str | Path, cm: np.ndarray, class_names: list[str], title: str = "") -> Path:
+    """Row-normalised confusion matrix (recall per true class) over the classes that occur."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(cm, dtype=np.float64)
+    keep = np.flatnonzero((cm.sum(0) > 0) | (cm.sum(1) > 0))
+    sub = cm[np.ix_(keep, keep)]
+    norm = sub / np.maximum(sub.sum(1, keepdims=True), 1)
+    n = len(keep)
+    size = min(max(4.0, 0.28 * n + 2), 16)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = [class_names[k] for k in keep]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 25:
+        for i in range(n):
+            for j in range(n):
+                if sub[i, j] > 0:
+                    ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6, color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.04, label="fraction of true class")
+    if title:
+        ax.set_title(title)
+    return _savefig(fig, path)
+
+
+def save_overlay_png(path: str | Path, bse: np.ndarray, panels: dict[str, np.ndarray], class_names: list[str], eds_rc: np.ndarray | None = None, title: str = "") -> Path:
+    """BSE with EDS points, then one phase map per panel (truth, predictions), with a shared legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    n = 1 + len(panels)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n + 2.2, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    ax.imshow(bse, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if eds_rc is not None and len(eds_rc):
+        ax.scatter(eds_rc[:, 1], eds_rc[:, 0], s=5, c="red", linewidths=0)
+    ax.set_title("BSE + EDS points" if eds_rc is not None else "BSE", fontsize=9)
+    present: set[int] = set()
+    for a, (name, lab) in zip(axes[0, 1:], panels.items()):
+        a.imshow(phase_rgb(lab, len(class_names)), interpolation="nearest")
+        a.set_title(name, fontsize=9)
+        present |= set(np.unique(lab[lab >= 0]).tolist())
+    for a in axes.ravel():
+        a.set_xticks([])
+        a.set_yticks([])
+    pal = phase_colours(len(class_names))
+    first = next(iter(panels.values())) if panels else None
+    counts = {k: int((first == k).sum()) for k in present} if first is not None else {}
+    order = sorted(present, key=lambda k: -counts.get(k, 0))[:18]
+    fig.legend(handles=[Patch(color=pal[k], label=class_names[k]) for k in order], loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _savefig(fig, path)
