@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .mineralogy import _atomic_write_text
 
@@ -70,7 +71,8 @@ def _fmt_summary(key: str, v: Any) -> str:
 
 
 def _rel(path: Any, out_dir: Path) -> str:
-    return Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix()
+    """A relative, URL-quoted link from the report folder (spaces and brackets in names stay safe)."""
+    return quote(Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix(), safe="/")
 
 
 def _read_csv(path: Any) -> list[dict[str, str]]:
