@@ -104,7 +104,7 @@ def simulate_dataset(
                 bse=t.bse,
                 valid=t.valid,
                 labels=t.labels,
-                pixel_size_um=float(t.pixel_size_um) if hasattr(t, "pixel_size_um") else 1.0,
+                pixel_size_um=float(t.params["pixel_size_um"]),
                 eds_kind="simulated",
                 eds_seed=int(t.seed),
                 eds_params=t.eds_params,
