@@ -311,10 +311,10 @@ def grain_statistics(
     grain_map = np.zeros(labels.shape, dtype=np.int64)
     grain_phase = [np.zeros(0, dtype=np.int64)]
     offset = 0
-    for k in range(n):
+    present = np.bincount(labels[valid] + 1, minlength=n + 1)[1:] > 0
+    for k in np.flatnonzero(present):
+        k = int(k)
         mask = valid & (labels == k)
-        if not mask.any():
-            continue
         comp, m = ndimage.label(mask, structure=structure)
         grain_map[mask] = comp[mask] + offset
         grain_phase.append(np.full(m, k, dtype=np.int64))
