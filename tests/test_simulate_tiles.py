@@ -15,7 +15,7 @@ from mingraph.errors import InputError
 from mingraph.samples import N_CHANNELS, EdsSource, Sample, channel_of
 from mingraph.simulate import DEFAULT_PARAMS, SimulatedEds, class_names, mineral_index, mineral_spectrum, simulate_tile
 from mingraph.simulate.bse import render_bse
-from mingraph.simulate.texture import EPOXY_KIND, SPECIMEN
+from mingraph.simulate.texture import EPOXY_KIND
 
 QTZ, ZRN = mineral_index("quartz"), mineral_index("zircon")
 

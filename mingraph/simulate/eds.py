@@ -74,6 +74,7 @@ for _name in dir(xraylib):
     _m = re.fullmatch(r"(K|L[123]|M[1-5])([A-Z][0-9]+)_LINE", _name)
     if _m and _m.group(1) in _SHELLS:
         _LINES[_m.group(1)].append(getattr(xraylib, _name))
+del _name, _m
 
 
 def full_eds_params(params: dict | None) -> dict:
@@ -306,12 +307,9 @@ class SimulatedEds:
         self._shapes = shapes
         self._dr, self._dc, self._g = mixing_kernel(float(self.params["mix_sigma_px"]))
         self._pad = int(max(np.abs(self._dr).max(), np.abs(self._dc).max()))
-        # outside the tile: class -2, dropped from the footprint (the weights are renormalised)
-        p = self._pad
-        self._padded = np.pad(self.labels, p, constant_values=-2)
-        # invalid (-1) maps to the epoxy row (index 50); outside maps to an extra zero-weight column
-        key_state = np.random.SeedSequence([self.seed, _EDS_TAG]).generate_state(2, np.uint64)
-        self._key = key_state
+        # outside the tile is class -2: dropped from the footprint, whose weights are renormalised
+        self._padded = np.pad(self.labels, self._pad, constant_values=-2)
+        self._key = np.random.SeedSequence([self.seed, _EDS_TAG]).generate_state(2, np.uint64)
         nz = np.nonzero(shapes.any(axis=0))[0]
         self._nchan = int(nz.max()) + 1 if nz.size else 0
 
@@ -333,6 +331,7 @@ class SimulatedEds:
         """(n, 51) fractions of each phase (50 minerals, then invalid/epoxy) in the footprint of each pixel."""
         rows, cols = self._check(rows, cols)
         n, k = rows.size, len(MINERALS) + 1
+        # columns: 50 minerals, invalid (-1) -> epoxy row 50, outside the tile -> column 51 (dropped)
         acc = np.zeros(n * (k + 1))
         base = np.arange(n) * (k + 1)
         for dr, dc, g in zip(self._dr, self._dc, self._g):
