@@ -23,56 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mingraph.graphs import StructuredBatch
+from mingraph.graphs import StructuredBatch, edge_list
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import CsrEdges, build_csr, gat_conv_sparse
 from mingraph_kernels.gat_structured import StructuredTopology, build_structured_topology, gat_conv_structured
 
 BACKENDS = ("structured", "sparse", "dgl")
-
-
-def _explicit_edges(batch: StructuredBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Explicit (src, dst, attr) edge list of a batch, without self-loops (DESIGN.md semantics).
-
-    Grid: 8-neighbourhood both directions (1 or √2); Delaunay: both directions (2-D distance);
-    cross: pixel ↔ its nearest EDS node and EDS node ↔ its own pixel, both directions,
-    duplicates removed (3-D distance with the lift).  Nodes: pixels first, then EDS nodes.
-    """
-    nb, hh, ww = batch.batch_size, batch.height, batch.width
-    n_pix = nb * hh * ww
-    idx = np.arange(n_pix, dtype=np.int64).reshape(nb, hh, ww)
-    srcs, dsts, attrs = [], [], []
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if dr == dc == 0:
-                continue
-            r0, r1, c0, c1 = max(0, -dr), hh - max(0, dr), max(0, -dc), ww - max(0, dc)
-            s = idx[:, r0:r1, c0:c1]
-            d = idx[:, r0 + dr : r1 + dr, c0 + dc : c1 + dc]
-            srcs.append(s.ravel())
-            dsts.append(d.ravel())
-            attrs.append(np.full(s.size, 1.0 if dr == 0 or dc == 0 else np.sqrt(2.0)))
-    rc = batch.eds_rc.astype(np.int64).reshape(-1, 2)
-    n = rc.shape[0]
-    if n:
-        dl = batch.delaunay.astype(np.int64).reshape(-1, 2)
-        dd = np.sqrt(((rc[dl[:, 0]] - rc[dl[:, 1]]) ** 2).sum(1).astype(np.float64))
-        srcs += [n_pix + dl[:, 0], n_pix + dl[:, 1]]
-        dsts += [n_pix + dl[:, 1], n_pix + dl[:, 0]]
-        attrs += [dd, dd]
-        near = batch.nearest_eds.reshape(-1).astype(np.int64)
-        p1 = np.nonzero(near >= 0)[0]
-        k1 = near[p1]
-        k2 = np.arange(n, dtype=np.int64)
-        p2 = batch.eds_graph.astype(np.int64) * hh * ww + rc[:, 0] * ww + rc[:, 1]
-        pairs = np.unique(np.concatenate([p1 * n + k1, p2 * n + k2]))
-        p, k = pairs // n, pairs % n
-        r, c = (p // ww) % hh, p % ww
-        d3 = np.sqrt((r - rc[k, 0]) ** 2 + (c - rc[k, 1]) ** 2 + float(batch.lift) ** 2)
-        srcs += [p, n_pix + k]
-        dsts += [n_pix + k, p]
-        attrs += [d3, d3]
-    return np.concatenate(srcs), np.concatenate(dsts), np.concatenate(attrs)
 
 
 @dataclass
@@ -110,10 +66,7 @@ class GraphTensors:
         """Explicit (src, dst, attr) on the device; self-loops (attr 0) appended when asked."""
         key = ("edges", self_loops)
         if key not in self._cache:
-            s, d, a = _explicit_edges(self.source)
-            if self_loops:
-                loops = np.arange(self.n_pixels + self.n_eds, dtype=np.int64)
-                s, d, a = np.concatenate([s, loops]), np.concatenate([d, loops]), np.concatenate([a, np.zeros(loops.size)])
+            s, d, a = edge_list(self.source, self_loops=self_loops)
             dev, dt = self.device, self.bse.dtype
             self._cache[key] = (torch.from_numpy(s).to(dev), torch.from_numpy(d).to(dev), torch.from_numpy(a).to(dev, dt))
         return self._cache[key]

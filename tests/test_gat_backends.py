@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mingraph.graphs import StructuredBatch, batch_graphs, build_structured_graph
-from mingraph.model import GATModel, _explicit_edges, to_tensors
+from mingraph.graphs import edge_list
+from mingraph.model import GATModel, to_tensors
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import build_csr, csr_attention, gat_conv_sparse
 from mingraph_kernels.gat_structured import build_structured_topology, gat_conv_structured, structured_attention
@@ -73,19 +74,39 @@ def _run(model: GATModel, batch: StructuredBatch, backend: str, dtype: torch.dty
     return [o.detach() for o in outs], grads
 
 
-def test_explicit_edges_follow_the_graph_semantics():
-    b = make_batch((3, 4), [[[0, 0], [2, 3]]])
-    s, d, a = _explicit_edges(b)
-    pairs = {(int(x), int(y)): float(v) for x, y, v in zip(s, d, a)}
-    assert len(pairs) == len(s)  # no duplicate edges
-    assert all((y, x) in pairs and pairs[(y, x)] == v for (x, y), v in pairs.items())  # symmetric
-    assert pairs[(0, 1)] == 1.0 and pairs[(0, 5)] == pytest.approx(np.sqrt(2))
-    grid = sum(1 for x, y in pairs if x < 12 and y < 12)
-    assert grid == 2 * (3 * 3 + 2 * 4 + 2 * 2 * 3)  # horizontal, vertical, two diagonals
-    assert pairs[(12, 13)] == pytest.approx(np.hypot(2, 3))  # the Delaunay edge between the two EDS nodes
-    # every pixel links to its nearest EDS node with the 3-D distance (lift 1)
-    assert pairs[(1, 12)] == pytest.approx(np.sqrt(2.0)) and pairs[(11, 13)] == pytest.approx(1.0)
-    assert sum(1 for x, y in pairs if x < 12 and y >= 12) == 12
+def _topology_edges(topo) -> dict[tuple[int, int], float]:
+    """The edge set the structured kernels imply (pixel stencil, cross links, EDS CSR lists)."""
+    edges = {}
+    hh, ww, n_pix = topo.height, topo.width, topo.n_pixels
+    for i in range(n_pix):
+        r, c = (i // ww) % hh, i % ww
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                if 0 <= r + dr < hh and 0 <= c + dc < ww:
+                    edges[(i + dr * ww + dc, i)] = float(np.hypot(dr, dc))
+        if topo.nearest[i] >= 0:
+            edges[(n_pix + int(topo.nearest[i]), i)] = float(topo.near_dist[i])
+        for t in range(int(topo.extra_ptr[i]), int(topo.extra_ptr[i + 1])):
+            edges[(n_pix + int(topo.extra_eds[t]), i)] = topo.lift
+    csr = topo.eds_csr
+    for k in range(topo.n_eds):
+        for t in range(int(csr.ptr[k]), int(csr.ptr[k + 1])):
+            edges[(int(csr.src[t]), n_pix + k)] = float(csr.dist[t])
+    return edges
+
+
+@pytest.mark.parametrize("name", ["random", "duplicates", "mixed_0_1_2", "one_pixel", "border", "lift5"])
+def test_structured_topology_implies_the_explicit_edge_list(name):
+    """The kernels' compact topology and graphs.edge_list describe the same graph."""
+    batch = CASES[name]
+    s, d, a = edge_list(batch, self_loops=True)
+    explicit = {(int(x), int(y)): float(v) for x, y, v in zip(s, d, a)}
+    assert len(explicit) == len(s)
+    implied = _topology_edges(_topology(batch))
+    assert implied.keys() == explicit.keys()
+    for k, v in explicit.items():
+        assert implied[k] == pytest.approx(v, rel=1e-6)
+    assert all((y, x) in implied for x, y in implied)  # symmetric: the backward relies on it
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -122,9 +143,8 @@ def _topology(batch: StructuredBatch):
 def test_structured_numba_equals_torch_reference_and_sparse(name, mean):
     batch = CASES[name]
     topo = _topology(batch)
-    s, d, a = _explicit_edges(batch)
-    loops = np.arange(topo.n_nodes)
-    csr = build_csr(torch.from_numpy(np.r_[s, loops]), torch.from_numpy(np.r_[d, loops]), torch.from_numpy(np.r_[a, np.zeros(loops.size)]), topo.n_nodes)
+    s, d, a = edge_list(batch, self_loops=True)
+    csr = build_csr(torch.from_numpy(s), torch.from_numpy(d), torch.from_numpy(a).double(), topo.n_nodes)
     inputs = _layer_inputs(topo)
     w = torch.randn(topo.n_nodes, 5 if mean else 15, dtype=torch.float64)
     results = {}
@@ -138,9 +158,9 @@ def test_structured_numba_equals_torch_reference_and_sparse(name, mean):
             out = structured_attention(*inputs, topo, mean, impl=impl)
         (out * w).sum().backward()
         results[impl] = [out.detach()] + [t.grad.clone() for t in inputs]
-    for impl in ("torch", "sparse"):
+    for impl, tol in (("torch", 1e-10), ("sparse", 1e-6)):  # the edge list stores float32 distances
         for x, y in zip(results["numba"], results[impl]):
-            torch.testing.assert_close(x, y, atol=1e-10, rtol=1e-10)
+            torch.testing.assert_close(x, y, atol=tol, rtol=tol)
 
 
 @pytest.mark.parametrize("impl", ["numba", "torch"])
@@ -154,10 +174,9 @@ def test_structured_gradcheck(impl, mean):
 
 def test_sparse_gradcheck():
     batch = make_batch((3, 4), [[[0, 1], [2, 3]], [[1, 1]]], seed=12)
-    s, d, a = _explicit_edges(batch)
+    s, d, a = edge_list(batch, self_loops=True)
     n = batch.batch_size * 12 + batch.n_eds
-    loops = np.arange(n)
-    csr = build_csr(torch.from_numpy(np.r_[s, loops]), torch.from_numpy(np.r_[d, loops]), torch.from_numpy(np.r_[a, np.zeros(n)]), n)
+    csr = build_csr(torch.from_numpy(s), torch.from_numpy(d), torch.from_numpy(a).double(), n)
     gen = torch.Generator().manual_seed(1)
     inputs = [torch.randn(*sh, generator=gen, dtype=torch.float64, requires_grad=True) for sh in ((n, 2, 3), (n, 2), (n, 2), (2,))]
     assert torch.autograd.gradcheck(lambda *t: csr_attention(*t, csr), inputs)
