@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from mingraph.errors import InputError
 from mingraph.samples import N_CHANNELS, EdsSource, Sample, channel_of
@@ -145,6 +146,39 @@ def test_counts_are_poisson_integers_matching_the_dwell():
     assert sp[:, si].mean() == pytest.approx(mineral_spectrum("quartz")[si], rel=0.05)
     half = SimulatedEds(lab, 7, {"counts_per_ms": 800.0}).spectra(r[:400], c[:400]).sum(axis=1).mean()
     assert half == pytest.approx(1000.0, rel=0.02)
+
+
+@pytest.mark.parametrize("mean", [0.05, 0.8, 4.0, 9.9, 10.1, 37.0, 145.0, 900.0])
+def test_channel_counts_follow_the_poisson_law(mean):
+    """Chi-square goodness of fit of 20 000 draws against scipy's Poisson pmf, both samplers (<10, >=10)."""
+    src = SimulatedEds(np.full((100, 200), QTZ, dtype=np.int32), 11, {})
+    r, c = np.divmod(np.arange(20000), 200)
+    lam = np.zeros((r.size, src._nchan))
+    lam[:, 300] = mean
+    out = np.zeros((r.size, N_CHANNELS), np.float32)
+    from mingraph.simulate.eds import _poisson_spectra
+
+    _poisson_spectra(lam, r.astype(np.uint64), c.astype(np.uint64), src._key[0], src._key[1], 0, out[:, : src._nchan])
+    k = out[:, 300].astype(int)
+    assert out[:, :300].sum() == 0 and out[:, 301:].sum() == 0
+    dist = stats.poisson(mean)
+    lo, hi = int(dist.ppf(1e-4)), int(dist.ppf(1 - 1e-4))
+    edges = np.arange(lo, hi + 2)
+    obs = np.histogram(np.clip(k, lo, hi), bins=edges)[0]
+    exp = np.diff(np.concatenate([[0.0], dist.cdf(edges[1:-1] - 1), [1.0]])) * k.size
+    obs_p, exp_p = [], []  # pool sparse bins so every expected count exceeds 5
+    acc_o = acc_e = 0.0
+    for o, e in zip(obs, exp):
+        acc_o, acc_e = acc_o + o, acc_e + e
+        if acc_e > 5:
+            obs_p.append(acc_o)
+            exp_p.append(acc_e)
+            acc_o = acc_e = 0.0
+    obs_p[-1] += acc_o
+    exp_p[-1] += acc_e
+    if len(obs_p) > 1:
+        assert stats.chisquare(obs_p, exp_p).pvalue > 1e-3
+    assert k.mean() == pytest.approx(mean, rel=0.05, abs=0.01)
 
 
 def test_boundary_pixels_mix_phases_and_interior_pixels_do_not():

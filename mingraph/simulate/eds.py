@@ -12,8 +12,8 @@ Expected spectrum of a phase (per incident electron, then normalised to the dwel
 * detector: polymer + Al window, Si dead layer and finite crystal thickness (efficiency), Gaussian
   peaks with FWHM(E)² = FWHM(Mn Kα)² + 2.5 (E − 5895 eV) (Fiori & Newbury 1978; Goldstein et al.)
   integrated over each 10 eV channel with the normal CDF;
-* Poisson counting per channel at the requested pixels, seeded per pixel so that a spectrum depends
-  only on (seed, draw, row, col).
+* Poisson counting per channel at the requested pixels, from a counter-based generator (SplitMix64 of
+  a hash of seed, draw, row and col) so that a spectrum depends only on (seed, draw, row, col).
 
 All energies in eV unless a name says keV.
 """
@@ -24,6 +24,7 @@ import math
 import re
 from functools import lru_cache
 
+import numba
 import numpy as np
 import xraylib
 from scipy.ndimage import gaussian_filter1d
@@ -279,6 +280,66 @@ def mixing_kernel(sigma_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return dr[keep].astype(np.int64), dc[keep].astype(np.int64), g / g.sum()
 
 
+_U64 = numba.uint64
+
+
+@numba.njit(cache=True)
+def _mix64(z):
+    """SplitMix64 finaliser (Steele et al. 2014): a bijective, well-mixing hash of a 64-bit word."""
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+@numba.njit(cache=True)
+def _poisson_spectra(lam, rows, cols, key0, key1, draw, out):
+    """Poisson counts out[i, :m] ~ Poisson(lam[i, :m]); pixel i's stream hashes (key, draw, row, col).
+
+    Small means by Knuth's multiplication method, means >= 10 by Hörmann's (1993) PTRS transformed
+    rejection (the algorithm numpy uses), both on a SplitMix64 stream of doubles.
+    """
+    golden = _U64(0x9E3779B97F4A7C15)
+    n, m = lam.shape
+    for i in range(n):
+        s = _mix64(key0 ^ _mix64(key1 ^ _mix64(_U64(draw) ^ _mix64((_U64(rows[i]) << _U64(32)) ^ _U64(cols[i])))))
+        for j in range(m):
+            mu = lam[i, j]
+            if mu <= 0.0:
+                continue
+            if mu < 10.0:
+                limit = math.exp(-mu)
+                k = 0
+                prod = 1.0
+                while True:
+                    s += golden
+                    prod *= (_mix64(s) >> _U64(11)) * (1.0 / 9007199254740992.0)
+                    if prod <= limit:
+                        break
+                    k += 1
+                out[i, j] = k
+                continue
+            slam = math.sqrt(mu)
+            loglam = math.log(mu)
+            b = 0.931 + 2.53 * slam
+            a = -0.059 + 0.02483 * b
+            invalpha = 1.1239 + 1.1328 / (b - 3.4)
+            vr = 0.9277 - 3.6224 / (b - 2.0)
+            while True:
+                s += golden
+                u = (_mix64(s) >> _U64(11)) * (1.0 / 9007199254740992.0) - 0.5
+                s += golden
+                v = (_mix64(s) >> _U64(11)) * (1.0 / 9007199254740992.0)
+                us = 0.5 - abs(u)
+                k = math.floor((2.0 * a / us + b) * u + mu + 0.43)
+                if us >= 0.07 and v <= vr:
+                    break
+                if k < 0 or (us < 0.013 and v > us):
+                    continue
+                if math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b) <= -mu + k * loglam - math.lgamma(k + 1.0):
+                    break
+            out[i, j] = k
+
+
 class SimulatedEds:
     """EDS source over a simulated label map: Poisson spectra, deterministic per (seed, draw, row, col).
 
@@ -351,10 +412,7 @@ class SimulatedEds:
         lam = self.expected(rows, cols)
         out = np.zeros((rows.size, N_CHANNELS), dtype=np.float32)
         m = self._nchan
-        counter = np.zeros(4, dtype=np.uint64)
-        counter[1] = self.draw
-        for i in range(rows.size):
-            counter[2], counter[3] = cols[i], rows[i]
-            rng = np.random.Generator(np.random.Philox(key=self._key, counter=counter))
-            out[i, :m] = rng.poisson(lam[i, :m])
+        if rows.size and m:
+            _poisson_spectra(np.ascontiguousarray(lam[:, :m]), rows.astype(np.uint64), cols.astype(np.uint64),
+                             np.uint64(self._key[0]), np.uint64(self._key[1]), self.draw, out[:, :m])
         return out
