@@ -57,10 +57,10 @@ def _all_collinear(p: np.ndarray) -> bool:
 
 
 @njit(cache=True)
-def _triangle_edge_keys(p: np.ndarray, simplices: np.ndarray, n: int) -> np.ndarray:
-    """Undirected edge keys a*n+b (a<b) of all triangles; a zero-area triangle gives only its 2 short edges."""
+def _triangle_edge_pairs(p: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    """Undirected edges (a, b), a < b, of all triangles (with repeats); a zero-area triangle gives only its 2 short edges."""
     t = simplices.shape[0]
-    keys = np.empty(3 * t, np.int64)
+    out = np.empty((3 * t, 2), np.int64)
     k = 0
     for i in range(t):
         a, b, c = simplices[i, 0], simplices[i, 1], simplices[i, 2]
@@ -76,14 +76,69 @@ def _triangle_edge_keys(p: np.ndarray, simplices: np.ndarray, n: int) -> np.ndar
                 # drop the long edge: it passes through the third point x
                 if min(p[u, 0], p[v, 0]) <= p[x, 0] <= max(p[u, 0], p[v, 0]) and min(p[u, 1], p[v, 1]) <= p[x, 1] <= max(p[u, 1], p[v, 1]):
                     continue
-            keys[k] = min(u, v) * n + max(u, v)
+            out[k, 0] = min(u, v)
+            out[k, 1] = max(u, v)
             k += 1
-    return keys[:k]
+    return out[:k]
 
 
-def _keys_to_edges(keys: np.ndarray, n: int) -> np.ndarray:
-    keys = np.unique(keys)
-    return np.stack([keys // n, keys % n], 1) if keys.size else np.zeros((0, 2), np.int64)
+@njit(cache=True)
+def sorted_unique_edges(pairs: np.ndarray, n: int) -> np.ndarray:
+    """Sorted unique rows of (m, 2) pairs with a < b < n: counting sort by a, insertion sort within a row (O(m * degree))."""
+    m = pairs.shape[0]
+    start = np.zeros(n + 1, np.int64)
+    for i in range(m):
+        start[pairs[i, 0] + 1] += 1
+    for i in range(n):
+        start[i + 1] += start[i]
+    fill = start[:-1].copy()
+    col = np.empty(m, np.int64)
+    for i in range(m):
+        a = pairs[i, 0]
+        col[fill[a]] = pairs[i, 1]
+        fill[a] += 1
+    out = np.empty((m, 2), np.int64)
+    k = 0
+    for a in range(n):
+        lo, hi = start[a], start[a + 1]
+        for i in range(lo + 1, hi):  # rows are short: insertion sort
+            v = col[i]
+            j = i - 1
+            while j >= lo and col[j] > v:
+                col[j + 1] = col[j]
+                j -= 1
+            col[j + 1] = v
+        for i in range(lo, hi):
+            if i == lo or col[i] != col[i - 1]:
+                out[k, 0] = a
+                out[k, 1] = col[i]
+                k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def _lift_pairs(edges_u: np.ndarray, first: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """Edges between distinct positions -> input indices (first twins), plus (first twin, later twin) links."""
+    m = edges_u.shape[0]
+    n = inverse.shape[0]
+    extra = 0
+    for i in range(n):
+        if first[inverse[i]] != i:
+            extra += 1
+    out = np.empty((m + extra, 2), np.int64)
+    for i in range(m):
+        a = first[edges_u[i, 0]]
+        b = first[edges_u[i, 1]]
+        out[i, 0] = min(a, b)
+        out[i, 1] = max(a, b)
+    k = m
+    for i in range(n):
+        f = first[inverse[i]]
+        if f != i:
+            out[k, 0] = f  # the first twin has the lowest index
+            out[k, 1] = i
+            k += 1
+    return out
 
 
 def _chain(urc: np.ndarray) -> np.ndarray:
@@ -130,18 +185,17 @@ def delaunay_unique_edges(urc: np.ndarray) -> np.ndarray:
     simp = delaunay_triangles(urc)
     if simp.shape[0] == 0:
         return _chain(urc)
-    return _keys_to_edges(_triangle_edge_keys(urc, simp, u), u)
+    return sorted_unique_edges(_triangle_edge_pairs(urc, simp), u)
 
 
 def lift_edges(edges_u: np.ndarray, first: np.ndarray, inverse: np.ndarray) -> np.ndarray:
-    """Map edges between distinct positions to input indices (first twins) and link later twins to them."""
+    """Map edges between distinct positions to input indices (first twins) and link later twins to them.
+
+    Returns sorted unique (m, 2) int64 edges, i < j.
+    """
     n = inverse.shape[0]
-    e = first[edges_u.reshape(-1, 2)]
-    twins = np.nonzero(first[inverse] != np.arange(n))[0]
-    if twins.size:
-        e = np.concatenate([e, np.stack([first[inverse[twins]], twins], 1)])
-    e = np.sort(e, axis=1)
-    return _keys_to_edges(e[:, 0] * max(n, 1) + e[:, 1], max(n, 1))
+    pairs = _lift_pairs(np.ascontiguousarray(edges_u, dtype=np.int64).reshape(-1, 2), first.astype(np.int64), inverse.astype(np.int64))
+    return sorted_unique_edges(pairs, n)
 
 
 def delaunay_edges(rc: np.ndarray) -> np.ndarray:

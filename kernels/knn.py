@@ -15,6 +15,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .delaunay import sorted_unique_edges
+
 
 @njit(cache=True)
 def _bucket(r, c, r0, c0, s, ncr, ncc):
@@ -111,7 +113,5 @@ def knn_edges(rc: np.ndarray, k: int) -> np.ndarray:
     src = np.repeat(np.arange(n, dtype=np.int64), nb.shape[1])
     dst = nb.reshape(-1)
     keep = dst >= 0
-    a = np.minimum(src[keep], dst[keep])
-    b = np.maximum(src[keep], dst[keep])
-    keys = np.unique(a * max(n, 1) + b)
-    return np.stack([keys // max(n, 1), keys % max(n, 1)], 1).astype(np.int32).reshape(-1, 2)
+    pairs = np.stack([np.minimum(src[keep], dst[keep]), np.maximum(src[keep], dst[keep])], 1)
+    return sorted_unique_edges(pairs, n).astype(np.int32)
