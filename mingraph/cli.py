@@ -167,6 +167,73 @@ def train_unet(dataset, out, epochs, seed) -> None:
 
 
 @main.command()
+@click.argument("input_", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--model", type=click.Path(path_type=Path), help="Model file or run folder (default: the shipped model).")
+@click.option("--tile", default="0", show_default=True, help="Tile id or index when INPUT is a dataset.")
+@click.option("--fraction", type=float, default=0.01, show_default=True, help="EDS fraction to sample (random/grid patterns).")
+@click.option("--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True)
+@click.option("--simulate", "sim_size", type=int, help="Predict a simulated SIZE×SIZE field instead of INPUT.")
+@click.option("--bse", type=click.Path(path_type=Path), help="BSE image of a measured field (with --points).")
+@click.option("--points", type=click.Path(path_type=Path), help=".npz with 'rc' (n×2 row, col) and 'spectra' (n×3000).")
+@click.option("--valid", type=click.Path(path_type=Path), help="Mask image of specimen pixels (with --bse).")
+@click.option("--pixel-size", type=float, default=1.0, show_default=True, help="Pixel size in µm (with --bse).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--block", type=int, default=1024, show_default=True, help="Block size for large fields.")
+@click.option("--overwrite", is_flag=True)
+@_user_errors
+def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, valid, pixel_size, seed, block, overwrite) -> None:
+    """Phase map, confidence, modal mineralogy and a report for one field.
+
+    INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
+    """
+    from .predict import library_densities, load_model, read_points, run_predict, sample_field
+
+    bundle = load_model(model)
+    if sum(x is not None for x in (input_, sim_size, bse)) != 1:
+        raise InputError("predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE")
+    if sim_size is not None:
+        from .simulate import simulate_tile
+
+        sample = simulate_tile(seed, sim_size).sample(f"simulated-{sim_size}-seed{seed}")
+        rc, emb = sample_field(sample, bundle, fraction, pattern, seed)
+        label = f"simulated {sim_size}x{sim_size} field, seed {seed}"
+    elif bse is not None:
+        import numpy as np
+
+        from .io import read_bse, read_mask
+        from .samples import NoSpectra, Sample
+
+        if points is None:
+            raise InputError("predict", "--points", "a measured field needs its point spectra (--points FILE.npz)")
+        img = read_bse(bse)
+        vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)
+        sample = Sample(img, vmask, None, bundle.class_names, pixel_size, NoSpectra(str(bse)), name=bse.stem)
+        rc, spectra = read_points(points)
+        from .predict import check_points
+
+        rc = check_points(rc, img.shape, str(points))
+        if bundle.encoder is None:
+            raise InputError(model or "default model", "encoder", "the model holds no spectral encoder")
+        emb = bundle.encoder.embed(spectra)
+        label = f"{bse} + {points}"
+    else:
+        from .dataset import open_dataset
+
+        ds = open_dataset(input_)
+        idx = ds.tile_ids.index(tile) if tile in ds.tile_ids else (int(tile) if tile.isdigit() and int(tile) < len(ds) else None)
+        if idx is None:
+            raise InputError(input_, "--tile", f"no tile {tile!r} (ids like {ds.tile_ids[0]!r}, or an index below {len(ds)})")
+        sample = ds.sample(idx)
+        rc, emb = sample_field(sample, bundle, fraction, pattern, seed)
+        label = f"{input_} tile {sample.name}"
+    res = run_predict(out, sample, bundle, rc, emb, {"input": label, "model": str(model or "default")}, overwrite, block, library_densities(bundle.class_names))
+    if res["metrics"]:
+        click.echo(f"F1 (weighted) against the known phases: {res['metrics']['f1_weighted']:.3f}")
+    click.echo(f"wrote {res['out']} (report: {res['report']})")
+
+
+@main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True)
 @click.option("--size", type=int, default=150, show_default=True)

@@ -145,3 +145,59 @@ def save_overlay_png(path: str | Path, bse: np.ndarray, panels: dict[str, np.nda
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _savefig(fig, path)
+
+
+def _display_stride(shape: tuple[int, int], max_side: int = 1600) -> int:
+    """Subsampling step that keeps a picture of a large field at most ``max_side`` pixels wide."""
+    return max(1, int(np.ceil(max(shape) / max_side)))
+
+
+def save_phase_overlay_png(path: str | Path, bse: np.ndarray, labels: np.ndarray, class_names: list[str], eds_rc: np.ndarray | None = None, alpha: float = 0.55, max_points: int = 20000) -> Path:
+    """Phase colours blended over the BSE image, EDS points marked, legend by area (large fields subsampled)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    s = _display_stride(labels.shape)
+    lab, grey = labels[::s, ::s], bse[::s, ::s]
+    rgb = (1 - alpha) * np.repeat(grey[..., None], 3, -1) + alpha * phase_rgb(lab, len(class_names))
+    rgb[lab < 0] = np.repeat(grey[..., None], 3, -1)[lab < 0] * 0.5
+    hgt, wid = lab.shape
+    scale = 9.0 / max(hgt, wid)
+    fig, ax = plt.subplots(figsize=(wid * scale + 3.0, hgt * scale + 0.6))
+    ax.imshow(np.clip(rgb, 0, 1), interpolation="nearest")
+    if eds_rc is not None and len(eds_rc):
+        pts = eds_rc if len(eds_rc) <= max_points else eds_rc[np.random.default_rng(0).choice(len(eds_rc), max_points, replace=False)]
+        ax.scatter(pts[:, 1] / s, pts[:, 0] / s, s=3, c="white", edgecolors="black", linewidths=0.2, label="EDS points")
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    pal = phase_colours(len(class_names))
+    total = max(int(counts.sum()), 1)
+    handles = [Patch(color=pal[k], label=f"{class_names[k]} ({100 * c / total:.1f} %)") for k, c in sorted(zip(ids, counts), key=lambda x: -x[1])[:24]]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"phase map over BSE ({labels.shape[0]}×{labels.shape[1]} px{', shown 1:%d' % s if s > 1 else ''})", fontsize=9)
+    return _savefig(fig, path)
+
+
+def save_confidence_png(path: str | Path, confidence: np.ndarray, valid: np.ndarray) -> Path:
+    """Per-pixel confidence (softmax probability of the chosen phase) with a colour bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = _display_stride(confidence.shape)
+    c = np.ma.masked_where(~valid[::s, ::s], confidence[::s, ::s])
+    hgt, wid = c.shape
+    scale = 8.0 / max(hgt, wid)
+    fig, ax = plt.subplots(figsize=(wid * scale + 1.6, hgt * scale + 0.6))
+    im = ax.imshow(c, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("confidence (probability of the chosen phase; grey = not specimen)", fontsize=9)
+    ax.set_facecolor("0.6")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    return _savefig(fig, path)

@@ -1,0 +1,212 @@
+"""``mingraph predict``: one measured field of any size -> phase map, confidence, mineralogy, report.
+
+Fields larger than one block are cut into overlapping blocks; each block's graph holds the pixels
+and EDS points of the block plus a margin several EDS spacings wide, and only the block's centre
+is kept, so every kept pixel sees the same neighbourhood as in a whole-field graph (the GAT's
+3 layers reach 3 pixels along the grid and 3 hops through EDS nodes).  Memory is bounded by the
+block size, whatever the field size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .graphs import batch_graphs, build_structured_graph
+from .samples import Sample
+from .train import Bundle
+
+DEFAULT_BLOCK = 1024
+
+
+@dataclass
+class Prediction:
+    """Per-pixel classes (-1 = not valid) and the softmax probability of the chosen class."""
+
+    labels: np.ndarray  # (H, W) int16
+    confidence: np.ndarray  # (H, W) float32, 0 where not valid
+    eds_rc: np.ndarray
+    seconds: float
+
+
+def block_margin(shape: tuple[int, int], n_eds: int, minimum: int = 32) -> int:
+    """Overlap margin: 4 mean EDS spacings (so 3 hops of Delaunay neighbours stay inside), ≥ minimum."""
+    if n_eds == 0:
+        return minimum
+    spacing = float(np.sqrt(shape[0] * shape[1] / n_eds))
+    return int(max(minimum, np.ceil(4 * spacing)))
+
+
+def check_points(eds_rc: np.ndarray, shape: tuple[int, int], source: str) -> np.ndarray:
+    """EDS positions as int32 (n, 2), refusing points outside the image or non-integer positions."""
+    rc = np.asarray(eds_rc)
+    if rc.size == 0:
+        return np.zeros((0, 2), np.int32)
+    if rc.ndim != 2 or rc.shape[1] != 2:
+        raise InputError(source, "EDS points", f"expected (n, 2) row/column positions, got shape {rc.shape}")
+    if not np.all(np.isfinite(rc)) or not np.array_equal(rc, np.round(rc)):
+        raise InputError(source, "EDS points", "positions must be whole pixel indices")
+    rc = rc.astype(np.int64)
+    bad = (rc[:, 0] < 0) | (rc[:, 0] >= shape[0]) | (rc[:, 1] < 0) | (rc[:, 1] >= shape[1])
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(source, "EDS points", f"{int(bad.sum())} point(s) outside the {shape[0]}x{shape[1]} image, e.g. #{i} at {tuple(rc[i])}")
+    return rc.astype(np.int32)
+
+
+@torch.no_grad()
+def predict_field(bundle: Bundle, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, embeddings: np.ndarray, block: int = DEFAULT_BLOCK, progress: bool = True) -> Prediction:
+    """Classify every pixel of a field from its BSE image and embedded EDS points, block by block."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    h, w = bse.shape
+    model, cfg = bundle.model, bundle.config
+    if embeddings.shape != (eds_rc.shape[0], model.eds_dim):
+        raise InputError("model", "EDS features", f"the model expects {model.eds_dim} values per EDS point, the encoder gives {embeddings.shape[1:]}")
+    labels = np.full((h, w), -1, np.int16)
+    conf = np.zeros((h, w), np.float32)
+    margin = block_margin((h, w), eds_rc.shape[0])
+    starts_r = list(range(0, h, block))
+    starts_c = list(range(0, w, block))
+    jobs = [(r, c) for r in starts_r for c in starts_c]
+    backend = cfg.get("backend", "structured")
+    for r0, c0 in tqdm(jobs, desc="predict", unit="block", disable=not progress or len(jobs) == 1):
+        r1, c1 = min(r0 + block, h), min(c0 + block, w)
+        wr0, wc0 = (max(0, r0 - margin), max(0, c0 - margin)) if len(jobs) > 1 else (0, 0)
+        wr1, wc1 = (min(h, r1 + margin), min(w, c1 + margin)) if len(jobs) > 1 else (h, w)
+        inside = (eds_rc[:, 0] >= wr0) & (eds_rc[:, 0] < wr1) & (eds_rc[:, 1] >= wc0) & (eds_rc[:, 1] < wc1)
+        local = eds_rc[inside] - np.array([wr0, wc0], np.int32)
+        g = build_structured_graph(bse[wr0:wr1, wc0:wc1], local, embeddings[inside], lift=cfg.get("lift", 1.0), eds_edges=cfg.get("eds_edges", "delaunay"), k=cfg.get("k", 6))
+        pix, _ = model(batch_graphs([g]), backend=backend)
+        p, cls = torch.softmax(pix[0], -1).max(-1)
+        sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
+        labels[r0:r1, c0:c1] = cls[sl].cpu().numpy()
+        conf[r0:r1, c0:c1] = p[sl].cpu().numpy()
+    labels[~valid] = -1
+    conf[~valid] = 0.0
+    return Prediction(labels, conf, eds_rc, time.perf_counter() - t0)
+
+
+def sample_field(sample: Sample, bundle: Bundle, fraction: float = 0.01, pattern: str = "random", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Draw EDS points on a sample, read and embed their spectra: (positions, embeddings)."""
+    from .sampling import sample_points
+
+    if bundle.encoder is None:
+        raise InputError("model", "encoder", "this model file holds no spectral encoder")
+    rc = sample_points(sample.valid, fraction, pattern, np.random.default_rng(seed), sample.eds_mask)
+    if rc.shape[0] == 0 and pattern == "mask":
+        raise InputError(sample.name, "eds_mask", "the sampling mask selects no valid pixel")
+    spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if rc.shape[0] else np.zeros((0, 3000), np.float32)
+    return rc, bundle.encoder.embed(spectra)
+
+
+def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Measured point spectra from an .npz with arrays ``rc`` (n, 2: row, col) and ``spectra`` (n, 3000)."""
+    from .samples import N_CHANNELS, check_counts
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "points", "file not found")
+    try:
+        with np.load(path) as z:
+            if "rc" not in z or "spectra" not in z:
+                raise InputError(path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}")
+            rc, spectra = np.asarray(z["rc"]), np.asarray(z["spectra"])
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
+    if spectra.ndim != 2 or spectra.shape[1] != N_CHANNELS or spectra.shape[0] != rc.reshape(-1, 2).shape[0]:
+        raise InputError(path, "spectra", f"expected shape ({rc.reshape(-1, 2).shape[0]}, {N_CHANNELS}), got {spectra.shape}")
+    check_counts(spectra, str(path), "spectra")
+    return rc.reshape(-1, 2), spectra.astype(np.float32)
+
+
+def write_outputs(out: Path, sample: Sample, pred: Prediction, bundle: Bundle, densities: np.ndarray | None, summary: dict, min_confidence: float = 0.5) -> dict:
+    """Phase map TIFF + legend, overlay and confidence PNGs, mineralogy CSV/PNGs, summary and report."""
+    import tifffile
+
+    from .metrics import confusion, scores
+    from .mineralogy import write_mineralogy
+    from .plots import phase_colours, save_confidence_png, save_phase_overlay_png
+    from .report import write_report
+
+    names = bundle.class_names
+    cols = phase_colours(len(names))
+    tifffile.imwrite(out / "phase_map.tif", pred.labels, compression="zlib")
+    tifffile.imwrite(out / "confidence.tif", pred.confidence, compression="zlib")
+    legend = {"invalid": -1, "classes": [{"id": i, "name": n, "colour": "#%02x%02x%02x" % tuple(int(round(255 * v)) for v in cols[i])} for i, n in enumerate(names)]}
+    (out / "legend.json").write_text(json.dumps(legend, indent=2))
+    images = {
+        "phase_map": out / "phase_map.tif",
+        "overlay": save_phase_overlay_png(out / "overlay.png", sample.bse, pred.labels, names, pred.eds_rc),
+        "confidence": save_confidence_png(out / "confidence.png", pred.confidence, sample.valid),
+    }
+    mineralogy = write_mineralogy(out / "mineralogy", pred.labels, sample.valid, names, densities, sample.pixel_size_um, confidence=pred.confidence, min_confidence=min_confidence)
+    metrics = None
+    if sample.labels is not None and (sample.labels[sample.valid] >= 0).any() and list(sample.class_names) == list(names):
+        s = scores(confusion(np.where(sample.valid, sample.labels, -1), np.clip(pred.labels, 0, len(names) - 1), len(names)))
+        metrics = {k: s[k] for k in ("f1_weighted", "precision_weighted", "recall_weighted", "f1_macro", "accuracy", "support")}
+    summary = dict(summary, eds_points=int(pred.eds_rc.shape[0]), runtime_s=round(pred.seconds, 2), field_px=list(sample.shape), pixel_size_um=sample.pixel_size_um)
+    (out / "summary.json").write_text(json.dumps({"summary": summary, "metrics": metrics}, indent=2, default=str))
+    report = write_report(out, images, mineralogy, summary, metrics)
+    return {"report": report, "metrics": metrics, "summary": summary}
+
+
+def run_predict(out: str | os.PathLike, sample: Sample, bundle: Bundle, eds_rc: np.ndarray, embeddings: np.ndarray, summary: dict, overwrite: bool = False, block: int = DEFAULT_BLOCK, densities: np.ndarray | None = None, progress: bool = True) -> dict:
+    """Predict a field and write every output into ``out`` atomically (a temporary folder renamed)."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(out, "--out", "already exists (pass --overwrite to replace it)")
+    eds_rc = check_points(eds_rc, sample.shape, summary.get("input", "input"))
+    pred = predict_field(bundle, sample.bse, sample.valid, eds_rc, embeddings, block=block, progress=progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        res = write_outputs(tmp, sample, pred, bundle, densities, summary)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    res["report"] = out / Path(res["report"]).name
+    res["out"] = out
+    return res
+
+
+def default_model_path() -> Path:
+    """The model shipped in the package (trained on the simulator; see docs/results.md)."""
+    return Path(__file__).parent / "data" / "default_model.pt"
+
+
+def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bundle:
+    """A model file (or run folder); the shipped default when ``path`` is None."""
+    from .evaluate import resolve_model
+    from .train import load_bundle
+
+    if path is None:
+        p = default_model_path()
+        if not p.is_file():
+            raise InputError(p, "model", "no default model is installed; pass --model FILE")
+        return load_bundle(p, device)
+    return load_bundle(resolve_model(path), device)
+
+
+def library_densities(class_names: list[str]) -> np.ndarray | None:
+    """Densities (g/cm³) when the classes are the simulator's mineral library, else None."""
+    from .simulate.minerals import MINERALS
+
+    if [m.name for m in MINERALS] != list(class_names):
+        return None
+    return np.array([m.density for m in MINERALS], dtype=np.float64)
