@@ -235,15 +235,18 @@ def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, 
 
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
-@click.option("--tiles", "n_tiles", type=int, default=4, show_default=True)
-@click.option("--size", type=int, default=150, show_default=True)
+@click.option("--tiles", "n_tiles", type=int, default=4, show_default=True, help="Example tiles to render.")
+@click.option("--size", type=int, default=150, show_default=True, help="Example tile size.")
+@click.option("--field", type=int, default=512, show_default=True, help="Side of the simulated field to predict.")
+@click.option("--fraction", type=float, default=0.01, show_default=True, help="EDS fraction measured on the field.")
+@click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_user_errors
-def demo(out: Path, n_tiles: int, size: int, seed: int) -> None:
-    """Simulate example tiles and render them under OUT (later: the full predict pipeline)."""
+def demo(out: Path, n_tiles: int, size: int, field: int, fraction: float, model: Path | None, seed: int) -> None:
+    """Simulate a field, measure 1 % EDS, predict it with the shipped model; write all outputs to OUT."""
     from .demo import run_demo
 
-    for path in run_demo(out, n_tiles=n_tiles, size=size, seed=seed):
+    for path in run_demo(out, n_tiles=n_tiles, size=size, seed=seed, field=field, fraction=fraction, model=model):
         click.echo(f"wrote {path}")
 
 
