@@ -37,15 +37,28 @@ def normalise_counts(spectra: np.ndarray | torch.Tensor, lo: int = CH_LO, hi: in
 
 
 class SpectrumCNN(nn.Module):
-    """1-D CNN: normalised spectrum window -> 64-value embedding (a linear head classifies in training)."""
+    """1-D CNN: normalised spectrum window -> 64-value embedding (a linear head classifies in training).
+
+    The window is first summed into 40 eV bins (the detector resolution is ~130 eV, so no peak is
+    lost), then two convolution blocks and a linear projection: small enough to embed thousands
+    of spectra a second on one CPU core, which build-graphs and online training need.
+    """
+
+    BIN = 4
 
     def __init__(self, n_in: int = CH_HI - CH_LO, dim: int = EMBED_DIM, n_classes: int = 0):
         super().__init__()
-        chans = (1, 16, 32, 64, 64)
-        layers: list[nn.Module] = []
-        for a, b in zip(chans[:-1], chans[1:]):
-            layers += [nn.Conv1d(a, b, kernel_size=7, padding=3), nn.BatchNorm1d(b), nn.ReLU(), nn.MaxPool1d(4)]
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(
+            nn.AvgPool1d(self.BIN),
+            nn.Conv1d(1, 16, kernel_size=7, padding=3),
+            nn.BatchNorm1d(16),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+            nn.Conv1d(16, 32, kernel_size=5, padding=2),
+            nn.BatchNorm1d(32),
+            nn.ReLU(),
+            nn.MaxPool1d(4),
+        )
         with torch.no_grad():
             n_flat = self.features(torch.zeros(1, 1, n_in)).numel()
         self.project = nn.Sequential(nn.Flatten(), nn.Linear(n_flat, dim))

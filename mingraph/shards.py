@@ -191,8 +191,12 @@ class Shard:
         cnt = self._arr("spec_count", i, "<u4")
         return dense_spectra(ptr, np.zeros(0, np.uint16) if chan is None else chan, np.zeros(0, np.uint32) if cnt is None else cnt)
 
-    def graph(self, i: int, eds_feat: np.ndarray | None = None) -> StructuredGraph:
-        """Row i as a structured graph; features are the stored embeddings unless ``eds_feat`` is given."""
+    def graph(self, i: int, eds_feat: np.ndarray | None = None, eds_edges: str = "delaunay", k: int = 6) -> StructuredGraph:
+        """Row i as a structured graph; features are the stored embeddings unless ``eds_feat`` is given.
+
+        ``eds_edges="knn"`` links the EDS nodes by their k nearest neighbours instead of the
+        stored Delaunay edges (the ablation trains on the same shards).
+        """
         h, w = self._get("height", i), self._get("width", i)
         rc = self._arr("eds_rc", i, "<i4", (-1, 2))
         rc = np.zeros((0, 2), np.int32) if rc is None else rc
@@ -203,9 +207,10 @@ class Shard:
                 raise InputError(self.path, "embedding", "this shard stores raw spectra: give an encoder to embed them")
             eds_feat = np.zeros((n, 64), np.float32) if emb is None else emb.reshape(n, -1)
         bse = self._arr("bse", i, "<u2", (h, w)).astype(np.float32) / 65535.0
-        g = build_structured_graph(bse, rc, eds_feat, lift=self.lift)
-        stored = self._arr("delaunay", i, "<i4", (-1, 2))
-        g.delaunay = np.zeros((0, 2), np.int32) if stored is None else stored
+        g = build_structured_graph(bse, rc, eds_feat, lift=self.lift, eds_edges=eds_edges, k=k)
+        if eds_edges == "delaunay":
+            stored = self._arr("delaunay", i, "<i4", (-1, 2))
+            g.delaunay = np.zeros((0, 2), np.int32) if stored is None else stored
         valid = np.unpackbits(np.frombuffer(self._get("valid", i), np.uint8), count=h * w).reshape(h, w).astype(bool)
         lab = self._arr("labels", i, "<i2", (h, w))
         g.labels = None if lab is None else np.where(valid, lab, -1).astype(np.int64)

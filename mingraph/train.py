@@ -139,11 +139,12 @@ class _Source:
         s, i = index.entries[k]
         sh = index.shards[s]
         spectra = sh.spectra(i)
+        edges = {"eds_edges": self.cfg["eds_edges"], "k": self.cfg["k"]}
         if spectra is None:
-            return sh.graph(i)
+            return sh.graph(i, **edges)
         if self.encoder is None:
             raise InputError(sh.path, "embedding", "shards hold raw spectra: set 'encoder' in the config")
-        return sh.graph(i, eds_feat=self.encoder.embed(spectra))
+        return sh.graph(i, eds_feat=self.encoder.embed(spectra), **edges)
 
     def epoch(self, epoch: int) -> Iterator[list[StructuredGraph]]:
         """Batches of one epoch, in an order fixed by (seed, epoch); graphs of equal size per batch."""
