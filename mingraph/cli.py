@@ -234,6 +234,20 @@ def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, 
 
 
 @main.command()
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--protocol", type=click.Choice(["reduced", "full"]), default="reduced", show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--docs", type=click.Path(path_type=Path), help="Also write results.md and figures here (e.g. docs/).")
+@_user_errors
+def study(dataset, out, protocol, workers, docs) -> None:
+    """Reproduce the paper's study on DATASET: encoder, shards, GAT, kNN ablation, UNet, evaluation."""
+    from .study import run_study
+
+    click.echo(f"wrote {run_study(dataset, out, protocol, workers, docs)}")
+
+
+@main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True, help="Example tiles to render.")
 @click.option("--size", type=int, default=150, show_default=True, help="Example tile size.")

@@ -67,12 +67,12 @@ def dataset_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def plan(ds: Dataset, fractions: Sequence[float], draws: int, pattern: str, seed: int, lift: float, encoder_digest: str | None, tiles_per_shard: int) -> list[ShardJob]:
-    """Shards per split, each of ``tiles_per_shard`` consecutive tiles."""
+def plan(ds: Dataset, fractions: Sequence[float], draws: int, pattern: str, seed: int, lift: float, encoder_digest: str | None, tiles_per_shard: int, max_tiles: dict | None = None) -> list[ShardJob]:
+    """Shards per split, each of ``tiles_per_shard`` consecutive tiles (the first ``max_tiles[split]`` only)."""
     digest = dataset_digest(ds.path)
     jobs = []
     for split in SPLITS:
-        idx = ds.indices(split)
+        idx = ds.indices(split)[: (max_tiles or {}).get(split)]
         for k in range(0, len(idx), tiles_per_shard):
             jobs.append(ShardJob(f"{split}-{k // tiles_per_shard:05d}", idx[k : k + tiles_per_shard], [float(f) for f in fractions], draws, pattern, seed, lift, encoder_digest, digest, ds.class_names))
     return jobs
@@ -118,6 +118,7 @@ def build_graphs(
     lift: float = 1.0,
     tiles_per_shard: int = 32,
     progress: bool = True,
+    max_tiles: dict | None = None,
 ) -> dict:
     """Precompute graph shards; skips shards already complete. Returns counts of built/skipped."""
     from tqdm import tqdm
@@ -138,7 +139,7 @@ def build_graphs(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.arrow.tmp"):  # left by a killed run
         stale.unlink()
-    jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard)
+    jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles)
     todo = [j for j in jobs if not is_done(out / f"{j.name}.arrow", j)]
     per_job = {j.name: len(j.tile_indices) * len(fractions) * draws for j in jobs}
     bar = tqdm(total=sum(per_job.values()), desc="build-graphs", unit="graph", disable=not progress)
