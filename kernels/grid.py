@@ -27,7 +27,7 @@ def _row_edge_count(r: int, h: int, w: int) -> int:
 
 
 @njit(cache=True, parallel=True)
-def _grid_edges(h, w, src, dst, attr, offsets):
+def _grid_edges(h, w, src, dst, attr, offsets, node_offset):
     diag = np.float32(math.sqrt(2.0))
     for r in prange(h):
         k = offsets[r]
@@ -41,10 +41,29 @@ def _grid_edges(h, w, src, dst, attr, offsets):
                     cc = c + dc
                     if (dr == 0 and dc == 0) or cc < 0 or cc >= w:
                         continue
-                    src[k] = p
-                    dst[k] = rr * w + cc
+                    src[k] = p + node_offset
+                    dst[k] = rr * w + cc + node_offset
                     attr[k] = diag if (dr != 0 and dc != 0) else np.float32(1.0)
                     k += 1
+
+
+def grid_edges_into(height: int, width: int, src: np.ndarray, dst: np.ndarray, attr: np.ndarray, node_offset: int = 0) -> None:
+    """Write the ``grid_edge_count`` directed edges of an H x W grid into the given int64/int64/float32
+    arrays (e.g. slices of a larger edge list), pixel (r, c) numbered ``node_offset + r*W + c``."""
+    h, w = int(height), int(width)
+    n = grid_edge_count(h, w)
+    if not (src.shape[0] == dst.shape[0] == attr.shape[0] == n):
+        raise ValueError(f"grid_edges_into: arrays must hold {n} edges")
+    if n == 0:
+        return
+    if h < 3:
+        counts = np.array([_row_edge_count(r, h, w) for r in range(h)], np.int64)
+    else:  # all interior rows share one count: avoid a Python loop over rows
+        counts = np.full(h, 2 * (w - 1) + 2 * (w + 2 * (w - 1)), np.int64)
+        counts[0] = counts[-1] = 2 * (w - 1) + (w + 2 * (w - 1))
+    offsets = np.zeros(h, np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    _grid_edges(h, w, src, dst, attr, offsets, np.int64(node_offset))
 
 
 def grid_edges(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,12 +79,5 @@ def grid_edges(height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     src = np.empty(n, np.int64)
     dst = np.empty(n, np.int64)
     attr = np.empty(n, np.float32)
-    if n:
-        counts = np.array([_row_edge_count(r, h, w) for r in range(h)], np.int64) if h < 3 else None
-        if counts is None:  # all interior rows share one count: avoid a Python loop over rows
-            counts = np.full(h, 2 * (w - 1) + 2 * (w + 2 * (w - 1)), np.int64)
-            counts[0] = counts[-1] = 2 * (w - 1) + (w + 2 * (w - 1))
-        offsets = np.zeros(h, np.int64)
-        np.cumsum(counts[:-1], out=offsets[1:])
-        _grid_edges(h, w, src, dst, attr, offsets)
+    grid_edges_into(h, w, src, dst, attr)
     return src, dst, attr

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mingraph_kernels.delaunay import delaunay_unique_edges, lift_edges, unique_positions
-from mingraph_kernels.grid import grid_edges
+from mingraph_kernels.grid import grid_edge_count, grid_edges_into
 from mingraph_kernels.knn import knn_edges
 from mingraph_kernels.nearest import nearest_map_from_delaunay
 
@@ -170,22 +170,19 @@ def _as_batch(g: StructuredGraph | StructuredBatch) -> StructuredBatch:
     return batch_graphs([g])
 
 
-def typed_edges(g: StructuredGraph | StructuredBatch) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Directed edges per type as (src, dst, attr) in per-type node numbering.
+def _grid_batch(h: int, w: int, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = grid_edge_count(h, w)
+    src, dst = np.empty(nb * m, np.int64), np.empty(nb * m, np.int64)
+    attr = np.empty(nb * m, np.float32)
+    for i in range(nb):
+        grid_edges_into(h, w, src[i * m : (i + 1) * m], dst[i * m : (i + 1) * m], attr[i * m : (i + 1) * m], i * h * w)
+    return src, dst, attr
 
-    Pixel nodes are numbered ``b*H*W + r*W + c`` and EDS nodes by their (global) EDS index.
-    "delaunay" holds the stored EDS-EDS edges (Delaunay or kNN) in both directions; cross edges
-    are the union of pixel -> nearest EDS and EDS -> the pixel at its position, without
-    duplicates, with attribute sqrt(dr^2 + dc^2 + lift^2); "eds_to_pixel" is the reverse of
-    "pixel_to_eds" edge for edge.
-    """
-    b = _as_batch(g)
-    h, w, nb = b.height, b.width, b.batch_size
+
+def _eds_and_cross(b: StructuredBatch):
+    """EDS-EDS (both directions) and pixel -> EDS cross edges of a batch, per-type numbering."""
+    h, w = b.height, b.width
     hw = h * w
-    gs, gd, ga = grid_edges(h, w)
-    if nb > 1:
-        off = np.repeat(np.arange(nb, dtype=np.int64) * hw, gs.shape[0])
-        gs, gd, ga = np.tile(gs, nb) + off, np.tile(gd, nb) + off, np.tile(ga, nb)
     rc = b.eds_rc.astype(np.int64).reshape(-1, 2)
     de = b.delaunay.astype(np.int64).reshape(-1, 2)
     dd = np.sqrt(((rc[de[:, 0]] - rc[de[:, 1]]) ** 2).sum(1)).astype(np.float32)
@@ -202,9 +199,24 @@ def typed_edges(g: StructuredGraph | StructuredBatch) -> dict[str, tuple[np.ndar
     dc = local % w - rc[ce, 1]
     lift = float(b.lift)
     ca = np.sqrt(dr * dr + dc * dc + lift * lift).astype(np.float32)
+    delaunay = (np.concatenate([de[:, 0], de[:, 1]]), np.concatenate([de[:, 1], de[:, 0]]), np.concatenate([dd, dd]))
+    return delaunay, (cp, ce, ca)
+
+
+def typed_edges(g: StructuredGraph | StructuredBatch) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Directed edges per type as (src, dst, attr) in per-type node numbering.
+
+    Pixel nodes are numbered ``b*H*W + r*W + c`` and EDS nodes by their (global) EDS index.
+    "delaunay" holds the stored EDS-EDS edges (Delaunay or kNN) in both directions; cross edges
+    are the union of pixel -> nearest EDS and EDS -> the pixel at its position, without
+    duplicates, with attribute sqrt(dr^2 + dc^2 + lift^2); "eds_to_pixel" is the reverse of
+    "pixel_to_eds" edge for edge.
+    """
+    b = _as_batch(g)
+    delaunay, (cp, ce, ca) = _eds_and_cross(b)
     return {
-        "grid": (gs, gd, ga),
-        "delaunay": (np.concatenate([de[:, 0], de[:, 1]]), np.concatenate([de[:, 1], de[:, 0]]), np.concatenate([dd, dd])),
+        "grid": _grid_batch(b.height, b.width, b.batch_size),
+        "delaunay": delaunay,
         "pixel_to_eds": (cp, ce, ca),
         "eds_to_pixel": (ce, cp, ca),
     }
@@ -217,18 +229,28 @@ def edge_list(g: StructuredGraph | StructuredBatch, self_loops: bool = True) -> 
     grouped by type in ``EDGE_TYPES`` order, then self-loops (attribute 0) if requested.
     """
     b = _as_batch(g)
-    n_pix = b.batch_size * b.height * b.width
-    te = typed_edges(b)
-    offs = {"grid": (0, 0), "delaunay": (n_pix, n_pix), "pixel_to_eds": (0, n_pix), "eds_to_pixel": (n_pix, 0)}
-    src = [te[t][0] + offs[t][0] for t in EDGE_TYPES]
-    dst = [te[t][1] + offs[t][1] for t in EDGE_TYPES]
-    attr = [te[t][2] for t in EDGE_TYPES]
+    h, w, nb = b.height, b.width, b.batch_size
+    n_pix = nb * h * w
+    (ds, dd, da), (cp, ce, ca) = _eds_and_cross(b)
+    m_grid = grid_edge_count(h, w)
+    n_loops = n_pix + b.n_eds if self_loops else 0
+    total = nb * m_grid + ds.shape[0] + 2 * cp.shape[0] + n_loops
+    src, dst = np.empty(total, np.int64), np.empty(total, np.int64)
+    attr = np.empty(total, np.float32)
+    for i in range(nb):  # grid edges written in place: they are most of the graph
+        sl = slice(i * m_grid, (i + 1) * m_grid)
+        grid_edges_into(h, w, src[sl], dst[sl], attr[sl], i * h * w)
+    k = nb * m_grid
+    for s_, d_, a_ in ((ds + n_pix, dd + n_pix, da), (cp, ce + n_pix, ca), (ce + n_pix, cp, ca)):
+        src[k : k + s_.shape[0]] = s_
+        dst[k : k + s_.shape[0]] = d_
+        attr[k : k + s_.shape[0]] = a_
+        k += s_.shape[0]
     if self_loops:
-        loops = np.arange(n_pix + b.n_eds, dtype=np.int64)
-        src.append(loops)
-        dst.append(loops)
-        attr.append(np.zeros(loops.shape[0], np.float32))
-    return np.concatenate(src), np.concatenate(dst), np.concatenate(attr)
+        src[k:] = np.arange(n_loops)
+        dst[k:] = src[k:]
+        attr[k:] = 0.0
+    return src, dst, attr
 
 
 def node_features(g: StructuredGraph | StructuredBatch) -> np.ndarray:
