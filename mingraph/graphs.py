@@ -118,7 +118,8 @@ def build_structured_graph(
     defines EDS node indices; ``eds_edges`` is "delaunay" (the paper) or "knn" (ablation, ``k``
     neighbours).  Duplicated positions, < 3 points and collinear sets are legal: see
     ``mingraph_kernels.delaunay`` for the rules (twins linked at distance 0, chain fallback).
-    The nearest-EDS map is exact with the lowest-index tie-break (-1 everywhere if n == 0).
+    The nearest-EDS map is exact with the lowest-index tie-break (-1 everywhere if n == 0); it is
+    computed on the Delaunay graph of the positions in both modes (``mingraph_kernels.nearest``).
     """
     if eds_edges not in EDS_EDGE_KINDS:
         raise ValueError(f"build_structured_graph: eds_edges must be one of {EDS_EDGE_KINDS}, got {eds_edges!r}")
