@@ -81,7 +81,7 @@ def run_study(dataset: str | os.PathLike, out: str | os.PathLike, protocol: str 
     if not enc.is_file():
         step("fit-encoder (CNN)", lambda: fit_encoder_on_dataset(ds.path, enc, "cnn", p["encoder_tiles_points"], p["encoder_epochs"], seed))
     if not p["online"]:
-        step("build-graphs", lambda: build_graphs(ds.path, out / "shards", p["fractions"], 1, "random", enc, workers, seed, max_tiles=p["max_tiles"]))
+        step("build-graphs", lambda: build_graphs(ds.path, out / "shards", p["fractions"], 1, "random", enc, workers, seed, max_tiles=dict(p["max_tiles"], test=0)))
     src = {"online": ds.path} if p["online"] else {"shards": out / "shards"}
     for name, edges in (("gat", "delaunay"), ("gat-knn", "knn")):
         run = out / name
