@@ -27,7 +27,7 @@ from .graphs import StructuredGraph, build_structured_graph
 from .samples import N_CHANNELS
 
 FORMAT = "mingraph-shard"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SHARD_SCHEMA = pa.schema(
     [
@@ -40,9 +40,10 @@ SHARD_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("bse", pa.binary()),  # uint16 (H, W), BSE * 65535
         ("valid", pa.binary()),  # packbits (H, W)
-        ("labels", pa.binary()),  # int16 (H, W) or empty
+        ("labels", pa.binary()),  # int8 (H, W) when every id < 128, else int16 (see label_bytes); or empty
+        ("label_bytes", pa.int8()),  # 1 or 2: the width of the labels and eds_labels integers
         ("eds_rc", pa.binary()),  # int32 (n, 2)
-        ("eds_labels", pa.binary()),  # int16 (n,) or empty
+        ("eds_labels", pa.binary()),  # int8/int16 (n,) or empty
         ("delaunay", pa.binary()),  # int32 (m, 2)
         ("embedding", pa.binary()),  # float32 (n, 64) or empty
         ("spec_ptr", pa.binary()),  # int32 (n + 1,) CSR pointers into the two lists below, or empty
@@ -100,6 +101,8 @@ def encode_row(
 ) -> dict:
     """One shard row from a structured graph (embeddings in ``g.eds_feat`` unless ``spectra`` given)."""
     sp = sparse_spectra(spectra) if spectra is not None else (None, None, None)
+    wide = g.labels is not None and g.labels.size and int(g.labels.max()) >= 128
+    lab_t = "<i2" if wide else "i1"
     return {
         "tile_id": tile_id,
         "tile_index": tile_index,
@@ -110,9 +113,10 @@ def encode_row(
         "width": g.width,
         "bse": _blob(np.round(np.clip(g.bse, 0, 1) * 65535), "<u2"),
         "valid": np.packbits(valid.astype(bool), axis=None).tobytes(),
-        "labels": _blob(g.labels, "<i2"),
+        "labels": _blob(g.labels, lab_t),
+        "label_bytes": 2 if wide else 1,
         "eds_rc": _blob(g.eds_rc, "<i4"),
-        "eds_labels": _blob(g.eds_labels, "<i2"),
+        "eds_labels": _blob(g.eds_labels, lab_t),
         "delaunay": _blob(g.delaunay, "<i4"),
         "embedding": _blob(g.eds_feat, "<f4") if spectra is None else b"",
         "spec_ptr": _blob(sp[0], "<i4"),
@@ -169,7 +173,7 @@ class Shard:
         return self.table.num_rows
 
     def _get(self, name: str, i: int):
-        return self._cols[name][i].as_py() if name in ("tile_id", "split", "fraction", "draw", "height", "width", "tile_index") else self._cols[name][i].as_buffer()
+        return self._cols[name][i].as_py() if name in ("tile_id", "split", "fraction", "draw", "height", "width", "tile_index", "label_bytes") else self._cols[name][i].as_buffer()
 
     def _arr(self, name: str, i: int, dtype: str, shape: tuple | None = None) -> np.ndarray | None:
         buf = self._get(name, i)
@@ -212,9 +216,10 @@ class Shard:
             stored = self._arr("delaunay", i, "<i4", (-1, 2))
             g.delaunay = np.zeros((0, 2), np.int32) if stored is None else stored
         valid = np.unpackbits(np.frombuffer(self._get("valid", i), np.uint8), count=h * w).reshape(h, w).astype(bool)
-        lab = self._arr("labels", i, "<i2", (h, w))
+        lab_t = "<i2" if self._get("label_bytes", i) == 2 else "i1"
+        lab = self._arr("labels", i, lab_t, (h, w))
         g.labels = None if lab is None else np.where(valid, lab, -1).astype(np.int64)
-        el = self._arr("eds_labels", i, "<i2")
+        el = self._arr("eds_labels", i, lab_t)
         g.eds_labels = None if lab is None else (np.zeros(0, np.int64) if el is None else el.astype(np.int64))
         return g
 
