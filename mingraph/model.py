@@ -176,9 +176,15 @@ class GATModel(torch.nn.Module):
         zp, sp, dp = conv.project(g.bse.reshape(-1, 1), first_col=0)
         ze, se, de = conv.project(g.eds_feat, first_col=1)
         proj = (torch.cat([zp, ze]), torch.cat([sp, se]), torch.cat([dp, de]))
-        x = torch.relu(gat_conv_structured(conv, None, topo, projected=proj))
-        x = gat_conv_structured(self.convs[1], x, topo)
-        return gat_conv_structured(self.convs[2], x, topo)
+        del zp, ze, sp, se, dp, de
+        x = torch.relu_(gat_conv_structured(conv, None, topo, projected=proj))
+        for conv in self.convs[1:]:
+            # drop each input as soon as it is projected (inference then holds one layer's z)
+            proj = conv.project(x)
+            del x
+            x = gat_conv_structured(conv, None, topo, projected=proj)
+            del proj
+        return x
 
     def _forward_sparse(self, g: GraphTensors) -> Tensor:
         csr = g.csr()
