@@ -69,7 +69,7 @@ def one_core():
 def test_tile_build_vs_reference(benchmark, one_core, fraction):
     bse, rc, feat = sample_field(TILE, TILE, fraction)
     build_structured_graph(bse, rc, feat)  # compile / warm up outside the timed region
-    g = benchmark(build_structured_graph, bse, rc, feat)
+    benchmark(build_structured_graph, bse, rc, feat)
     ours = median_s(benchmark)
     ref = best_of(lambda: reference_edges(TILE, TILE, rc), 1)
     if ours is None:

@@ -16,9 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import InputError
+from .files import load_artifact, save_artifact
 from .graphs import StructuredGraph
 
 UNET_FORMAT = "mingraph-unet"
+UNET_VERSION = 1
 
 
 def nearest_eds_labels(graph: StructuredGraph, eds_classes: np.ndarray) -> np.ndarray:
@@ -95,22 +97,12 @@ def train_unet(dataset, out: str | os.PathLike, epochs: int = 20, batch: int = 8
             opt.zero_grad()
             loss.backward()
             opt.step()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save({"format": UNET_FORMAT, "config": net.config, "state": net.state_dict(), "class_names": ds.class_names}, tmp)
-    os.replace(tmp, out)
-    return out
+    return save_artifact({"format": UNET_FORMAT, "version": UNET_VERSION, "config": net.config, "state": net.state_dict(), "class_names": ds.class_names}, out)
 
 
 def load_unet(path: str | os.PathLike) -> tuple[UNet, list[str]]:
     """Read a UNet saved by :func:`train_unet`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "unet", "file not found")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != UNET_FORMAT:
-        raise InputError(path, "format", f"not a {UNET_FORMAT} file")
+    obj = load_artifact(path, UNET_FORMAT, UNET_VERSION, "unet")
     net = UNet(**obj["config"])
     net.load_state_dict(obj["state"])
     return net.eval(), list(obj["class_names"])

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -23,6 +21,7 @@ import pyarrow.parquet as pq
 
 from . import __version__
 from .errors import InputError
+from .files import atomic_folder
 from .samples import DenseSpectrumImage, NoSpectra, Sample, N_CHANNELS
 
 SCHEMA_VERSION = 1
@@ -128,10 +127,7 @@ def write_dataset(
 ) -> Path:
     """Write tiles to ``out`` atomically (temporary folder, then rename); return the path."""
     out = Path(out)
-    prepare_output(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite) as tmp:
         counts = {s: 0 for s in SPLITS}
         ids: set[str] = set()
         writer = pq.ParquetWriter(tmp / "tiles.parquet", TILE_SCHEMA, compression="zstd")
@@ -166,12 +162,6 @@ def write_dataset(
             **(meta or {}),
         }
         (tmp / "dataset.json").write_text(json.dumps(info, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .files import load_artifact, save_artifact
 from .samples import N_CHANNELS, check_counts
 
 CH_LO, CH_HI = 20, 1556  # 0.2 .. 15.56 keV, as the paper
@@ -180,29 +181,24 @@ def classify(enc: Encoder, spectra: np.ndarray) -> np.ndarray:
         return net.head(net(normalise_counts(spectra))).argmax(1).numpy()
 
 
+def encoder_blob(enc: Encoder) -> dict:
+    """The encoder as a plain dictionary (saved alone, or inside a model file)."""
+    return {"kind": enc.kind, "state": enc.state, "n_classes": enc.n_classes, "meta": enc.meta, "window": [CH_LO, CH_HI]}
+
+
+def encoder_from_blob(blob: dict) -> Encoder:
+    """Inverse of :func:`encoder_blob`."""
+    return Encoder(blob["kind"], blob["state"], n_classes=blob.get("n_classes", 0), meta=blob.get("meta", {}))
+
+
 def save_encoder(enc: Encoder, path: str | os.PathLike) -> Path:
     """Write the encoder artifact atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION, "kind": enc.kind, "state": enc.state, "n_classes": enc.n_classes, "meta": enc.meta, "window": [CH_LO, CH_HI]}, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_artifact({"format": ARTIFACT_FORMAT, "version": ARTIFACT_VERSION, **encoder_blob(enc)}, path)
 
 
 def load_encoder(path: str | os.PathLike) -> Encoder:
     """Read an encoder artifact, checking its format."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "encoder", "file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(path, "encoder", f"unreadable ({type(e).__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != ARTIFACT_FORMAT:
-        raise InputError(path, "format", f"not a {ARTIFACT_FORMAT} artifact")
-    if obj.get("version") != ARTIFACT_VERSION:
-        raise InputError(path, "version", f"expected {ARTIFACT_VERSION}, got {obj.get('version')}")
+    obj = load_artifact(path, ARTIFACT_FORMAT, ARTIFACT_VERSION, "encoder")
     if obj["kind"] not in ("pca", "cnn"):
         raise InputError(path, "kind", f"expected pca or cnn, got {obj['kind']!r}")
-    return Encoder(obj["kind"], obj["state"], n_classes=obj.get("n_classes", 0), meta=obj.get("meta", {}))
+    return encoder_from_blob(obj)

@@ -8,7 +8,6 @@ F1, support-weighted (the paper's Table 1) and macro.  Outputs: ``metrics.json``
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .files import write_csv, write_text
 from .graphs import batch_graphs
 from .metrics import confusion, scores
 from .precompute import DEFAULT_FRACTIONS, sample_graph
@@ -128,21 +128,13 @@ def evaluate(
         s = scores(cm)
         rows.append({"method": m, "fraction": f, **{k: s[k] for k in ("precision_weighted", "recall_weighted", "f1_weighted", "precision_macro", "recall_macro", "f1_macro", "accuracy", "support")}})
         tag = f"{m.split(' ')[0].lower()}{'-knn' if 'kNN' in m else ''}-{f:g}"
-        _write_csv(out / f"confusion-{tag}.csv", [[""] + names] + [[names[i]] + cm[i].tolist() for i in range(C)])
+        write_csv(out / f"confusion-{tag}.csv", [[""] + names] + [[names[i]] + cm[i].tolist() for i in range(C)])
         if m == "GAT":
             save_confusion_png(out / f"confusion-{tag}.png", cm, names, title=f"{m}, EDS {100 * f:g} % (recall per true class)")
     result = {"model": str(model_path), "dataset": str(ds.path), "split": split, "tiles": len(tiles), "seed": seed, "fractions": list(fractions), "results": rows}
-    _write_csv(out / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    write_csv(out / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])
+    write_text(out / "metrics.json", json.dumps(result, indent=2))
     result["overlays"] = [str(p) for p in overlay_paths]
     result["out"] = str(out)
     return result
 
-
-def _write_csv(path: Path, rows: list[list]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    os.replace(tmp, path)

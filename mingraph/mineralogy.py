@@ -28,8 +28,7 @@ import io
 import json
 import math
 import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InputError
+from .files import save_figure, write_text
 
 __all__ = [
     "ModalResult",
@@ -531,27 +531,6 @@ def liberation(
 # writers
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-def _atomic_write_text(path: Path, text: str) -> Path:
-    return _atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def _csv_value(v: Any) -> Any:
     if v is None:
         return ""
@@ -567,13 +546,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] | None
     w.writerow(cols)
     for r in rows:
         w.writerow([_csv_value(r.get(c)) for c in cols])
-    return _atomic_write_text(path, buf.getvalue())
-
-
-def _save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return _atomic_write_bytes(path, buf.getvalue())
+    return write_text(path, buf.getvalue())
 
 
 def _modal_plot(path: Path, modal: ModalResult, colours: np.ndarray) -> Path:
@@ -617,7 +590,7 @@ def _modal_plot(path: Path, modal: ModalResult, colours: np.ndarray) -> Path:
     ax.set_axisbelow(True)
     fig.tight_layout()
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path, dpi=120)
     finally:
         plt.close(fig)
 
@@ -654,7 +627,7 @@ def _gsd_plot(path: Path, grains: GrainResult, modal: ModalResult, colours: np.n
         ax.text(0.5, 0.5, "no grains", transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4")
     fig.tight_layout()
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path, dpi=120)
     finally:
         plt.close(fig)
 
@@ -689,7 +662,7 @@ def _assoc_plot(path: Path, names: list[str], pct: np.ndarray) -> Path:
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="%")
     fig.tight_layout()
     try:
-        return _save_figure(fig, path)
+        return save_figure(fig, path, dpi=120)
     finally:
         plt.close(fig)
 
@@ -792,5 +765,5 @@ def write_mineralogy(
     }
     paths["summary_json"] = out / "mineralogy.json"
     summary["files"]["summary_json"] = "mineralogy.json"
-    _atomic_write_text(paths["summary_json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_text(paths["summary_json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return paths

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import save_figure
+
 
 def phase_colours(n: int) -> np.ndarray:
     """A fixed (n, 3) float RGB palette: tab20, tab20b, tab20c, then golden-ratio hues."""
@@ -62,24 +64,7 @@ def save_tile_figure(path: str | Path, bse: np.ndarray, labels: np.ndarray | Non
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
-
-
-def _savefig(fig, path: Path, dpi: int = 100) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def save_confusion_png(path: str | Path, cm: np.ndarray, class_names: list[str], title: str = "") -> Path:
@@ -110,7 +95,7 @@ def save_confusion_png(path: str | Path, cm: np.ndarray, class_names: list[str],
     fig.colorbar(im, ax=ax, fraction=0.04, label="fraction of true class")
     if title:
         ax.set_title(title)
-    return _savefig(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def save_overlay_png(path: str | Path, bse: np.ndarray, panels: dict[str, np.ndarray], class_names: list[str], eds_rc: np.ndarray | None = None, title: str = "") -> Path:
@@ -144,7 +129,7 @@ def save_overlay_png(path: str | Path, bse: np.ndarray, panels: dict[str, np.nda
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _savefig(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def _display_stride(shape: tuple[int, int], max_side: int = 1600) -> int:
@@ -179,7 +164,7 @@ def save_phase_overlay_png(path: str | Path, bse: np.ndarray, labels: np.ndarray
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(f"phase map over BSE ({labels.shape[0]}×{labels.shape[1]} px{', shown 1:%d' % s if s > 1 else ''})", fontsize=9)
-    return _savefig(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def save_confidence_png(path: str | Path, confidence: np.ndarray, valid: np.ndarray) -> Path:
@@ -200,4 +185,4 @@ def save_confidence_png(path: str | Path, confidence: np.ndarray, valid: np.ndar
     ax.set_title("confidence (probability of the chosen phase; grey = not specimen)", fontsize=9)
     ax.set_facecolor("0.6")
     fig.colorbar(im, ax=ax, fraction=0.04)
-    return _savefig(fig, path)
+    return save_figure(fig, path, bbox_inches="tight")

@@ -137,7 +137,7 @@ def build_graphs(
         enc_digest = load_encoder(encoder).digest
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(".*.arrow.tmp"):  # left by a killed run
+    for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
         stale.unlink()
     jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles)
     todo = [j for j in jobs if not is_done(out / f"{j.name}.arrow", j)]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .files import atomic_folder
 from .graphs import batch_graphs, build_structured_graph
 from .samples import Sample
 from .train import Bundle
@@ -170,16 +169,8 @@ def run_predict(out: str | os.PathLike, sample: Sample, bundle: Bundle, eds_rc: 
         raise InputError(out, "--out", "already exists (pass --overwrite to replace it)")
     eds_rc = check_points(eds_rc, sample.shape, summary.get("input", "input"))
     pred = predict_field(bundle, sample.bse, sample.valid, eds_rc, embeddings, block=block, progress=progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out, overwrite) as tmp:
         res = write_outputs(tmp, sample, pred, bundle, densities, summary)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     res["report"] = out / Path(res["report"]).name
     res["out"] = out
     return res

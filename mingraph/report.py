@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .mineralogy import _atomic_write_text
+from .files import write_text
 
 __all__ = ["write_report"]
 
@@ -245,7 +245,7 @@ def write_report(
         md += ["## Data files", ""]
         md += [f"- [{Path(p).name}]({_rel(p, out)}) ({_label(k)})" for k, p in data_files]
         md.append("")
-    md_path = _atomic_write_text(out / "report.md", "\n".join(md).rstrip() + "\n")
+    md_path = write_text(out / "report.md", "\n".join(md).rstrip() + "\n")
 
     # ---------------- HTML
     e = html.escape
@@ -299,5 +299,5 @@ def write_report(
         h += [f'<li><a href="{e(_rel(p, out))}">{e(Path(p).name)}</a> ({e(_label(k))})</li>' for k, p in data_files]
         h.append("</ul>")
     h += ["</body>", "</html>"]
-    _atomic_write_text(out / "report.html", "\n".join(h) + "\n")
+    write_text(out / "report.html", "\n".join(h) + "\n")
     return md_path

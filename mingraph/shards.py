@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from . import __version__
 from .errors import InputError
+from .files import atomic_file
 from .graphs import StructuredGraph, build_structured_graph
 from .samples import N_CHANNELS
 
@@ -136,10 +137,8 @@ def write_shard(path: Path, rows: list[dict], job: ShardJob) -> Path:
         b"n_graphs": str(len(rows)).encode(),
     }
     table = pa.Table.from_pylist(rows, schema=SHARD_SCHEMA.with_metadata(meta))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    with atomic_file(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=64)
-    os.replace(tmp, path)
     return path
 
 

@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .encoder import encoder_blob
 from .errors import InputError
+from .files import load_artifact, save_artifact, write_text
 from .graphs import StructuredGraph, batch_graphs
 from .metrics import confusion, scores
 from .model import GATModel, to_tensors
@@ -55,18 +57,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def save_atomic(obj: dict, path: Path) -> Path:
-    """torch.save to a temporary name, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def _encoder_blob(enc) -> dict | None:
-    return None if enc is None else {"kind": enc.kind, "state": enc.state, "n_classes": enc.n_classes, "meta": enc.meta}
-
-
 @dataclass
 class Bundle:
     """A trained model as used by evaluate/predict: GAT, encoder, classes and graph settings."""
@@ -80,24 +70,13 @@ class Bundle:
 
 def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
     """Read a checkpoint or shipped model, checking its format."""
-    from .encoder import Encoder
+    from .encoder import encoder_from_blob
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "model", "file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(path, "model", f"unreadable ({type(e).__name__})") from None
-    if not isinstance(obj, dict) or obj.get("format") != BUNDLE_FORMAT:
-        raise InputError(path, "format", f"not a {BUNDLE_FORMAT} file")
-    if obj.get("version") != BUNDLE_VERSION:
-        raise InputError(path, "version", f"expected {BUNDLE_VERSION}, got {obj.get('version')}")
+    obj = load_artifact(path, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
     model = GATModel(**obj["model_config"])
     model.load_state_dict(obj["model_state"])
     model.to(device).eval()
-    enc = obj.get("encoder")
-    encoder = None if enc is None else Encoder(enc["kind"], enc["state"], n_classes=enc["n_classes"], meta=enc["meta"])
+    encoder = None if obj.get("encoder") is None else encoder_from_blob(obj["encoder"])
     return Bundle(model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})))
 
 
@@ -292,7 +271,7 @@ def train(
         opt.load_state_dict(state["optim_state"])
         start, best = int(state["epoch"]) + 1, float(state["best_score"])
     run.mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(json.dumps(cfg, indent=2))
+    write_text(run / "config.json", json.dumps(cfg, indent=2))
     log_path = run / "metrics.jsonl"
     history = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
     history = [h for h in history if h["epoch"] < start]  # drop epochs after the checkpoint
@@ -313,14 +292,14 @@ def train(
         last = {"epoch": epoch, "train_loss": total / max(seen, 1), "graphs": seen, "graphs_per_s": seen / secs, "seconds": secs}
         last.update(validate(model, source.validation(), cfg, device, len(class_names)))
         history.append(last)
-        _write_lines(log_path, history)
+        write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
         improved = last["val_f1_weighted"] > best
         best = max(best, last["val_f1_weighted"])
         bundle = make_bundle(model, encoder, class_names, cfg, {"epoch": epoch, "metrics": last})
         ckpt = bundle | {"optim_state": opt.state_dict(), "epoch": epoch, "best_score": best}
         if improved:
-            save_atomic(bundle, run / "best.pt")
-        save_atomic(ckpt, ckpt_path)
+            save_artifact(bundle, run / "best.pt")
+        save_artifact(ckpt, ckpt_path)
         if progress:
             tqdm.write(f"epoch {epoch + 1}: loss {last['train_loss']:.4f}  val F1 {last['val_f1_weighted']:.4f}  {last['graphs_per_s']:.1f} graphs/s")
     return last
@@ -333,7 +312,7 @@ def make_bundle(model: GATModel, encoder, class_names: list[str], cfg: dict, met
         "version": BUNDLE_VERSION,
         "model_config": model.config,
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "encoder": _encoder_blob(encoder),
+        "encoder": None if encoder is None else encoder_blob(encoder),
         "class_names": list(class_names),
         "config": cfg,
         "meta": meta,
@@ -343,9 +322,3 @@ def make_bundle(model: GATModel, encoder, class_names: list[str], cfg: dict, met
 def _shard_class_names(source: _Source) -> list[str]:
     """Class names of the dataset the shards were built from (recorded in each shard's job)."""
     return list(source.train_idx.shards[0].job["class_names"])
-
-
-def _write_lines(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)

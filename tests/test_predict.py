@@ -19,7 +19,8 @@ from mingraph.predict import block_margin, predict_field, run_predict, sample_fi
 from mingraph.samples import Sample
 from mingraph.simulate import simulate_tile
 from mingraph.simulate.minerals import class_names
-from mingraph.train import DEFAULT_CONFIG, Bundle, make_bundle, save_atomic
+from mingraph.files import save_artifact
+from mingraph.train import DEFAULT_CONFIG, make_bundle
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def bundle(tmp_path_factory):
     enc = fit_pca(s.eds.spectra(rr[::5], cc[::5]))
     model = GATModel(num_classes=len(class_names()), hidden_channels=16).eval()
     b = make_bundle(model, enc, class_names(), dict(DEFAULT_CONFIG), {"note": "test"})
-    path = save_atomic(b, tmp_path_factory.mktemp("model") / "m.pt")
+    path = save_artifact(b, tmp_path_factory.mktemp("model") / "m.pt")
     from mingraph.train import load_bundle
 
     return load_bundle(path), path
@@ -107,7 +108,7 @@ def test_bad_inputs(bundle, tmp_path):
     assert res.exit_code == 2 and "bad.npz: points: unreadable" in res.output
     # a model trained for other classes than the dataset's
     other = make_bundle(GATModel(num_classes=3, hidden_channels=8), b.encoder, ["a", "b", "c"], dict(DEFAULT_CONFIG), {})
-    save_atomic(other, tmp_path / "other.pt")
+    save_artifact(other, tmp_path / "other.pt")
     res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "p.npz"), "--model", str(tmp_path / "other.pt"), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 0  # a measured field has no classes of its own: the model's are used
     res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "p.npz"), "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o3")])

@@ -75,7 +75,7 @@ def test_rerun_skips_verified_shards_and_rebuilds_broken_ones(tmp_path):
     victim.write_bytes(good[: len(good) // 2])  # killed mid-write without the atomic rename
     with pytest.raises(InputError, match="truncated or foreign"):
         Shard(victim)
-    (tmp_path / "sh" / ".val-00000.arrow.tmp").write_bytes(b"partial")
+    (tmp_path / "sh" / ".val-00000.arrow.x1y2.tmp").write_bytes(b"partial")
     res = build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1)
     assert res["built"] == 1 and res["skipped"] == 2
     assert victim.read_bytes() == good  # deterministic rebuild
