@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -493,14 +492,15 @@ class _FusedStructuredAttention(torch.autograd.Function):
         return dz, d_asrc, d_adst, dc, None, None, None, None
 
 
-def default_impl(device: torch.device) -> str:
-    """numba on CPU; triton on CUDA when Triton is installed, else the torch reference."""
+def default_impl(device: torch.device, dtype: torch.dtype = torch.float32) -> str:
+    """numba on CPU; triton on CUDA when Triton is installed (it accumulates in float32, so
+    float64 goes to the torch reference), else the torch reference."""
     if device.type == "cpu":
         return "numba"
-    if device.type == "cuda":
+    if device.type == "cuda" and dtype != torch.float64:
         from . import gat_triton
 
-        return "triton" if gat_triton.available() else "torch"
+        return "triton" if gat_triton.available(device) else "torch"
     return "torch"
 
 
@@ -512,7 +512,7 @@ def structured_attention(
     ``z`` (nodes, H, C), ``a_src``/``a_dst`` (nodes, H), ``c`` (H,) edge constants; no bias.
     ``impl``: "numba" (CPU), "triton" (CUDA), "torch" (any device) or None for the default.
     """
-    impl = impl or default_impl(z.device)
+    impl = impl or default_impl(z.device, z.dtype)
     if impl == "torch":
         return structured_attention_torch(z, a_src, a_dst, c, topo, mean, negative_slope)
     if impl not in ("numba", "triton"):

@@ -230,4 +230,10 @@ def load_pyg_state_dict(model: GATModel, state_dict: Mapping[str, Tensor]) -> GA
     return model
 
 
-__all__ = ["GATModel", "GraphTensors", "to_tensors", "load_pyg_state_dict", "BACKENDS"]
+def pyg_state_dict(model: GATModel) -> dict[str, Tensor]:
+    """Our parameters in the authors' PyG layout (inverse of :func:`load_pyg_state_dict`)."""
+    names = {v: f"{b}.convs.{i}" for (b, i), v in _PYG_BLOCKS.items()}
+    return {f"{names[int(k.split('.')[1])]}.{k.split('.', 2)[2]}": v for k, v in model.state_dict().items()}
+
+
+__all__ = ["GATModel", "GraphTensors", "to_tensors", "load_pyg_state_dict", "pyg_state_dict", "BACKENDS"]

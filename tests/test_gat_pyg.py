@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mingraph.model import BACKENDS, GATModel, load_pyg_state_dict, to_tensors
+from mingraph.model import BACKENDS, GATModel, load_pyg_state_dict, pyg_state_dict, to_tensors
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import gat_conv_sparse
 from mingraph_kernels.gat_structured import gat_conv_structured
@@ -121,3 +121,12 @@ def test_loader_accepts_prefixes_and_rejects_bad_checkpoints():
         load_pyg_state_dict(GATModel(), {**sd, "0.lin.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match="shape"):
         load_pyg_state_dict(GATModel(num_classes=10), sd)
+
+
+def test_export_round_trips_into_pyg():
+    model = GATModel()
+    seq = authors_model()
+    seq.load_state_dict(pyg_state_dict(model))
+    back = load_pyg_state_dict(GATModel(), seq.state_dict())
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), back.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)

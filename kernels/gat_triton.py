@@ -1,0 +1,364 @@
+"""Fused Triton kernels of the structured GAT attention (CUDA): the GPU twin of the Numba kernels.
+
+Same math as :mod:`.gat_structured` (whose torch reference it is tested against):
+
+.. math::
+    e^h_{ij} = \\mathrm{LeakyReLU}(s^h_j + t^h_i + d_{ij} c_h),\\quad
+    \\mathrm{lse}^h_i = \\log\\textstyle\\sum_j e^{e^h_{ij}},\\quad
+    \\mathbf{x}'^h_i = \\textstyle\\sum_j e^{e^h_{ij} - \\mathrm{lse}^h_i}\\,\\mathbf{z}^h_j
+
+One program per destination node holds a (heads × channels) tile; the pixel kernels walk the 3×3
+stencil, the nearest EDS node and the extra EDS nodes on the pixel with an online softmax; the
+EDS kernels walk their CSR source lists.  The backward recomputes the attention from ``lse`` and
+is gather-only (no atomics, deterministic): pass A per destination (D_i = Σ_j α_ij g_i·z_j,
+∂a_dst, the edge-constant share), pass B per source (∂z, ∂a_src), valid because the graph is
+symmetric.  Importing this module never fails; :func:`available` says whether Triton is usable.
+``TRITON_INTERPRET=1`` runs the same kernels on CPU tensors (used by the tests when Triton is
+installed).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import Tensor
+
+try:  # Triton is optional: CUDA builds of torch ship it, the CPU build does not
+    import triton
+    import triton.language as tl
+
+    _HAVE_TRITON = True
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = tl = None
+    _HAVE_TRITON = False
+
+
+def available(device: torch.device | None = None) -> bool:
+    """Triton is importable and can run here: on CUDA, or on CPU under ``TRITON_INTERPRET=1``."""
+    if not _HAVE_TRITON:
+        return False
+    if device is not None and torch.device(device).type == "cpu":
+        return os.environ.get("TRITON_INTERPRET") == "1"
+    return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+if _HAVE_TRITON:
+
+    @triton.jit
+    def _tile(ptr, node, offs_h, offs_c, mask, NH: tl.constexpr, CH: tl.constexpr):
+        """Load the (heads, channels) tile of a (nodes, H, C) tensor at ``node``."""
+        return tl.load(ptr + node * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], mask=mask, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _grad_tile(ptr, node, offs_h, offs_c, mask, NH: tl.constexpr, CH: tl.constexpr, MEAN: tl.constexpr):
+        """Upstream gradient of node as a (heads, channels) tile (broadcast over heads if MEAN)."""
+        if MEAN:
+            return tl.load(ptr + node * CH + offs_h[:, None] * 0 + offs_c[None, :], mask=mask, other=0.0).to(tl.float32) / NH
+        else:
+            return tl.load(ptr + node * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], mask=mask, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _logit(a_src_ptr, j, a_dst_i, c, d, offs_h, mask_h, slope, NH: tl.constexpr):
+        """Pre-activation score and LeakyReLU slope factor of edge j -> i for every head."""
+        pre = tl.load(a_src_ptr + j * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32) + a_dst_i + d * c
+        sl = tl.where(pre > 0, 1.0, slope)
+        return pre * sl, sl
+
+    @triton.jit
+    def _fwd_visit(j, d, valid, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr):
+        """Online-softmax update of (max, sum, weighted sum) with source j (skipped if not valid)."""
+        e, _ = _logit(a_src_ptr, j, a_dst_i, c, d, offs_h, mask_h, slope, NH)
+        e = tl.where(valid, e, float("-inf"))
+        m_new = tl.maximum(m, e)
+        keep = tl.exp(m - m_new)
+        p = tl.exp(e - m_new)
+        zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)  # j is always in range; invalid p is 0
+        return m_new, s * keep + p, acc * keep[:, None] + p[:, None] * zj
+
+    @triton.jit
+    def _fwd_store(i, m, s, acc, out_ptr, lse_ptr, offs_h, offs_c, mask_h, mask, NH: tl.constexpr, CH: tl.constexpr, MEAN: tl.constexpr):
+        tl.store(lse_ptr + i * NH + offs_h, m + tl.log(s), mask=mask_h)
+        res = acc / s[:, None]
+        if MEAN:
+            tl.store(out_ptr + i * CH + offs_c, tl.sum(tl.where(mask, res, 0.0), axis=0) / NH, mask=offs_c < CH)
+        else:
+            tl.store(out_ptr + i * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], res, mask=mask)
+
+    @triton.jit
+    def _pixels_forward_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, near_ptr, near_d_ptr, xptr_ptr, xeds_ptr, x_d_ptr, out_ptr, lse_ptr,
+        HH, WW, n_pix, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    ):
+        i = tl.program_id(0).to(tl.int64)
+        r = (i // WW) % HH
+        col = i % WW
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        m = tl.full((BH,), float("-inf"), tl.float32)
+        s = tl.zeros((BH,), tl.float32)
+        acc = tl.zeros((BH, BC), tl.float32)
+        m, s, acc = _fwd_visit(i, 0.0, i >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        for t in tl.static_range(9):
+            if t != 4:
+                dr: tl.constexpr = t // 3 - 1
+                dc: tl.constexpr = t % 3 - 1
+                dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - t % 2)  # straight 1, diagonal sqrt(2)
+                valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
+                j = tl.where(valid, i + dr * WW + dc, i)
+                m, s, acc = _fwd_visit(j, dist, valid, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        k = tl.load(near_ptr + i)
+        has = k >= 0
+        j = tl.where(has, n_pix + k, i)  # a valid row even without EDS nodes
+        d = tl.load(near_d_ptr + i).to(tl.float32)
+        m, s, acc = _fwd_visit(j, d, has, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        for t in range(tl.load(xptr_ptr + i), tl.load(xptr_ptr + i + 1)):
+            j = n_pix + tl.load(xeds_ptr + t)
+            d = tl.load(x_d_ptr + t).to(tl.float32)
+            m, s, acc = _fwd_visit(j, d, j >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        _fwd_store(i, m, s, acc, out_ptr, lse_ptr, offs_h, offs_c, mask_h, mask, NH, CH, MEAN)
+
+    @triton.jit
+    def _csr_forward_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, out_ptr, lse_ptr, offset, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    ):
+        k = tl.program_id(0).to(tl.int64)
+        i = offset + k
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        m = tl.full((BH,), float("-inf"), tl.float32)
+        s = tl.zeros((BH,), tl.float32)
+        acc = tl.zeros((BH, BC), tl.float32)
+        start = tl.load(ptr_ptr + k)
+        for t in range(start, tl.load(ptr_ptr + k + 1)):
+            j = tl.load(src_ptr + t)
+            d = tl.load(dist_ptr + t).to(tl.float32)
+            m, s, acc = _fwd_visit(j, d, j >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        _fwd_store(i, m, s, acc, out_ptr, lse_ptr, offs_h, offs_c, mask_h, mask, NH, CH, MEAN)
+
+    # -- backward ---------------------------------------------------------------------------
+    @triton.jit
+    def _dst_visit(j, d, valid, D, da, dcc, PASS: tl.constexpr, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr):
+        """Pass A, destination side.  PASS 0 accumulates D; PASS 1 accumulates ∂a_dst and dc."""
+        e, sl = _logit(a_src_ptr, j, a_dst_i, c, d, offs_h, mask_h, slope, NH)
+        al = tl.where(valid & mask_h, tl.exp(e - lse_i), 0.0)
+        dot = tl.sum(gi * _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH), axis=1)
+        if PASS == 0:
+            D += al * dot
+        else:
+            dp = sl * al * (dot - D)
+            da += dp
+            dcc += dp * d
+        return D, da, dcc
+
+    @triton.jit
+    def _src_visit(i, d, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr, MEAN: tl.constexpr):
+        """Pass B, source side: the contribution of edge j -> i to ∂a_src[j] and ∂z_j."""
+        pre = a_src_j + tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32) + d * c
+        sl = tl.where(pre > 0, 1.0, slope)
+        lse_i = tl.load(lse_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        al = tl.where(valid & mask_h, tl.exp(pre * sl - lse_i), 0.0)
+        gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
+        dot = tl.sum(gi * zj, axis=1)
+        D_i = tl.load(D_ptr + i * NH + offs_h, mask=mask_h, other=0.0)
+        da += sl * al * (dot - D_i)
+        dz += al[:, None] * gi
+        return da, dz
+
+    @triton.jit
+    def _pixels_backward_dst_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, near_ptr, near_d_ptr, xptr_ptr, xeds_ptr, x_d_ptr, g_ptr, lse_ptr, D_ptr, da_ptr, dc_ptr,
+        HH, WW, n_pix, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    ):
+        i = tl.program_id(0).to(tl.int64)
+        r = (i // WW) % HH
+        col = i % WW
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        lse_i = tl.load(lse_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
+        D = tl.zeros((BH,), tl.float32)
+        da = tl.zeros((BH,), tl.float32)
+        dcc = tl.zeros((BH,), tl.float32)
+        k = tl.load(near_ptr + i)
+        x0 = tl.load(xptr_ptr + i)
+        x1 = tl.load(xptr_ptr + i + 1)
+        for p in tl.static_range(2):
+            D, da, dcc = _dst_visit(i, 0.0, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+            for t in tl.static_range(9):
+                if t != 4:
+                    dr: tl.constexpr = t // 3 - 1
+                    dc: tl.constexpr = t % 3 - 1
+                    dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - t % 2)  # straight 1, diagonal sqrt(2)
+                    valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
+                    j = tl.where(valid, i + dr * WW + dc, i)
+                    D, da, dcc = _dst_visit(j, dist, valid, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+            d = tl.load(near_d_ptr + i).to(tl.float32)
+            D, da, dcc = _dst_visit(tl.where(k >= 0, n_pix + k, i), d, k >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+            for t in range(x0, x1):
+                d = tl.load(x_d_ptr + t).to(tl.float32)
+                D, da, dcc = _dst_visit(n_pix + tl.load(xeds_ptr + t), d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        tl.store(D_ptr + i * NH + offs_h, D, mask=mask_h)
+        tl.store(da_ptr + i * NH + offs_h, da, mask=mask_h)
+        tl.store(dc_ptr + i * NH + offs_h, dcc, mask=mask_h)
+
+    @triton.jit
+    def _csr_backward_dst_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, g_ptr, lse_ptr, D_ptr, da_ptr, dc_ptr, offset, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    ):
+        k = tl.program_id(0).to(tl.int64)
+        i = offset + k
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        lse_i = tl.load(lse_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
+        D = tl.zeros((BH,), tl.float32)
+        da = tl.zeros((BH,), tl.float32)
+        dcc = tl.zeros((BH,), tl.float32)
+        start = tl.load(ptr_ptr + k)
+        end = tl.load(ptr_ptr + k + 1)
+        for p in tl.static_range(2):
+            for t in range(start, end):
+                d = tl.load(dist_ptr + t).to(tl.float32)
+                D, da, dcc = _dst_visit(tl.load(src_ptr + t), d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        tl.store(D_ptr + i * NH + offs_h, D, mask=mask_h)
+        tl.store(da_ptr + i * NH + offs_h, da, mask=mask_h)
+        tl.store(dc_ptr + i * NH + offs_h, dcc, mask=mask_h)
+
+    @triton.jit
+    def _pixels_backward_src_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, near_ptr, near_d_ptr, xptr_ptr, xeds_ptr, x_d_ptr, g_ptr, lse_ptr, D_ptr, dz_ptr, ds_ptr,
+        HH, WW, n_pix, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    ):
+        j = tl.program_id(0).to(tl.int64)
+        r = (j // WW) % HH
+        col = j % WW
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        a_src_j = tl.load(a_src_ptr + j * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
+        da = tl.zeros((BH,), tl.float32)
+        dz = tl.zeros((BH, BC), tl.float32)
+        da, dz = _src_visit(j, 0.0, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+        for t in tl.static_range(9):
+            if t != 4:
+                dr: tl.constexpr = t // 3 - 1
+                dc: tl.constexpr = t % 3 - 1
+                dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - t % 2)  # straight 1, diagonal sqrt(2)
+                valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
+                i = tl.where(valid, j + dr * WW + dc, j)
+                da, dz = _src_visit(i, dist, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+        k = tl.load(near_ptr + j)
+        d = tl.load(near_d_ptr + j).to(tl.float32)
+        da, dz = _src_visit(tl.where(k >= 0, n_pix + k, j), d, k >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+        for t in range(tl.load(xptr_ptr + j), tl.load(xptr_ptr + j + 1)):
+            d = tl.load(x_d_ptr + t).to(tl.float32)
+            da, dz = _src_visit(n_pix + tl.load(xeds_ptr + t), d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+        tl.store(ds_ptr + j * NH + offs_h, da, mask=mask_h)
+        tl.store(dz_ptr + j * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], dz, mask=mask)
+
+    @triton.jit
+    def _csr_backward_src_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, g_ptr, lse_ptr, D_ptr, dz_ptr, ds_ptr, offset, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    ):
+        k = tl.program_id(0).to(tl.int64)
+        j = offset + k
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        a_src_j = tl.load(a_src_ptr + j * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
+        da = tl.zeros((BH,), tl.float32)
+        dz = tl.zeros((BH, BC), tl.float32)
+        for t in range(tl.load(ptr_ptr + k), tl.load(ptr_ptr + k + 1)):
+            d = tl.load(dist_ptr + t).to(tl.float32)
+            da, dz = _src_visit(tl.load(src_ptr + t), d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+        tl.store(ds_ptr + j * NH + offs_h, da, mask=mask_h)
+        tl.store(dz_ptr + j * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], dz, mask=mask)
+
+
+def _meta(z: Tensor, mean: bool) -> dict:
+    nh, ch = z.shape[1], z.shape[2]
+    return dict(NH=nh, CH=ch, BH=triton.next_power_of_2(nh), BC=triton.next_power_of_2(ch), MEAN=bool(mean))
+
+
+def _topo_args(topo, dtype):
+    near_d, x_d, e_d = topo.dists(dtype)
+    return near_d, x_d, e_d
+
+
+def forward(z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, topo, mean: bool, slope: float) -> tuple[Tensor, Tensor]:
+    """(out (nodes, H*C or C), lse (nodes, H)); accumulates in float32 whatever the input dtype."""
+    if not _HAVE_TRITON:
+        raise RuntimeError("Triton is not installed")
+    nh, ch = z.shape[1], z.shape[2]
+    n_nodes = z.shape[0]
+    out = torch.empty((n_nodes, ch if mean else nh * ch), dtype=z.dtype, device=z.device)
+    lse = torch.empty((n_nodes, nh), dtype=torch.float32, device=z.device)
+    near_d, x_d, e_d = _topo_args(topo, z.dtype)
+    meta = _meta(z, mean)
+    if topo.n_pixels:
+        _pixels_forward_kernel[(topo.n_pixels,)](
+            z, a_src, a_dst, c, topo.nearest, near_d, topo.extra_ptr, topo.extra_eds, x_d, out, lse, topo.height, topo.width, topo.n_pixels, float(slope), **meta
+        )
+    if topo.n_eds:
+        csr = topo.eds_csr
+        _csr_forward_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, out, lse, topo.n_pixels, float(slope), **meta)
+    return out, lse
+
+
+def backward(grad: Tensor, z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, lse: Tensor, topo, mean: bool, slope: float):
+    """(∂z, ∂a_src, ∂a_dst, ∂c) by recomputing the attention from ``lse``."""
+    nh = z.shape[1]
+    n_nodes = z.shape[0]
+    f32 = dict(dtype=torch.float32, device=z.device)
+    dz = torch.empty(z.shape, **f32)
+    d_asrc = torch.empty((n_nodes, nh), **f32)
+    d_adst = torch.empty((n_nodes, nh), **f32)
+    dD = torch.empty((n_nodes, nh), **f32)
+    dcd = torch.empty((n_nodes, nh), **f32)
+    near_d, x_d, e_d = _topo_args(topo, z.dtype)
+    meta = _meta(z, mean)
+    csr = topo.eds_csr
+    pix = (topo.nearest, near_d, topo.extra_ptr, topo.extra_eds, x_d)
+    dims = (topo.height, topo.width, topo.n_pixels, float(slope))
+    if topo.n_pixels:
+        _pixels_backward_dst_kernel[(topo.n_pixels,)](z, a_src, a_dst, c, *pix, grad, lse, dD, d_adst, dcd, *dims, **meta)
+    if topo.n_eds:
+        _csr_backward_dst_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, grad, lse, dD, d_adst, dcd, topo.n_pixels, float(slope), **meta)
+    if topo.n_pixels:
+        _pixels_backward_src_kernel[(topo.n_pixels,)](z, a_src, a_dst, c, *pix, grad, lse, dD, dz, d_asrc, *dims, **meta)
+    if topo.n_eds:
+        _csr_backward_src_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, grad, lse, dD, dz, d_asrc, topo.n_pixels, float(slope), **meta)
+    dt = z.dtype
+    return dz.to(dt), d_asrc.to(dt), d_adst.to(dt), dcd.sum(0).to(dt)
+
+
+__all__ = ["available", "forward", "backward"]
