@@ -17,12 +17,12 @@ from pathlib import Path
 
 PROTOCOLS: dict[str, dict] = {
     "reduced": {
-        "description": "2-core CPU: shards at the four evaluation fractions (one draw), a capped number of training graphs per epoch, 14 epochs",
+        "description": "2-core CPU: shards at the four evaluation fractions (one draw), 480 training graphs (30 batches) per epoch, 8 epochs",
         "encoder_tiles_points": 100,
         "encoder_epochs": 5,
         "fractions": [0.001, 0.01, 0.05, 0.1],
         "max_tiles": {"train": 400, "val": 48, "test": None},
-        "train": {"epochs": 14, "max_train_graphs": 480, "val_max_graphs": 96},
+        "train": {"epochs": 8, "max_train_graphs": 480, "val_max_graphs": 96},
         "online": False,
         "unet_epochs": 12,
         "unet_max_tiles": 400,
@@ -87,7 +87,7 @@ def run_study(dataset: str | os.PathLike, out: str | os.PathLike, protocol: str 
         run = out / name
         cfg = dict(p["train"], encoder=str(enc), eds_edges=edges, seed=seed)
         if (run / "last.pt").is_file():
-            step(f"train {name} (resume)", lambda: train(run, resume=True))
+            step(f"train {name} (resume)", lambda: train(run, resume=True, epochs=cfg["epochs"]))
         else:
             step(f"train {name}", lambda: train(run, config=cfg, **src))
     if not (out / "unet.pt").is_file():
