@@ -187,7 +187,7 @@ def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, 
 
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
-    from .predict import library_densities, load_model, read_points, run_predict, sample_field
+    from .predict import library_densities, load_model, measured_field, run_predict, sample_field
 
     bundle = load_model(model)
     if sum(x is not None for x in (input_, sim_size, bse)) != 1:
@@ -199,32 +199,15 @@ def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, 
         rc, emb = sample_field(sample, bundle, fraction, pattern, seed)
         label = f"simulated {sim_size}x{sim_size} field, seed {seed}"
     elif bse is not None:
-        import numpy as np
-
-        from .io import read_bse, read_mask
-        from .samples import NoSpectra, Sample
-
         if points is None:
             raise InputError("predict", "--points", "a measured field needs its point spectra (--points FILE.npz)")
-        img = read_bse(bse)
-        vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)
-        sample = Sample(img, vmask, None, bundle.class_names, pixel_size, NoSpectra(str(bse)), name=bse.stem)
-        rc, spectra = read_points(points)
-        from .predict import check_points
-
-        rc = check_points(rc, img.shape, str(points))
-        if bundle.encoder is None:
-            raise InputError(model or "default model", "encoder", "the model holds no spectral encoder")
-        emb = bundle.encoder.embed(spectra)
+        sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle)
         label = f"{bse} + {points}"
     else:
         from .dataset import open_dataset
 
         ds = open_dataset(input_)
-        idx = ds.tile_ids.index(tile) if tile in ds.tile_ids else (int(tile) if tile.isdigit() and int(tile) < len(ds) else None)
-        if idx is None:
-            raise InputError(input_, "--tile", f"no tile {tile!r} (ids like {ds.tile_ids[0]!r}, or an index below {len(ds)})")
-        sample = ds.sample(idx)
+        sample = ds.sample(ds.find(tile))
         rc, emb = sample_field(sample, bundle, fraction, pattern, seed)
         label = f"{input_} tile {sample.name}"
     res = run_predict(out, sample, bundle, rc, emb, {"input": label, "model": str(model or "default")}, overwrite, block, library_densities(bundle.class_names))

@@ -208,6 +208,15 @@ class Dataset:
             raise InputError(self.path, "split", f"expected one of {SPLITS}, got {split!r}")
         return [i for i, s in enumerate(self.splits) if split is None or s == split]
 
+    def find(self, tile: str | int) -> int:
+        """Index of a tile given by id, or by index (as int or digits)."""
+        if isinstance(tile, str) and tile in self.tile_ids:
+            return self.tile_ids.index(tile)
+        if isinstance(tile, int) or (isinstance(tile, str) and tile.isdigit()):
+            if 0 <= int(tile) < len(self):
+                return int(tile)
+        raise InputError(self.path, "tile", f"no tile {tile!r} (ids like {self.tile_ids[0]!r}, or an index below {len(self)})")
+
     def _row(self, i: int) -> dict:
         if not 0 <= i < len(self):
             raise IndexError(f"tile index {i} out of range for {len(self)} tiles")

@@ -131,6 +131,21 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return rc.reshape(-1, 2), spectra.astype(np.float32)
 
 
+def measured_field(bse: str | os.PathLike, points: str | os.PathLike, valid: str | os.PathLike | None, pixel_size_um: float, bundle: Bundle) -> tuple[Sample, np.ndarray, np.ndarray]:
+    """A measured field from files: (sample, EDS positions, embeddings of the measured spectra)."""
+    from .io import read_bse, read_mask
+    from .samples import NoSpectra
+
+    img = read_bse(bse)
+    vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)
+    sample = Sample(img, vmask, None, bundle.class_names, pixel_size_um, NoSpectra(str(bse)), name=Path(bse).stem)
+    rc, spectra = read_points(points)
+    rc = check_points(rc, img.shape, str(points))
+    if bundle.encoder is None:
+        raise InputError("model", "encoder", "this model file holds no spectral encoder")
+    return sample, rc, bundle.encoder.embed(spectra)
+
+
 def write_outputs(out: Path, sample: Sample, pred: Prediction, bundle: Bundle, densities: np.ndarray | None, summary: dict, min_confidence: float = 0.5) -> dict:
     """Phase map TIFF + legend, overlay and confidence PNGs, mineralogy CSV/PNGs, summary and report."""
     import tifffile

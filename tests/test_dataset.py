@@ -72,3 +72,12 @@ def test_foreign_or_damaged_datasets_are_refused(tmp_path):
     (d / "tiles.parquet").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(InputError, match="tiles.parquet: parquet: unreadable"):
         open_dataset(d)
+
+
+def test_find_tile_by_id_or_index(tmp_path):
+    ds = open_dataset(write_dataset(tmp_path / "d", [_rec(0), _rec(1)], ["a", "b", "c"]))
+    assert ds.find("t1") == 1 and ds.find("0") == 0 and ds.find(1) == 1
+    with pytest.raises(InputError, match="no tile 'x9'"):
+        ds.find("x9")
+    with pytest.raises(InputError, match="index below 2"):
+        ds.find(2)
