@@ -11,3 +11,7 @@ class InputError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{self.source}: {field}: {problem}")
+
+    def __reduce__(self):
+        # so that worker processes can send it back (its __init__ takes three arguments)
+        return (InputError, (self.source, self.field, self.problem))

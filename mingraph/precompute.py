@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -129,6 +130,8 @@ def build_graphs(
         raise InputError("--draws", "draws", f"expected at least 1, got {draws}")
     if not fractions or any(not 0 <= f <= 1 for f in fractions):
         raise InputError("--fractions", "fractions", f"expected fractions in [0, 1], got {list(fractions)}")
+    if pattern == "mask" and len(fractions) != 1:
+        raise InputError("--fractions", "fractions", "pattern 'mask' takes the measured pixels whatever the fraction: give one value")
     ds = open_dataset(dataset)
     enc_digest = None
     if encoder is not None:
@@ -140,6 +143,14 @@ def build_graphs(
     for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
         stale.unlink()
     jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles)
+    planned = {f"{j.name}.arrow" for j in jobs}
+    for old in out.glob("*.arrow"):  # shards of an earlier, different build: never mix them in
+        if old.name not in planned:
+            old.unlink()
+    if encoder is not None:  # the shards' embeddings travel with the encoder that made them
+        shutil.copyfile(encoder, out / "encoder.pt")
+    else:
+        (out / "encoder.pt").unlink(missing_ok=True)
     todo = [j for j in jobs if not is_done(out / f"{j.name}.arrow", j)]
     per_job = {j.name: len(j.tile_indices) * len(fractions) * draws for j in jobs}
     bar = tqdm(total=sum(per_job.values()), desc="build-graphs", unit="graph", disable=not progress)

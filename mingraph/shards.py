@@ -260,6 +260,12 @@ class ShardIndex:
 def open_shards(directory: str | os.PathLike, split: str | None = None, fractions: Sequence[float] | None = None) -> ShardIndex:
     """Open every shard of a folder, keeping graphs of one split and of the given fractions."""
     shards = [Shard(p) for p in shard_paths(directory)]
+    same = ("fractions", "draws", "pattern", "seed", "lift", "encoder_digest", "dataset_digest", "class_names")
+    ref = {k: shards[0].job.get(k) for k in same}
+    for sh in shards[1:]:
+        diff = [k for k in same if sh.job.get(k) != ref[k]]
+        if diff:
+            raise InputError(sh.path, "job", f"made with other {', '.join(diff)} than {shards[0].path.name}: rebuild the folder with build-graphs")
     entries = []
     for s_i, sh in enumerate(shards):
         splits = sh.table.column("split").to_pylist()

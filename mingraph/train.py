@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,6 +27,7 @@ from .files import load_artifact, save_artifact, write_text
 from .graphs import StructuredGraph, batch_graphs
 from .metrics import confusion, scores
 from .model import GATModel, to_tensors
+from .samples import NoSpectra
 
 BUNDLE_FORMAT = "mingraph-model"
 BUNDLE_VERSION = 1
@@ -51,10 +53,16 @@ DEFAULT_CONFIG: dict = {
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
+    """CUDA when present (or asked for), else CPU; a device that is not there is refused."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InputError("--device", "device", f"expected cpu, cuda, cuda:N or auto, got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", "device", "CUDA was asked for but no CUDA device is available")
+    return dev
 
 
 @dataclass
@@ -95,6 +103,10 @@ class _Source:
             if len(self.train_idx) == 0:
                 raise InputError(shards, "shards", "no training graphs (split 'train') in these shards")
             job = self.train_idx.shards[0].job
+            first = self.train_idx.shards[0]
+            if first._arr("labels", 0, "i1") is None:
+                raise InputError(first.path, "labels", "these shards hold no phase labels: nothing to train on")
+            self.encoder = self._shard_encoder(Path(shards), job["encoder_digest"], encoder)
             self.class_names = None
             self.dataset_path = None
             self.n_train = len(self.train_idx)
@@ -103,7 +115,7 @@ class _Source:
             from .dataset import open_dataset
 
             if encoder is None:
-                raise InputError("train", "--online", "online training needs an encoder (config key 'encoder')")
+                raise InputError("train", "--encoder", "online training needs a spectral encoder (--encoder FILE)")
             self.ds = open_dataset(online)
             self.class_names = self.ds.class_names
             self.dataset_path = str(self.ds.path)
@@ -111,8 +123,29 @@ class _Source:
             self.val_tiles = self.ds.indices("val")
             if not self.train_tiles:
                 raise InputError(online, "split", "no training tiles")
+            probe = self.ds.sample(self.train_tiles[0])
+            if probe.labels is None:
+                raise InputError(online, "labels", "this dataset holds no phase labels: nothing to train on")
+            if isinstance(probe.eds, NoSpectra):
+                raise InputError(online, "spectra", "this dataset holds no EDS spectra to draw from")
             self.n_train = len(self.train_tiles)
         self._val_cache: list[StructuredGraph] | None = None
+
+    @staticmethod
+    def _shard_encoder(folder: Path, digest: str | None, given):
+        """The encoder that embedded the shards (their copy, or the one given if it is the same)."""
+        from .encoder import load_encoder
+
+        if digest is None:  # raw spectra: any encoder embeds them, but one is needed
+            if given is None:
+                raise InputError(folder, "encoder", "these shards hold raw spectra: give --encoder FILE to embed them")
+            return given
+        enc = given if given is not None else (load_encoder(folder / "encoder.pt") if (folder / "encoder.pt").is_file() else None)
+        if enc is None:
+            raise InputError(folder, "encoder.pt", "missing: the encoder that made these embeddings must stay beside the shards (or pass --encoder)")
+        if enc.digest != digest:
+            raise InputError(folder, "encoder", f"the encoder given (digest {enc.digest}) is not the one that made these shards ({digest})")
+        return enc
 
     def _shard_graph(self, index, k: int) -> StructuredGraph:
         s, i = index.entries[k]
@@ -122,7 +155,7 @@ class _Source:
         if spectra is None:
             return sh.graph(i, **edges)
         if self.encoder is None:
-            raise InputError(sh.path, "embedding", "shards hold raw spectra: set 'encoder' in the config")
+            raise InputError(sh.path, "embedding", "shards hold raw spectra: give --encoder FILE")
         return sh.graph(i, eds_feat=self.encoder.embed(spectra), **edges)
 
     def epoch(self, epoch: int) -> Iterator[list[StructuredGraph]]:
@@ -242,26 +275,38 @@ def train(
 
     from .encoder import load_encoder
 
+    from .encoder import encoder_from_blob
+
     run = Path(run)
     ckpt_path = run / "last.pt"
     if resume:
+        ignored = [name for name, v in (("SHARDS", shards), ("--online", online), ("--config", config)) if v is not None]
+        ignored += [f"--{k}" for k, v in overrides.items() if v is not None and k != "epochs"]
+        if ignored:
+            raise InputError(run, "--resume", f"a resumed run keeps its own settings; drop {', '.join(ignored)} (only --epochs may change)")
         if not ckpt_path.is_file():
             raise InputError(run, "--resume", "no last.pt to resume from")
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = load_artifact(ckpt_path, BUNDLE_FORMAT, BUNDLE_VERSION, "checkpoint")
         cfg = dict(state["config"])
         cfg.update({k: v for k, v in overrides.items() if k == "epochs" and v is not None})
+        encoder = None if state.get("encoder") is None else encoder_from_blob(state["encoder"])  # the run's own, not the file's
     else:
-        if run.exists() and any(run.iterdir()):
-            raise InputError(run, "--out", "run folder exists and is not empty (use --resume to continue it)")
+        if ckpt_path.exists():
+            raise InputError(run, "--out", "this run folder holds a checkpoint (use --resume to continue it, or another --out)")
         cfg = load_config(None, config) if isinstance(config, dict) else load_config(config)
         cfg.update({k: v for k, v in overrides.items() if v is not None})
-        cfg["source"] = {"shards": None if shards is None else str(shards), "online": None if online is None else str(online)}
+        cfg["source"] = {"shards": None if shards is None else str(Path(shards).resolve()), "online": None if online is None else str(Path(online).resolve())}
+        if cfg.get("encoder"):
+            cfg["encoder"] = str(Path(cfg["encoder"]).resolve())
+        encoder = load_encoder(cfg["encoder"]) if cfg.get("encoder") else None
         state = None
     src_cfg = cfg["source"]
-    encoder = load_encoder(cfg["encoder"]) if cfg.get("encoder") else None
     source = _Source(cfg, src_cfg["shards"], src_cfg["online"], encoder)
-    class_names = source.class_names or _shard_class_names(source)
+    encoder = source.encoder
     device = pick_device(cfg["device"])
+    class_names = source.class_names or _shard_class_names(source)
+    if not source.validation():
+        warnings.warn(f"{run}: no validation graphs (no 'val' split): best.pt will follow last.pt", stacklevel=2)
     torch.manual_seed(cfg["seed"])
     model = GATModel(in_channels=65, hidden_channels=cfg["hidden_channels"], num_classes=len(class_names), heads=cfg["heads"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
@@ -293,7 +338,7 @@ def train(
         last.update(validate(model, source.validation(), cfg, device, len(class_names)))
         history.append(last)
         write_text(log_path, "".join(json.dumps(r) + "\n" for r in history))
-        improved = last["val_f1_weighted"] > best
+        improved = last["val_f1_weighted"] > best or not source.validation()
         best = max(best, last["val_f1_weighted"])
         bundle = make_bundle(model, encoder, class_names, cfg, {"epoch": epoch, "metrics": last})
         ckpt = bundle | {"optim_state": opt.state_dict(), "epoch": epoch, "best_score": best}

@@ -126,3 +126,32 @@ def test_sampling_patterns():
         sample_points(valid, 1.5, "random", rng)
     with pytest.raises(InputError, match="needs a sample with an EDS sampling mask"):
         sample_points(valid, 0.1, "mask", rng)
+
+
+def test_rebuild_with_fewer_tiles_drops_old_shards(tmp_path):
+    ds_path = _dense_dataset(tmp_path / "ds")
+    build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1)
+    assert len(open_shards(tmp_path / "sh")) == 3
+    build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1, max_tiles={"val": 0, "test": 0})
+    assert sorted(p.name for p in (tmp_path / "sh").glob("*.arrow")) == ["train-00000.arrow"]
+
+
+def test_shards_of_different_builds_are_not_mixed(tmp_path):
+    ds_path = _dense_dataset(tmp_path / "ds")
+    build_graphs(ds_path, tmp_path / "a", fractions=[0.1], progress=False, tiles_per_shard=1)
+    build_graphs(ds_path, tmp_path / "b", fractions=[0.2], progress=False, tiles_per_shard=1)
+    (tmp_path / "b" / "train-00000.arrow").rename(tmp_path / "a" / "zz-foreign.arrow")
+    with pytest.raises(InputError, match="made with other fractions"):
+        open_shards(tmp_path / "a")
+
+
+def test_worker_errors_arrive_as_input_errors(tmp_path):
+    import pickle
+
+    e = pickle.loads(pickle.dumps(InputError("f.png", "eds_mask", "empty")))
+    assert isinstance(e, InputError) and str(e) == "f.png: eds_mask: empty"
+    ds_path = _dense_dataset(tmp_path / "ds")
+    with pytest.raises(InputError, match="needs a sample with an EDS sampling mask"):
+        build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], pattern="mask", workers=2, progress=False)
+    with pytest.raises(InputError, match="give one value"):
+        build_graphs(ds_path, tmp_path / "sh", fractions=[0.1, 0.2], pattern="mask", progress=False)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mingraph.dataset import TileRecord, write_dataset
-from mingraph.encoder import fit_pca, save_encoder
+from mingraph.encoder import fit_pca, load_encoder, save_encoder
 from mingraph.errors import InputError
 from mingraph.precompute import build_graphs
 from mingraph.train import load_bundle, train
@@ -53,8 +53,10 @@ def test_train_learns_checkpoints_and_logs(shards, tmp_path):
     b = load_bundle(tmp_path / "run" / "best.pt")
     assert b.class_names == ["quartz", "hematite", "cassiterite"] and b.model.num_classes == 3
     assert not list((tmp_path / "run").glob(".*tmp"))
-    with pytest.raises(InputError, match="not empty"):
+    with pytest.raises(InputError, match="holds a checkpoint"):
         train(tmp_path / "run", shards / "sh", config=CFG, progress=False)
+    # the bundle carries the encoder that made the shards (copied beside them by build-graphs)
+    assert b.encoder is not None and b.encoder.digest == load_encoder(shards / "enc.pt").digest
 
 
 def test_resume_equals_uninterrupted(shards, tmp_path):
@@ -70,6 +72,32 @@ def test_resume_equals_uninterrupted(shards, tmp_path):
     assert len(la) == len(lb) == 3
     for x, y in zip(la, lb):
         assert json.loads(x)["train_loss"] == pytest.approx(json.loads(y)["train_loss"], rel=1e-5)
+
+
+def test_resume_refuses_other_settings_and_failed_starts_can_restart(shards, tmp_path):
+    train(tmp_path / "r", shards / "sh", config=dict(CFG, epochs=1), progress=False)
+    with pytest.raises(InputError, match="drop SHARDS"):
+        train(tmp_path / "r", shards / "sh", resume=True, progress=False)
+    # a start that fails before its first checkpoint leaves a folder that a plain re-run accepts
+    with pytest.raises(InputError, match="--device"):
+        train(tmp_path / "f", shards / "sh", config=dict(CFG, epochs=1, device="cuda:0" if not torch.cuda.is_available() else "nonsense"), progress=False)
+    train(tmp_path / "f", shards / "sh", config=dict(CFG, epochs=1), progress=False)
+
+
+def test_encoder_must_match_the_shards(shards, tmp_path):
+    other = save_encoder(fit_pca(np.random.default_rng(1).poisson(1.0, (50, 3000)).astype(np.float32)), tmp_path / "other.pt")
+    with pytest.raises(InputError, match="is not the one that made these shards"):
+        train(tmp_path / "r", shards / "sh", config=dict(CFG, epochs=1, encoder=str(other)), progress=False)
+
+
+def test_without_validation_best_follows_last(shards, tmp_path):
+    from mingraph.dataset import open_dataset
+
+    ds = open_dataset(shards / "ds")
+    build_graphs(ds.path, tmp_path / "sh", fractions=[0.1], encoder=shards / "enc.pt", progress=False, max_tiles={"val": 0})
+    with pytest.warns(UserWarning, match="no validation graphs"):
+        train(tmp_path / "run", tmp_path / "sh", config=dict(CFG, epochs=2), progress=False)
+    assert load_bundle(tmp_path / "run" / "best.pt").meta["epoch"] == 1
 
 
 def test_bad_config_is_refused(shards, tmp_path):
