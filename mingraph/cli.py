@@ -216,6 +216,19 @@ def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, 
     click.echo(f"wrote {res['out']} (report: {res['report']})")
 
 
+@main.command("export-model")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--note", default="", help="What the model was trained on, and its scores.")
+@_user_errors
+def export_model(run, out, note) -> None:
+    """Write RUN's best model as a shareable file (no local paths), e.g. to ship as the default."""
+    from .evaluate import resolve_model
+    from .train import export_bundle
+
+    click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
+
+
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))

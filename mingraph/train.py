@@ -367,3 +367,13 @@ def make_bundle(model: GATModel, encoder, class_names: list[str], cfg: dict, met
 def _shard_class_names(source: _Source) -> list[str]:
     """Class names of the dataset the shards were built from (recorded in each shard's job)."""
     return list(source.train_idx.shards[0].job["class_names"])
+
+
+def export_bundle(model_file: str | os.PathLike, out: str | os.PathLike, note: str = "") -> Path:
+    """Write a shareable model file: the bundle without machine-specific paths, with a note."""
+    obj = load_artifact(model_file, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
+    cfg = dict(obj["config"])
+    cfg["source"] = {k: (None if v is None else Path(v).name) for k, v in cfg.get("source", {}).items()}
+    cfg["encoder"] = None if not cfg.get("encoder") else Path(cfg["encoder"]).name
+    keep = {k: obj[k] for k in ("format", "version", "model_config", "model_state", "encoder", "class_names")}
+    return save_artifact(keep | {"config": cfg, "meta": dict(obj.get("meta", {}), note=note)}, out)
