@@ -87,3 +87,18 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
     # same seed, same numbers
     again = evaluate(trained / "run", shards / "ds", trained / "ev2", fractions=[0.05, 0.2], progress=False)
     assert [r["f1_weighted"] for r in again["results"] if r["method"] == "GAT"] == [r["f1_weighted"] for r in res["results"] if r["method"] == "GAT"]
+
+
+def test_evaluate_refuses_unlabelled_data_and_foreign_baselines(shards, trained, tmp_path):  # noqa: F811
+    from mingraph.dataset import TileRecord, write_dataset
+    from mingraph.errors import InputError
+
+    rng = np.random.default_rng(0)
+    rec = TileRecord("u0", "test", np.full((16, 16), 0.5, np.float32), np.ones((16, 16), bool), None, eds_kind="dense", spectra=rng.poisson(0.5, (16, 16, 3000)).astype(np.float32))
+    unlabelled = write_dataset(tmp_path / "u", [rec], ["quartz", "hematite", "cassiterite"])
+    with pytest.raises(InputError, match="no labelled valid pixel"):
+        evaluate(trained / "run", unlabelled, tmp_path / "ev", fractions=[0.1], progress=False)
+    assert not (tmp_path / "ev").exists()
+    train_unet(write_dataset(tmp_path / "o", [TileRecord("o0", "train", rec.bse, rec.valid, np.zeros((16, 16), np.int32))], ["a", "b", "c"]), tmp_path / "unet.pt", epochs=1, progress=False)
+    with pytest.raises(InputError, match="UNet's classes differ"):
+        evaluate(trained / "run", shards / "ds", tmp_path / "ev", fractions=[0.1], unet=tmp_path / "unet.pt", progress=False)
