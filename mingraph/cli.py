@@ -55,7 +55,7 @@ def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> 
 @click.option("--spectra", type=click.Path(path_type=Path), help="Spectrum image (.bcf, .hspy): needs the io extra.")
 @click.option("--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all.")
 @click.option("--classes", type=click.Path(path_type=Path), help="Class names: JSON list or {id: name}, or one per line.")
-@click.option("--pixel-size", type=float, default=1.0, show_default=True, help="Pixel size in micrometres.")
+@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Pixel size in micrometres.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--name", help="Tile id (default: the BSE file's stem).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
@@ -101,8 +101,8 @@ def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(["cnn", "pca"]), default="cnn", show_default=True)
-@click.option("--points", type=int, default=200, show_default=True, help="Labelled spectra drawn per training tile.")
-@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--points", type=click.IntRange(min=1), default=200, show_default=True, help="Labelled spectra drawn per training tile.")
+@click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_user_errors
 def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
@@ -171,15 +171,15 @@ def train_unet(dataset, out, epochs, seed) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--model", type=click.Path(path_type=Path), help="Model file or run folder (default: the shipped model).")
 @click.option("--tile", default="0", show_default=True, help="Tile id or index when INPUT is a dataset.")
-@click.option("--fraction", type=float, default=0.01, show_default=True, help="EDS fraction to sample (random/grid patterns).")
+@click.option("--fraction", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="EDS fraction to sample (random/grid patterns).")
 @click.option("--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True)
 @click.option("--simulate", "sim_size", type=int, help="Predict a simulated SIZE×SIZE field instead of INPUT.")
 @click.option("--bse", type=click.Path(path_type=Path), help="BSE image of a measured field (with --points).")
 @click.option("--points", type=click.Path(path_type=Path), help=".npz with 'rc' (n×2 row, col) and 'spectra' (n×3000).")
 @click.option("--valid", type=click.Path(path_type=Path), help="Mask image of specimen pixels (with --bse).")
-@click.option("--pixel-size", type=float, default=1.0, show_default=True, help="Pixel size in µm (with --bse).")
+@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Pixel size in µm (with --bse).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--block", type=int, default=1024, show_default=True, help="Block size for large fields.")
+@click.option("--block", type=click.IntRange(min=16), default=1024, show_default=True, help="Block size for large fields.")
 @click.option("--overwrite", is_flag=True)
 @_user_errors
 def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, valid, pixel_size, seed, block, overwrite) -> None:
@@ -248,7 +248,7 @@ def study(dataset, out, protocol, workers, docs) -> None:
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True, help="Example tiles to render.")
 @click.option("--size", type=int, default=150, show_default=True, help="Example tile size.")
 @click.option("--field", type=int, default=512, show_default=True, help="Side of the simulated field to predict.")
-@click.option("--fraction", type=float, default=0.01, show_default=True, help="EDS fraction measured on the field.")
+@click.option("--fraction", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="EDS fraction measured on the field.")
 @click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_user_errors

@@ -140,6 +140,8 @@ def fit_cnn(
     """Train the CNN to classify labelled spectra; its 64-value penultimate layer is the embedding."""
     from tqdm import tqdm
 
+    if epochs < 1:
+        raise InputError("fit-encoder", "epochs", f"expected at least 1 epoch, got {epochs}")
     labels = np.asarray(labels, dtype=np.int64)
     keep = labels >= 0
     if keep.sum() < 2:

@@ -55,8 +55,6 @@ def import_field(
         names = [f"phase {i}" for i in range(n)]
     if lab is not None and lab.max() >= len(names):
         raise InputError(labels, "labels", f"phase id {int(lab.max())} has no name in {classes} ({len(names)} names)")
-    if lab is not None:
-        valid_mask &= lab >= 0
     rec = TileRecord(
         tile_id=name or Path(bse or spectra).stem,
         split=split,

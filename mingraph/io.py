@@ -105,12 +105,22 @@ def read_class_names(path: str | Path) -> list[str]:
                 raise InputError(path, "class ids", "expected non-negative integer ids")
             return [ids.get(i, f"phase {i}") for i in range(max(ids) + 1)]
         if isinstance(obj, list) and all(isinstance(x, str) for x in obj):
+            _check_unique(path, obj)
             return obj
         raise InputError(path, "class names", "expected a list of names or an {id: name} object")
-    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not names:
-        raise InputError(path, "class names", "no names in file")
+    names = [ln.strip() for ln in text.rstrip("\n").splitlines()]
+    if not names or not all(names):
+        raise InputError(path, "class names", "expected one non-empty name per line (line k names class k-1)")
+    _check_unique(path, names)
     return names
+
+
+def _check_unique(path: Path, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise InputError(path, "class names", f"{n!r} appears twice")
+        seen.add(n)
 
 
 def _check_energy_axis(path: Path, axis: dict) -> None:

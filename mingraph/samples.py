@@ -128,5 +128,5 @@ def validate_sample(s: Sample) -> None:
             raise InputError(src, "labels", f"class ids must lie in [-1, {len(s.class_names) - 1}]")
     if s.eds_mask is not None and s.eds_mask.shape != s.bse.shape:
         raise InputError(src, "eds_mask", f"shape {s.eds_mask.shape} differs from the BSE image {s.bse.shape}")
-    if not (s.pixel_size_um > 0):
+    if not (s.pixel_size_um > 0) or not np.isfinite(s.pixel_size_um):
         raise InputError(src, "pixel_size_um", f"expected a positive pixel size, got {s.pixel_size_um}")

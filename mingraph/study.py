@@ -15,6 +15,8 @@ import os
 import time
 from pathlib import Path
 
+from .files import save_figure, write_bytes, write_text
+
 PROTOCOLS: dict[str, dict] = {
     "reduced": {
         "description": "2-core CPU: shards at the four evaluation fractions (one draw), 480 training graphs (30 batches) per epoch, 8 epochs",
@@ -95,48 +97,41 @@ def run_study(dataset: str | os.PathLike, out: str | os.PathLike, protocol: str 
     res = {}
     step("evaluate", lambda: res.update(evaluate(out / "gat", ds.path, out / "eval", p["fractions"], "test", unet=out / "unet.pt", knn_model=out / "gat-knn", max_tiles=p["max_tiles"]["test"])))
     times["total"] = round(time.perf_counter() - t0, 1)
-    (out / "timings.json").write_text(json.dumps(times, indent=2))
+    write_text(out / "timings.json", json.dumps(times, indent=2))
     return write_results(out, res, protocol, ds, times, docs)
 
 
-def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: str | os.PathLike | None = None) -> Path:
-    """results.md with Table 1, Fig. 10 and Fig. 12 from an evaluation, plus the protocol."""
+def _plot_f1(path: Path, fr: list[float], series: dict[str, list[float]], title: str) -> Path:
+    """F1 against EDS fraction (log axis), one line per series."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (label, ys), marker in zip(series.items(), "osD^v<>"):
+        ax.plot([100 * f for f in fr], ys, marker=marker, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("EDS points, % of pixels")
+    ax.set_ylabel("F1 (support-weighted)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110)
+
+
+def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: str | os.PathLike | None = None) -> Path:
+    """results.md with Table 1, Fig. 10 and Fig. 12 from an evaluation, plus the protocol."""
     rows = res["results"]
     fr = sorted({r["fraction"] for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))
     get = {(r["method"], r["fraction"]): r for r in rows}
+    f1 = {m: [get[(m, f)]["f1_weighted"] for f in fr] for m in methods}
     img = out / "img"
-    img.mkdir(exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m in methods:
-        ax.plot([100 * f for f in fr], [get[(m, f)]["f1_weighted"] for f in fr], marker="o", label=m)
-    ax.set_xscale("log")
-    ax.set_xlabel("EDS points, % of pixels")
-    ax.set_ylabel("F1 (support-weighted)")
-    ax.set_title("F1 against EDS fraction (cf. the paper's Fig. 12)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(img / "f1-vs-fraction.png", dpi=110)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for m, style in (("GAT", "-o"), ("GAT (kNN graph)", "--s")):
-        if (m, fr[0]) in get:
-            ax.plot([100 * f for f in fr], [get[(m, f)]["f1_weighted"] for f in fr], style, label="Delaunay graph" if m == "GAT" else "kNN graph (k=6)")
-    ax.set_xscale("log")
-    ax.set_xlabel("EDS points, % of pixels")
-    ax.set_ylabel("F1 (support-weighted)")
-    ax.set_title("EDS graph: Delaunay vs kNN (cf. the paper's Fig. 10)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(img / "delaunay-vs-knn.png", dpi=110)
-    plt.close(fig)
+    _plot_f1(img / "f1-vs-fraction.png", fr, f1, "F1 against EDS fraction (cf. the paper's Fig. 12)")
+    graphs = {"Delaunay graph": f1.get("GAT"), "kNN graph (k=6)": f1.get("GAT (kNN graph)")}
+    _plot_f1(img / "delaunay-vs-knn.png", fr, {k: v for k, v in graphs.items() if v}, "EDS graph: Delaunay vs kNN (cf. the paper's Fig. 10)")
 
     p = PROTOCOLS[protocol]
     lines = [
@@ -186,13 +181,10 @@ def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: st
         "",
     ]
     text = "\n".join(lines)
-    (out / "results.md").write_text(text)
+    write_text(out / "results.md", text)
     if docs is not None:
-        import shutil
-
         d = Path(docs)
-        (d / "img").mkdir(parents=True, exist_ok=True)
         for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
-            shutil.copy(img / name, d / "img" / name)
-        (d / "results.md").write_text(text)
+            write_bytes(d / "img" / name, (img / name).read_bytes())
+        write_text(d / "results.md", text)
     return out / "results.md"

@@ -155,3 +155,16 @@ def test_class_names_file(real_dir, tmp_path):
     (tmp_path / "names.json").write_text(json.dumps(names))
     ds = open_dataset(import_field(tmp_path / "b", bse=real_dir / "tile-bse.png", labels=real_dir / "tile-phases.tiff", classes=tmp_path / "names.json"))
     assert ds.class_names[9] == "quartz" and len(ds.class_names) == 50
+
+
+def test_class_name_files_are_strict(tmp_path):
+    from mingraph.io import read_class_names
+
+    (tmp_path / "a.txt").write_text("quartz\nalbite\n")
+    assert read_class_names(tmp_path / "a.txt") == ["quartz", "albite"]
+    (tmp_path / "b.txt").write_text("quartz\n\nalbite\n")
+    with pytest.raises(InputError, match="one non-empty name per line"):
+        read_class_names(tmp_path / "b.txt")
+    (tmp_path / "c.json").write_text(json.dumps(["quartz", "quartz"]))
+    with pytest.raises(InputError, match="'quartz' appears twice"):
+        read_class_names(tmp_path / "c.json")
