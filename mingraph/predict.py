@@ -100,7 +100,7 @@ def predict_field(bundle: Bundle, bse: np.ndarray, valid: np.ndarray, eds_rc: np
     return Prediction(labels, conf, eds_rc, time.perf_counter() - t0)
 
 
-def sample_field(sample: Sample, bundle: Bundle, fraction: float = 0.01, pattern: str = "random", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def sample_field(sample: Sample, bundle: Bundle, fraction: float = 0.01, pattern: str = "random", seed: int = 0, chunk: int = 16384) -> tuple[np.ndarray, np.ndarray]:
     """Draw EDS points on a sample, read and embed their spectra: (positions, embeddings)."""
     from .sampling import sample_points
 
@@ -109,8 +109,9 @@ def sample_field(sample: Sample, bundle: Bundle, fraction: float = 0.01, pattern
     rc = sample_points(sample.valid, fraction, pattern, np.random.default_rng(seed), sample.eds_mask)
     if rc.shape[0] == 0 and pattern == "mask":
         raise InputError(sample.name, "eds_mask", "the sampling mask selects no valid pixel")
-    spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if rc.shape[0] else np.zeros((0, 3000), np.float32)
-    return rc, bundle.encoder.embed(spectra)
+    # read and embed in chunks: a 10 000² field at 1 % has a million spectra (12 GB as float32)
+    emb = [bundle.encoder.embed(sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1])) for i in range(0, rc.shape[0], chunk)]
+    return rc, np.concatenate(emb) if emb else np.zeros((0, bundle.model.eds_dim), np.float32)
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
