@@ -25,10 +25,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
-	$(BIN)/python -m pytest bench -q -p no:cacheprovider --benchmark-min-rounds=3 --benchmark-max-time=0.5
+	$(BIN)/python -m pytest bench -q -s -p no:cacheprovider --benchmark-min-rounds=3 --benchmark-max-time=0.5
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest bench -p no:cacheprovider
+	$(BIN)/python -m pytest bench -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
