@@ -12,18 +12,11 @@ import numpy as np
 
 from ..samples import channel_energies_ev
 from . import simulate_tile
+from ..plots import phase_colours
 from .minerals import MINERALS
 
 TILE_SEEDS = (3, 5, 11, 21)
 SPECTRUM_MINERALS = ("quartz", "albite", "microcline", "cryolite", "zircon", "cassiterite", "pyrite", "galena")
-
-
-def _phase_colours() -> np.ndarray:
-    """One RGB per class: tab10 for the ten commonest silicates (class ids 0-9), then tab20b and tab20c."""
-    import matplotlib
-
-    cols = [matplotlib.colormaps[n].colors for n in ("tab10", "tab20b", "tab20c")]
-    return np.concatenate([np.asarray(c)[:, :3] for c in cols])[: len(MINERALS)]
 
 
 def tile_figure(out: Path, size: int = 150) -> Path:
@@ -34,7 +27,7 @@ def tile_figure(out: Path, size: int = 150) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    colours = _phase_colours()
+    colours = phase_colours(len(MINERALS))  # the colours of every phase map mingraph draws
     kind_grey = {1: (0.15, 0.15, 0.2), 2: (0.0, 0.0, 0.0), 3: (1.0, 1.0, 1.0)}
     fig, axes = plt.subplots(2, len(TILE_SEEDS), figsize=(3.2 * len(TILE_SEEDS), 7.6))
     for j, seed in enumerate(TILE_SEEDS):
