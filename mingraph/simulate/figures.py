@@ -12,6 +12,7 @@ import numpy as np
 
 from ..samples import channel_energies_ev
 from . import simulate_tile
+from ..files import save_figure
 from ..plots import phase_colours
 from .minerals import MINERALS
 
@@ -51,10 +52,7 @@ def tile_figure(out: Path, size: int = 150) -> Path:
     axes[0, 0].set_ylabel("BSE")
     axes[1, 0].set_ylabel("phases")
     fig.tight_layout()
-    path = out / "sim-tiles.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "sim-tiles.png", dpi=90)
 
 
 def spectra_figure(out: Path) -> Path:
@@ -85,10 +83,7 @@ def spectra_figure(out: Path) -> Path:
     for ax in axes[-1]:
         ax.set_xlabel("energy (keV)")
     fig.tight_layout()
-    path = out / "sim-spectra.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "sim-spectra.png", dpi=80)
 
 
 def boundary_figure(out: Path) -> Path:
@@ -117,10 +112,7 @@ def boundary_figure(out: Path) -> Path:
     ax.set_title("Si Kα (1.74 keV) and Zr Lα (2.04 keV) across a quartz | zircon boundary at col 4.5", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    path = out / "sim-boundary.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "sim-boundary.png", dpi=80)
 
 
 def make_all(out: str | Path) -> list[Path]:
