@@ -7,7 +7,7 @@ OUT    ?= out
 # Never let pip pick a CUDA build of torch: torch is pinned and installed first.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test bench install clean
+.PHONY: demo test lint bench install clean
 
 $(STAMP): setup.cfg pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mingraph demo --out $(OUT)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 	$(BIN)/python -m pytest bench -q -s -p no:cacheprovider --benchmark-min-rounds=3 --benchmark-max-time=0.5
 

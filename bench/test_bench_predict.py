@@ -9,23 +9,12 @@ fresh subprocess; its peak RSS during ``predict_field`` minus its RSS before is 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 
 import numpy as np
+from peak_memory import peak_during, run_script
 
 FRACTION = 0.01
-
-
-def _status(key: str) -> int:
-    """A memory figure of this process from /proc/self/status, in bytes."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-    raise KeyError(key)
 
 
 def _measure(path: str, block: int) -> dict:
@@ -34,32 +23,30 @@ def _measure(path: str, block: int) -> dict:
 
     z = np.load(path)
     bundle = load_model(None)
-    with open("/proc/self/clear_refs", "w") as fh:  # reset the high-water mark (VmHWM) to now
-        fh.write("5")
-    before = _status("VmRSS")
-    t0 = time.perf_counter()
-    pred = predict_field(bundle, z["bse"], z["valid"], z["rc"], z["emb"], block=block, progress=False)
-    secs = time.perf_counter() - t0
-    peak = _status("VmHWM")
-    return {"seconds": secs, "peak_bytes": peak - before, "pixels": int(z["bse"].size), "classified": int((pred.labels >= 0).sum())}
+    peak, secs, pred = peak_during(
+        lambda: predict_field(bundle, z["bse"], z["valid"], z["rc"], z["emb"], block=block, progress=False)
+    )
+    return {
+        "seconds": secs,
+        "peak_bytes": peak,
+        "pixels": int(z["bse"].size),
+        "classified": int((pred.labels >= 0).sum()),
+    }
 
 
 def _prepare(tmp, size: int, seed: int) -> str:
-    from mingraph.predict import load_model, sample_field
-    from mingraph.simulate import simulate_tile
+    from mingraph.acquire.simulate import simulate_tile
+    from mingraph.predict import load_model, measure_points
 
-    sample = simulate_tile(seed, size).sample()
-    rc, emb = sample_field(sample, load_model(None), FRACTION, "random", seed)
+    sample = simulate_tile(seed, size).field()
+    rc, emb = measure_points(sample, load_model(None), FRACTION, "random", seed)
     path = str(tmp / f"field-{size}.npz")
     np.savez(path, bse=sample.bse, valid=sample.valid, rc=rc, emb=emb)
     return path
 
 
 def _run(path: str, block: int) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    proc = subprocess.run([sys.executable, __file__, path, str(block)], capture_output=True, text=True, timeout=1200, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_script(__file__, path, str(block))
 
 
 def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
@@ -67,7 +54,14 @@ def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
     whole = benchmark.pedantic(_run, args=(_prepare(tmp_path, 2048, 6), 4096), rounds=1, iterations=1)
     mem_ratio = whole["peak_bytes"] / big["peak_bytes"]
     time_ratio = (big["seconds"] / big["pixels"]) / (whole["seconds"] / whole["pixels"])
-    benchmark.extra_info.update({"blocks_4096": big, "whole_2048": whole, "memory_ratio": mem_ratio, "time_per_pixel_ratio": time_ratio})
+    benchmark.extra_info.update(
+        {
+            "blocks_4096": big,
+            "whole_2048": whole,
+            "memory_ratio": mem_ratio,
+            "time_per_pixel_ratio": time_ratio,
+        }
+    )
     print(
         f"\npredict 4096x4096 at 1% in 1024-px blocks: {big['seconds']:.1f} s, peak {big['peak_bytes'] / 1e9:.2f} GB;"
         f" one 2048x2048 graph: {whole['seconds']:.1f} s, peak {whole['peak_bytes'] / 1e9:.2f} GB;"

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from mingraph.dataset import open_dataset
-from mingraph.encoder import fit_pca, save_encoder
-from mingraph.graphs import edge_list
-from mingraph.ingest import simulate_dataset
-from mingraph.precompute import build_graphs
-from mingraph.shards import open_shards
+from mingraph.acquire.dataset import open_dataset
+from mingraph.acquire.importing import simulate_dataset
+from mingraph.graphs.build import build_graphs
+from mingraph.graphs.shards import open_shards
+from mingraph.graphs.structure import edge_list
+from mingraph.spectra.encoder import fit_pca, save_encoder
 
 
 def test_shard_bytes_per_graph(benchmark, tmp_path):
     ds_path = simulate_dataset(tmp_path / "ds", 24, 150, seed=4, progress=False)
     ds = open_dataset(ds_path)
-    s = ds.sample(0)
+    s = ds.field(0)
     rr, cc = np.nonzero(s.valid)
     enc = save_encoder(fit_pca(s.eds.spectra(rr[::20], cc[::20])), tmp_path / "enc.pt")
     build_graphs(ds_path, tmp_path / "sh", fractions=[0.01], encoder=enc, progress=False)
@@ -28,8 +28,12 @@ def test_shard_bytes_per_graph(benchmark, tmp_path):
     # the explicit homogeneous edge list of the same graphs: int64 src/dst + float32 attribute
     explicit = np.mean([sum(a.nbytes for a in edge_list(idx.graph(k))) for k in range(4)])
     ratio = explicit / per_graph
-    benchmark.extra_info.update({"bytes_per_graph": per_graph, "explicit_edge_list_bytes": explicit, "ratio": ratio})
+    benchmark.extra_info.update(
+        {"bytes_per_graph": per_graph, "explicit_edge_list_bytes": explicit, "ratio": ratio}
+    )
     benchmark.pedantic(lambda: idx.graph(0), rounds=5, iterations=1)  # reading one graph back
-    print(f"\nshard bytes per 150x150 graph at 1% EDS (with embeddings): {per_graph / 1e3:.1f} KB; explicit edge list {explicit / 1e6:.2f} MB; {ratio:.0f}x smaller")
+    print(
+        f"\nshard bytes per 150x150 graph at 1% EDS (with embeddings): {per_graph / 1e3:.1f} KB; explicit edge list {explicit / 1e6:.2f} MB; {ratio:.0f}x smaller"
+    )
     assert per_graph <= 150_000  # DESIGN.md target
     assert ratio >= 15  # measured ~24x

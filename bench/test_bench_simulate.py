@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from mingraph.samples import N_CHANNELS
-from mingraph.simulate import simulate_tile
-from mingraph.simulate.eds import SimulatedEds
+from mingraph.acquire.fields import N_CHANNELS
+from mingraph.acquire.simulate import simulate_tile
+from mingraph.acquire.simulate.eds import SimulatedEds
 
 
 def _best(fn, reps=5):
@@ -55,5 +55,7 @@ def test_spectra_2250_points_vs_numpy_poisson(benchmark):
     peer = _best(lambda: rng.poisson(lam).astype(np.float32))
     ratio = ours / peer
     benchmark.extra_info["ratio_to_numpy_poisson"] = ratio
-    print(f"\n2250 spectra: {1000 * ours:.0f} ms; numpy Poisson of the same (2250, {N_CHANNELS}) means: {1000 * peer:.0f} ms; ratio {ratio:.2f}")
+    print(
+        f"\n2250 spectra: {1000 * ours:.0f} ms; numpy Poisson of the same (2250, {N_CHANNELS}) means: {1000 * peer:.0f} ms; ratio {ratio:.2f}"
+    )
     assert ratio < 3.0  # measured ~1x: the per-pixel counter-based generator costs no more than numpy's

@@ -74,7 +74,9 @@ def _triangle_edge_pairs(p: np.ndarray, simplices: np.ndarray) -> np.ndarray:
                 u, v, x = a, c, b
             if area2 == 0:
                 # drop the long edge: it passes through the third point x
-                if min(p[u, 0], p[v, 0]) <= p[x, 0] <= max(p[u, 0], p[v, 0]) and min(p[u, 1], p[v, 1]) <= p[x, 1] <= max(p[u, 1], p[v, 1]):
+                if min(p[u, 0], p[v, 0]) <= p[x, 0] <= max(p[u, 0], p[v, 0]) and min(p[u, 1], p[v, 1]) <= p[
+                    x, 1
+                ] <= max(p[u, 1], p[v, 1]):
                     continue
             out[k, 0] = min(u, v)
             out[k, 1] = max(u, v)
@@ -148,8 +150,7 @@ def _chain(urc: np.ndarray) -> np.ndarray:
 
 def delaunay_triangles(urc: np.ndarray) -> np.ndarray:
     """Delaunay triangles (t, 3) int64 of distinct integer points; (0, 3) if degenerate (< 3 or collinear)."""
-    from scipy.spatial import Delaunay
-    from scipy.spatial import QhullError
+    from scipy.spatial import Delaunay, QhullError
 
     urc = np.ascontiguousarray(urc, dtype=np.int64).reshape(-1, 2)
     if urc.shape[0] < 3 or _all_collinear(urc):
@@ -194,7 +195,11 @@ def lift_edges(edges_u: np.ndarray, first: np.ndarray, inverse: np.ndarray) -> n
     Returns sorted unique (m, 2) int64 edges, i < j.
     """
     n = inverse.shape[0]
-    pairs = _lift_pairs(np.ascontiguousarray(edges_u, dtype=np.int64).reshape(-1, 2), first.astype(np.int64), inverse.astype(np.int64))
+    pairs = _lift_pairs(
+        np.ascontiguousarray(edges_u, dtype=np.int64).reshape(-1, 2),
+        first.astype(np.int64),
+        inverse.astype(np.int64),
+    )
     return sorted_unique_edges(pairs, n)
 
 

@@ -43,7 +43,14 @@ class GATConvParams(torch.nn.Module):
     ``concat`` else ``out_channels`` (heads averaged).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, heads: int = 4, concat: bool = True, negative_slope: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        heads: int = 4,
+        concat: bool = True,
+        negative_slope: float = 0.2,
+    ):
         super().__init__()
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -89,7 +96,13 @@ class GATConvParams(torch.nn.Module):
         w = self.lin.weight[:, first_col : first_col + x.shape[1]]
         z = (x @ w.t()).view(-1, self.heads, self.out_channels)
         wh = w.reshape(self.heads, self.out_channels, -1)
-        fold = torch.cat([torch.einsum("hcf,hc->fh", wh, self.att_src[0]), torch.einsum("hcf,hc->fh", wh, self.att_dst[0])], 1)
+        fold = torch.cat(
+            [
+                torch.einsum("hcf,hc->fh", wh, self.att_src[0]),
+                torch.einsum("hcf,hc->fh", wh, self.att_dst[0]),
+            ],
+            1,
+        )
         a = x @ fold
         return z, a[:, : self.heads], a[:, self.heads :]
 

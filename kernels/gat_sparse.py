@@ -45,9 +45,16 @@ class CsrEdges:
     def num_edges(self) -> int:
         return int(self.src.shape[0])
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "CsrEdges":
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> CsrEdges:
         """Move to a device (and cast the edge attributes to ``dtype``)."""
-        return CsrEdges(self.src.to(device), self.dst.to(device), self.dist.to(device, dtype or self.dist.dtype), self.ptr.to(device), self.num_src, self.num_dst)
+        return CsrEdges(
+            self.src.to(device),
+            self.dst.to(device),
+            self.dist.to(device, dtype or self.dist.dtype),
+            self.ptr.to(device),
+            self.num_src,
+            self.num_dst,
+        )
 
     def block_layout(self, heads: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Index arrays of the (num_dst·H × num_src·H) block matrix and of its transpose, cached.
@@ -125,7 +132,12 @@ class _BlockSpmm(torch.autograd.Function):
         g = grad.contiguous().reshape(-1, ch)
         d_alpha = d_z = None
         if ctx.needs_input_grad[0]:
-            pattern = _csr(crow, col, torch.zeros(alpha.numel(), dtype=z.dtype, device=z.device), (csr.num_dst * heads, csr.num_src * heads))
+            pattern = _csr(
+                crow,
+                col,
+                torch.zeros(alpha.numel(), dtype=z.dtype, device=z.device),
+                (csr.num_dst * heads, csr.num_src * heads),
+            )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 dots = torch.sparse.sampled_addmm(pattern, g, z.reshape(-1, ch).t(), beta=0.0)
@@ -150,7 +162,9 @@ def segment_softmax(logits: Tensor, csr: CsrEdges) -> Tensor:
     return w / s[dst]
 
 
-def csr_attention(z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, csr: CsrEdges, negative_slope: float = 0.2) -> Tensor:
+def csr_attention(
+    z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, csr: CsrEdges, negative_slope: float = 0.2
+) -> Tensor:
     """Aggregate (num_dst, H, C) = Σ_j softmax_j(LeakyReLU(a_src[j] + a_dst[i] + d_ij c)) z[j].
 
     ``z``/``a_src`` are indexed by source node, ``a_dst`` by destination (0..num_dst-1).

@@ -43,7 +43,39 @@ def available(device: torch.device | None = None) -> bool:
     return torch.cuda.is_available() or os.environ.get("TRITON_INTERPRET") == "1"
 
 
+# fmt: off
+# (kernel signatures, launches and their argument lists stay one per line: they read as the
+# formulas they implement; `ruff format` leaves the rest of the file alone from here)
 if _HAVE_TRITON:
+
+    @triton.jit
+    def _lanes(c_ptr, NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr):
+        """Head and channel lanes of one node's tile, their masks, and the heads' edge constants."""
+        offs_h = tl.arange(0, BH)
+        offs_c = tl.arange(0, BC)
+        mask_h = offs_h < NH
+        mask = mask_h[:, None] & (offs_c[None, :] < CH)
+        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        return offs_h, offs_c, mask_h, mask, c
+
+    @triton.jit
+    def _heads(ptr, node, offs_h, mask_h, NH: tl.constexpr):
+        """One node's per-head row (H,) of an (nodes, H) array, in float32."""
+        return tl.load(ptr + node * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def _store_heads(ptr, node, value, offs_h, mask_h, NH: tl.constexpr):
+        tl.store(ptr + node * NH + offs_h, value, mask=mask_h)
+
+    @triton.jit
+    def _stencil(i, r, col, HH, WW, T: tl.constexpr):
+        """Grid neighbour T (0..8, 4 = the pixel itself) of pixel i at (r, col): (node, distance,
+        inside the image); outside the image the node is i itself, masked by ``valid``."""
+        dr: tl.constexpr = T // 3 - 1
+        dc: tl.constexpr = T % 3 - 1
+        dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - T % 2)  # straight 1, diagonal sqrt(2)
+        valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
+        return tl.where(valid, i + dr * WW + dc, i), dist, valid
 
     @triton.jit
     def _tile(ptr, node, offs_h, offs_c, mask, NH: tl.constexpr, CH: tl.constexpr):
@@ -61,7 +93,7 @@ if _HAVE_TRITON:
     @triton.jit
     def _logit(a_src_ptr, j, a_dst_i, c, d, offs_h, mask_h, slope, NH: tl.constexpr):
         """Pre-activation score and LeakyReLU slope factor of edge j -> i for every head."""
-        pre = tl.load(a_src_ptr + j * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32) + a_dst_i + d * c
+        pre = _heads(a_src_ptr, j, offs_h, mask_h, NH) + a_dst_i + d * c
         sl = tl.where(pre > 0, 1.0, slope)
         return pre * sl, sl
 
@@ -94,23 +126,15 @@ if _HAVE_TRITON:
         i = tl.program_id(0).to(tl.int64)
         r = (i // WW) % HH
         col = i % WW
-        offs_h = tl.arange(0, BH)
-        offs_c = tl.arange(0, BC)
-        mask_h = offs_h < NH
-        mask = mask_h[:, None] & (offs_c[None, :] < CH)
-        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
         m = tl.full((BH,), float("-inf"), tl.float32)
         s = tl.zeros((BH,), tl.float32)
         acc = tl.zeros((BH, BC), tl.float32)
         m, s, acc = _fwd_visit(i, 0.0, i >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
         for t in tl.static_range(9):
             if t != 4:
-                dr: tl.constexpr = t // 3 - 1
-                dc: tl.constexpr = t % 3 - 1
-                dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - t % 2)  # straight 1, diagonal sqrt(2)
-                valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
-                j = tl.where(valid, i + dr * WW + dc, i)
+                j, dist, valid = _stencil(i, r, col, HH, WW, t)
                 m, s, acc = _fwd_visit(j, dist, valid, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
         k = tl.load(near_ptr + i)
         has = k >= 0
@@ -130,12 +154,8 @@ if _HAVE_TRITON:
     ):
         k = tl.program_id(0).to(tl.int64)
         i = offset + k
-        offs_h = tl.arange(0, BH)
-        offs_c = tl.arange(0, BC)
-        mask_h = offs_h < NH
-        mask = mask_h[:, None] & (offs_c[None, :] < CH)
-        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
         m = tl.full((BH,), float("-inf"), tl.float32)
         s = tl.zeros((BH,), tl.float32)
         acc = tl.zeros((BH, BC), tl.float32)
@@ -164,9 +184,9 @@ if _HAVE_TRITON:
     @triton.jit
     def _src_visit(i, d, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr, MEAN: tl.constexpr):
         """Pass B, source side: the contribution of edge j -> i to ∂a_src[j] and ∂z_j."""
-        pre = a_src_j + tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32) + d * c
+        pre = a_src_j + _heads(a_dst_ptr, i, offs_h, mask_h, NH) + d * c
         sl = tl.where(pre > 0, 1.0, slope)
-        lse_i = tl.load(lse_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        lse_i = _heads(lse_ptr, i, offs_h, mask_h, NH)
         al = tl.where(valid & mask_h, tl.exp(pre * sl - lse_i), 0.0)
         gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
         dot = tl.sum(gi * zj, axis=1)
@@ -184,13 +204,9 @@ if _HAVE_TRITON:
         i = tl.program_id(0).to(tl.int64)
         r = (i // WW) % HH
         col = i % WW
-        offs_h = tl.arange(0, BH)
-        offs_c = tl.arange(0, BC)
-        mask_h = offs_h < NH
-        mask = mask_h[:, None] & (offs_c[None, :] < CH)
-        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        lse_i = tl.load(lse_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
+        lse_i = _heads(lse_ptr, i, offs_h, mask_h, NH)
         gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
         D = tl.zeros((BH,), tl.float32)
         da = tl.zeros((BH,), tl.float32)
@@ -202,20 +218,16 @@ if _HAVE_TRITON:
             D, da, dcc = _dst_visit(i, 0.0, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
             for t in tl.static_range(9):
                 if t != 4:
-                    dr: tl.constexpr = t // 3 - 1
-                    dc: tl.constexpr = t % 3 - 1
-                    dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - t % 2)  # straight 1, diagonal sqrt(2)
-                    valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
-                    j = tl.where(valid, i + dr * WW + dc, i)
+                    j, dist, valid = _stencil(i, r, col, HH, WW, t)
                     D, da, dcc = _dst_visit(j, dist, valid, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
             d = tl.load(near_d_ptr + i).to(tl.float32)
             D, da, dcc = _dst_visit(tl.where(k >= 0, n_pix + k, i), d, k >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
             for t in range(x0, x1):
                 d = tl.load(x_d_ptr + t).to(tl.float32)
                 D, da, dcc = _dst_visit(n_pix + tl.load(xeds_ptr + t), d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-        tl.store(D_ptr + i * NH + offs_h, D, mask=mask_h)
-        tl.store(da_ptr + i * NH + offs_h, da, mask=mask_h)
-        tl.store(dc_ptr + i * NH + offs_h, dcc, mask=mask_h)
+        _store_heads(D_ptr, i, D, offs_h, mask_h, NH)
+        _store_heads(da_ptr, i, da, offs_h, mask_h, NH)
+        _store_heads(dc_ptr, i, dcc, offs_h, mask_h, NH)
 
     @triton.jit
     def _csr_backward_dst_kernel(
@@ -224,13 +236,9 @@ if _HAVE_TRITON:
     ):
         k = tl.program_id(0).to(tl.int64)
         i = offset + k
-        offs_h = tl.arange(0, BH)
-        offs_c = tl.arange(0, BC)
-        mask_h = offs_h < NH
-        mask = mask_h[:, None] & (offs_c[None, :] < CH)
-        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        a_dst_i = tl.load(a_dst_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        lse_i = tl.load(lse_ptr + i * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
+        lse_i = _heads(lse_ptr, i, offs_h, mask_h, NH)
         gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
         D = tl.zeros((BH,), tl.float32)
         da = tl.zeros((BH,), tl.float32)
@@ -241,9 +249,9 @@ if _HAVE_TRITON:
             for t in range(start, end):
                 d = tl.load(dist_ptr + t).to(tl.float32)
                 D, da, dcc = _dst_visit(tl.load(src_ptr + t), d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-        tl.store(D_ptr + i * NH + offs_h, D, mask=mask_h)
-        tl.store(da_ptr + i * NH + offs_h, da, mask=mask_h)
-        tl.store(dc_ptr + i * NH + offs_h, dcc, mask=mask_h)
+        _store_heads(D_ptr, i, D, offs_h, mask_h, NH)
+        _store_heads(da_ptr, i, da, offs_h, mask_h, NH)
+        _store_heads(dc_ptr, i, dcc, offs_h, mask_h, NH)
 
     @triton.jit
     def _pixels_backward_src_kernel(
@@ -254,23 +262,15 @@ if _HAVE_TRITON:
         j = tl.program_id(0).to(tl.int64)
         r = (j // WW) % HH
         col = j % WW
-        offs_h = tl.arange(0, BH)
-        offs_c = tl.arange(0, BC)
-        mask_h = offs_h < NH
-        mask = mask_h[:, None] & (offs_c[None, :] < CH)
-        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        a_src_j = tl.load(a_src_ptr + j * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        a_src_j = _heads(a_src_ptr, j, offs_h, mask_h, NH)
         zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
         da = tl.zeros((BH,), tl.float32)
         dz = tl.zeros((BH, BC), tl.float32)
         da, dz = _src_visit(j, 0.0, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
         for t in tl.static_range(9):
             if t != 4:
-                dr: tl.constexpr = t // 3 - 1
-                dc: tl.constexpr = t % 3 - 1
-                dist: tl.constexpr = 1.0 + 0.41421356237309515 * (1 - t % 2)  # straight 1, diagonal sqrt(2)
-                valid = (r + dr >= 0) & (r + dr < HH) & (col + dc >= 0) & (col + dc < WW)
-                i = tl.where(valid, j + dr * WW + dc, j)
+                i, dist, valid = _stencil(j, r, col, HH, WW, t)
                 da, dz = _src_visit(i, dist, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
         k = tl.load(near_ptr + j)
         d = tl.load(near_d_ptr + j).to(tl.float32)
@@ -278,7 +278,7 @@ if _HAVE_TRITON:
         for t in range(tl.load(xptr_ptr + j), tl.load(xptr_ptr + j + 1)):
             d = tl.load(x_d_ptr + t).to(tl.float32)
             da, dz = _src_visit(n_pix + tl.load(xeds_ptr + t), d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
-        tl.store(ds_ptr + j * NH + offs_h, da, mask=mask_h)
+        _store_heads(ds_ptr, j, da, offs_h, mask_h, NH)
         tl.store(dz_ptr + j * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], dz, mask=mask)
 
     @triton.jit
@@ -288,19 +288,15 @@ if _HAVE_TRITON:
     ):
         k = tl.program_id(0).to(tl.int64)
         j = offset + k
-        offs_h = tl.arange(0, BH)
-        offs_c = tl.arange(0, BC)
-        mask_h = offs_h < NH
-        mask = mask_h[:, None] & (offs_c[None, :] < CH)
-        c = tl.load(c_ptr + offs_h, mask=mask_h, other=0.0).to(tl.float32)
-        a_src_j = tl.load(a_src_ptr + j * NH + offs_h, mask=mask_h, other=0.0).to(tl.float32)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        a_src_j = _heads(a_src_ptr, j, offs_h, mask_h, NH)
         zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
         da = tl.zeros((BH,), tl.float32)
         dz = tl.zeros((BH, BC), tl.float32)
         for t in range(tl.load(ptr_ptr + k), tl.load(ptr_ptr + k + 1)):
             d = tl.load(dist_ptr + t).to(tl.float32)
             da, dz = _src_visit(tl.load(src_ptr + t), d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
-        tl.store(ds_ptr + j * NH + offs_h, da, mask=mask_h)
+        _store_heads(ds_ptr, j, da, offs_h, mask_h, NH)
         tl.store(dz_ptr + j * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], dz, mask=mask)
 
 

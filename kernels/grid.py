@@ -8,7 +8,9 @@ import numpy as np
 from numba import njit, prange
 
 # Neighbour offsets in the order edges are emitted for each source pixel.
-GRID_OFFSETS = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)], dtype=np.int64)
+GRID_OFFSETS = np.array(
+    [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)], dtype=np.int64
+)
 
 
 def grid_edge_count(height: int, width: int) -> int:
@@ -47,7 +49,9 @@ def _grid_edges(h, w, src, dst, attr, offsets, node_offset):
                     k += 1
 
 
-def grid_edges_into(height: int, width: int, src: np.ndarray, dst: np.ndarray, attr: np.ndarray, node_offset: int = 0) -> None:
+def grid_edges_into(
+    height: int, width: int, src: np.ndarray, dst: np.ndarray, attr: np.ndarray, node_offset: int = 0
+) -> None:
     """Write the ``grid_edge_count`` directed edges of an H x W grid into the given int64/int64/float32
     arrays (e.g. slices of a larger edge list), pixel (r, c) numbered ``node_offset + r*W + c``."""
     h, w = int(height), int(width)

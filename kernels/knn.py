@@ -48,7 +48,10 @@ def _knn(r, c, k, r0, c0, s, ncr, ncc, start, order):
         cr = (ri - r0) // s
         cc = (ci - c0) // s
         # distance from the point to the border of its own cell (cells are s x s)
-        off = min(min(ri - r0 - cr * s, (cr + 1) * s - 1 - (ri - r0)), min(ci - c0 - cc * s, (cc + 1) * s - 1 - (ci - c0)))
+        off = min(
+            min(ri - r0 - cr * s, (cr + 1) * s - 1 - (ri - r0)),
+            min(ci - c0 - cc * s, (cc + 1) * s - 1 - (ci - c0)),
+        )
         ring = 0
         while True:
             for gr in range(cr - ring, cr + ring + 1):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .errors import InputError
+from mingraph import __version__
+from mingraph.errors import InputError
 
 
 def _user_errors(fn):
@@ -36,12 +36,14 @@ def main() -> None:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--tiles", "n_tiles", type=int, required=True, help="Number of tiles to simulate.")
 @click.option("--size", type=int, default=150, show_default=True, help="Tile height and width in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same dataset.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same dataset."
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_user_errors
 def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> None:
     """Simulate a labelled dataset of SEM tiles (BSE, phases, on-demand EDS spectra) into OUT."""
-    from .ingest import simulate_dataset
+    from mingraph.acquire.importing import simulate_dataset
 
     path = simulate_dataset(out, n_tiles, size, seed, overwrite=overwrite)
     click.echo(f"wrote {n_tiles} tiles to {path}")
@@ -50,21 +52,43 @@ def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> 
 @main.command("import")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--bse", type=click.Path(path_type=Path), help="BSE image (TIFF or PNG).")
-@click.option("--labels", type=click.Path(path_type=Path), help="Phase-id image (TIFF or PNG), same size as the BSE.")
-@click.option("--eds-mask", type=click.Path(path_type=Path), help="Image of where EDS was measured (non-zero = measured).")
-@click.option("--spectra", type=click.Path(path_type=Path), help="Spectrum image (.bcf, .hspy): needs the io extra.")
-@click.option("--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all.")
-@click.option("--classes", type=click.Path(path_type=Path), help="Class names: JSON list or {id: name}, or one per line.")
-@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Pixel size in micrometres.")
+@click.option(
+    "--labels", type=click.Path(path_type=Path), help="Phase-id image (TIFF or PNG), same size as the BSE."
+)
+@click.option(
+    "--eds-mask",
+    type=click.Path(path_type=Path),
+    help="Image of where EDS was measured (non-zero = measured).",
+)
+@click.option(
+    "--spectra", type=click.Path(path_type=Path), help="Spectrum image (.bcf, .hspy): needs the io extra."
+)
+@click.option(
+    "--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all."
+)
+@click.option(
+    "--classes",
+    type=click.Path(path_type=Path),
+    help="Class names: JSON list or {id: name}, or one per line.",
+)
+@click.option(
+    "--pixel-size",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Pixel size in micrometres.",
+)
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--name", help="Tile id (default: the BSE file's stem).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @_user_errors
 def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite) -> None:
     """Import one measured field into a dataset at OUT."""
-    from .ingest import import_field
+    from mingraph.acquire.importing import import_field
 
-    path = import_field(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite)
+    path = import_field(
+        out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite
+    )
     click.echo(f"wrote {path}")
 
 
@@ -81,33 +105,47 @@ def _fractions(value: str) -> list[float]:
 @main.command("build-graphs")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--fractions", default="0.001,0.01,0.05,0.1", show_default=True, help="EDS fractions of valid pixels.")
+@click.option(
+    "--fractions", default="0.001,0.01,0.05,0.1", show_default=True, help="EDS fractions of valid pixels."
+)
 @click.option("--draws", type=int, default=1, show_default=True, help="EDS draws per tile and fraction.")
 @click.option("--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True)
-@click.option("--encoder", type=click.Path(path_type=Path), help="Encoder artifact: store embeddings, not spectra.")
+@click.option(
+    "--encoder", type=click.Path(path_type=Path), help="Encoder artifact: store embeddings, not spectra."
+)
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--lift", type=float, default=1.0, show_default=True, help="Height of EDS nodes above the pixel plane.")
+@click.option(
+    "--lift", type=float, default=1.0, show_default=True, help="Height of EDS nodes above the pixel plane."
+)
 @_user_errors
 def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift) -> None:
     """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards)."""
-    from .precompute import build_graphs as run
+    from mingraph.graphs.build import build_graphs as run
 
     res = run(dataset, out, _fractions(fractions), draws, pattern, encoder, workers, seed, lift)
-    click.echo(f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}")
+    click.echo(
+        f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}"
+    )
 
 
 @main.command("fit-encoder")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(["cnn", "pca"]), default="cnn", show_default=True)
-@click.option("--points", type=click.IntRange(min=1), default=200, show_default=True, help="Labelled spectra drawn per training tile.")
+@click.option(
+    "--points",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Labelled spectra drawn per training tile.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_user_errors
 def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
     """Fit the spectral encoder (spectrum -> 64 values) on labelled spectra of the training split."""
-    from .training_data import fit_encoder_on_dataset
+    from mingraph.spectra.fit import fit_encoder_on_dataset
 
     path = fit_encoder_on_dataset(dataset, out, kind, points, epochs, seed)
     click.echo(f"wrote {path}")
@@ -115,21 +153,43 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
 
 @main.command()
 @click.argument("shards", required=False, type=click.Path(path_type=Path))
-@click.option("--online", type=click.Path(path_type=Path), help="Train on fresh EDS draws from this raw dataset.")
-@click.option("--out", "run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics).")
+@click.option(
+    "--online", type=click.Path(path_type=Path), help="Train on fresh EDS draws from this raw dataset."
+)
+@click.option(
+    "--out", "run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics)."
+)
 @click.option("--epochs", type=int, help="Epochs (default 120, the paper's).")
 @click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
-@click.option("--encoder", type=click.Path(path_type=Path), help="Encoder artifact (for online mode or raw-spectra shards).")
-@click.option("--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured).")
+@click.option(
+    "--encoder",
+    type=click.Path(path_type=Path),
+    help="Encoder artifact (for online mode or raw-spectra shards).",
+)
+@click.option(
+    "--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured)."
+)
 @click.option("--device", help="cpu, cuda, or auto (default).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @_user_errors
 def train(shards, online, run, epochs, config, encoder, backend, device, resume) -> None:
     """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
-    from .train import train as run_train
+    from mingraph.learn.train import train as run_train
 
-    last = run_train(run, shards, online, config, resume, epochs=epochs, encoder=None if encoder is None else str(encoder), backend=backend, device=device)
-    click.echo(f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}")
+    last = run_train(
+        run,
+        shards,
+        online,
+        config,
+        resume,
+        epochs=epochs,
+        encoder=None if encoder is None else str(encoder),
+        backend=backend,
+        device=device,
+    )
+    click.echo(
+        f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}"
+    )
 
 
 @main.command()
@@ -138,18 +198,26 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume)
 @click.option("--fractions", default="0.001,0.01,0.05,0.1", show_default=True)
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder (default RUN/eval).")
-@click.option("--unet", type=click.Path(path_type=Path), help="A UNet from train-unet: the BSE-only baseline.")
-@click.option("--knn-run", type=click.Path(path_type=Path), help="A GAT run trained on kNN graphs: the ablation.")
+@click.option(
+    "--unet", type=click.Path(path_type=Path), help="A UNet from train-unet: the BSE-only baseline."
+)
+@click.option(
+    "--knn-run", type=click.Path(path_type=Path), help="A GAT run trained on kNN graphs: the ablation."
+)
 @click.option("--max-tiles", type=int, help="Evaluate on the first N tiles of the split only.")
 @_user_errors
 def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles) -> None:
     """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
-    from .evaluate import evaluate as run_eval
+    from mingraph.analyse.evaluate import evaluate as run_eval
 
-    res = run_eval(run, dataset, out, _fractions(fractions), split, unet=unet, knn_model=knn_run, max_tiles=max_tiles)
+    res = run_eval(
+        run, dataset, out, _fractions(fractions), split, unet=unet, knn_model=knn_run, max_tiles=max_tiles
+    )
     click.echo(f"{'method':<18}{'EDS %':>7}{'P(w)':>8}{'R(w)':>8}{'F1(w)':>8}{'F1(mac)':>9}")
     for r in res["results"]:
-        click.echo(f"{r['method']:<18}{100 * r['fraction']:>7.2f}{r['precision_weighted']:>8.3f}{r['recall_weighted']:>8.3f}{r['f1_weighted']:>8.3f}{r['f1_macro']:>9.3f}")
+        click.echo(
+            f"{r['method']:<18}{100 * r['fraction']:>7.2f}{r['precision_weighted']:>8.3f}{r['recall_weighted']:>8.3f}{r['f1_weighted']:>8.3f}{r['f1_macro']:>9.3f}"
+        )
     click.echo(f"wrote {res['out']}")
 
 
@@ -161,7 +229,7 @@ def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles) -> N
 @_user_errors
 def train_unet(dataset, out, epochs, seed) -> None:
     """Train the BSE-only UNet baseline on DATASET's training split."""
-    from .baselines import train_unet as run
+    from mingraph.learn.baselines import train_unet as run
 
     click.echo(f"wrote {run(dataset, out, epochs=epochs, seed=seed)}")
 
@@ -169,48 +237,101 @@ def train_unet(dataset, out, epochs, seed) -> None:
 @main.command()
 @click.argument("input_", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--model", type=click.Path(path_type=Path), help="Model file or run folder (default: the shipped model).")
+@click.option(
+    "--model", type=click.Path(path_type=Path), help="Model file or run folder (default: the shipped model)."
+)
 @click.option("--tile", default="0", show_default=True, help="Tile id or index when INPUT is a dataset.")
-@click.option("--fraction", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="EDS fraction to sample (random/grid patterns).")
+@click.option(
+    "--fraction",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="EDS fraction to sample (random/grid patterns).",
+)
 @click.option("--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True)
-@click.option("--simulate", "sim_size", type=int, help="Predict a simulated SIZE×SIZE field instead of INPUT.")
+@click.option(
+    "--simulate", "sim_size", type=int, help="Predict a simulated SIZE×SIZE field instead of INPUT."
+)
 @click.option("--bse", type=click.Path(path_type=Path), help="BSE image of a measured field (with --points).")
-@click.option("--points", type=click.Path(path_type=Path), help=".npz with 'rc' (n×2 row, col) and 'spectra' (n×3000).")
+@click.option(
+    "--points", type=click.Path(path_type=Path), help=".npz with 'rc' (n×2 row, col) and 'spectra' (n×3000)."
+)
 @click.option("--valid", type=click.Path(path_type=Path), help="Mask image of specimen pixels (with --bse).")
-@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Pixel size in µm (with --bse).")
+@click.option(
+    "--pixel-size",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Pixel size in µm (with --bse).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--block", type=click.IntRange(min=16), default=1024, show_default=True, help="Block size for large fields.")
+@click.option(
+    "--block",
+    type=click.IntRange(min=16),
+    default=1024,
+    show_default=True,
+    help="Block size for large fields.",
+)
 @click.option("--overwrite", is_flag=True)
 @_user_errors
-def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, valid, pixel_size, seed, block, overwrite) -> None:
+def predict(
+    input_,
+    out,
+    model,
+    tile,
+    fraction,
+    pattern,
+    sim_size,
+    bse,
+    points,
+    valid,
+    pixel_size,
+    seed,
+    block,
+    overwrite,
+) -> None:
     """Phase map, confidence, modal mineralogy and a report for one field.
 
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
-    from .predict import library_densities, load_model, measured_field, run_predict, sample_field
+    from mingraph.predict import library_densities, load_model, measure_points, measured_field, run_predict
 
     bundle = load_model(model)
     if sum(x is not None for x in (input_, sim_size, bse)) != 1:
-        raise InputError("predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE")
+        raise InputError(
+            "predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE"
+        )
     if sim_size is not None:
-        from .simulate import simulate_tile
+        from mingraph.acquire.simulate import simulate_tile
 
-        sample = simulate_tile(seed, sim_size).sample(f"simulated-{sim_size}-seed{seed}")
-        rc, emb = sample_field(sample, bundle, fraction, pattern, seed)
+        sample = simulate_tile(seed, sim_size).field(f"simulated-{sim_size}-seed{seed}")
+        rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
         label = f"simulated {sim_size}x{sim_size} field, seed {seed}"
     elif bse is not None:
         if points is None:
-            raise InputError("predict", "--points", "a measured field needs its point spectra (--points FILE.npz)")
+            raise InputError(
+                "predict", "--points", "a measured field needs its point spectra (--points FILE.npz)"
+            )
         sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle)
         label = f"{bse} + {points}"
     else:
-        from .dataset import open_dataset
+        from mingraph.acquire.dataset import open_dataset
 
         ds = open_dataset(input_)
-        sample = ds.sample(ds.find(tile))
-        rc, emb = sample_field(sample, bundle, fraction, pattern, seed)
+        sample = ds.field(ds.find(tile))
+        rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
         label = f"{input_} tile {sample.name}"
-    res = run_predict(out, sample, bundle, rc, emb, {"input": label, "model": str(model or "default")}, overwrite, block, library_densities(bundle.class_names))
+    res = run_predict(
+        out,
+        sample,
+        bundle,
+        rc,
+        emb,
+        {"input": label, "model": str(model or "default")},
+        overwrite,
+        block,
+        library_densities(bundle.class_names),
+    )
     if res["metrics"]:
         click.echo(f"F1 (weighted) against the known phases: {res['metrics']['f1_weighted']:.3f}")
     click.echo(f"wrote {res['out']} (report: {res['report']})")
@@ -223,8 +344,8 @@ def predict(input_, out, model, tile, fraction, pattern, sim_size, bse, points, 
 @_user_errors
 def export_model(run, out, note) -> None:
     """Write RUN's best model as a shareable file (no local paths), e.g. to ship as the default."""
-    from .evaluate import resolve_model
-    from .train import export_bundle
+    from mingraph.analyse.evaluate import resolve_model
+    from mingraph.learn.bundle import export_bundle
 
     click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
 
@@ -234,11 +355,13 @@ def export_model(run, out, note) -> None:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--protocol", type=click.Choice(["reduced", "full"]), default="reduced", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
-@click.option("--docs", type=click.Path(path_type=Path), help="Also write results.md and figures here (e.g. docs/).")
+@click.option(
+    "--docs", type=click.Path(path_type=Path), help="Also write results.md and figures here (e.g. docs/)."
+)
 @_user_errors
 def study(dataset, out, protocol, workers, docs) -> None:
     """Reproduce the paper's study on DATASET: encoder, shards, GAT, kNN ablation, UNet, evaluation."""
-    from .study import run_study
+    from mingraph.study import run_study
 
     click.echo(f"wrote {run_study(dataset, out, protocol, workers, docs)}")
 
@@ -247,16 +370,28 @@ def study(dataset, out, protocol, workers, docs) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True)
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True, help="Example tiles to render.")
 @click.option("--size", type=int, default=150, show_default=True, help="Example tile size.")
-@click.option("--field", type=int, default=512, show_default=True, help="Side of the simulated field to predict.")
-@click.option("--fraction", type=click.FloatRange(0, 1), default=0.01, show_default=True, help="EDS fraction measured on the field.")
+@click.option(
+    "--field", type=int, default=512, show_default=True, help="Side of the simulated field to predict."
+)
+@click.option(
+    "--fraction",
+    type=click.FloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="EDS fraction measured on the field.",
+)
 @click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_user_errors
-def demo(out: Path, n_tiles: int, size: int, field: int, fraction: float, model: Path | None, seed: int) -> None:
+def demo(
+    out: Path, n_tiles: int, size: int, field: int, fraction: float, model: Path | None, seed: int
+) -> None:
     """Simulate a field, measure 1 % EDS, predict it with the shipped model; write all outputs to OUT."""
-    from .demo import run_demo
+    from mingraph.demo import run_demo
 
-    for path in run_demo(out, n_tiles=n_tiles, size=size, seed=seed, field=field, fraction=fraction, model=model):
+    for path in run_demo(
+        out, n_tiles=n_tiles, size=size, seed=seed, field=field, fraction=fraction, model=model
+    ):
         click.echo(f"wrote {path}")
 
 

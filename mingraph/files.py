@@ -13,11 +13,12 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from .errors import InputError
+from mingraph.errors import InputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

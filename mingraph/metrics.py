@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int, mask: np.ndarray | None = None) -> np.ndarray:
+def confusion(
+    truth: np.ndarray, pred: np.ndarray, n_classes: int, mask: np.ndarray | None = None
+) -> np.ndarray:
     """(n_classes, n_classes) int64 counts, rows = truth, columns = prediction; truth < 0 is ignored."""
     t = np.asarray(truth).ravel()
     p = np.asarray(pred).ravel()
@@ -38,7 +40,12 @@ def scores(cm: np.ndarray) -> dict:
     out = {
         "accuracy": float(tp.sum() / total) if total > 0 else 0.0,
         "support": int(total),
-        "per_class": {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)},
+        "per_class": {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support.astype(np.int64),
+        },
     }
     for name, arr in (("precision", precision), ("recall", recall), ("f1", f1)):
         out[f"{name}_weighted"] = float((w * arr).sum())

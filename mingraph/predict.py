@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import InputError
-from .files import atomic_folder
-from .graphs import batch_graphs, build_structured_graph
-from .samples import Sample
-from .train import Bundle
+from mingraph.acquire.fields import Field
+from mingraph.errors import InputError
+from mingraph.files import atomic_folder
+from mingraph.graphs.structure import batch_graphs, build_structured_graph
+from mingraph.learn.bundle import Bundle
 
 DEFAULT_BLOCK = 1024
 
@@ -60,12 +60,24 @@ def check_points(eds_rc: np.ndarray, shape: tuple[int, int], source: str) -> np.
     bad = (rc[:, 0] < 0) | (rc[:, 0] >= shape[0]) | (rc[:, 1] < 0) | (rc[:, 1] >= shape[1])
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(source, "EDS points", f"{int(bad.sum())} point(s) outside the {shape[0]}x{shape[1]} image, e.g. #{i} at {tuple(rc[i])}")
+        raise InputError(
+            source,
+            "EDS points",
+            f"{int(bad.sum())} point(s) outside the {shape[0]}x{shape[1]} image, e.g. #{i} at {tuple(rc[i])}",
+        )
     return rc.astype(np.int32)
 
 
 @torch.no_grad()
-def predict_field(bundle: Bundle, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, embeddings: np.ndarray, block: int = DEFAULT_BLOCK, progress: bool = True) -> Prediction:
+def predict_field(
+    bundle: Bundle,
+    bse: np.ndarray,
+    valid: np.ndarray,
+    eds_rc: np.ndarray,
+    embeddings: np.ndarray,
+    block: int = DEFAULT_BLOCK,
+    progress: bool = True,
+) -> Prediction:
     """Classify every pixel of a field from its BSE image and embedded EDS points, block by block."""
     from tqdm import tqdm
 
@@ -75,7 +87,11 @@ def predict_field(bundle: Bundle, bse: np.ndarray, valid: np.ndarray, eds_rc: np
     h, w = bse.shape
     model, cfg = bundle.model, bundle.config
     if embeddings.shape != (eds_rc.shape[0], model.eds_dim):
-        raise InputError("model", "EDS features", f"the model expects {model.eds_dim} values per EDS point, the encoder gives {embeddings.shape[1:]}")
+        raise InputError(
+            "model",
+            "EDS features",
+            f"the model expects {model.eds_dim} values per EDS point, the encoder gives {embeddings.shape[1:]}",
+        )
     labels = np.full((h, w), -1, np.int16)
     conf = np.zeros((h, w), np.float32)
     margin = block_margin((h, w), eds_rc.shape[0])
@@ -89,7 +105,14 @@ def predict_field(bundle: Bundle, bse: np.ndarray, valid: np.ndarray, eds_rc: np
         wr1, wc1 = (min(h, r1 + margin), min(w, c1 + margin)) if len(jobs) > 1 else (h, w)
         inside = (eds_rc[:, 0] >= wr0) & (eds_rc[:, 0] < wr1) & (eds_rc[:, 1] >= wc0) & (eds_rc[:, 1] < wc1)
         local = eds_rc[inside] - np.array([wr0, wc0], np.int32)
-        g = build_structured_graph(bse[wr0:wr1, wc0:wc1], local, embeddings[inside], lift=cfg.get("lift", 1.0), eds_edges=cfg.get("eds_edges", "delaunay"), k=cfg.get("k", 6))
+        g = build_structured_graph(
+            bse[wr0:wr1, wc0:wc1],
+            local,
+            embeddings[inside],
+            lift=cfg.get("lift", 1.0),
+            eds_edges=cfg.get("eds_edges", "delaunay"),
+            k=cfg.get("k", 6),
+        )
         pix, _ = model(batch_graphs([g]), backend=backend)
         p, cls = torch.softmax(pix[0], -1).max(-1)
         sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
@@ -100,9 +123,16 @@ def predict_field(bundle: Bundle, bse: np.ndarray, valid: np.ndarray, eds_rc: np
     return Prediction(labels, conf, eds_rc, time.perf_counter() - t0)
 
 
-def sample_field(sample: Sample, bundle: Bundle, fraction: float = 0.01, pattern: str = "random", seed: int = 0, chunk: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+def measure_points(
+    sample: Field,
+    bundle: Bundle,
+    fraction: float = 0.01,
+    pattern: str = "random",
+    seed: int = 0,
+    chunk: int = 16384,
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw EDS points on a sample, read and embed their spectra: (positions, embeddings)."""
-    from .sampling import sample_points
+    from mingraph.acquire.sampling import sample_points
 
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
@@ -110,13 +140,16 @@ def sample_field(sample: Sample, bundle: Bundle, fraction: float = 0.01, pattern
     if rc.shape[0] == 0 and pattern == "mask":
         raise InputError(sample.name, "eds_mask", "the sampling mask selects no valid pixel")
     # read and embed in chunks: a 10 000² field at 1 % has a million spectra (12 GB as float32)
-    emb = [bundle.encoder.embed(sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1])) for i in range(0, rc.shape[0], chunk)]
+    emb = [
+        bundle.encoder.embed(sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1]))
+        for i in range(0, rc.shape[0], chunk)
+    ]
     return rc, np.concatenate(emb) if emb else np.zeros((0, bundle.model.eds_dim), np.float32)
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Measured point spectra from an .npz with arrays ``rc`` (n, 2: row, col) and ``spectra`` (n, 3000)."""
-    from .samples import N_CHANNELS, check_counts
+    from mingraph.acquire.fields import N_CHANNELS, check_counts
 
     path = Path(path)
     if not path.is_file():
@@ -124,26 +157,40 @@ def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path) as z:
             if "rc" not in z or "spectra" not in z:
-                raise InputError(path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}")
+                raise InputError(
+                    path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}"
+                )
             rc, spectra = np.asarray(z["rc"]), np.asarray(z["spectra"])
     except InputError:
         raise
     except Exception as e:
         raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
     if spectra.ndim != 2 or spectra.shape[1] != N_CHANNELS or spectra.shape[0] != rc.reshape(-1, 2).shape[0]:
-        raise InputError(path, "spectra", f"expected shape ({rc.reshape(-1, 2).shape[0]}, {N_CHANNELS}), got {spectra.shape}")
+        raise InputError(
+            path,
+            "spectra",
+            f"expected shape ({rc.reshape(-1, 2).shape[0]}, {N_CHANNELS}), got {spectra.shape}",
+        )
     check_counts(spectra, str(path), "spectra")
     return rc.reshape(-1, 2), spectra.astype(np.float32)
 
 
-def measured_field(bse: str | os.PathLike, points: str | os.PathLike, valid: str | os.PathLike | None, pixel_size_um: float, bundle: Bundle) -> tuple[Sample, np.ndarray, np.ndarray]:
+def measured_field(
+    bse: str | os.PathLike,
+    points: str | os.PathLike,
+    valid: str | os.PathLike | None,
+    pixel_size_um: float,
+    bundle: Bundle,
+) -> tuple[Field, np.ndarray, np.ndarray]:
     """A measured field from files: (sample, EDS positions, embeddings of the measured spectra)."""
-    from .io import read_bse, read_mask
-    from .samples import NoSpectra
+    from mingraph.acquire.fields import NoSpectra
+    from mingraph.acquire.readers import read_bse, read_mask
 
     img = read_bse(bse)
     vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)
-    sample = Sample(img, vmask, None, bundle.class_names, pixel_size_um, NoSpectra(str(bse)), name=Path(bse).stem)
+    sample = Field(
+        img, vmask, None, bundle.class_names, pixel_size_um, NoSpectra(str(bse)), name=Path(bse).stem
+    )
     rc, spectra = read_points(points)
     rc = check_points(rc, img.shape, str(points))
     if bundle.encoder is None:
@@ -151,38 +198,95 @@ def measured_field(bse: str | os.PathLike, points: str | os.PathLike, valid: str
     return sample, rc, bundle.encoder.embed(spectra)
 
 
-def write_outputs(out: Path, sample: Sample, pred: Prediction, bundle: Bundle, densities: np.ndarray | None, summary: dict, min_confidence: float = 0.5) -> dict:
+def write_outputs(
+    out: Path,
+    sample: Field,
+    pred: Prediction,
+    bundle: Bundle,
+    densities: np.ndarray | None,
+    summary: dict,
+    min_confidence: float = 0.5,
+) -> dict:
     """Phase map TIFF + legend, overlay and confidence PNGs, mineralogy CSV/PNGs, summary and report."""
     import tifffile
 
-    from .metrics import confusion, scores
-    from .mineralogy import write_mineralogy
-    from .plots import phase_colours, save_confidence_png, save_phase_overlay_png
-    from .report import write_report
+    from mingraph.analyse.mineralogy import write_mineralogy
+    from mingraph.analyse.plots import hex_colour, phase_colours, save_confidence_png, save_phase_overlay_png
+    from mingraph.analyse.report import write_report
+    from mingraph.metrics import confusion, scores
 
     names = bundle.class_names
     cols = phase_colours(len(names))
     tifffile.imwrite(out / "phase_map.tif", pred.labels, compression="zlib")
     tifffile.imwrite(out / "confidence.tif", pred.confidence, compression="zlib")
-    legend = {"invalid": -1, "classes": [{"id": i, "name": n, "colour": "#%02x%02x%02x" % tuple(int(round(255 * v)) for v in cols[i])} for i, n in enumerate(names)]}
+    legend = {
+        "invalid": -1,
+        "classes": [{"id": i, "name": n, "colour": hex_colour(cols[i])} for i, n in enumerate(names)],
+    }
     (out / "legend.json").write_text(json.dumps(legend, indent=2))
     images = {
         "phase_map": out / "phase_map.tif",
         "overlay": save_phase_overlay_png(out / "overlay.png", sample.bse, pred.labels, names, pred.eds_rc),
         "confidence": save_confidence_png(out / "confidence.png", pred.confidence, sample.valid),
     }
-    mineralogy = write_mineralogy(out / "mineralogy", pred.labels, sample.valid, names, densities, sample.pixel_size_um, confidence=pred.confidence, min_confidence=min_confidence)
+    mineralogy = write_mineralogy(
+        out / "mineralogy",
+        pred.labels,
+        sample.valid,
+        names,
+        densities,
+        sample.pixel_size_um,
+        confidence=pred.confidence,
+        min_confidence=min_confidence,
+    )
     metrics = None
-    if sample.labels is not None and (sample.labels[sample.valid] >= 0).any() and list(sample.class_names) == list(names):
-        s = scores(confusion(np.where(sample.valid, sample.labels, -1), np.clip(pred.labels, 0, len(names) - 1), len(names)))
-        metrics = {k: s[k] for k in ("f1_weighted", "precision_weighted", "recall_weighted", "f1_macro", "accuracy", "support")}
-    summary = dict(summary, eds_points=int(pred.eds_rc.shape[0]), runtime_s=round(pred.seconds, 2), field_px=list(sample.shape), pixel_size_um=sample.pixel_size_um)
-    (out / "summary.json").write_text(json.dumps({"summary": summary, "metrics": metrics}, indent=2, default=str))
+    if (
+        sample.labels is not None
+        and (sample.labels[sample.valid] >= 0).any()
+        and list(sample.class_names) == list(names)
+    ):
+        s = scores(
+            confusion(
+                np.where(sample.valid, sample.labels, -1), np.clip(pred.labels, 0, len(names) - 1), len(names)
+            )
+        )
+        metrics = {
+            k: s[k]
+            for k in (
+                "f1_weighted",
+                "precision_weighted",
+                "recall_weighted",
+                "f1_macro",
+                "accuracy",
+                "support",
+            )
+        }
+    summary = dict(
+        summary,
+        eds_points=int(pred.eds_rc.shape[0]),
+        runtime_s=round(pred.seconds, 2),
+        field_px=list(sample.shape),
+        pixel_size_um=sample.pixel_size_um,
+    )
+    (out / "summary.json").write_text(
+        json.dumps({"summary": summary, "metrics": metrics}, indent=2, default=str)
+    )
     report = write_report(out, images, mineralogy, summary, metrics)
     return {"report": report, "metrics": metrics, "summary": summary}
 
 
-def run_predict(out: str | os.PathLike, sample: Sample, bundle: Bundle, eds_rc: np.ndarray, embeddings: np.ndarray, summary: dict, overwrite: bool = False, block: int = DEFAULT_BLOCK, densities: np.ndarray | None = None, progress: bool = True) -> dict:
+def run_predict(
+    out: str | os.PathLike,
+    sample: Field,
+    bundle: Bundle,
+    eds_rc: np.ndarray,
+    embeddings: np.ndarray,
+    summary: dict,
+    overwrite: bool = False,
+    block: int = DEFAULT_BLOCK,
+    densities: np.ndarray | None = None,
+    progress: bool = True,
+) -> dict:
     """Predict a field and write every output into ``out`` atomically (a temporary folder renamed)."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -203,8 +307,8 @@ def default_model_path() -> Path:
 
 def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bundle:
     """A model file (or run folder); the shipped default when ``path`` is None."""
-    from .evaluate import resolve_model
-    from .train import load_bundle
+    from mingraph.analyse.evaluate import resolve_model
+    from mingraph.learn.bundle import load_bundle
 
     if path is None:
         p = default_model_path()
@@ -216,7 +320,7 @@ def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bu
 
 def library_densities(class_names: list[str]) -> np.ndarray | None:
     """Densities (g/cm³) when the classes are the simulator's mineral library, else None."""
-    from .simulate.minerals import MINERALS
+    from mingraph.acquire.simulate.minerals import MINERALS
 
     if [m.name for m in MINERALS] != list(class_names):
         return None

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from .files import save_figure, write_bytes, write_text
+from mingraph.files import save_figure, write_bytes, write_text
 
 PROTOCOLS: dict[str, dict] = {
     "reduced": {
@@ -57,14 +57,21 @@ def _log(msg: str) -> None:
     print(f"[study {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run_study(dataset: str | os.PathLike, out: str | os.PathLike, protocol: str = "reduced", workers: int = 2, docs: str | os.PathLike | None = None, seed: int = 0) -> Path:
+def run_study(
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    protocol: str = "reduced",
+    workers: int = 2,
+    docs: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> Path:
     """Run every step of the study into ``out`` and write ``results.md`` (also to ``docs`` if given)."""
-    from .baselines import train_unet
-    from .dataset import open_dataset
-    from .evaluate import evaluate
-    from .precompute import build_graphs
-    from .train import train
-    from .training_data import fit_encoder_on_dataset
+    from mingraph.acquire.dataset import open_dataset
+    from mingraph.analyse.evaluate import evaluate
+    from mingraph.graphs.build import build_graphs
+    from mingraph.learn.baselines import train_unet
+    from mingraph.learn.train import train
+    from mingraph.spectra.fit import fit_encoder_on_dataset
 
     p = PROTOCOLS[protocol]
     out = Path(out)
@@ -81,9 +88,27 @@ def run_study(dataset: str | os.PathLike, out: str | os.PathLike, protocol: str 
         times[name] = round(time.perf_counter() - s, 1)
 
     if not enc.is_file():
-        step("fit-encoder (CNN)", lambda: fit_encoder_on_dataset(ds.path, enc, "cnn", p["encoder_tiles_points"], p["encoder_epochs"], seed))
+        step(
+            "fit-encoder (CNN)",
+            lambda: fit_encoder_on_dataset(
+                ds.path, enc, "cnn", p["encoder_tiles_points"], p["encoder_epochs"], seed
+            ),
+        )
     if not p["online"]:
-        step("build-graphs", lambda: build_graphs(ds.path, out / "shards", p["fractions"], 1, "random", enc, workers, seed, max_tiles=dict(p["max_tiles"], test=0)))
+        step(
+            "build-graphs",
+            lambda: build_graphs(
+                ds.path,
+                out / "shards",
+                p["fractions"],
+                1,
+                "random",
+                enc,
+                workers,
+                seed,
+                max_tiles=dict(p["max_tiles"], test=0),
+            ),
+        )
     src = {"online": ds.path} if p["online"] else {"shards": out / "shards"}
     for name, edges in (("gat", "delaunay"), ("gat-knn", "knn")):
         run = out / name
@@ -93,9 +118,28 @@ def run_study(dataset: str | os.PathLike, out: str | os.PathLike, protocol: str 
         else:
             step(f"train {name}", lambda: train(run, config=cfg, **src))
     if not (out / "unet.pt").is_file():
-        step("train UNet", lambda: train_unet(ds.path, out / "unet.pt", epochs=p["unet_epochs"], seed=seed, max_tiles=p["unet_max_tiles"]))
+        step(
+            "train UNet",
+            lambda: train_unet(
+                ds.path, out / "unet.pt", epochs=p["unet_epochs"], seed=seed, max_tiles=p["unet_max_tiles"]
+            ),
+        )
     res = {}
-    step("evaluate", lambda: res.update(evaluate(out / "gat", ds.path, out / "eval", p["fractions"], "test", unet=out / "unet.pt", knn_model=out / "gat-knn", max_tiles=p["max_tiles"]["test"])))
+    step(
+        "evaluate",
+        lambda: res.update(
+            evaluate(
+                out / "gat",
+                ds.path,
+                out / "eval",
+                p["fractions"],
+                "test",
+                unet=out / "unet.pt",
+                knn_model=out / "gat-knn",
+                max_tiles=p["max_tiles"]["test"],
+            )
+        ),
+    )
     times["total"] = round(time.perf_counter() - t0, 1)
     write_text(out / "timings.json", json.dumps(times, indent=2))
     return write_results(out, res, protocol, ds, times, docs)
@@ -121,7 +165,9 @@ def _plot_f1(path: Path, fr: list[float], series: dict[str, list[float]], title:
     return save_figure(fig, path, dpi=110)
 
 
-def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: str | os.PathLike | None = None) -> Path:
+def write_results(
+    out: Path, res: dict, protocol: str, ds, times: dict, docs: str | os.PathLike | None = None
+) -> Path:
     """results.md with Table 1, Fig. 10 and Fig. 12 from an evaluation, plus the protocol."""
     rows = res["results"]
     fr = sorted({r["fraction"] for r in rows})
@@ -131,7 +177,12 @@ def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: st
     img = out / "img"
     _plot_f1(img / "f1-vs-fraction.png", fr, f1, "F1 against EDS fraction (cf. the paper's Fig. 12)")
     graphs = {"Delaunay graph": f1.get("GAT"), "kNN graph (k=6)": f1.get("GAT (kNN graph)")}
-    _plot_f1(img / "delaunay-vs-knn.png", fr, {k: v for k, v in graphs.items() if v}, "EDS graph: Delaunay vs kNN (cf. the paper's Fig. 10)")
+    _plot_f1(
+        img / "delaunay-vs-knn.png",
+        fr,
+        {k: v for k, v in graphs.items() if v},
+        "EDS graph: Delaunay vs kNN (cf. the paper's Fig. 10)",
+    )
 
     p = PROTOCOLS[protocol]
     lines = [
@@ -160,7 +211,9 @@ def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: st
     for m in methods:
         for f in fr:
             r = get[(m, f)]
-            lines.append(f"| {m} | {100 * f:g} | {r['precision_weighted']:.3f} | {r['recall_weighted']:.3f} | {r['f1_weighted']:.3f} | {r['f1_macro']:.3f} |")
+            lines.append(
+                f"| {m} | {100 * f:g} | {r['precision_weighted']:.3f} | {r['recall_weighted']:.3f} | {r['f1_weighted']:.3f} | {r['f1_macro']:.3f} |"
+            )
     lines += [
         "",
         "The paper's Table 1, on the authors' private TESCAN data (not comparable number for number: other minerals, real spectra, full protocol):",
@@ -168,7 +221,9 @@ def write_results(out: Path, res: dict, protocol: str, ds, times: dict, docs: st
         "| method | precision | recall | F1 |",
         "|---|---:|---:|---:|",
     ]
-    lines += [f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} |" for k, v in PAPER_TABLE1.items()]
+    lines += [
+        f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} |" for k, v in PAPER_TABLE1.items()
+    ]
     lines += [
         "",
         "## Figures",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,3 +24,12 @@ def real_dir() -> Path:
     if d is None:
         pytest.skip("real example data not found at ../shared/data/real (set MINGRAPH_REAL_DATA)")
     return d
+
+
+def seam_band(shape: tuple[int, int], block: int, half_width: int) -> np.ndarray:
+    """(H, W) bool mask of the pixels within ``half_width`` of a block seam (every ``block`` px)."""
+    band = np.zeros(shape, bool)
+    for k in range(block, max(shape), block):
+        band[k - half_width : k + half_width, :] = True
+        band[:, k - half_width : k + half_width] = True
+    return band

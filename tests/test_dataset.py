@@ -7,24 +7,40 @@ import json
 import numpy as np
 import pytest
 
-from mingraph.dataset import TileRecord, open_dataset, split_of, write_dataset
+from mingraph.acquire.dataset import TileRecord, open_dataset, split_of, write_dataset
 from mingraph.errors import InputError
 
 
 def _rec(i, h=5, w=7, split="train"):
     rng = np.random.default_rng(i)
     lab = rng.integers(-1, 3, size=(h, w)).astype(np.int32)
-    return TileRecord(f"t{i}", split, rng.random((h, w)).astype(np.float32), lab >= 0, lab, eds_mask=rng.random((h, w)) < 0.3, pixel_size_um=0.5)
+    return TileRecord(
+        f"t{i}",
+        split,
+        rng.random((h, w)).astype(np.float32),
+        lab >= 0,
+        lab,
+        eds_mask=rng.random((h, w)) < 0.3,
+        pixel_size_um=0.5,
+    )
 
 
 def test_round_trip_is_exact_to_16_bits(tmp_path):
     recs = [_rec(i, split=s) for i, s in enumerate(["train", "val", "test", "train"])]
     ds = open_dataset(write_dataset(tmp_path / "d", recs, ["a", "b", "c"], rows_per_group=3))
-    assert len(ds) == 4 and ds.indices("train") == [0, 3] and ds.info["splits"] == {"train": 2, "val": 1, "test": 1}
+    assert (
+        len(ds) == 4
+        and ds.indices("train") == [0, 3]
+        and ds.info["splits"] == {"train": 2, "val": 1, "test": 1}
+    )
     for i, r in enumerate(recs):
-        s = ds.sample(i)
+        s = ds.field(i)
         assert np.abs(s.bse - r.bse).max() <= 0.5 / 65535 + 1e-7
-        assert np.array_equal(s.valid, r.valid) and np.array_equal(s.labels, r.labels) and np.array_equal(s.eds_mask, r.eds_mask)
+        assert (
+            np.array_equal(s.valid, r.valid)
+            and np.array_equal(s.labels, r.labels)
+            and np.array_equal(s.eds_mask, r.eds_mask)
+        )
         assert s.pixel_size_um == 0.5 and s.name == f"t{i}" and s.class_names == ["a", "b", "c"]
 
 
@@ -32,7 +48,9 @@ def test_split_is_deterministic_and_near_80_10_10():
     splits = [split_of(i, seed=3) for i in range(4000)]
     assert splits == [split_of(i, seed=3) for i in range(4000)]
     frac = {s: splits.count(s) / 4000 for s in ("train", "val", "test")}
-    assert abs(frac["train"] - 0.8) < 0.03 and abs(frac["val"] - 0.1) < 0.02 and abs(frac["test"] - 0.1) < 0.02
+    assert (
+        abs(frac["train"] - 0.8) < 0.03 and abs(frac["val"] - 0.1) < 0.02 and abs(frac["test"] - 0.1) < 0.02
+    )
     assert splits[:100] == [split_of(i, seed=3) for i in range(100)]  # stable as N grows
 
 

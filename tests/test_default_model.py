@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import seam_band
 
+from mingraph.acquire.simulate import simulate_tile
+from mingraph.acquire.simulate.minerals import class_names
 from mingraph.metrics import confusion, scores
-from mingraph.predict import default_model_path, load_model, predict_field, sample_field
-from mingraph.simulate import simulate_tile
-from mingraph.simulate.minerals import class_names
+from mingraph.predict import default_model_path, load_model, measure_points, predict_field
 
 
 @pytest.fixture(scope="module")
@@ -28,25 +29,24 @@ def test_default_model_is_shipped_and_small(bundle):
 
 def test_more_eds_gives_better_maps(bundle):
     """F1 rises with the EDS fraction on fields the model has not seen (seeds outside the training set)."""
-    s = simulate_tile(987_654, 300).sample()
+    s = simulate_tile(987_654, 300).field()
     n = len(bundle.class_names)
     f1 = []
     for f in (0.001, 0.01, 0.1):
-        rc, emb = sample_field(s, bundle, f, "random", 3)
-        f1.append(_f1(s.labels, predict_field(bundle, s.bse, s.valid, rc, emb, progress=False).labels, s.valid, n))
+        rc, emb = measure_points(s, bundle, f, "random", 3)
+        f1.append(
+            _f1(s.labels, predict_field(bundle, s.bse, s.valid, rc, emb, progress=False).labels, s.valid, n)
+        )
     assert f1[0] < f1[1] < f1[2] and f1[1] > 0.5
 
 
 def test_block_seams_cost_under_one_f1_point(bundle):
     """Blocks of 128 px with margins: F1 on the pixels along the seams equals the whole-field F1 there."""
-    s = simulate_tile(123_457, 384).sample()
-    rc, emb = sample_field(s, bundle, 0.01, "random", 4)
+    s = simulate_tile(123_457, 384).field()
+    rc, emb = measure_points(s, bundle, 0.01, "random", 4)
     whole = predict_field(bundle, s.bse, s.valid, rc, emb, block=4096, progress=False)
     tiled = predict_field(bundle, s.bse, s.valid, rc, emb, block=128, progress=False)
-    seam = np.zeros(s.shape, bool)
-    for k in (128, 256):
-        seam[k - 4 : k + 4, :] = True
-        seam[:, k - 4 : k + 4] = True
+    seam = seam_band(s.shape, 128, 4)
     n = len(bundle.class_names)
     f1_seam_tiled = _f1(s.labels, tiled.labels, seam & s.valid, n)
     f1_seam_whole = _f1(s.labels, whole.labels, seam & s.valid, n)

@@ -8,17 +8,17 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-
-from mingraph.baselines import UNet, nearest_eds_labels, train_unet
-from mingraph.dataset import open_dataset
-from mingraph.encoder import classify, fit_cnn, save_encoder
-from mingraph.evaluate import EVAL_SEED, evaluate
-from mingraph.graphs import build_structured_graph
-from mingraph.precompute import build_graphs, sample_graph
-from mingraph.train import load_bundle, train
-from mingraph.training_data import labelled_spectra
-
 from test_train import CFG, shards  # noqa: F401  (the module-scoped dataset fixture)
+
+from mingraph.acquire.dataset import open_dataset
+from mingraph.analyse.evaluate import EVAL_SEED, evaluate
+from mingraph.graphs.build import build_graphs, field_graph
+from mingraph.graphs.structure import build_structured_graph
+from mingraph.learn.baselines import UNet, nearest_eds_labels, train_unet
+from mingraph.learn.bundle import load_bundle
+from mingraph.learn.train import train
+from mingraph.spectra.encoder import classify, fit_cnn, save_encoder
+from mingraph.spectra.fit import labelled_spectra
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,9 @@ def test_nearest_eds_labels_brute_force():
         for c in range(9):
             d = [(r - a) ** 2 + (c - b) ** 2 for a, b in rc]
             assert got[r, c] == cls[int(np.argmin(d))]
-    empty = build_structured_graph(np.zeros((2, 3), np.float32), np.zeros((0, 2), np.int32), np.zeros((0, 64), np.float32))
+    empty = build_structured_graph(
+        np.zeros((2, 3), np.float32), np.zeros((0, 2), np.int32), np.zeros((0, 64), np.float32)
+    )
     assert (nearest_eds_labels(empty, np.zeros(0)) == -1).all()
 
 
@@ -55,18 +57,31 @@ def test_unet_any_size():
 
 
 def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa: F811
-    res = evaluate(trained / "run", shards / "ds", trained / "ev", fractions=[0.05, 0.2], split="test", unet=trained / "unet.pt", progress=False)
+    res = evaluate(
+        trained / "run",
+        shards / "ds",
+        trained / "ev",
+        fractions=[0.05, 0.2],
+        split="test",
+        unet=trained / "unet.pt",
+        progress=False,
+    )
     methods = {(r["method"], r["fraction"]) for r in res["results"]}
     assert methods == {(m, f) for m in ("GAT", "nearest EDS", "UNet (BSE only)") for f in (0.05, 0.2)}
     ds = open_dataset(shards / "ds")
-    s = ds.sample(ds.indices("test")[0])
+    s = ds.field(ds.indices("test")[0])
     n_valid = int(((s.labels >= 0) & s.valid).sum())
     # the nearest-EDS score recomputed independently: same draw, brute-force Voronoi, per-class F1
     b = load_bundle(trained / "run" / "best.pt")
     t = ds.indices("test")[0]
-    g, sp = sample_graph(s, t, 0.2, 0, "random", EVAL_SEED, 1.0, b.encoder)
+    g, sp = field_graph(s, t, 0.2, 0, "random", EVAL_SEED, 1.0, b.encoder)
     cls = classify(b.encoder, sp)
-    pred = np.array([[cls[np.argmin(((g.eds_rc - [r, c]) ** 2).sum(1))] for c in range(s.shape[1])] for r in range(s.shape[0])])
+    pred = np.array(
+        [
+            [cls[np.argmin(((g.eds_rc - [r, c]) ** 2).sum(1))] for c in range(s.shape[1])]
+            for r in range(s.shape[0])
+        ]
+    )
     f1s, weights = [], []
     for k in range(3):
         tp = np.sum((pred == k) & (s.labels == k))
@@ -81,24 +96,52 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
         table = list(csv.reader(fh))
     assert table[0][1:] == ["quartz", "hematite", "cassiterite"]
     assert sum(int(v) for r in table[1:] for v in r[1:]) == n_valid
-    assert json.loads((trained / "ev" / "metrics.json").read_text())["results"] == json.loads(json.dumps(res["results"]))
+    assert json.loads((trained / "ev" / "metrics.json").read_text())["results"] == json.loads(
+        json.dumps(res["results"])
+    )
     for p in [trained / "ev" / "confusion-gat-0.05.png", *map(str, res["overlays"])]:
         Image.open(p).verify()
     # same seed, same numbers
     again = evaluate(trained / "run", shards / "ds", trained / "ev2", fractions=[0.05, 0.2], progress=False)
-    assert [r["f1_weighted"] for r in again["results"] if r["method"] == "GAT"] == [r["f1_weighted"] for r in res["results"] if r["method"] == "GAT"]
+    assert [r["f1_weighted"] for r in again["results"] if r["method"] == "GAT"] == [
+        r["f1_weighted"] for r in res["results"] if r["method"] == "GAT"
+    ]
 
 
 def test_evaluate_refuses_unlabelled_data_and_foreign_baselines(shards, trained, tmp_path):  # noqa: F811
-    from mingraph.dataset import TileRecord, write_dataset
+    from mingraph.acquire.dataset import TileRecord, write_dataset
     from mingraph.errors import InputError
 
     rng = np.random.default_rng(0)
-    rec = TileRecord("u0", "test", np.full((16, 16), 0.5, np.float32), np.ones((16, 16), bool), None, eds_kind="dense", spectra=rng.poisson(0.5, (16, 16, 3000)).astype(np.float32))
+    rec = TileRecord(
+        "u0",
+        "test",
+        np.full((16, 16), 0.5, np.float32),
+        np.ones((16, 16), bool),
+        None,
+        eds_kind="dense",
+        spectra=rng.poisson(0.5, (16, 16, 3000)).astype(np.float32),
+    )
     unlabelled = write_dataset(tmp_path / "u", [rec], ["quartz", "hematite", "cassiterite"])
     with pytest.raises(InputError, match="no labelled valid pixel"):
         evaluate(trained / "run", unlabelled, tmp_path / "ev", fractions=[0.1], progress=False)
     assert not (tmp_path / "ev").exists()
-    train_unet(write_dataset(tmp_path / "o", [TileRecord("o0", "train", rec.bse, rec.valid, np.zeros((16, 16), np.int32))], ["a", "b", "c"]), tmp_path / "unet.pt", epochs=1, progress=False)
+    train_unet(
+        write_dataset(
+            tmp_path / "o",
+            [TileRecord("o0", "train", rec.bse, rec.valid, np.zeros((16, 16), np.int32))],
+            ["a", "b", "c"],
+        ),
+        tmp_path / "unet.pt",
+        epochs=1,
+        progress=False,
+    )
     with pytest.raises(InputError, match="UNet's classes differ"):
-        evaluate(trained / "run", shards / "ds", tmp_path / "ev", fractions=[0.1], unet=tmp_path / "unet.pt", progress=False)
+        evaluate(
+            trained / "run",
+            shards / "ds",
+            tmp_path / "ev",
+            fractions=[0.1],
+            unet=tmp_path / "unet.pt",
+            progress=False,
+        )

@@ -7,17 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from mingraph.graphs import StructuredBatch, batch_graphs, build_structured_graph
-from mingraph.graphs import edge_list
-from mingraph.model import GATModel, to_tensors
+from mingraph.graphs.structure import StructuredBatch, batch_graphs, build_structured_graph, edge_list
+from mingraph.learn.model import GATModel, to_tensors
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import build_csr, csr_attention, gat_conv_sparse
-from mingraph_kernels.gat_structured import build_structured_topology, gat_conv_structured, structured_attention
+from mingraph_kernels.gat_structured import gat_conv_structured, structured_attention
+from mingraph_kernels.structured_topology import build_structured_topology
 
 TOL = {torch.float64: dict(atol=1e-5, rtol=1e-5), torch.float32: dict(atol=1e-4, rtol=1e-4)}
 
 
-def make_batch(shape: tuple[int, int], positions: list, dim: int = 64, seed: int = 0, lift: float = 1.0) -> StructuredBatch:
+def make_batch(
+    shape: tuple[int, int], positions: list, dim: int = 64, seed: int = 0, lift: float = 1.0
+) -> StructuredBatch:
     """A batch with one graph per entry of ``positions`` (a list of (n, 2) EDS positions)."""
     rng = np.random.default_rng(seed)
     h, w = shape
@@ -39,7 +41,9 @@ def random_positions(rng: np.random.Generator, shape: tuple[int, int], n: int) -
 def cases() -> dict[str, StructuredBatch]:
     rng = np.random.default_rng(42)
     return {
-        "random": make_batch((9, 11), [random_positions(rng, (9, 11), 6), random_positions(rng, (9, 11), 4)], seed=1),
+        "random": make_batch(
+            (9, 11), [random_positions(rng, (9, 11), 6), random_positions(rng, (9, 11), 4)], seed=1
+        ),
         "no_eds": make_batch((5, 6), [np.zeros((0, 2)), np.zeros((0, 2))], seed=2),
         "mixed_0_1_2": make_batch((6, 5), [np.zeros((0, 2)), [[2, 3]], [[0, 0], [5, 4]]], seed=3),
         "collinear": make_batch((7, 8), [[[3, 0], [3, 2], [3, 4], [3, 7]]], seed=4),
@@ -135,7 +139,16 @@ def _layer_inputs(topo, heads=3, ch=5, dtype=torch.float64, seed=0):
 
 
 def _topology(batch: StructuredBatch):
-    return build_structured_topology(batch.batch_size, batch.height, batch.width, batch.nearest_eds, batch.eds_rc, batch.eds_graph, batch.delaunay, batch.lift)
+    return build_structured_topology(
+        batch.batch_size,
+        batch.height,
+        batch.width,
+        batch.nearest_eds,
+        batch.eds_rc,
+        batch.eds_graph,
+        batch.delaunay,
+        batch.lift,
+    )
 
 
 @pytest.mark.parametrize("mean", [False, True])
@@ -178,7 +191,10 @@ def test_sparse_gradcheck():
     n = batch.batch_size * 12 + batch.n_eds
     csr = build_csr(torch.from_numpy(s), torch.from_numpy(d), torch.from_numpy(a).double(), n)
     gen = torch.Generator().manual_seed(1)
-    inputs = [torch.randn(*sh, generator=gen, dtype=torch.float64, requires_grad=True) for sh in ((n, 2, 3), (n, 2), (n, 2), (2,))]
+    inputs = [
+        torch.randn(*sh, generator=gen, dtype=torch.float64, requires_grad=True)
+        for sh in ((n, 2, 3), (n, 2), (n, 2), (2,))
+    ]
     assert torch.autograd.gradcheck(lambda *t: csr_attention(*t, csr), inputs)
 
 
@@ -205,9 +221,15 @@ def test_structured_batch_equals_graphs_one_by_one():
     offset = 0
     for b, n in enumerate(np.bincount(batch.eds_graph, minlength=batch.batch_size)):
         one = StructuredBatch(
-            batch.height, batch.width, batch.bse[b : b + 1], np.where(batch.nearest_eds[b : b + 1] >= 0, batch.nearest_eds[b : b + 1] - offset, -1),
-            batch.eds_rc[offset : offset + n], np.zeros(n, np.int64), batch.delaunay[(batch.delaunay[:, 0] >= offset) & (batch.delaunay[:, 0] < offset + n)] - offset,
-            batch.eds_feat[offset : offset + n], batch.lift,
+            batch.height,
+            batch.width,
+            batch.bse[b : b + 1],
+            np.where(batch.nearest_eds[b : b + 1] >= 0, batch.nearest_eds[b : b + 1] - offset, -1),
+            batch.eds_rc[offset : offset + n],
+            np.zeros(n, np.int64),
+            batch.delaunay[(batch.delaunay[:, 0] >= offset) & (batch.delaunay[:, 0] < offset + n)] - offset,
+            batch.eds_feat[offset : offset + n],
+            batch.lift,
         )
         p1, e1 = model(to_tensors(one, dtype=torch.float64))
         torch.testing.assert_close(p1[0], pix[b])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_gat_backends import CASES, TOL
 
-from mingraph.model import BACKENDS, GATModel, load_pyg_state_dict, pyg_state_dict, to_tensors
+from mingraph.learn.model import BACKENDS, GATModel, load_pyg_state_dict, pyg_state_dict, to_tensors
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import gat_conv_sparse
 from mingraph_kernels.gat_structured import gat_conv_structured
-from test_gat_backends import CASES, TOL
 
 pyg_nn = pytest.importorskip("torch_geometric.nn")
 
@@ -45,7 +45,9 @@ def authors_model() -> torch.nn.Sequential:
     )
 
 
-def run_authors(seq: torch.nn.Sequential, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+def run_authors(
+    seq: torch.nn.Sequential, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
+) -> torch.Tensor:
     """PyG GAT blocks take (x, edge_index, edge_attr): apply them in turn (no self-loops given)."""
     for block in seq:
         x = block(x, edge_index, edge_attr=edge_attr)
@@ -85,7 +87,9 @@ def test_model_equals_pyg_gat_after_loading_its_state_dict(name, dtype):
         torch.testing.assert_close(out, ref, **TOL[dtype], msg=lambda m: f"{backend}: {m}")
         (out * w).sum().backward()
         for k, v in ref_grads.items():
-            torch.testing.assert_close(dict(model.named_parameters())[k].grad, v, **TOL[dtype], msg=lambda m: f"{backend} {k}: {m}")
+            torch.testing.assert_close(
+                dict(model.named_parameters())[k].grad, v, **TOL[dtype], msg=lambda m: f"{backend} {k}: {m}"
+            )
         torch.testing.assert_close(g.bse.grad.reshape(-1), x_pyg.grad[:n_pix, 0], **TOL[dtype])
 
 

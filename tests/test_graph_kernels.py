@@ -9,13 +9,31 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mingraph_kernels.delaunay import delaunay_edges, delaunay_triangles, delaunay_unique_edges, unique_positions
+from mingraph_kernels.delaunay import (
+    delaunay_edges,
+    delaunay_triangles,
+    delaunay_unique_edges,
+    unique_positions,
+)
 from mingraph_kernels.grid import grid_edge_count, grid_edges
 from mingraph_kernels.knn import knn_edges, knn_neighbours
 from mingraph_kernels.nearest import nearest_eds_map
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-KINDS = ["random", "empty", "one", "two", "collinear", "row", "column", "lattice", "sublattice", "border", "duplicates", "cluster"]
+KINDS = [
+    "random",
+    "empty",
+    "one",
+    "two",
+    "collinear",
+    "row",
+    "column",
+    "lattice",
+    "sublattice",
+    "border",
+    "duplicates",
+    "cluster",
+]
 
 
 @st.composite
@@ -52,7 +70,9 @@ def fields(draw, max_side: int = 18, kinds=KINDS):
         s = draw(st.integers(2, 4))
         rc = np.mgrid[rng.integers(0, s) : h : s, rng.integers(0, s) : w : s].reshape(2, -1).T
     else:  # border
-        rc = np.array([(r, c) for r in range(h) for c in range(w) if r in (0, h - 1) or c in (0, w - 1)], np.int64)
+        rc = np.array(
+            [(r, c) for r in range(h) for c in range(w) if r in (0, h - 1) or c in (0, w - 1)], np.int64
+        )
         rc = rc[rng.random(len(rc)) < 0.5] if len(rc) > 3 else rc
     rc = np.asarray(rc, np.int64).reshape(-1, 2)
     return h, w, rc[rng.permutation(len(rc))]
@@ -83,7 +103,9 @@ def incircle(tri_pts: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def area2(p: np.ndarray) -> np.ndarray:
     """Twice the signed area of triangles (t, 3, 2)."""
-    return (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 1, 1] - p[:, 0, 1]) * (p[:, 2, 0] - p[:, 0, 0])
+    return (p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 1, 1] - p[:, 0, 1]) * (
+        p[:, 2, 0] - p[:, 0, 0]
+    )
 
 
 def hull_area2(points: np.ndarray) -> int:
@@ -103,7 +125,12 @@ def hull_area2(points: np.ndarray) -> int:
             upper.pop()
         upper.append(p)
     hull = lower[:-1] + upper[:-1]
-    return abs(sum(hull[i][0] * hull[(i + 1) % len(hull)][1] - hull[(i + 1) % len(hull)][0] * hull[i][1] for i in range(len(hull))))
+    return abs(
+        sum(
+            hull[i][0] * hull[(i + 1) % len(hull)][1] - hull[(i + 1) % len(hull)][0] * hull[i][1]
+            for i in range(len(hull))
+        )
+    )
 
 
 def is_connected(n: int, edges: np.ndarray) -> bool:
@@ -121,7 +148,12 @@ def is_connected(n: int, edges: np.ndarray) -> bool:
 
 
 def all_collinear(p: np.ndarray) -> bool:
-    return len(p) < 3 or not area2(np.stack([np.broadcast_to(p[0], p[2:].shape), np.broadcast_to(p[1], p[2:].shape), p[2:]], 1)).any()
+    return (
+        len(p) < 3
+        or not area2(
+            np.stack([np.broadcast_to(p[0], p[2:].shape), np.broadcast_to(p[1], p[2:].shape), p[2:]], 1)
+        ).any()
+    )
 
 
 def check_delaunay_triangles(urc: np.ndarray, tris: np.ndarray) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).parent))
 from test_graph_kernels import brute_nearest, check_delaunay_triangles, fields, incircle, is_connected  # noqa: E402
 
-from mingraph.graphs import (  # noqa: E402
+from mingraph.graphs.structure import (  # noqa: E402
     EDGE_TYPES,
     batch_graphs,
     build_structured_graph,
@@ -83,7 +83,9 @@ def no_four_cocircular(rc: np.ndarray) -> bool:
     return True
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 30)), min_size=3, max_size=9, unique=True))
 def test_full_reference_in_general_position(points):
     # no 3 collinear, no 4 co-circular: the triangulation is unique, so the reference may build all of it
@@ -117,7 +119,9 @@ def test_symmetry_and_degrees():
     g = make_graph(h, w, rc)
     src, dst, attr = edge_list(g, self_loops=False)
     e = as_dict(src, dst, attr)
-    assert all(e[(d, s)] == a for (s, d), a in e.items()), "every edge has its reverse with the same attribute"
+    assert all(e[(d, s)] == a for (s, d), a in e.items()), (
+        "every edge has its reverse with the same attribute"
+    )
     hw, n = h * w, len(rc)
     pix_nbrs = np.bincount(src[(src < hw) & (dst < hw)], minlength=hw).reshape(h, w)
     assert (pix_nbrs[1:-1, 1:-1] == 8).all() and pix_nbrs[0, 0] == 3 and (pix_nbrs[0, 1:-1] == 5).all()
@@ -199,7 +203,9 @@ def test_batch_edge_list_is_the_union_of_offset_graphs():
     np.testing.assert_array_equal(x[n_pix:, 1:], np.concatenate([g.eds_feat for g in gs]))
     assert (x[:n_pix, 1:] == 0).all() and (x[n_pix:, 0] == 0).all()
     y = node_labels(b)
-    np.testing.assert_array_equal(y, np.concatenate([g.labels.ravel() for g in gs] + [g.eds_labels for g in gs]))
+    np.testing.assert_array_equal(
+        y, np.concatenate([g.labels.ravel() for g in gs] + [g.eds_labels for g in gs])
+    )
 
 
 @pytest.mark.parametrize("self_loops", [False, True])
@@ -231,7 +237,9 @@ def test_dgl_graph_has_the_same_edges_features_and_order(self_loops, batched):
 @pytest.fixture(scope="module")
 def real_pattern():
     if not REAL_MASK.exists():
-        pytest.skip(f"real sampling pattern not found at {REAL_MASK} (the shared data folder sits beside the repository)")
+        pytest.skip(
+            f"real sampling pattern not found at {REAL_MASK} (the shared data folder sits beside the repository)"
+        )
     from PIL import Image
 
     mask = np.array(Image.open(REAL_MASK)) == 255
@@ -251,7 +259,9 @@ def test_real_pattern_nearest_map(real_pattern):
     rr, cc = np.mgrid[0:h, 0:w]
     d2 = (rr - rc[near, 0]) ** 2 + (cc - rc[near, 1]) ** 2
     edt = ndimage.distance_transform_edt(~mask)
-    np.testing.assert_array_equal(d2, np.round(edt**2).astype(np.int64))  # every pixel at the minimal distance
+    np.testing.assert_array_equal(
+        d2, np.round(edt**2).astype(np.int64)
+    )  # every pixel at the minimal distance
     sample = np.random.default_rng(1).choice(h * w, 3000, replace=False)
     pr, pc = sample // w, sample % w
     for chunk in np.array_split(np.arange(len(sample)), 6):  # exact lowest-index tie-break by brute force
@@ -278,7 +288,10 @@ def test_real_pattern_delaunay(real_pattern):
     t_idx = np.repeat(np.arange(len(tris)), cnt)
     q = urc[np.concatenate(near).astype(np.int64)]
     tp = urc[tris[t_idx]]
-    sign = np.sign(((tp[:, 1, 0] - tp[:, 0, 0]) * (tp[:, 2, 1] - tp[:, 0, 1]) - (tp[:, 1, 1] - tp[:, 0, 1]) * (tp[:, 2, 0] - tp[:, 0, 0])))
+    sign = np.sign(
+        (tp[:, 1, 0] - tp[:, 0, 0]) * (tp[:, 2, 1] - tp[:, 0, 1])
+        - (tp[:, 1, 1] - tp[:, 0, 1]) * (tp[:, 2, 0] - tp[:, 0, 0])
+    )
     dd = tp - q[:, None, :]
     lift = (dd**2).sum(-1)
     det = (

@@ -10,19 +10,19 @@ import tifffile
 from click.testing import CliRunner
 from PIL import Image
 
+from mingraph.acquire.dataset import open_dataset
+from mingraph.acquire.fields import N_CHANNELS
+from mingraph.acquire.importing import import_field
+from mingraph.acquire.readers import read_bse, read_msa, read_spectrum_image
 from mingraph.cli import main
-from mingraph.dataset import open_dataset
 from mingraph.errors import InputError
-from mingraph.ingest import import_field
-from mingraph.io import read_bse, read_msa, read_spectrum_image
-from mingraph.samples import N_CHANNELS
 
 
 def test_real_tile_imports_with_its_labels(real_dir, tmp_path):
     out = import_field(tmp_path / "ds", bse=real_dir / "tile-bse.png", labels=real_dir / "tile-phases.tiff")
     ds = open_dataset(out)
     assert len(ds) == 1 and ds.indices("test") == [0]
-    s = ds.sample(0)
+    s = ds.field(0)
     raw_bse = np.asarray(Image.open(real_dir / "tile-bse.png"))
     raw_lab = tifffile.imread(real_dir / "tile-phases.tiff")
     assert s.shape == (150, 150)
@@ -36,8 +36,10 @@ def test_real_tile_imports_with_its_labels(real_dir, tmp_path):
 
 
 def test_real_field_imports_its_sampling_mask(real_dir, tmp_path):
-    out = import_field(tmp_path / "f", bse=real_dir / "field-bse.png", eds_mask=real_dir / "field-pixelmask.png")
-    s = open_dataset(out).sample(0)
+    out = import_field(
+        tmp_path / "f", bse=real_dir / "field-bse.png", eds_mask=real_dir / "field-pixelmask.png"
+    )
+    s = open_dataset(out).field(0)
     raw = np.asarray(Image.open(real_dir / "field-pixelmask.png")) == 255
     assert np.array_equal(s.eds_mask, raw)
     assert 0.10 < s.eds_mask.mean() < 0.15  # ~12.7 % measured
@@ -49,10 +51,27 @@ def _eds_signal(data: np.ndarray, scale_kev: float = 0.01, offset_kev: float = 0
     axes = [
         {"name": "y", "size": data.shape[0], "offset": 0, "scale": 1, "units": "um", "navigate": True},
         {"name": "x", "size": data.shape[1], "offset": 0, "scale": 1, "units": "um", "navigate": True},
-        {"name": "Energy", "size": data.shape[2], "offset": offset_kev, "scale": scale_kev, "units": "keV", "navigate": False},
+        {
+            "name": "Energy",
+            "size": data.shape[2],
+            "offset": offset_kev,
+            "scale": scale_kev,
+            "units": "keV",
+            "navigate": False,
+        },
     ]
     md = {"General": {"title": "EDS map"}, "Signal": {"signal_type": "EDS_SEM"}}
-    return {"data": data, "axes": axes, "metadata": md, "original_metadata": {}, "tmp_parameters": {}, "attributes": {"_lazy": False}, "package_info": {}, "learning_results": {}, "models": {}}
+    return {
+        "data": data,
+        "axes": axes,
+        "metadata": md,
+        "original_metadata": {},
+        "tmp_parameters": {},
+        "attributes": {"_lazy": False},
+        "package_info": {},
+        "learning_results": {},
+        "models": {},
+    }
 
 
 def test_hspy_spectrum_image_round_trip(tmp_path):
@@ -68,7 +87,7 @@ def test_hspy_spectrum_image_round_trip(tmp_path):
     # imported with a BSE image into a dataset: spectra come back at requested pixels
     Image.fromarray((rng.random((4, 5)) * 65535).astype(np.uint16)).save(tmp_path / "b.png")
     ds = open_dataset(import_field(tmp_path / "ds", bse=tmp_path / "b.png", spectra=tmp_path / "m.hspy"))
-    sp = ds.sample(0).eds.spectra(np.array([3, 0]), np.array([4, 1]))
+    sp = ds.field(0).eds.spectra(np.array([3, 0]), np.array([4, 1]))
     assert np.array_equal(sp[0, :2048], cube[3, 4]) and np.array_equal(sp[1, :2048], cube[0, 1])
 
 
@@ -106,7 +125,9 @@ def test_msa_reference_spectrum(tmp_path):
     counts = np.arange(3000, dtype=np.float64) % 17
     sig = {
         "data": counts,
-        "axes": [{"name": "Energy", "size": 3000, "offset": 0.0, "scale": 0.01, "units": "keV", "navigate": False}],
+        "axes": [
+            {"name": "Energy", "size": 3000, "offset": 0.0, "scale": 0.01, "units": "keV", "navigate": False}
+        ],
         "metadata": {"General": {"title": "quartz"}, "Signal": {"signal_type": "EDS_SEM"}},
         "original_metadata": {},
     }
@@ -116,7 +137,10 @@ def test_msa_reference_spectrum(tmp_path):
 
 def test_mismatched_shapes_and_bad_files(real_dir, tmp_path):
     Image.fromarray(np.zeros((10, 12), np.uint16)).save(tmp_path / "small.png")
-    with pytest.raises(InputError, match=r"tile-phases.tiff: labels: shape \(150, 150\) differs from the BSE image \(10, 12\)"):
+    with pytest.raises(
+        InputError,
+        match=r"tile-phases.tiff: labels: shape \(150, 150\) differs from the BSE image \(10, 12\)",
+    ):
         import_field(tmp_path / "x", bse=tmp_path / "small.png", labels=real_dir / "tile-phases.tiff")
     assert not (tmp_path / "x").exists()
     tifffile.imwrite(tmp_path / "float-labels.tiff", np.zeros((150, 150), np.float32))
@@ -138,7 +162,14 @@ def test_mismatched_shapes_and_bad_files(real_dir, tmp_path):
 
 def test_cli_import_refuses_existing_output_unless_overwrite(real_dir, tmp_path):
     r = CliRunner()
-    args = ["import", str(tmp_path / "ds"), "--bse", str(real_dir / "tile-bse.png"), "--labels", str(real_dir / "tile-phases.tiff")]
+    args = [
+        "import",
+        str(tmp_path / "ds"),
+        "--bse",
+        str(real_dir / "tile-bse.png"),
+        "--labels",
+        str(real_dir / "tile-phases.tiff"),
+    ]
     assert r.invoke(main, args).exit_code == 0
     before = (tmp_path / "ds" / "tiles.parquet").read_bytes()
     res = r.invoke(main, args)
@@ -150,15 +181,27 @@ def test_cli_import_refuses_existing_output_unless_overwrite(real_dir, tmp_path)
 def test_class_names_file(real_dir, tmp_path):
     (tmp_path / "names.json").write_text(json.dumps({"9": "quartz", "10": "albite"}))
     with pytest.raises(InputError, match="phase id 49 has no name"):
-        import_field(tmp_path / "a", bse=real_dir / "tile-bse.png", labels=real_dir / "tile-phases.tiff", classes=tmp_path / "names.json")
+        import_field(
+            tmp_path / "a",
+            bse=real_dir / "tile-bse.png",
+            labels=real_dir / "tile-phases.tiff",
+            classes=tmp_path / "names.json",
+        )
     names = {str(i): f"p{i}" for i in range(50)} | {"9": "quartz", "10": "albite"}
     (tmp_path / "names.json").write_text(json.dumps(names))
-    ds = open_dataset(import_field(tmp_path / "b", bse=real_dir / "tile-bse.png", labels=real_dir / "tile-phases.tiff", classes=tmp_path / "names.json"))
+    ds = open_dataset(
+        import_field(
+            tmp_path / "b",
+            bse=real_dir / "tile-bse.png",
+            labels=real_dir / "tile-phases.tiff",
+            classes=tmp_path / "names.json",
+        )
+    )
     assert ds.class_names[9] == "quartz" and len(ds.class_names) == 50
 
 
 def test_class_name_files_are_strict(tmp_path):
-    from mingraph.io import read_class_names
+    from mingraph.acquire.readers import read_class_names
 
     (tmp_path / "a.txt").write_text("quartz\nalbite\n")
     assert read_class_names(tmp_path / "a.txt") == ["quartz", "albite"]

@@ -12,19 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mingraph import mineralogy as M
+from mingraph.analyse import mineralogy as M
+from mingraph.analyse.plots import phase_colours
 from mingraph.errors import InputError
-from mingraph.plots import phase_colours
 
 # 4x4, phase 0 in the top-left 3x2 block, phase 1 elsewhere
-L4 = np.array(
-    [
-        [0, 0, 1, 1],
-        [0, 0, 1, 1],
-        [0, 0, 1, 1],
-        [1, 1, 1, 1],
-    ]
-)
+L4 = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 1]])
 V4 = np.ones((4, 4), dtype=bool)
 
 
@@ -81,12 +74,7 @@ def test_modal_all_invalid_is_zero_not_nan():
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.integers(1, 7),
-    st.integers(1, 7),
-    st.integers(1, 4),
-    st.integers(0, 2**31 - 1),
-)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(0, 2**31 - 1))
 def test_modal_percentages_sum_to_100(h, w, n, seed):
     rng = np.random.default_rng(seed)
     lab = rng.integers(-1, n, size=(h, w))
@@ -261,7 +249,13 @@ def _brute_force_boundary(lab, valid, n):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4), st.integers(0, 2**31 - 1), st.sampled_from([0.25, 1.0, 3.0]))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.integers(1, 4),
+    st.integers(0, 2**31 - 1),
+    st.sampled_from([0.25, 1.0, 3.0]),
+)
 def test_association_matches_brute_force(h, w, n, seed, px):
     rng = np.random.default_rng(seed)
     lab = rng.integers(-1, n, size=(h, w))
@@ -271,7 +265,9 @@ def test_association_matches_brute_force(h, w, n, seed, px):
     assert np.allclose(res.boundary_um, ref)
     assert np.allclose(res.boundary_um, res.boundary_um.T)
     assert np.all(np.diag(res.boundary_um) == 0)
-    pairs = sum(1 for r in range(h) for c in range(w) for r2, c2 in ((r, c + 1), (r + 1, c)) if r2 < h and c2 < w)
+    pairs = sum(
+        1 for r in range(h) for c in range(w) for r2, c2 in ((r, c + 1), (r + 1, c)) if r2 < h and c2 < w
+    )
     assert res.total_boundary_um <= pairs * px + 1e-9
     assert res.total_boundary_um == pytest.approx(ref.sum() / 2)
     rows = res.association_pct.sum(axis=1)
@@ -310,7 +306,10 @@ def test_liberation_by_hand():
         (lambda: M.modal_mineralogy(L4, V4, ["a", "b"], densities=[1.0]), "densities"),
         (lambda: M.modal_mineralogy(L4, V4, ["a", "b"], densities=[1.0, 0.0]), "densities"),
         (lambda: M.modal_mineralogy(L4, V4, ["a", "b"], confidence=np.ones((3, 3))), "confidence"),
-        (lambda: M.modal_mineralogy(L4, V4, ["a", "b"], confidence=np.ones((4, 4)), min_confidence=2), "min_confidence"),
+        (
+            lambda: M.modal_mineralogy(L4, V4, ["a", "b"], confidence=np.ones((4, 4)), min_confidence=2),
+            "min_confidence",
+        ),
         (lambda: M.modal_mineralogy(np.zeros((0, 4), int), np.zeros((0, 4), bool), ["a"]), "labels"),
         (lambda: M.modal_mineralogy(L4.astype(float) + 0.5, V4, ["a", "b"]), "labels"),
         (lambda: M.modal_mineralogy(L4, V4, []), "class_names"),
@@ -390,7 +389,9 @@ def test_write_mineralogy_files_read_back(tmp_path):
         assert int(r["area_px"]) == g["area_px"] and float(r["ecd_um"]) == g["ecd_um"]
         assert r["touches_border"] == str(g["touches_border"])
     d_rows = _read(paths["grain_size_distribution_csv"])
-    assert [(r["phase"], int(r["grains"])) for r in d_rows] == [(d["phase"], d["grains"]) for d in grains.distribution]
+    assert [(r["phase"], int(r["grains"])) for r in d_rows] == [
+        (d["phase"], d["grains"]) for d in grains.distribution
+    ]
     s_rows = _read(paths["grain_summary_csv"])
     assert [int(r["grains"]) for r in s_rows] == [p["grains"] for p in grains.phases]
 
@@ -445,7 +446,7 @@ def test_writes_are_atomic(tmp_path, monkeypatch):
     def boom(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(M.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
         M.write_mineralogy(out, lab, valid, NAMES, DENS, 1.5, plots=False)
     assert os.listdir(out) == ["modal.csv"]  # no temporary file left behind

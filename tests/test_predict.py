@@ -9,18 +9,20 @@ import pytest
 import tifffile
 import torch
 from click.testing import CliRunner
+from conftest import seam_band
 from PIL import Image
 
+from mingraph.acquire.fields import Field
+from mingraph.acquire.simulate import simulate_tile
+from mingraph.acquire.simulate.minerals import class_names
 from mingraph.cli import main
-from mingraph.encoder import fit_pca
 from mingraph.errors import InputError
-from mingraph.model import GATModel
-from mingraph.predict import block_margin, predict_field, run_predict, sample_field
-from mingraph.samples import Sample
-from mingraph.simulate import simulate_tile
-from mingraph.simulate.minerals import class_names
 from mingraph.files import save_artifact
-from mingraph.train import DEFAULT_CONFIG, make_bundle
+from mingraph.learn.bundle import make_bundle
+from mingraph.learn.model import GATModel
+from mingraph.learn.train import DEFAULT_CONFIG
+from mingraph.predict import block_margin, measure_points, predict_field, run_predict
+from mingraph.spectra.encoder import fit_pca
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +30,21 @@ def bundle(tmp_path_factory):
     """An untrained paper-shaped model over the simulator's classes with a PCA encoder."""
     torch.manual_seed(0)
     t = simulate_tile(7, 64)
-    s = t.sample()
+    s = t.field()
     rr, cc = np.nonzero(s.valid)
     enc = fit_pca(s.eds.spectra(rr[::5], cc[::5]))
     model = GATModel(num_classes=len(class_names()), hidden_channels=16).eval()
     b = make_bundle(model, enc, class_names(), dict(DEFAULT_CONFIG), {"note": "test"})
     path = save_artifact(b, tmp_path_factory.mktemp("model") / "m.pt")
-    from mingraph.train import load_bundle
+    from mingraph.learn.bundle import load_bundle
 
     return load_bundle(path), path
 
 
 def test_whole_field_outputs(bundle, tmp_path):
     b, _ = bundle
-    s = simulate_tile(3, 80).sample("f")
-    rc, emb = sample_field(s, b, 0.02, "random", 1)
+    s = simulate_tile(3, 80).field("f")
+    rc, emb = measure_points(s, b, 0.02, "random", 1)
     res = run_predict(tmp_path / "out", s, b, rc, emb, {"input": "test"})
     out = tmp_path / "out"
     lab = tifffile.imread(out / "phase_map.tif")
@@ -65,14 +67,11 @@ def test_whole_field_outputs(bundle, tmp_path):
 def test_blocks_match_the_whole_field(bundle):
     """Blocks with the margin give the whole-field answer away from seams and at them."""
     b, _ = bundle
-    s = simulate_tile(11, 192).sample("big")
-    rc, emb = sample_field(s, b, 0.02, "random", 2)
+    s = simulate_tile(11, 192).field("big")
+    rc, emb = measure_points(s, b, 0.02, "random", 2)
     whole = predict_field(b, s.bse, s.valid, rc, emb, block=4096, progress=False)
     tiled = predict_field(b, s.bse, s.valid, rc, emb, block=64, progress=False)
-    seam = np.zeros(s.shape, bool)
-    for k in (64, 128):
-        seam[k - 3 : k + 3, :] = True
-        seam[:, k - 3 : k + 3] = True
+    seam = seam_band(s.shape, 64, 3)
     v = s.valid
     # an untrained model: probabilities near 1/50, so compare them, not only the argmax
     diff = np.abs(whole.confidence - tiled.confidence)
@@ -87,33 +86,107 @@ def test_margin_follows_eds_spacing():
 
 def test_bad_inputs(bundle, tmp_path):
     b, path = bundle
-    s = simulate_tile(3, 40).sample("f")
-    rc, emb = sample_field(s, b, 0.05, "random", 1)
+    s = simulate_tile(3, 40).field("f")
+    rc, emb = measure_points(s, b, 0.05, "random", 1)
     with pytest.raises(InputError, match=r"outside the 40x40 image"):
-        run_predict(tmp_path / "o", s, b, np.vstack([rc, [[40, 2]]]), np.vstack([emb, emb[:1]]), {"input": "pts"})
+        run_predict(
+            tmp_path / "o", s, b, np.vstack([rc, [[40, 2]]]), np.vstack([emb, emb[:1]]), {"input": "pts"}
+        )
     with pytest.raises(InputError, match="expects 64 values per EDS point"):
         run_predict(tmp_path / "o", s, b, rc, emb[:, :32], {"input": "pts"})
-    empty = Sample(s.bse, s.valid, None, s.class_names, 1.0, s.eds, eds_mask=np.zeros(s.shape, bool))
+    empty = Field(s.bse, s.valid, None, s.class_names, 1.0, s.eds, eds_mask=np.zeros(s.shape, bool))
     with pytest.raises(InputError, match="selects no valid pixel"):
-        sample_field(empty, b, 0.01, "mask")
+        measure_points(empty, b, 0.01, "mask")
     assert not (tmp_path / "o").exists()
     r = CliRunner()
     Image.fromarray((s.bse * 65535).astype(np.uint16)).save(tmp_path / "b.png")
     np.savez(tmp_path / "p.npz", rc=rc, spectra=s.eds.spectra(rc[:, 0], rc[:, 1]))
     Image.fromarray(np.ones((30, 40), np.uint8)).save(tmp_path / "v.png")
-    res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "p.npz"), "--valid", str(tmp_path / "v.png"), "--model", str(path), "--out", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "v.png: valid: shape (30, 40) differs from the BSE image (40, 40)" in res.output
+    res = r.invoke(
+        main,
+        [
+            "predict",
+            "--bse",
+            str(tmp_path / "b.png"),
+            "--points",
+            str(tmp_path / "p.npz"),
+            "--valid",
+            str(tmp_path / "v.png"),
+            "--model",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert (
+        res.exit_code == 2
+        and "v.png: valid: shape (30, 40) differs from the BSE image (40, 40)" in res.output
+    )
     (tmp_path / "bad.npz").write_bytes(b"garbage")
-    res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "bad.npz"), "--model", str(path), "--out", str(tmp_path / "o")])
+    res = r.invoke(
+        main,
+        [
+            "predict",
+            "--bse",
+            str(tmp_path / "b.png"),
+            "--points",
+            str(tmp_path / "bad.npz"),
+            "--model",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 2 and "bad.npz: points: unreadable" in res.output
     # a model trained for other classes than the dataset's
-    other = make_bundle(GATModel(num_classes=3, hidden_channels=8), b.encoder, ["a", "b", "c"], dict(DEFAULT_CONFIG), {})
+    other = make_bundle(
+        GATModel(num_classes=3, hidden_channels=8), b.encoder, ["a", "b", "c"], dict(DEFAULT_CONFIG), {}
+    )
     save_artifact(other, tmp_path / "other.pt")
-    res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "p.npz"), "--model", str(tmp_path / "other.pt"), "--out", str(tmp_path / "o2")])
+    res = r.invoke(
+        main,
+        [
+            "predict",
+            "--bse",
+            str(tmp_path / "b.png"),
+            "--points",
+            str(tmp_path / "p.npz"),
+            "--model",
+            str(tmp_path / "other.pt"),
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+    )
     assert res.exit_code == 0  # a measured field has no classes of its own: the model's are used
-    res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "p.npz"), "--model", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o3")])
+    res = r.invoke(
+        main,
+        [
+            "predict",
+            "--bse",
+            str(tmp_path / "b.png"),
+            "--points",
+            str(tmp_path / "p.npz"),
+            "--model",
+            str(tmp_path / "nope.pt"),
+            "--out",
+            str(tmp_path / "o3"),
+        ],
+    )
     assert res.exit_code == 2 and "nope.pt: model: file not found" in res.output
     # the points round trip through the CLI gives a report
-    res = r.invoke(main, ["predict", "--bse", str(tmp_path / "b.png"), "--points", str(tmp_path / "p.npz"), "--model", str(path), "--out", str(tmp_path / "ok")])
+    res = r.invoke(
+        main,
+        [
+            "predict",
+            "--bse",
+            str(tmp_path / "b.png"),
+            "--points",
+            str(tmp_path / "p.npz"),
+            "--model",
+            str(path),
+            "--out",
+            str(tmp_path / "ok"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "ok" / "report.html").is_file()

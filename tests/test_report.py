@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mingraph import mineralogy as M
-from mingraph.report import write_report
+from mingraph.analyse import mineralogy as M
+from mingraph.analyse.report import write_report
 
 NAMES = ["quartz", "albite", "pyrite <FeS2> | cubic"]
 DENS = [2.65, 2.62, 5.0]
@@ -40,7 +40,11 @@ def run(tmp_path):
     for name in ("overlay.png", "confidence.png"):
         (out / name).write_bytes(mineral["modal_png"].read_bytes())
     (out / "phases.tif").write_bytes(b"II*\x00")
-    images = {"phase_map": out / "phases.tif", "overlay": out / "overlay.png", "confidence": out / "confidence.png"}
+    images = {
+        "phase_map": out / "phases.tif",
+        "overlay": out / "overlay.png",
+        "confidence": out / "confidence.png",
+    }
     return out, images, mineral, M.modal_mineralogy(lab, valid, NAMES, DENS, conf)
 
 
@@ -57,7 +61,9 @@ class _Links(HTMLParser):
 
 def test_report_links_tables_and_numbers(run):
     out, images, mineral, modal = run
-    md_path = write_report(out, images, mineral, {"eds_points": 12, "model": "gat"}, {"f1": 0.875, "precision": 0.9})
+    md_path = write_report(
+        out, images, mineral, {"eds_points": 12, "model": "gat"}, {"f1": 0.875, "precision": 0.9}
+    )
     assert md_path == out / "report.md"
     md = md_path.read_text(encoding="utf-8")
     html_text = (out / "report.html").read_text(encoding="utf-8")
@@ -85,7 +91,11 @@ def test_report_links_tables_and_numbers(run):
     with open(mineral["modal_csv"], newline="") as f:
         rows = [r for r in csv.DictReader(f) if int(r["pixels"]) > 0]
     rows.sort(key=lambda r: -float(r["area_pct"]))
-    phase_lines = [line for line in md.splitlines() if any(line.startswith(f"| {r['phase'].replace('|', chr(92) + '|')} |") for r in rows)]
+    phase_lines = [
+        line
+        for line in md.splitlines()
+        if any(line.startswith(f"| {r['phase'].replace('|', chr(92) + '|')} |") for r in rows)
+    ]
     assert len(phase_lines) == len(rows)
     for line, r in zip(phase_lines, rows):
         assert f"{float(r['area_pct']):.2f}" in line and f"{float(r['mass_pct']):.2f}" in line
@@ -102,7 +112,13 @@ def test_report_links_tables_and_numbers(run):
     assert "background:#1f77b4" in html_text  # tab20[0], quartz
     # a single field without resin: liberation is meaningless and not shown
     assert "liberated" not in md
-    assert sorted(p.name for p in out.iterdir() if p.is_file()) == ["confidence.png", "overlay.png", "phases.tif", "report.html", "report.md"]
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
+        "confidence.png",
+        "overlay.png",
+        "phases.tif",
+        "report.html",
+        "report.md",
+    ]
 
 
 def test_report_without_metrics_or_mineralogy(tmp_path):
@@ -115,7 +131,10 @@ def test_report_without_metrics_or_mineralogy(tmp_path):
 
 def test_report_per_class_metrics_and_rewrite(run):
     out, images, mineral, _ = run
-    metrics = {"macro_f1": 0.5, "per_class": {"quartz": {"f1": 0.9, "support": 100}, "albite": {"f1": 0.1, "support": 3}}}
+    metrics = {
+        "macro_f1": 0.5,
+        "per_class": {"quartz": {"f1": 0.9, "support": 100}, "albite": {"f1": 0.1, "support": 3}},
+    }
     write_report(out, images, mineral, {}, metrics, title="Field 1 <test>")
     md = (out / "report.md").read_text()
     html_text = (out / "report.html").read_text()

@@ -6,12 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mingraph.dataset import TileRecord, open_dataset, write_dataset
-from mingraph.encoder import fit_pca, save_encoder
+from mingraph.acquire.dataset import TileRecord, open_dataset, write_dataset
+from mingraph.acquire.sampling import sample_points
 from mingraph.errors import InputError
-from mingraph.precompute import build_graphs, sample_graph
-from mingraph.sampling import sample_points
-from mingraph.shards import Shard, dense_spectra, open_shards, sparse_spectra
+from mingraph.graphs.build import build_graphs, field_graph
+from mingraph.graphs.shards import Shard, dense_spectra, open_shards, sparse_spectra
+from mingraph.spectra.encoder import fit_pca, save_encoder
 
 
 def _dense_dataset(path, n_tiles=3, h=12, w=9):
@@ -23,7 +23,17 @@ def _dense_dataset(path, n_tiles=3, h=12, w=9):
         valid[0, :3] = False
         labels[~valid] = -1
         spectra = rng.poisson(0.3, size=(h, w, 3000)).astype(np.float32)
-        recs.append(TileRecord(f"t{i}", ["train", "val", "test"][i % 3], rng.random((h, w)).astype(np.float32), valid, labels, eds_kind="dense", spectra=spectra))
+        recs.append(
+            TileRecord(
+                f"t{i}",
+                ["train", "val", "test"][i % 3],
+                rng.random((h, w)).astype(np.float32),
+                valid,
+                labels,
+                eds_kind="dense",
+                spectra=spectra,
+            )
+        )
     return write_dataset(path, recs, ["a", "b", "c", "d"])
 
 
@@ -37,7 +47,9 @@ def test_sparse_spectra_round_trip():
 
 def test_shards_hold_exactly_the_sampled_graphs(tmp_path):
     ds_path = _dense_dataset(tmp_path / "ds")
-    res = build_graphs(ds_path, tmp_path / "sh", fractions=[0.0, 0.05, 0.5], draws=2, progress=False, tiles_per_shard=1)
+    res = build_graphs(
+        ds_path, tmp_path / "sh", fractions=[0.0, 0.05, 0.5], draws=2, progress=False, tiles_per_shard=1
+    )
     assert res == {"shards": 3, "built": 3, "skipped": 0, "graphs": 18}
     ds = open_dataset(ds_path)
     idx = open_shards(tmp_path / "sh")
@@ -46,8 +58,8 @@ def test_shards_hold_exactly_the_sampled_graphs(tmp_path):
     for k in range(len(idx)):
         info = idx.info(k)
         sh, row = idx.shards[idx.entries[k][0]], idx.entries[k][1]
-        s = ds.sample(info["tile_index"])
-        ref, ref_spec = sample_graph(s, info["tile_index"], info["fraction"], info["draw"])
+        s = ds.field(info["tile_index"])
+        ref, ref_spec = field_graph(s, info["tile_index"], info["fraction"], info["draw"])
         g = sh.graph(row, eds_feat=np.zeros((ref.n_eds, 64), np.float32))
         assert np.array_equal(g.eds_rc, ref.eds_rc) and np.array_equal(g.delaunay, ref.delaunay)
         assert np.array_equal(g.nearest_eds, ref.nearest_eds)
@@ -60,8 +72,8 @@ def test_shards_hold_exactly_the_sampled_graphs(tmp_path):
         seen.add((info["tile_id"], info["fraction"], info["draw"]))
     assert len(seen) == 18  # every (tile, fraction, draw) once
     # two draws differ
-    a = sample_graph(ds.sample(0), 0, 0.5, 0)[0].eds_rc
-    b = sample_graph(ds.sample(0), 0, 0.5, 1)[0].eds_rc
+    a = field_graph(ds.field(0), 0, 0.5, 0)[0].eds_rc
+    b = field_graph(ds.field(0), 0, 0.5, 1)[0].eds_rc
     assert not np.array_equal(a, b)
     assert len(open_shards(tmp_path / "sh", split="train", fractions=[0.05])) == 2
 
@@ -69,7 +81,10 @@ def test_shards_hold_exactly_the_sampled_graphs(tmp_path):
 def test_rerun_skips_verified_shards_and_rebuilds_broken_ones(tmp_path):
     ds_path = _dense_dataset(tmp_path / "ds")
     build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1)
-    assert build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1)["built"] == 0
+    assert (
+        build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1)["built"]
+        == 0
+    )
     victim = sorted((tmp_path / "sh").glob("*.arrow"))[0]
     good = victim.read_bytes()
     victim.write_bytes(good[: len(good) // 2])  # killed mid-write without the atomic rename
@@ -81,7 +96,12 @@ def test_rerun_skips_verified_shards_and_rebuilds_broken_ones(tmp_path):
     assert victim.read_bytes() == good  # deterministic rebuild
     assert not list((tmp_path / "sh").glob(".*.tmp"))
     # other arguments make the old shards stale: all rebuilt
-    assert build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], seed=1, progress=False, tiles_per_shard=1)["built"] == 3
+    assert (
+        build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], seed=1, progress=False, tiles_per_shard=1)[
+            "built"
+        ]
+        == 3
+    )
 
 
 def test_foreign_arrow_file_is_refused(tmp_path):
@@ -95,7 +115,7 @@ def test_foreign_arrow_file_is_refused(tmp_path):
 def test_encoder_embeddings_are_stored(tmp_path):
     ds_path = _dense_dataset(tmp_path / "ds")
     ds = open_dataset(ds_path)
-    s = ds.sample(0)
+    s = ds.field(0)
     enc = fit_pca(s.eds.spectra(*np.nonzero(s.valid)))
     save_encoder(enc, tmp_path / "enc.pt")
     build_graphs(ds_path, tmp_path / "sh", fractions=[0.2], encoder=tmp_path / "enc.pt", progress=False)
@@ -103,7 +123,7 @@ def test_encoder_embeddings_are_stored(tmp_path):
     for k in range(len(idx)):
         g = idx.graph(k)
         info = idx.info(k)
-        spec = ds.sample(info["tile_index"]).eds.spectra(g.eds_rc[:, 0], g.eds_rc[:, 1])
+        spec = ds.field(info["tile_index"]).eds.spectra(g.eds_rc[:, 0], g.eds_rc[:, 1])
         assert np.allclose(g.eds_feat, enc.embed(spec), atol=1e-5)
         assert idx.shards[idx.entries[k][0]].spectra(idx.entries[k][1]) is None
 
@@ -132,7 +152,14 @@ def test_rebuild_with_fewer_tiles_drops_old_shards(tmp_path):
     ds_path = _dense_dataset(tmp_path / "ds")
     build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1)
     assert len(open_shards(tmp_path / "sh")) == 3
-    build_graphs(ds_path, tmp_path / "sh", fractions=[0.1], progress=False, tiles_per_shard=1, max_tiles={"val": 0, "test": 0})
+    build_graphs(
+        ds_path,
+        tmp_path / "sh",
+        fractions=[0.1],
+        progress=False,
+        tiles_per_shard=1,
+        max_tiles={"val": 0, "test": 0},
+    )
     assert sorted(p.name for p in (tmp_path / "sh").glob("*.arrow")) == ["train-00000.arrow"]
 
 

@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS, channel_energies_ev, channel_of
+from mingraph.acquire.simulate import eds_physics as eds
+from mingraph.acquire.simulate.minerals import (
+    MINERALS,
+    class_names,
+    eta_table,
+    mean_z,
+    mineral_index,
+    reuter_eta,
+)
 from mingraph.errors import InputError
-from mingraph.samples import CHANNEL_EV, N_CHANNELS, channel_energies_ev, channel_of
-from mingraph.simulate import eds
-from mingraph.simulate.minerals import MINERALS, class_names, eta_table, mean_z, mineral_index, reuter_eta
 
 # Bearden (1967) / NIST X-ray transition energies, eV, written out here, not taken from xraylib.
 SI_KA = (2 * 1739.98 + 1739.38) / 3  # Kα1 : Kα2 ≈ 2 : 1
@@ -72,9 +79,28 @@ def test_mineral_index_round_trips_and_refuses_unknown_names():
 
 
 def test_granite_assemblage_with_near_equal_mean_z_is_present():
-    for name in ("quartz", "albite", "microcline", "cryolite", "zircon", "cassiterite", "pyrochlore", "columbite",
-                 "xenotime", "thorite", "fluorite", "muscovite", "annite", "zinnwaldite", "polylithionite", "pyrite",
-                 "galena", "sphalerite", "magnetite", "hematite"):
+    for name in (
+        "quartz",
+        "albite",
+        "microcline",
+        "cryolite",
+        "zircon",
+        "cassiterite",
+        "pyrochlore",
+        "columbite",
+        "xenotime",
+        "thorite",
+        "fluorite",
+        "muscovite",
+        "annite",
+        "zinnwaldite",
+        "polylithionite",
+        "pyrite",
+        "galena",
+        "sphalerite",
+        "magnetite",
+        "hematite",
+    ):
         mineral_index(name)
     z = {n: mean_z(MINERALS[mineral_index(n)].formula) for n in ("quartz", "albite", "cryolite")}
     assert max(z.values()) - min(z.values()) < 1.0
@@ -140,8 +166,16 @@ def test_measured_fwhm_at_mn_ka_is_130_ev():
 
 @pytest.mark.parametrize(
     "mineral, energy",
-    [("quartz", SI_KA), ("hematite", FE_KA), ("magnetite", FE_KA), ("cassiterite", SN_LA1), ("zircon", ZR_LA1),
-     ("chalcopyrite", CU_KA), ("rhodochrosite", MN_KA1), ("quartz", O_KA)],
+    [
+        ("quartz", SI_KA),
+        ("hematite", FE_KA),
+        ("magnetite", FE_KA),
+        ("cassiterite", SN_LA1),
+        ("zircon", ZR_LA1),
+        ("chalcopyrite", CU_KA),
+        ("rhodochrosite", MN_KA1),
+        ("quartz", O_KA),
+    ],
 )
 def test_peaks_land_at_literature_energies(mineral, energy):
     spec = eds.mineral_spectrum(mineral)
@@ -155,7 +189,13 @@ def test_named_peak_channels():
     assert int(np.argmax(eds.mineral_spectrum("quartz")[100:])) + 100 in (173, 174)  # Si Kα 1.740 keV
     assert int(np.argmax(eds.mineral_spectrum("hematite")[100:])) + 100 in (639, 640)  # Fe Kα 6.40 keV
     assert int(np.argmax(eds.mineral_spectrum("cassiterite")[100:])) + 100 == 344  # Sn Lα 3.444 keV
-    assert int(np.argmax(eds.mineral_spectrum("galena")[100:])) + 100 in (230, 231, 232, 233, 234)  # Pb Mα + S Kα
+    assert int(np.argmax(eds.mineral_spectrum("galena")[100:])) + 100 in (
+        230,
+        231,
+        232,
+        233,
+        234,
+    )  # Pb Mα + S Kα
 
 
 def test_lines_above_the_beam_energy_are_absent():
@@ -172,14 +212,16 @@ def test_lines_above_the_beam_energy_are_absent():
 def test_continuum_follows_kramers_between_lines():
     # quartz has no lines above 2 keV; far from edges the recorded continuum / detector efficiency
     # goes as Z (E0 - E) / E: at 25 keV, (13/12) / (7/18) = 2.786
-    s = eds.mineral_spectrum("quartz") / np.where(eds.detector_efficiency() > 0, eds.detector_efficiency(), np.inf)
+    s = eds.mineral_spectrum("quartz") / np.where(
+        eds.detector_efficiency() > 0, eds.detector_efficiency(), np.inf
+    )
     ratio = s[channel_of(12000)] / s[channel_of(18000)]
     assert ratio == pytest.approx((13 / 12) / (7 / 18), rel=0.04)
 
 
 def test_window_absorbs_low_energies():
     eff = eds.detector_efficiency()
-    assert eff[:channel_of(100)].sum() == 0
+    assert eff[: channel_of(100)].sum() == 0
     assert eff[channel_of(280)] < eff[channel_of(525)] < eff[channel_of(1740)] <= 1.0
     assert eff[channel_of(25000)] < eff[channel_of(8000)]  # thin crystal lets hard X-rays through
 

@@ -11,11 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from mingraph.acquire.fields import N_CHANNELS, EdsSource, Field, channel_of
+from mingraph.acquire.simulate import (
+    DEFAULT_PARAMS,
+    SimulatedEds,
+    class_names,
+    mineral_index,
+    mineral_spectrum,
+    simulate_tile,
+)
+from mingraph.acquire.simulate.bse import render_bse
+from mingraph.acquire.simulate.texture import EPOXY_KIND
 from mingraph.errors import InputError
-from mingraph.samples import N_CHANNELS, EdsSource, Sample, channel_of
-from mingraph.simulate import DEFAULT_PARAMS, SimulatedEds, class_names, mineral_index, mineral_spectrum, simulate_tile
-from mingraph.simulate.bse import render_bse
-from mingraph.simulate.texture import EPOXY_KIND
 
 QTZ, ZRN = mineral_index("quartz"), mineral_index("zircon")
 
@@ -38,8 +45,8 @@ def test_every_tile_size_works(h, w):
         assert np.isfinite(t.bse).all() and t.bse.min() >= 0.0 and t.bse.max() <= 1.0
         np.testing.assert_array_equal(t.valid, t.labels >= 0)
         assert t.labels.min() >= -1 and t.labels.max() < 50
-        s = t.sample()
-        assert isinstance(s, Sample) and isinstance(s.eds, EdsSource) and s.class_names == class_names()
+        s = t.field()
+        assert isinstance(s, Field) and isinstance(s.eds, EdsSource) and s.class_names == class_names()
         sp = s.eds.spectra(np.array([h - 1]), np.array([w - 1]))
         assert sp.shape == (1, N_CHANNELS) and sp.dtype == np.float32
 
@@ -69,7 +76,9 @@ def test_eds_params_are_json_and_rebuild_the_source():
     t = simulate_tile(3, 60)
     params = json.loads(json.dumps(t.eds_params))
     rows, cols = np.array([5, 30, 59]), np.array([0, 31, 59])
-    np.testing.assert_array_equal(SimulatedEds(t.labels, 3, params).spectra(rows, cols), t.eds.spectra(rows, cols))
+    np.testing.assert_array_equal(
+        SimulatedEds(t.labels, 3, params).spectra(rows, cols), t.eds.spectra(rows, cols)
+    )
 
 
 def test_every_class_appears_and_granite_minerals_dominate():
@@ -110,7 +119,9 @@ def test_tile_bse_is_brighter_on_heavy_phases():
     hi, lo = [], []
     for seed in range(40):
         t = simulate_tile(seed, 100)
-        heavy = np.isin(t.labels, [mineral_index(n) for n in ("galena", "thorite", "cassiterite", "zircon", "tantalite")])
+        heavy = np.isin(
+            t.labels, [mineral_index(n) for n in ("galena", "thorite", "cassiterite", "zircon", "tantalite")]
+        )
         light = t.labels == QTZ
         if heavy.sum() > 20 and light.sum() > 20:
             hi.append(np.median(t.bse[heavy]))
@@ -145,9 +156,11 @@ def test_channel_counts_follow_the_poisson_law(mean):
     lam = np.zeros((r.size, src._nchan))
     lam[:, 300] = mean
     out = np.zeros((r.size, N_CHANNELS), np.float32)
-    from mingraph.simulate.eds import _poisson_spectra
+    from mingraph.acquire.simulate.eds import _poisson_spectra
 
-    _poisson_spectra(lam, r.astype(np.uint64), c.astype(np.uint64), src._key[0], src._key[1], 0, out[:, : src._nchan])
+    _poisson_spectra(
+        lam, r.astype(np.uint64), c.astype(np.uint64), src._key[0], src._key[1], 0, out[:, : src._nchan]
+    )
     k = out[:, 300].astype(int)
     assert out[:, :300].sum() == 0 and out[:, 301:].sum() == 0
     dist = stats.poisson(mean)

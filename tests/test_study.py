@@ -7,7 +7,7 @@ import json
 from PIL import Image
 
 from mingraph import study
-from mingraph.ingest import simulate_dataset
+from mingraph.acquire.importing import simulate_dataset
 
 
 def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
@@ -18,7 +18,13 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
         "encoder_epochs": 1,
         "fractions": [0.01, 0.1],
         "max_tiles": {"train": 8, "val": 2, "test": 3},
-        "train": {"epochs": 1, "max_train_graphs": 8, "val_max_graphs": 4, "hidden_channels": 8, "batch_size": 4},
+        "train": {
+            "epochs": 1,
+            "max_train_graphs": 8,
+            "val_max_graphs": 4,
+            "hidden_channels": 8,
+            "batch_size": 4,
+        },
         "online": False,
         "unet_epochs": 1,
         "unet_max_tiles": 4,

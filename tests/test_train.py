@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mingraph.dataset import TileRecord, write_dataset
-from mingraph.encoder import fit_pca, load_encoder, save_encoder
+from mingraph.acquire.dataset import TileRecord, write_dataset
 from mingraph.errors import InputError
-from mingraph.precompute import build_graphs
-from mingraph.train import load_bundle, train
+from mingraph.graphs.build import build_graphs
+from mingraph.learn.bundle import load_bundle
+from mingraph.learn.train import train
+from mingraph.spectra.encoder import fit_pca, load_encoder, save_encoder
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,17 @@ def shards(tmp_path_factory):
             mean[lab == k, ch - 3 : ch + 4] += 40.0
         spectra = rng.poisson(mean).astype(np.float32)
         bse = np.full((16, 16), 0.5, np.float32) + rng.normal(0, 0.01, (16, 16)).astype(np.float32)
-        recs.append(TileRecord(f"t{i}", ["train", "train", "train", "train", "val", "test"][i], bse, np.ones((16, 16), bool), lab, eds_kind="dense", spectra=spectra))
+        recs.append(
+            TileRecord(
+                f"t{i}",
+                ["train", "train", "train", "train", "val", "test"][i],
+                bse,
+                np.ones((16, 16), bool),
+                lab,
+                eds_kind="dense",
+                spectra=spectra,
+            )
+        )
     ds = write_dataset(tmp / "ds", recs, ["quartz", "hematite", "cassiterite"])
     x = np.concatenate([r.spectra.reshape(-1, 3000)[::7] for r in recs[:4]])
     enc = save_encoder(fit_pca(x), tmp / "enc.pt")
@@ -80,21 +91,35 @@ def test_resume_refuses_other_settings_and_failed_starts_can_restart(shards, tmp
         train(tmp_path / "r", shards / "sh", resume=True, progress=False)
     # a start that fails before its first checkpoint leaves a folder that a plain re-run accepts
     with pytest.raises(InputError, match="--device"):
-        train(tmp_path / "f", shards / "sh", config=dict(CFG, epochs=1, device="cuda:0" if not torch.cuda.is_available() else "nonsense"), progress=False)
+        train(
+            tmp_path / "f",
+            shards / "sh",
+            config=dict(CFG, epochs=1, device="cuda:0" if not torch.cuda.is_available() else "nonsense"),
+            progress=False,
+        )
     train(tmp_path / "f", shards / "sh", config=dict(CFG, epochs=1), progress=False)
 
 
 def test_encoder_must_match_the_shards(shards, tmp_path):
-    other = save_encoder(fit_pca(np.random.default_rng(1).poisson(1.0, (50, 3000)).astype(np.float32)), tmp_path / "other.pt")
+    other = save_encoder(
+        fit_pca(np.random.default_rng(1).poisson(1.0, (50, 3000)).astype(np.float32)), tmp_path / "other.pt"
+    )
     with pytest.raises(InputError, match="is not the one that made these shards"):
         train(tmp_path / "r", shards / "sh", config=dict(CFG, epochs=1, encoder=str(other)), progress=False)
 
 
 def test_without_validation_best_follows_last(shards, tmp_path):
-    from mingraph.dataset import open_dataset
+    from mingraph.acquire.dataset import open_dataset
 
     ds = open_dataset(shards / "ds")
-    build_graphs(ds.path, tmp_path / "sh", fractions=[0.1], encoder=shards / "enc.pt", progress=False, max_tiles={"val": 0})
+    build_graphs(
+        ds.path,
+        tmp_path / "sh",
+        fractions=[0.1],
+        encoder=shards / "enc.pt",
+        progress=False,
+        max_tiles={"val": 0},
+    )
     with pytest.warns(UserWarning, match="no validation graphs"):
         train(tmp_path / "run", tmp_path / "sh", config=dict(CFG, epochs=2), progress=False)
     assert load_bundle(tmp_path / "run" / "best.pt").meta["epoch"] == 1

@@ -1,0 +1,297 @@
+"""Raw datasets on disk: tiles (BSE, masks, labels, EDS reference) in Parquet with a versioned schema.
+
+A dataset is a folder holding ``dataset.json`` (schema version, producer, class names, splits)
+and ``tiles.parquet`` (one row per tile).  Simulated spectra are not stored: a tile stores its
+seed and the simulator parameters, and its EDS source regenerates spectra on demand.  Measured
+spectrum images are stored beside it as ``spectra/<tile>.npy`` (memory-mapped when read).
+Writing goes to a temporary folder that is renamed into place, so a dataset is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mingraph import __version__
+from mingraph.acquire.fields import N_CHANNELS, DenseSpectrumImage, Field, NoSpectra, bse_from_u16, bse_to_u16
+from mingraph.errors import InputError
+from mingraph.files import atomic_folder
+
+SCHEMA_VERSION = 1
+FORMAT = "mingraph-dataset"
+SPLITS = ("train", "val", "test")
+
+TILE_SCHEMA = pa.schema(
+    [
+        ("tile_id", pa.string()),
+        ("split", pa.string()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("pixel_size_um", pa.float64()),
+        ("bse", pa.binary()),  # uint16 little-endian, BSE * 65535
+        ("valid", pa.binary()),  # np.packbits of the bool mask
+        ("labels", pa.binary()),  # int16 little-endian, -1 = unknown/invalid; empty if unlabelled
+        ("eds_mask", pa.binary()),  # packbits of where EDS was measured; empty if unknown
+        ("eds_kind", pa.string()),  # "simulated" | "dense" | "none"
+        ("eds_seed", pa.int64()),
+        ("eds_params", pa.string()),  # JSON
+        ("eds_path", pa.string()),  # relative path of a dense spectrum image, or ""
+    ],
+    metadata={b"format": FORMAT.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
+)
+
+
+@dataclass
+class TileRecord:
+    """One tile as stored: arrays plus a reference to its EDS source."""
+
+    tile_id: str
+    split: str
+    bse: np.ndarray  # float (H, W) in [0, 1]
+    valid: np.ndarray  # bool (H, W)
+    labels: np.ndarray | None = None  # int (H, W), -1 = unknown
+    eds_mask: np.ndarray | None = None  # bool (H, W)
+    pixel_size_um: float = 1.0
+    eds_kind: str = "none"
+    eds_seed: int = 0
+    eds_params: dict = field(default_factory=dict)
+    spectra: np.ndarray | None = None  # (H, W, 3000) for eds_kind == "dense"
+
+
+def split_of(index: int, seed: int = 0) -> str:
+    """Deterministic 80/10/10 split of tile ``index``: a hash of (seed, index), stable as N grows."""
+    u = np.random.default_rng([seed, index, 0x5EED]).random()
+    return "train" if u < 0.8 else ("val" if u < 0.9 else "test")
+
+
+def _encode(rec: TileRecord, eds_path: str) -> dict:
+    h, w = rec.bse.shape
+    bse16 = bse_to_u16(rec.bse)
+    return {
+        "tile_id": rec.tile_id,
+        "split": rec.split,
+        "height": h,
+        "width": w,
+        "pixel_size_um": float(rec.pixel_size_um),
+        "bse": bse16.tobytes(),
+        "valid": np.packbits(rec.valid.astype(bool), axis=None).tobytes(),
+        "labels": b"" if rec.labels is None else rec.labels.astype("<i2").tobytes(),
+        "eds_mask": b""
+        if rec.eds_mask is None
+        else np.packbits(rec.eds_mask.astype(bool), axis=None).tobytes(),
+        "eds_kind": rec.eds_kind,
+        "eds_seed": int(rec.eds_seed),
+        "eds_params": json.dumps(rec.eds_params, sort_keys=True),
+        "eds_path": eds_path,
+    }
+
+
+def _check_record(rec: TileRecord, n_classes: int) -> None:
+    src = f"tile {rec.tile_id}"
+    if rec.split not in SPLITS:
+        raise InputError(src, "split", f"expected one of {SPLITS}, got {rec.split!r}")
+    if rec.bse.ndim != 2 or rec.bse.size == 0:
+        raise InputError(src, "bse", f"expected a non-empty 2-D image, got shape {rec.bse.shape}")
+    for name in ("valid", "labels", "eds_mask"):
+        a = getattr(rec, name)
+        if a is not None and a.shape != rec.bse.shape:
+            raise InputError(src, name, f"shape {a.shape} differs from the BSE image {rec.bse.shape}")
+    if (
+        rec.labels is not None
+        and rec.labels.size
+        and (rec.labels.min() < -1 or rec.labels.max() >= n_classes)
+    ):
+        raise InputError(src, "labels", f"class ids must lie in [-1, {n_classes - 1}]")
+    if rec.eds_kind not in ("simulated", "dense", "none"):
+        raise InputError(src, "eds_kind", f"expected simulated, dense or none, got {rec.eds_kind!r}")
+    if rec.eds_kind == "dense":
+        if rec.spectra is None or rec.spectra.shape != (*rec.bse.shape, N_CHANNELS):
+            got = None if rec.spectra is None else rec.spectra.shape
+            raise InputError(src, "spectra", f"expected shape {(*rec.bse.shape, N_CHANNELS)}, got {got}")
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Refuse an existing output unless ``overwrite``; the caller then writes atomically."""
+    if out.exists() and not overwrite:
+        raise InputError(out, "output", "already exists (pass --overwrite to replace it)")
+
+
+def write_dataset(
+    out: str | os.PathLike,
+    records: Iterable[TileRecord],
+    class_names: list[str],
+    meta: dict | None = None,
+    overwrite: bool = False,
+    rows_per_group: int = 64,
+) -> Path:
+    """Write tiles to ``out`` atomically (temporary folder, then rename); return the path."""
+    out = Path(out)
+    with atomic_folder(out, overwrite) as tmp:
+        counts = {s: 0 for s in SPLITS}
+        ids: set[str] = set()
+        writer = pq.ParquetWriter(tmp / "tiles.parquet", TILE_SCHEMA, compression="zstd")
+        rows: list[dict] = []
+        try:
+            for rec in records:
+                _check_record(rec, len(class_names))
+                if rec.tile_id in ids:
+                    raise InputError(f"tile {rec.tile_id}", "tile_id", "duplicate tile id")
+                ids.add(rec.tile_id)
+                eds_path = ""
+                if rec.eds_kind == "dense":
+                    eds_path = f"spectra/{len(ids) - 1:06d}.npy"
+                    (tmp / "spectra").mkdir(exist_ok=True)
+                    np.save(tmp / eds_path, np.ascontiguousarray(rec.spectra, dtype=np.float32))
+                rows.append(_encode(rec, eds_path))
+                counts[rec.split] += 1
+                if len(rows) >= rows_per_group:
+                    writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))
+                    rows = []
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))
+        finally:
+            writer.close()
+        info = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "producer": f"mingraph {__version__}",
+            "class_names": list(class_names),
+            "n_tiles": sum(counts.values()),
+            "splits": counts,
+            **(meta or {}),
+        }
+        (tmp / "dataset.json").write_text(json.dumps(info, indent=2))
+    return out
+
+
+class Dataset:
+    """A raw dataset opened for reading; ``sample(i)`` rebuilds tile i with its EDS source."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        info_path = self.path / "dataset.json"
+        if not info_path.is_file():
+            raise InputError(self.path, "dataset.json", "missing: not a mingraph dataset folder")
+        try:
+            self.info = json.loads(info_path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(info_path, "json", f"unreadable ({e})") from None
+        if self.info.get("format") != FORMAT:
+            raise InputError(info_path, "format", f"expected {FORMAT!r}, got {self.info.get('format')!r}")
+        if self.info.get("schema_version") != SCHEMA_VERSION:
+            raise InputError(
+                info_path,
+                "schema_version",
+                f"expected {SCHEMA_VERSION}, got {self.info.get('schema_version')}",
+            )
+        try:
+            self._file = pq.ParquetFile(self.path / "tiles.parquet")
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(self.path / "tiles.parquet", "parquet", f"unreadable ({e})") from None
+        if not self._file.schema_arrow.equals(TILE_SCHEMA, check_metadata=False):
+            raise InputError(
+                self.path / "tiles.parquet", "schema", "columns differ from the mingraph tile schema"
+            )
+        index = self._file.read(columns=["tile_id", "split"])
+        self.tile_ids: list[str] = index.column("tile_id").to_pylist()
+        self.splits: list[str] = index.column("split").to_pylist()
+        if len(self.tile_ids) != self.info.get("n_tiles"):
+            raise InputError(
+                self.path / "tiles.parquet",
+                "rows",
+                f"{len(self.tile_ids)} tiles, dataset.json says {self.info.get('n_tiles')}",
+            )
+        self._group_starts = np.cumsum(
+            [0] + [self._file.metadata.row_group(g).num_rows for g in range(self._file.num_row_groups)]
+        )
+        self._cache: tuple[int, list[dict]] | None = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+    def __len__(self) -> int:
+        return len(self.tile_ids)
+
+    def indices(self, split: str | None = None) -> list[int]:
+        """Tile indices of one split (all tiles when ``split`` is None)."""
+        if split is not None and split not in SPLITS:
+            raise InputError(self.path, "split", f"expected one of {SPLITS}, got {split!r}")
+        return [i for i, s in enumerate(self.splits) if split is None or s == split]
+
+    def find(self, tile: str | int) -> int:
+        """Index of a tile given by id, or by index (as int or digits)."""
+        if isinstance(tile, str) and tile in self.tile_ids:
+            return self.tile_ids.index(tile)
+        if isinstance(tile, int) or (isinstance(tile, str) and tile.isdigit()):
+            if 0 <= int(tile) < len(self):
+                return int(tile)
+        raise InputError(
+            self.path,
+            "tile",
+            f"no tile {tile!r} (ids like {self.tile_ids[0]!r}, or an index below {len(self)})",
+        )
+
+    def _row(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(f"tile index {i} out of range for {len(self)} tiles")
+        g = int(np.searchsorted(self._group_starts, i, side="right") - 1)
+        if self._cache is None or self._cache[0] != g:
+            self._cache = (g, self._file.read_row_group(g).to_pylist())
+        return self._cache[1][i - self._group_starts[g]]
+
+    def field(self, i: int) -> Field:
+        """Tile ``i`` as a Field, its EDS source rebuilt from the stored reference."""
+        r = self._row(i)
+        h, w, n = r["height"], r["width"], r["height"] * r["width"]
+        src = f"{self.path}/tiles.parquet[{r['tile_id']}]"
+        bse = bse_from_u16(np.frombuffer(r["bse"], dtype="<u2").reshape(h, w))
+        valid = np.unpackbits(np.frombuffer(r["valid"], np.uint8), count=n).reshape(h, w).astype(bool)
+        labels = (
+            np.frombuffer(r["labels"], dtype="<i2").reshape(h, w).astype(np.int32) if r["labels"] else None
+        )
+        eds_mask = (
+            np.unpackbits(np.frombuffer(r["eds_mask"], np.uint8), count=n).reshape(h, w).astype(bool)
+            if r["eds_mask"]
+            else None
+        )
+        params = json.loads(r["eds_params"])
+        if r["eds_kind"] == "simulated":
+            from mingraph.acquire.simulate.eds import SimulatedEds
+
+            eds = SimulatedEds(labels, r["eds_seed"], params)
+        elif r["eds_kind"] == "dense":
+            eds = DenseSpectrumImage(
+                np.load(self.path / r["eds_path"], mmap_mode="r"),
+                source=str(self.path / r["eds_path"]),
+                checked=True,
+            )
+        else:
+            eds = NoSpectra(src)
+        return Field(
+            bse,
+            valid,
+            labels,
+            self.class_names,
+            r["pixel_size_um"],
+            eds,
+            name=r["tile_id"],
+            eds_mask=eds_mask,
+            meta={"split": r["split"], "eds_params": params, "eds_seed": r["eds_seed"]},
+        )
+
+    def __iter__(self) -> Iterator[Field]:
+        for i in range(len(self)):
+            yield self.field(i)
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    """Open a dataset folder, validating its schema version and files."""
+    return Dataset(path)

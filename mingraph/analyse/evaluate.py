@@ -1,0 +1,244 @@
+"""``mingraph evaluate``: scores per EDS fraction on fixed draws, for the GAT and its baselines.
+
+Every method sees the same test tiles and, at each fraction, the same EDS points (draws seeded
+by ``seed``, tile and fraction).  Scores are over valid, labelled pixels: precision, recall and
+F1, support-weighted (the paper's Table 1) and macro.  Outputs: ``metrics.json``,
+``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), example overlays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mingraph.errors import InputError
+from mingraph.files import atomic_folder, write_csv, write_text
+from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
+from mingraph.graphs.structure import batch_graphs, size_groups
+from mingraph.learn.bundle import Bundle, load_bundle
+from mingraph.metrics import confusion, scores
+
+EVAL_SEED = 20_240_601
+
+
+def resolve_model(run_or_file: str | os.PathLike) -> Path:
+    """A run folder's best.pt, or the model file itself."""
+    p = Path(run_or_file)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).is_file():
+                return p / name
+        raise InputError(p, "run", "no best.pt or last.pt in this run folder")
+    return p
+
+
+@torch.no_grad()
+def predict_graphs(bundle: Bundle, graphs: list, batch: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(class map, max softmax probability) of each graph, batching graphs of equal size."""
+    out: list = [None] * len(graphs)
+    backend = bundle.config.get("backend", "structured")
+    device = next(bundle.model.parameters()).device
+    for ids in size_groups(graphs):
+        for k in range(0, len(ids), batch):
+            chunk = ids[k : k + batch]
+            pix, _ = bundle.model(batch_graphs([graphs[i] for i in chunk]), backend=backend)
+            prob = torch.softmax(pix.to(device), -1)
+            conf, cls = prob.max(-1)
+            for j, i in enumerate(chunk):
+                out[i] = (cls[j].cpu().numpy(), conf[j].cpu().numpy())
+    return out
+
+
+def evaluate(
+    model: str | os.PathLike,
+    dataset: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    split: str = "test",
+    seed: int = EVAL_SEED,
+    unet: str | os.PathLike | None = None,
+    knn_model: str | os.PathLike | None = None,
+    max_tiles: int | None = None,
+    n_overlays: int = 4,
+    progress: bool = True,
+    batch: int = 16,
+) -> dict:
+    """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``."""
+    from tqdm import tqdm
+
+    from mingraph.acquire.dataset import open_dataset
+    from mingraph.analyse.plots import save_confusion_png, save_overlay_png
+    from mingraph.learn.baselines import load_unet, nearest_eds_labels, predict_unet
+    from mingraph.spectra.encoder import classify
+
+    model_path = resolve_model(model)
+    bundle = load_bundle(model_path)
+    ds = open_dataset(dataset)
+    names = ds.class_names
+    C = len(names)
+    if bundle.class_names != names:
+        raise InputError(
+            model_path,
+            "class_names",
+            f"model has {len(bundle.class_names)} classes that differ from the dataset's {len(names)}",
+        )
+    if bundle.encoder is None:
+        raise InputError(model_path, "encoder", "this model file holds no spectral encoder")
+    tiles = ds.indices(split)[:max_tiles] if max_tiles else ds.indices(split)
+    if not tiles:
+        raise InputError(ds.path, "split", f"no tiles in split {split!r}")
+    knn = load_bundle(resolve_model(knn_model)) if knn_model else None
+    if knn is not None and knn.class_names != names:
+        raise InputError(knn_model, "class_names", "the kNN model's classes differ from the dataset's")
+    unet_net = None
+    if unet:
+        unet_net, unet_names = load_unet(unet)
+        if unet_names != names:
+            raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
+    can_nearest = bundle.encoder.kind == "cnn" and bundle.encoder.n_classes == C
+    cfg = bundle.config
+    cms: dict[tuple[str, float], np.ndarray] = {}
+    unet_cache: dict[int, np.ndarray] = {}
+    overlay_paths = []
+    out = (
+        Path(out)
+        if out is not None
+        else (Path(model) if Path(model).is_dir() else model_path.parent) / "eval"
+    )
+    with atomic_folder(out, overwrite=True) as tmp:
+        # tiles are streamed in batches: memory does not grow with the split
+        for f in fractions:
+            bar = tqdm(total=len(tiles), desc=f"evaluate {f:g}", unit="tile", disable=not progress)
+            for k in range(0, len(tiles), batch):
+                chunk = tiles[k : k + batch]
+                samples = [ds.field(t) for t in chunk]
+                truth = [
+                    np.where(s.valid, s.labels, -1) if s.labels is not None else np.full(s.shape, -1)
+                    for s in samples
+                ]
+                graphs, results = [], {}
+                nearest = []
+                for t, smp in zip(chunk, samples):
+                    g, sp = field_graph(
+                        smp,
+                        t,
+                        f,
+                        0,
+                        "random",
+                        seed,
+                        cfg.get("lift", 1.0),
+                        bundle.encoder,
+                        cfg.get("eds_edges", "delaunay"),
+                        cfg.get("k", 6),
+                    )
+                    graphs.append(g)
+                    if can_nearest:  # no EDS point: every pixel unclassified, scored as wrong
+                        nearest.append(
+                            nearest_eds_labels(g, classify(bundle.encoder, sp))
+                            if g.n_eds
+                            else np.full(smp.shape, -1)
+                        )
+                results["GAT"] = [p[0] for p in predict_graphs(bundle, graphs)]
+                if knn is not None:
+                    kcfg = knn.config
+                    kg = [
+                        field_graph(
+                            smp,
+                            t,
+                            f,
+                            0,
+                            "random",
+                            seed,
+                            kcfg.get("lift", 1.0),
+                            knn.encoder,
+                            "knn",
+                            kcfg.get("k", 6),
+                        )[0]
+                        for t, smp in zip(chunk, samples)
+                    ]
+                    results["GAT (kNN graph)"] = [p[0] for p in predict_graphs(knn, kg)]
+                if can_nearest:
+                    results["nearest EDS"] = nearest
+                if unet_net is not None:
+                    results["UNet (BSE only)"] = [
+                        unet_cache.setdefault(t, predict_unet(unet_net, smp.bse).astype(np.int16))
+                        for t, smp in zip(chunk, samples)
+                    ]
+                for m, maps in results.items():
+                    cm = cms.setdefault((m, f), np.zeros((C, C), np.int64))
+                    for tr, p in zip(truth, maps):
+                        # an unclassified pixel (-1) counts as a miss: scored against a wrong class
+                        cm += confusion(tr, np.where(p < 0, (tr + 1) % C, p), C)
+                for j, (t, smp) in enumerate(zip(chunk, samples)):
+                    if k + j < n_overlays:
+                        panels = {"truth": truth[j]} | {
+                            m: np.where(smp.valid, maps[j], -1) for m, maps in results.items()
+                        }
+                        overlay_paths.append(
+                            save_overlay_png(
+                                tmp / "overlays" / f"{smp.name}-{f:g}.png",
+                                smp.bse,
+                                panels,
+                                names,
+                                graphs[j].eds_rc,
+                                title=f"{smp.name}, EDS {100 * f:g} %",
+                            )
+                        )
+                bar.update(len(chunk))
+            bar.close()
+        if cms[("GAT", fractions[0])].sum() == 0:
+            raise InputError(
+                ds.path, "labels", f"no labelled valid pixel in split {split!r}: nothing to score against"
+            )
+        rows = []
+        for (m, f), cm in cms.items():
+            s = scores(cm)
+            rows.append(
+                {
+                    "method": m,
+                    "fraction": f,
+                    **{
+                        k: s[k]
+                        for k in (
+                            "precision_weighted",
+                            "recall_weighted",
+                            "f1_weighted",
+                            "precision_macro",
+                            "recall_macro",
+                            "f1_macro",
+                            "accuracy",
+                            "support",
+                        )
+                    },
+                }
+            )
+            tag = f"{m.split(' ')[0].lower()}{'-knn' if 'kNN' in m else ''}-{f:g}"
+            write_csv(
+                tmp / f"confusion-{tag}.csv", [[""] + names] + [[names[i]] + cm[i].tolist() for i in range(C)]
+            )
+            if m == "GAT":
+                save_confusion_png(
+                    tmp / f"confusion-{tag}.png",
+                    cm,
+                    names,
+                    title=f"{m}, EDS {100 * f:g} % (recall per true class)",
+                )
+        result = {
+            "model": str(model_path),
+            "dataset": str(ds.path),
+            "split": split,
+            "tiles": len(tiles),
+            "seed": seed,
+            "fractions": list(fractions),
+            "results": rows,
+        }
+        write_csv(tmp / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])
+        write_text(tmp / "metrics.json", json.dumps(result, indent=2))
+    result["overlays"] = [str(out / Path(p).relative_to(tmp)) for p in overlay_paths]
+    result["out"] = str(out)
+    return result

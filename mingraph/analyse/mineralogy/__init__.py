@@ -1,0 +1,39 @@
+"""Automated-mineralogy outputs from a phase map: modal mineralogy, grain sizes, associations, liberation.
+
+Plain functions on arrays (scikit-image style). A phase map is ``labels`` (H, W) of integer class ids
+(``-1`` = unclassified) with a ``valid`` (H, W) mask; pixels outside ``valid`` (resin, holes, outside
+the scanned area) are background and never counted as mineral. Tables are lists of dicts (one dict
+per row, keys = CSV columns), so they print, write to CSV and load into pandas as they are.
+
+Conventions used throughout (and in the CSVs):
+
+- area % is of the *classified* valid pixels: valid, label >= 0 and, when a confidence map is given,
+  confidence >= ``min_confidence``. Unclassified and low-confidence pixels are reported separately,
+  as fractions of all valid pixels, never hidden inside a phase.
+- mass % = area x density, renormalised. For a polished section of a randomly oriented sample, the
+  area fraction of a phase estimates its volume fraction (Delesse's principle), so mass follows
+  through the density; this is the standard approximation of TIMA / MLA / QEMSCAN modal reports.
+- ECD (equivalent circle diameter) = 2 sqrt(area / pi).
+- D10 / D50 / D90 are area-weighted (by mass for one phase, as sieve "% passing"): the ECD of the
+  grain at which the cumulative area of grains with ECD <= that grain first reaches 10 / 50 / 90 %
+  of the phase's area. The number-weighted mean and median ECD are reported beside them.
+- Grain-size classes are sqrt(2) progressions anchored at 1 um (1, 1.41, 2, 2.83, 4, ... um), like a
+  sieve series.
+"""
+
+from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix, liberation
+from mingraph.analyse.mineralogy.grains import GrainResult, grain_statistics, size_classes_um
+from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
+from mingraph.analyse.mineralogy.tables import write_mineralogy
+
+__all__ = [
+    "ModalResult",
+    "GrainResult",
+    "AssociationResult",
+    "modal_mineralogy",
+    "grain_statistics",
+    "association_matrix",
+    "liberation",
+    "size_classes_um",
+    "write_mineralogy",
+]

@@ -1,0 +1,100 @@
+"""Checks shared by the mineralogy analyses: phase maps, pixel size, densities, class names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mingraph.errors import InputError
+
+UNCLASSIFIED = "unclassified"
+BACKGROUND = "background"
+
+
+def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a (labels, valid) pair and return them as (int64, bool) arrays."""
+    labels = np.asarray(labels)
+    valid = np.asarray(valid)
+    if labels.ndim != 2:
+        raise InputError(where, "labels", f"expected a 2-D (H, W) label map, got shape {labels.shape}")
+    if labels.size == 0:
+        raise InputError(where, "labels", f"empty image (shape {labels.shape})")
+    if valid.shape != labels.shape:
+        raise InputError(where, "valid", f"shape {valid.shape} differs from labels {labels.shape}")
+    if labels.dtype.kind not in "iub":
+        if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+            pass
+        else:
+            raise InputError(where, "labels", f"expected integer class ids, got dtype {labels.dtype}")
+    if valid.dtype != bool:
+        if valid.dtype.kind not in "iub" or not np.isin(valid, (0, 1)).all():
+            raise InputError(where, "valid", f"expected a boolean mask, got dtype {valid.dtype}")
+        valid = valid.astype(bool)
+    if n_classes < 1:
+        raise InputError(where, "class_names", "expected at least one class")
+    labels = labels.astype(np.int64)
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < -1 or hi >= n_classes:
+        raise InputError(
+            where,
+            "labels",
+            f"class ids must lie in [-1, {n_classes - 1}] (-1 = unclassified), got [{lo}, {hi}]",
+        )
+    return labels, valid
+
+
+def _check_pixel_size(where: str, pixel_size_um: Any) -> float:
+    try:
+        px = float(pixel_size_um)
+    except (TypeError, ValueError):
+        raise InputError(
+            where, "pixel_size_um", f"expected a positive number, got {pixel_size_um!r}"
+        ) from None
+    if not (math.isfinite(px) and px > 0):
+        raise InputError(
+            where, "pixel_size_um", f"expected a positive finite size in um, got {pixel_size_um!r}"
+        )
+    return px
+
+
+def _check_connectivity(where: str, connectivity: int) -> int:
+    if connectivity not in (4, 8):
+        raise InputError(where, "connectivity", f"expected 4 or 8, got {connectivity!r}")
+    return int(connectivity)
+
+
+def _check_densities(where: str, densities: Any, n_classes: int) -> np.ndarray | None:
+    if densities is None:
+        return None
+    d = np.asarray(densities, dtype=np.float64).ravel()
+    if d.shape[0] != n_classes:
+        raise InputError(
+            where, "densities", f"expected {n_classes} densities (one per class), got {d.shape[0]}"
+        )
+    if not (np.all(np.isfinite(d)) and np.all(d > 0)):
+        raise InputError(where, "densities", "expected positive finite densities in g/cm3")
+    return d
+
+
+def _class_names(
+    where: str, class_names: Sequence[str] | None, labels: np.ndarray, n_classes: int | None
+) -> list[str]:
+    if class_names is not None:
+        names = [str(c) for c in class_names]
+        if n_classes is not None and len(names) != n_classes:
+            raise InputError(where, "class_names", f"{len(names)} names for {n_classes} classes")
+        if len(names) == 0:
+            raise InputError(where, "class_names", "expected at least one class")
+        return names
+    if n_classes is None:
+        a = np.asarray(labels)
+        n_classes = int(a.max()) + 1 if a.size and a.max() >= 0 else 1
+    return [f"class {k}" for k in range(n_classes)]
+
+
+def _pct(num: float, den: float) -> float:
+    """A percentage, 0 when the denominator is 0 (an empty image has 0 % of everything)."""
+    return 100.0 * num / den if den > 0 else 0.0

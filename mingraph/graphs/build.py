@@ -1,0 +1,205 @@
+"""``mingraph build-graphs``: a raw dataset -> Arrow shards of graphs (tile × fraction × draw).
+
+Work is split into shards of a few tiles each; each shard is written atomically and records a
+digest of the job that made it, so a killed run resumes by skipping shards that verify.
+EDS points are drawn from a generator seeded by (seed, tile, fraction, draw): the same
+arguments give the same graphs, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mingraph.acquire.dataset import SPLITS, Dataset, open_dataset
+from mingraph.acquire.fields import Field
+from mingraph.acquire.sampling import PATTERNS, sample_points
+from mingraph.errors import InputError
+from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
+from mingraph.graphs.structure import StructuredGraph, build_structured_graph
+
+DEFAULT_FRACTIONS = (0.001, 0.01, 0.05, 0.1)
+
+
+def draw_rng(seed: int, tile_index: int, fraction: float, draw: int) -> np.random.Generator:
+    """The generator for one EDS draw; independent of worker count and order."""
+    return np.random.default_rng([seed, tile_index, int(round(fraction * 1e9)), draw])
+
+
+def field_graph(
+    sample: Field,
+    tile_index: int,
+    fraction: float,
+    draw: int,
+    pattern: str = "random",
+    seed: int = 0,
+    lift: float = 1.0,
+    encoder=None,
+    eds_edges: str = "delaunay",
+    k: int = 6,
+) -> tuple[StructuredGraph, np.ndarray]:
+    """Draw EDS points on a sample, read their spectra, embed them, and build the structured graph.
+
+    Returns the graph (labels masked to valid pixels, EDS labels from the pixels they lie on) and
+    the raw spectra (n, 3000).  Without an encoder the EDS features are zeros of width 64.
+    """
+    rc = sample_points(
+        sample.valid, fraction, pattern, draw_rng(seed, tile_index, fraction, draw), sample.eds_mask
+    )
+    n = rc.shape[0]
+    spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if n else np.zeros((0, 3000), np.float32)
+    feat = encoder.embed(spectra) if encoder is not None else np.zeros((n, 64), np.float32)
+    g = build_structured_graph(sample.bse, rc, feat, lift=lift, eds_edges=eds_edges, k=k)
+    if sample.labels is not None:
+        lab = np.where(sample.valid, sample.labels, -1).astype(np.int64)
+        g.labels = lab
+        g.eds_labels = lab[rc[:, 0], rc[:, 1]] if n else np.zeros(0, np.int64)
+    return g, spectra
+
+
+def dataset_digest(path: Path) -> str:
+    """A digest of a dataset's identity (its metadata and tile table size), recorded in shards."""
+    h = hashlib.sha256((path / "dataset.json").read_bytes())
+    h.update(str((path / "tiles.parquet").stat().st_size).encode())
+    return h.hexdigest()[:16]
+
+
+def plan(
+    ds: Dataset,
+    fractions: Sequence[float],
+    draws: int,
+    pattern: str,
+    seed: int,
+    lift: float,
+    encoder_digest: str | None,
+    tiles_per_shard: int,
+    max_tiles: dict | None = None,
+) -> list[ShardJob]:
+    """Shards per split, each of ``tiles_per_shard`` consecutive tiles (the first ``max_tiles[split]`` only)."""
+    digest = dataset_digest(ds.path)
+    jobs = []
+    for split in SPLITS:
+        idx = ds.indices(split)[: (max_tiles or {}).get(split)]
+        for k in range(0, len(idx), tiles_per_shard):
+            jobs.append(
+                ShardJob(
+                    f"{split}-{k // tiles_per_shard:05d}",
+                    idx[k : k + tiles_per_shard],
+                    [float(f) for f in fractions],
+                    draws,
+                    pattern,
+                    seed,
+                    lift,
+                    encoder_digest,
+                    digest,
+                    ds.class_names,
+                )
+            )
+    return jobs
+
+
+def is_done(path: Path, job: ShardJob) -> bool:
+    """True when ``path`` is a complete, readable shard made by exactly this job."""
+    if not path.is_file():
+        return False
+    try:
+        sh = Shard(path)
+    except InputError:
+        return False
+    return sh.job_digest == job.digest() and len(sh) == len(job.tile_indices) * len(job.fractions) * job.draws
+
+
+def run_job(job: ShardJob, dataset_path: str, encoder_path: str | None, out: str) -> int:
+    """Build and write one shard; returns its number of graphs. Runs in worker processes."""
+    from mingraph.spectra.encoder import load_encoder
+
+    ds = open_dataset(dataset_path)
+    enc = load_encoder(encoder_path) if encoder_path else None
+    rows = []
+    for t in job.tile_indices:
+        s = ds.field(t)
+        for f in job.fractions:
+            for d in range(job.draws):
+                g, spectra = field_graph(s, t, f, d, job.pattern, job.seed, job.lift, enc)
+                rows.append(
+                    encode_row(
+                        s.name, t, s.meta["split"], f, d, g, s.valid, None if enc is not None else spectra
+                    )
+                )
+    write_shard(Path(out) / f"{job.name}.arrow", rows, job)
+    return len(rows)
+
+
+def build_graphs(
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    draws: int = 1,
+    pattern: str = "random",
+    encoder: str | os.PathLike | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    lift: float = 1.0,
+    tiles_per_shard: int = 32,
+    progress: bool = True,
+    max_tiles: dict | None = None,
+) -> dict:
+    """Precompute graph shards; skips shards already complete. Returns counts of built/skipped."""
+    from tqdm import tqdm
+
+    if pattern not in PATTERNS:
+        raise InputError("--pattern", "pattern", f"expected one of {PATTERNS}, got {pattern!r}")
+    if draws < 1:
+        raise InputError("--draws", "draws", f"expected at least 1, got {draws}")
+    if not fractions or any(not 0 <= f <= 1 for f in fractions):
+        raise InputError("--fractions", "fractions", f"expected fractions in [0, 1], got {list(fractions)}")
+    if pattern == "mask" and len(fractions) != 1:
+        raise InputError(
+            "--fractions",
+            "fractions",
+            "pattern 'mask' takes the measured pixels whatever the fraction: give one value",
+        )
+    ds = open_dataset(dataset)
+    enc_digest = None
+    if encoder is not None:
+        from mingraph.spectra.encoder import load_encoder
+
+        enc_digest = load_encoder(encoder).digest
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
+        stale.unlink()
+    jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles)
+    planned = {f"{j.name}.arrow" for j in jobs}
+    for old in out.glob("*.arrow"):  # shards of an earlier, different build: never mix them in
+        if old.name not in planned:
+            old.unlink()
+    if encoder is not None:  # the shards' embeddings travel with the encoder that made them
+        shutil.copyfile(encoder, out / "encoder.pt")
+    else:
+        (out / "encoder.pt").unlink(missing_ok=True)
+    todo = [j for j in jobs if not is_done(out / f"{j.name}.arrow", j)]
+    per_job = {j.name: len(j.tile_indices) * len(fractions) * draws for j in jobs}
+    bar = tqdm(total=sum(per_job.values()), desc="build-graphs", unit="graph", disable=not progress)
+    bar.update(sum(per_job[j.name] for j in jobs if j not in todo))
+    args = (str(ds.path), None if encoder is None else str(encoder), str(out))
+    if workers <= 1:
+        for j in todo:
+            bar.update(run_job(j, *args))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for n in pool.map(run_job, todo, *[[a] * len(todo) for a in args]):
+                bar.update(n)
+    bar.close()
+    return {
+        "shards": len(jobs),
+        "built": len(todo),
+        "skipped": len(jobs) - len(todo),
+        "graphs": sum(per_job.values()),
+    }

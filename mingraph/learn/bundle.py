@@ -1,0 +1,70 @@
+"""The model file: one self-contained artifact (GAT weights and architecture, the spectral
+encoder, class names and graph settings) written by ``train`` as ``best.pt``/``last.pt``, shipped
+as the default model, and read by ``evaluate``, ``predict`` and the API.
+
+Format: a torch-saved dict with ``format == "mingraph-model"`` and ``version``; keys
+``model_config``, ``model_state``, ``encoder`` (an encoder blob), ``class_names``, ``config``,
+``meta``.  Read through :func:`mingraph.files.load_artifact`, which checks format and version.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mingraph.files import load_artifact, save_artifact
+from mingraph.learn.model import GATModel
+from mingraph.spectra.encoder import encoder_blob
+
+BUNDLE_FORMAT = "mingraph-model"
+BUNDLE_VERSION = 1
+
+
+@dataclass
+class Bundle:
+    """A trained model as used by evaluate/predict: GAT, encoder, classes and graph settings."""
+
+    model: GATModel
+    encoder: object
+    class_names: list[str]
+    config: dict
+    meta: dict
+
+
+def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
+    """Read a checkpoint or shipped model, checking its format."""
+    from mingraph.spectra.encoder import encoder_from_blob
+
+    obj = load_artifact(path, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
+    model = GATModel(**obj["model_config"])
+    model.load_state_dict(obj["model_state"])
+    model.to(device).eval()
+    encoder = None if obj.get("encoder") is None else encoder_from_blob(obj["encoder"])
+    return Bundle(model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})))
+
+
+def make_bundle(model: GATModel, encoder, class_names: list[str], cfg: dict, meta: dict) -> dict:
+    """The self-contained model file written as best.pt and shipped as the default model."""
+    return {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "model_config": model.config,
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "encoder": None if encoder is None else encoder_blob(encoder),
+        "class_names": list(class_names),
+        "config": cfg,
+        "meta": meta,
+    }
+
+
+def export_bundle(model_file: str | os.PathLike, out: str | os.PathLike, note: str = "") -> Path:
+    """Write a shareable model file: the bundle without machine-specific paths, with a note."""
+    obj = load_artifact(model_file, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
+    cfg = dict(obj["config"])
+    cfg["source"] = {k: (None if v is None else Path(v).name) for k, v in cfg.get("source", {}).items()}
+    cfg["encoder"] = None if not cfg.get("encoder") else Path(cfg["encoder"]).name
+    keep = {k: obj[k] for k in ("format", "version", "model_config", "model_state", "encoder", "class_names")}
+    return save_artifact(keep | {"config": cfg, "meta": dict(obj.get("meta", {}), note=note)}, out)
