@@ -246,9 +246,7 @@ def write_outputs(
         and list(sample.class_names) == list(names)
     ):
         s = scores(
-            confusion(
-                np.where(sample.valid, sample.labels, -1), np.clip(pred.labels, 0, len(names) - 1), len(names)
-            )
+            confusion(np.where(sample.valid, sample.labels, -1), pred.labels, len(names), unclassified=True)
         )
         metrics = {
             k: s[k]

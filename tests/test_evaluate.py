@@ -94,7 +94,9 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
     assert row["support"] == n_valid
     with open(trained / "ev" / "confusion-gat-0.2.csv") as fh:
         table = list(csv.reader(fh))
-    assert table[0][1:] == ["quartz", "hematite", "cassiterite"]
+    assert table[0][1:] == ["quartz", "hematite", "cassiterite", "unclassified"]
+    # one test tile: the paper's tile mean equals the pooled weighted score
+    assert row["tile_mean_f1"] == pytest.approx(row["f1_weighted"]) and row["tiles_scored"] == 1
     assert sum(int(v) for r in table[1:] for v in r[1:]) == n_valid
     assert json.loads((trained / "ev" / "metrics.json").read_text())["results"] == json.loads(
         json.dumps(res["results"])

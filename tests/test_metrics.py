@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mingraph.metrics import confusion, scores
+from mingraph.metrics import confusion, scores, tile_mean_scores
 
 
 def test_hand_worked_example():
@@ -48,3 +48,28 @@ def test_against_brute_force(pairs):
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         assert s["per_class"]["f1"][k] == pytest.approx(f1)
+
+
+def test_unclassified_pixels_are_misses_not_false_positives():
+    truth = np.array([0, 0, 1, 1])
+    pred = np.array([0, -1, 1, -1])
+    cm = confusion(truth, pred, 2, unclassified=True)
+    assert cm.tolist() == [[1, 0, 1], [0, 1, 1]]
+    s = scores(cm)
+    # hand-worked: each class recall 1/2, precision 1 (nothing else was called 0 or 1)
+    assert s["per_class"]["recall"].tolist() == [0.5, 0.5]
+    assert s["per_class"]["precision"].tolist() == [1.0, 1.0]
+    assert s["f1_weighted"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        confusion(truth, pred, 2)  # -1 is refused unless asked for
+
+
+def test_tile_mean_scores_is_the_mean_of_per_tile_weighted_scores():
+    a = confusion(np.array([0, 0, 1]), np.array([0, 1, 1]), 2)
+    b = confusion(np.array([1, 1]), np.array([1, 1]), 2)
+    empty = confusion(np.array([-1]), np.array([0]), 2)
+    m = tile_mean_scores([a, b, empty])
+    assert m["tiles_scored"] == 2
+    assert m["tile_mean_f1"] == pytest.approx((scores(a)["f1_weighted"] + 1.0) / 2)
+    # pooled differs from the tile mean: the two are different statistics
+    assert scores(a + b)["f1_weighted"] != pytest.approx(m["tile_mean_f1"])

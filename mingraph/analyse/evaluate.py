@@ -1,8 +1,10 @@
 """``mingraph evaluate``: scores per EDS fraction on fixed draws, for the GAT and its baselines.
 
 Every method sees the same test tiles and, at each fraction, the same EDS points (draws seeded
-by ``seed``, tile and fraction).  Scores are over valid, labelled pixels: precision, recall and
-F1, support-weighted (the paper's Table 1) and macro.  Outputs: ``metrics.json``,
+by ``seed``, tile and fraction).  Scores are over valid, labelled pixels; an unclassified pixel
+is a miss of its true class.  Three kinds, each labelled as what it is: pooled over all test
+pixels, support-weighted (``*_weighted``) and macro (``*_macro``); and the paper's Table 1 figures,
+the mean over tiles of each tile's support-weighted precision, recall and F1 (``tile_mean_*``).  Outputs: ``metrics.json``,
 ``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), example overlays.
 """
 
@@ -21,7 +23,7 @@ from mingraph.files import atomic_folder, write_csv, write_text
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.graphs.structure import batch_graphs, size_groups
 from mingraph.learn.bundle import Bundle, load_bundle
-from mingraph.metrics import confusion, scores
+from mingraph.metrics import confusion, scores, tile_mean_scores
 
 EVAL_SEED = 20_240_601
 
@@ -102,7 +104,7 @@ def evaluate(
             raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
     can_nearest = bundle.encoder.kind == "cnn" and bundle.encoder.n_classes == C
     cfg = bundle.config
-    cms: dict[tuple[str, float], np.ndarray] = {}
+    tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
     unet_cache: dict[int, np.ndarray] = {}
     overlay_paths = []
     out = (
@@ -170,10 +172,10 @@ def evaluate(
                         for t, smp in zip(chunk, samples)
                     ]
                 for m, maps in results.items():
-                    cm = cms.setdefault((m, f), np.zeros((C, C), np.int64))
+                    per_tile = tile_cms.setdefault((m, f), [])
                     for tr, p in zip(truth, maps):
-                        # an unclassified pixel (-1) counts as a miss: scored against a wrong class
-                        cm += confusion(tr, np.where(p < 0, (tr + 1) % C, p), C)
+                        # an unclassified pixel (-1) is a miss of its true class, no false positive
+                        per_tile.append(confusion(tr, p, C, unclassified=True))
                 for j, (t, smp) in enumerate(zip(chunk, samples)):
                     if k + j < n_overlays:
                         panels = {"truth": truth[j]} | {
@@ -191,6 +193,7 @@ def evaluate(
                         )
                 bar.update(len(chunk))
             bar.close()
+        cms = {key: np.sum(per_tile, axis=0) for key, per_tile in tile_cms.items()}
         if cms[("GAT", fractions[0])].sum() == 0:
             raise InputError(
                 ds.path, "labels", f"no labelled valid pixel in split {split!r}: nothing to score against"
@@ -215,16 +218,18 @@ def evaluate(
                             "support",
                         )
                     },
+                    **tile_mean_scores(tile_cms[(m, f)]),
                 }
             )
             tag = f"{m.split(' ')[0].lower()}{'-knn' if 'kNN' in m else ''}-{f:g}"
             write_csv(
-                tmp / f"confusion-{tag}.csv", [[""] + names] + [[names[i]] + cm[i].tolist() for i in range(C)]
+                tmp / f"confusion-{tag}.csv",
+                [["", *names, "unclassified"]] + [[names[i]] + cm[i].tolist() for i in range(C)],
             )
             if m == "GAT":
                 save_confusion_png(
                     tmp / f"confusion-{tag}.png",
-                    cm,
+                    cm[:, :C],
                     names,
                     title=f"{m}, EDS {100 * f:g} % (recall per true class)",
                 )
