@@ -27,11 +27,30 @@ BUNDLE_VERSION = 1
 class Bundle:
     """A trained model as used by evaluate/predict: GAT, encoder, classes and graph settings."""
 
-    model: GATModel
+    model: torch.nn.Module  # GATModel (arch "paper") or FusionModel (arch "fusion")
     encoder: object
     class_names: list[str]
     config: dict
     meta: dict
+
+    @property
+    def arch(self) -> str:
+        """ "paper" (the paper's GAT on the structured graph) or "fusion" (k-nearest-EDS graph)."""
+        return getattr(self.model, "arch", "paper")
+
+
+def build_model(config: dict) -> torch.nn.Module:
+    """The model a file's ``model_config`` describes: ``arch`` "paper" (the paper's GAT, the
+    default of files written before the key existed) or "fusion" (:mod:`mingraph.learn.fusion_model`)."""
+    cfg = dict(config)
+    arch = cfg.pop("arch", "paper")
+    if arch == "fusion":
+        from mingraph.learn.fusion_model import FusionModel
+
+        return FusionModel(**cfg)
+    if arch != "paper":
+        raise ValueError(f"unknown model architecture {arch!r}")
+    return GATModel(**cfg)
 
 
 def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
@@ -39,7 +58,7 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     from mingraph.spectra.encoder import encoder_from_blob
 
     obj = load_artifact(path, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
-    model = GATModel(**obj["model_config"])
+    model = build_model(obj["model_config"])
     model.load_state_dict(obj["model_state"])
     model.to(device).eval()
     encoder = None if obj.get("encoder") is None else encoder_from_blob(obj["encoder"])

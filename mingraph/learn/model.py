@@ -138,6 +138,8 @@ def to_tensors(
 class GATModel(torch.nn.Module):
     """The paper's 3-layer GAT (65 → 56 → 56 → 50 classes, 4 heads) with selectable backend."""
 
+    arch = "paper"
+
     def __init__(
         self,
         in_channels: int = 65,

@@ -186,13 +186,21 @@ def fit_cnn(
     return enc
 
 
-def classify(enc: Encoder, spectra: np.ndarray) -> np.ndarray:
-    """Class of each spectrum by the CNN encoder's training head (used by the nearest-EDS baseline)."""
+def class_probabilities(enc: Encoder, spectra: np.ndarray) -> np.ndarray:
+    """(n, classes) float32 softmax of the CNN encoder's training head for (n, 3000) count spectra:
+    the EDS evidence of each measured point (nearest-EDS baseline, fusion model)."""
     if enc.kind != "cnn" or enc.n_classes == 0:
         raise InputError("encoder", "kind", "classification needs a CNN encoder trained with class labels")
+    if len(spectra) == 0:
+        return np.zeros((0, enc.n_classes), np.float32)
     net = enc.network()
     with torch.no_grad():
-        return net.head(net(normalise_counts(spectra))).argmax(1).numpy()
+        return torch.softmax(net.head(net(normalise_counts(spectra))), 1).numpy().astype(np.float32)
+
+
+def classify(enc: Encoder, spectra: np.ndarray) -> np.ndarray:
+    """(n,) int64 class of each spectrum: the argmax of :func:`class_probabilities`."""
+    return class_probabilities(enc, spectra).argmax(1).astype(np.int64)
 
 
 def encoder_blob(enc: Encoder) -> dict:
