@@ -350,6 +350,19 @@ def export_model(run, out, note) -> None:
     click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
 
 
+@main.command("convert-model")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--from", "source", type=click.Choice(["authors"]), required=True, help="Whose model it is.")
+@click.option("--encoder", type=click.Path(path_type=Path), help="Their spectral encoder (ONNX file).")
+@_user_errors
+def convert_model(checkpoint, out, source, encoder) -> None:
+    """Write a mingraph model file from another project's model (the paper's authors' checkpoint)."""
+    from mingraph.learn.convert import convert_model as convert
+
+    click.echo(f"wrote {convert(source, checkpoint, encoder, out)}")
+
+
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))

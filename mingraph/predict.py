@@ -112,6 +112,7 @@ def predict_field(
             lift=cfg.get("lift", 1.0),
             eds_edges=cfg.get("eds_edges", "delaunay"),
             k=cfg.get("k", 6),
+            convention=cfg.get("convention", "paper"),
         )
         pix, _ = model(batch_graphs([g]), backend=backend)
         p, cls = torch.softmax(pix[0], -1).max(-1)
