@@ -218,3 +218,29 @@ def test_cli_convert_then_predict_matches_the_authors_pipeline(tmp_path):
         ref = authors.authors_predict(CKPT, ONNX, read_bse(bse), z["rc"], z["spectra"])
     assert ours.shape == ref.shape and ours.min() >= 0 and ours.max() < 50
     assert (ours == ref).mean() >= 0.995
+
+
+def test_shards_record_and_rebuild_the_authors_convention(tmp_path):
+    from test_shards import _dense_dataset
+
+    from mingraph.acquire.dataset import open_dataset
+    from mingraph.graphs.build import build_graphs, field_graph
+    from mingraph.graphs.shards import open_shards
+
+    ds_path = _dense_dataset(tmp_path / "ds", h=16, w=13)
+    kw = dict(fractions=[0.2], progress=False, tiles_per_shard=1)
+    build_graphs(ds_path, tmp_path / "paper", **kw)
+    build_graphs(ds_path, tmp_path / "authors", convention="authors", **kw)
+    paper, theirs = open_shards(tmp_path / "paper"), open_shards(tmp_path / "authors")
+    assert theirs.shards[0].job["convention"] == "authors" and theirs.shards[0].lift == 5.0
+    assert paper.shards[0].lift == 1.0 and "convention" in paper.shards[0].job
+    ds = open_dataset(ds_path)
+    for sh in theirs.shards:
+        t = sh.job["tile_indices"][0]
+        ref, _ = field_graph(ds.field(t), t, 0.2, 0, lift=5.0, convention="authors")
+        g = sh.graph(0, eds_feat=np.zeros((ref.n_eds, 64), np.float32))  # shards of raw spectra
+        assert g.convention == "authors"
+        for a, b in zip(edge_list(g), edge_list(ref)):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="convention"):
+        build_graphs(ds_path, tmp_path / "x", convention="theirs", **kw)
