@@ -1,8 +1,9 @@
 """Spectral encoders: a raw 3000-channel EDS spectrum -> 64 values (the GAT's EDS node features).
 
 The paper uses a 1-D CNN on channels 20–1555 (0.2–15.56 keV) trained to classify spectra; its
-weights are private, so we train our own (``fit_cnn``), with PCA (``fit_pca``) as a fast
-alternative.  Both share one count normalisation: spectra are scaled to unit total counts (so
+authors released it as ONNX, run here as kind ``onnx`` (``onnx_encoder.py``: raw counts in, its
+own standardisation).  For other data we train our own (``fit_cnn``), with PCA (``fit_pca``) as
+a fast alternative.  Both share one count normalisation: spectra are scaled to unit total counts (so
 dwell time does not matter) and square-rooted (Poisson variance stabilisation).  An encoder is
 saved as one artifact holding its kind, normalisation, channel window and weights.
 """
