@@ -12,7 +12,7 @@ from conftest import REPO
 from mingraph.cli import main
 from mingraph.errors import InputError
 from mingraph.graphs.structure import batch_graphs, build_structured_graph, edge_list
-from mingraph.learn.model import pyg_state_dict
+from mingraph.learn.model import GATModel, pyg_state_dict
 
 pytest.importorskip("torch_geometric")
 authors = pytest.importorskip("authors_reference")
@@ -244,3 +244,74 @@ def test_shards_record_and_rebuild_the_authors_convention(tmp_path):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(InputError, match="convention"):
         build_graphs(ds_path, tmp_path / "x", convention="theirs", **kw)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_authors_convention_with_fewer_than_three_points(n):
+    """The builder refuses < 3 points; mingraph links 2 points (mutual nearest: 2d) and runs."""
+    rc = np.array([[2, 3], [6, 1]][:n], np.int32).reshape(-1, 2)
+    g = build_structured_graph(np.full((9, 8), 0.5), rc, np.ones((n, 64)), lift=5.0, convention="authors")
+    s, d, a = edge_list(g, self_loops=False)
+    eds_eds = (s >= 72) & (d >= 72)
+    assert eds_eds.sum() == (2 if n == 2 else 0)
+    if n == 2:
+        np.testing.assert_allclose(a[eds_eds], 2 * np.sqrt(16 + 4), rtol=1e-6)
+    if n:
+        own = (s == 72) & (d == 2 * 8 + 3)
+        assert a[own].tolist() == [10.0]  # 2h under the point
+    model = GATModel(hidden_channels=8, num_classes=3).double()
+    with torch.no_grad():
+        p1, e1 = model(batch_graphs([g]), backend="structured")
+        p2, e2 = model(batch_graphs([g]), backend="sparse")
+    torch.testing.assert_close(p1, p2)
+    torch.testing.assert_close(e1, e2)
+
+
+def test_structured_gradients_equal_sparse_in_the_authors_convention():
+    """Training in the authors convention: the fused Numba backward (distances stored / 2, edge
+    constants × 2) gives the gradients of the explicit-edge-list backend."""
+    rng = np.random.default_rng(2)
+    h, w = 17, 19
+    rc = _points("random", h, w, rng)
+    g = build_structured_graph(
+        rng.random((h, w)), rc, rng.normal(size=(len(rc), 64)), lift=5.0, convention="authors"
+    )
+    torch.manual_seed(0)
+    model = GATModel(hidden_channels=8, num_classes=5).double()
+    grads = []
+    for backend in ("structured", "sparse"):
+        model.zero_grad()
+        pix, eds = model(batch_graphs([g]), backend=backend)
+        (pix.square().sum() + eds.sum()).backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters()})
+    for k in grads[0]:
+        torch.testing.assert_close(grads[0][k], grads[1][k], rtol=1e-6, atol=1e-6, msg=k)  # fastmath sums
+
+
+@need_models
+@need_ort
+def test_predict_refuses_two_points_on_one_pixel_for_the_authors_model(tmp_path):
+    model = tmp_path / "authors.pt"
+    from mingraph.learn.convert import convert_authors
+
+    convert_authors(CKPT, ONNX, model)
+    bse, points = _field_inputs(tmp_path, 20, 20)
+    with np.load(points) as z:
+        rc, spectra = z["rc"], z["spectra"]
+    np.savez(points, rc=np.concatenate([rc, rc[:1]]), spectra=np.concatenate([spectra, spectra[:1]]))
+    r = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            "--model",
+            str(model),
+            "--bse",
+            str(bse),
+            "--points",
+            str(points),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert r.exit_code == 2 and "distinct EDS positions" in r.output, r.output
+    assert not (tmp_path / "o").exists()
