@@ -137,7 +137,7 @@ def authors_parts(
     mult = np.asarray(count, np.float32).reshape(-1)
     pix_y, pix_x = np.mgrid[0:height, 0:width]
     pix_xyz = np.column_stack([pix_x.ravel(), pix_y.ravel(), np.zeros(height * width)]).astype(np.float64)
-    _, near = KDTree(eds_xyz).query(pix_xyz)
+    _, near = KDTree(eds_xyz).query(pix_xyz, workers=-1)  # per-pixel queries: same answers in parallel
     nearest = order[np.asarray(near, np.int64)].reshape(height, width).astype(np.int32)
     return uniq.astype(np.int32), mult, nearest
 
