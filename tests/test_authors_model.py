@@ -315,3 +315,21 @@ def test_predict_refuses_two_points_on_one_pixel_for_the_authors_model(tmp_path)
     )
     assert r.exit_code == 2 and "distinct EDS positions" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_training_on_authors_shards_records_the_convention(tmp_path):
+    from test_shards import _dense_dataset
+
+    from mingraph.graphs.build import build_graphs
+    from mingraph.learn.bundle import load_bundle
+    from mingraph.learn.train import train
+    from mingraph.spectra.encoder import fit_pca, save_encoder
+
+    ds = _dense_dataset(tmp_path / "ds", n_tiles=4, h=16, w=13)
+    spectra = np.random.default_rng(1).poisson(0.3, size=(50, 3000)).astype(np.float32)
+    enc = save_encoder(fit_pca(spectra), tmp_path / "enc.pt")
+    build_graphs(ds, tmp_path / "sh", fractions=[0.2], encoder=enc, progress=False, convention="authors")
+    cfg = {"batch_size": 2, "hidden_channels": 8, "heads": 4, "epochs": 1}
+    train(tmp_path / "run", tmp_path / "sh", config=cfg, progress=False)
+    b = load_bundle(tmp_path / "run" / "best.pt")
+    assert b.config["convention"] == "authors" and b.config["lift"] == 5.0
