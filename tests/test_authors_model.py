@@ -242,6 +242,8 @@ def test_shards_record_and_rebuild_the_authors_convention(tmp_path):
         assert g.convention == "authors"
         for a, b in zip(edge_list(g), edge_list(ref)):
             np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="authors graphs link EDS nodes by Delaunay only"):
+        theirs.shards[0].graph(0, eds_feat=np.zeros((ref.n_eds, 64), np.float32), eds_edges="knn")
     with pytest.raises(InputError, match="convention"):
         build_graphs(ds_path, tmp_path / "x", convention="theirs", **kw)
 

@@ -244,6 +244,10 @@ class Shard:
         ``eds_edges="knn"`` links the EDS nodes by their k nearest neighbours instead of the
         stored Delaunay edges (the ablation trains on the same shards).
         """
+        if eds_edges != "delaunay" and self.convention != "paper":
+            raise InputError(
+                self.path, "convention", f"{self.convention} graphs link EDS nodes by Delaunay only"
+            )
         h, w = self._get("height", i), self._get("width", i)
         rc = self._arr("eds_rc", i, "<i4", (-1, 2))
         rc = np.zeros((0, 2), np.int32) if rc is None else rc
