@@ -155,6 +155,8 @@ def structured_attention(
     ``impl``: "numba" (CPU), "triton" (CUDA), "torch" (any device) or None for the default.
     """
     impl = impl or default_impl(z.device, z.dtype)
+    if topo.grid_scale != 1.0:  # stored distances are in units of grid_scale (structured_topology)
+        c = c * topo.grid_scale
     if impl == "torch":
         return structured_attention_torch(z, a_src, a_dst, c, topo, mean, negative_slope)
     if impl not in ("numba", "triton"):

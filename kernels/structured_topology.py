@@ -37,6 +37,8 @@ class StructuredTopology:
     extra_eds: Tensor  # (X,) int64
     eds_csr: CsrEdges  # sources of each EDS node (self, Delaunay, its pixels), src numbered globally
     max_extra: int = 0
+    grid_scale: float = 1.0  # grid attributes are grid_scale·(1, √2); stored distances are /grid_scale
+    own_scale: float = 1.0  # EDS node ↔ the pixel under it: own_scale·lift
     _cast: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -64,6 +66,8 @@ class StructuredTopology:
             self.extra_eds.to(device),
             self.eds_csr.to(device),
             self.max_extra,
+            self.grid_scale,
+            self.own_scale,
         )
 
     def dists(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
@@ -72,7 +76,9 @@ class StructuredTopology:
             nx = int(self.extra_eds.shape[0])
             self._cast[dtype] = (
                 self.near_dist.to(dtype).contiguous(),
-                torch.full((nx,), self.lift, dtype=dtype, device=self.device),
+                torch.full(
+                    (nx,), self.lift * self.own_scale / self.grid_scale, dtype=dtype, device=self.device
+                ),
                 self.eds_csr.dist.to(dtype).contiguous(),
             )
         return self._cast[dtype]
@@ -88,12 +94,21 @@ def build_structured_topology(
     delaunay: np.ndarray | Tensor,
     lift: float = 1.0,
     device: torch.device | str = "cpu",
+    grid_scale: float = 1.0,
+    own_scale: float = 1.0,
+    eds_mult: float | np.ndarray | Tensor = 1.0,
 ) -> StructuredTopology:
     """Derive the kernels' index arrays from a batch's compact form (DESIGN.md semantics).
 
     ``nearest`` (B, H, W) holds global EDS indices (-1 without EDS nodes), ``eds_rc`` (N, 2)
     pixel positions, ``eds_graph`` (N,) graph of each EDS node, ``delaunay`` (M, 2) global
     undirected EDS pairs.  Cross edges: pixel p ↔ EDS k when k is p's nearest or stands on p.
+
+    Edge attributes (graph conventions): grid ``grid_scale``·(1, √2); EDS pair ``eds_mult``·d
+    (a scalar or one factor per pair); pixel ↔ EDS sqrt(dr² + dc² + lift²), or
+    ``own_scale``·lift between an EDS node and the pixel under it.  The kernels' stencil has unit
+    spacing, so every stored distance is divided by ``grid_scale`` and the attention multiplies
+    its edge constant by ``grid_scale`` (``structured_attention``): the score term d·c is unchanged.
     """
     t = lambda a, dt: torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a).to(dt)  # noqa: E731
     nearest = t(nearest, torch.int64).reshape(-1)
@@ -114,7 +129,9 @@ def build_structured_topology(
         cc = pix % width
         dr = (rr - eds_rc[k, 0]).double()
         dc = (cc - eds_rc[k, 1]).double()
-        near_dist = torch.where(has, torch.sqrt(dr * dr + dc * dc + lift * lift), near_dist)
+        d3 = torch.sqrt(dr * dr + dc * dc + lift * lift)
+        d3 = torch.where((dr == 0) & (dc == 0), torch.full_like(d3, lift * own_scale), d3)
+        near_dist = torch.where(has, d3 / grid_scale, near_dist)
     eds_pix = eds_graph * (height * width) + eds_rc[:, 0] * width + eds_rc[:, 1]
     k_all = torch.arange(n)
     extra = nearest[eds_pix] != k_all if n else torch.zeros(0, dtype=torch.bool)
@@ -126,8 +143,9 @@ def build_structured_topology(
     extra_ptr[1:] = torch.cumsum(counts, 0)
     # sources of each EDS node: self, Delaunay neighbours, member pixels, its own pixel
     di, dj = delaunay[:, 0], delaunay[:, 1]
+    mult = torch.as_tensor(np.asarray(eds_mult) if not isinstance(eds_mult, Tensor) else eds_mult).double()
     dd = (
-        torch.sqrt(((eds_rc[di] - eds_rc[dj]).double() ** 2).sum(1))
+        torch.sqrt(((eds_rc[di] - eds_rc[dj]).double() ** 2).sum(1)) * mult / grid_scale
         if delaunay.shape[0]
         else torch.zeros(0, dtype=torch.float64)
     )
@@ -139,7 +157,7 @@ def build_structured_topology(
             dd,
             dd,
             near_dist[has],
-            torch.full((xk.shape[0],), lift, dtype=torch.float64),
+            torch.full((xk.shape[0],), lift * own_scale / grid_scale, dtype=torch.float64),
         ]
     )
     csr = build_csr(src, dst, dist, num_nodes=n_pix + n, num_dst=n)
@@ -155,5 +173,7 @@ def build_structured_topology(
         xk,
         csr,
         int(counts.max()) if n_pix else 0,
+        float(grid_scale),
+        float(own_scale),
     )
     return topo if torch.device(device).type == "cpu" else topo.to(device)

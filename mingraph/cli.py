@@ -116,14 +116,20 @@ def _fractions(value: str) -> list[float]:
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
-    "--lift", type=float, default=1.0, show_default=True, help="Height of EDS nodes above the pixel plane."
+    "--lift",
+    type=float,
+    help="Height of EDS nodes above the pixel plane [default: 1; 5 with --convention authors]",
 )
+@click.option("--convention", type=click.Choice(["paper", "authors"]), default="paper", show_default=True)
 @_user_errors
-def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift) -> None:
-    """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards)."""
+def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift, convention) -> None:
+    """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards).
+
+    --convention authors builds the graph the paper's authors released (docs/formats.md)."""
     from mingraph.graphs.build import build_graphs as run
 
-    res = run(dataset, out, _fractions(fractions), draws, pattern, encoder, workers, seed, lift)
+    opts = dict(workers=workers, seed=seed, lift=lift, convention=convention)
+    res = run(dataset, out, _fractions(fractions), draws, pattern, encoder, **opts)
     click.echo(
         f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}"
     )
@@ -348,6 +354,19 @@ def export_model(run, out, note) -> None:
     from mingraph.learn.bundle import export_bundle
 
     click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
+
+
+@main.command("convert-model")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--from", "source", type=click.Choice(["authors"]), required=True, help="Whose model it is.")
+@click.option("--encoder", type=click.Path(path_type=Path), help="Their spectral encoder (ONNX file).")
+@_user_errors
+def convert_model(checkpoint, out, source, encoder) -> None:
+    """Write a mingraph model file from another project's model (the paper's authors' checkpoint)."""
+    from mingraph.learn.convert import convert_model as convert
+
+    click.echo(f"wrote {convert(source, checkpoint, encoder, out)}")
 
 
 @main.command()

@@ -92,6 +92,15 @@ def predict_field(
             "EDS features",
             f"the model expects {model.eds_dim} values per EDS point, the encoder gives {embeddings.shape[1:]}",
         )
+    if cfg.get("convention", "paper") == "authors":  # their builder takes a mask: one point a pixel
+        from mingraph.graphs.conventions import authors_order
+
+        try:
+            authors_order(eds_rc)
+        except ValueError as e:
+            raise InputError(
+                "EDS points", "rc", f"{e} (this model was trained on the authors' graphs)"
+            ) from None
     labels = np.full((h, w), -1, np.int16)
     conf = np.zeros((h, w), np.float32)
     margin = block_margin((h, w), eds_rc.shape[0])
@@ -112,6 +121,7 @@ def predict_field(
             lift=cfg.get("lift", 1.0),
             eds_edges=cfg.get("eds_edges", "delaunay"),
             k=cfg.get("k", 6),
+            convention=cfg.get("convention", "paper"),
         )
         pix, _ = model(batch_graphs([g]), backend=backend)
         p, cls = torch.softmax(pix[0], -1).max(-1)

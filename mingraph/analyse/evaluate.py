@@ -137,6 +137,7 @@ def evaluate(
                         bundle.encoder,
                         cfg.get("eds_edges", "delaunay"),
                         cfg.get("k", 6),
+                        convention=cfg.get("convention", "paper"),
                     )
                     graphs.append(g)
                     if can_nearest:  # no EDS point: every pixel unclassified, scored as wrong

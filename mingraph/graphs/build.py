@@ -21,6 +21,7 @@ from mingraph.acquire.dataset import SPLITS, Dataset, open_dataset
 from mingraph.acquire.fields import Field
 from mingraph.acquire.sampling import PATTERNS, sample_points
 from mingraph.errors import InputError
+from mingraph.graphs.conventions import CONVENTIONS
 from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
 from mingraph.graphs.structure import StructuredGraph, build_structured_graph
 
@@ -43,6 +44,7 @@ def field_graph(
     encoder=None,
     eds_edges: str = "delaunay",
     k: int = 6,
+    convention: str = "paper",
 ) -> tuple[StructuredGraph, np.ndarray]:
     """Draw EDS points on a sample, read their spectra, embed them, and build the structured graph.
 
@@ -55,7 +57,9 @@ def field_graph(
     n = rc.shape[0]
     spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if n else np.zeros((0, 3000), np.float32)
     feat = encoder.embed(spectra) if encoder is not None else np.zeros((n, 64), np.float32)
-    g = build_structured_graph(sample.bse, rc, feat, lift=lift, eds_edges=eds_edges, k=k)
+    g = build_structured_graph(
+        sample.bse, rc, feat, lift=lift, eds_edges=eds_edges, k=k, convention=convention
+    )
     if sample.labels is not None:
         lab = np.where(sample.valid, sample.labels, -1).astype(np.int64)
         g.labels = lab
@@ -80,6 +84,7 @@ def plan(
     encoder_digest: str | None,
     tiles_per_shard: int,
     max_tiles: dict | None = None,
+    convention: str = "paper",
 ) -> list[ShardJob]:
     """Shards per split, each of ``tiles_per_shard`` consecutive tiles (the first ``max_tiles[split]`` only)."""
     digest = dataset_digest(ds.path)
@@ -99,6 +104,7 @@ def plan(
                     encoder_digest,
                     digest,
                     ds.class_names,
+                    convention,
                 )
             )
     return jobs
@@ -126,7 +132,9 @@ def run_job(job: ShardJob, dataset_path: str, encoder_path: str | None, out: str
         s = ds.field(t)
         for f in job.fractions:
             for d in range(job.draws):
-                g, spectra = field_graph(s, t, f, d, job.pattern, job.seed, job.lift, enc)
+                g, spectra = field_graph(
+                    s, t, f, d, job.pattern, job.seed, job.lift, enc, convention=job.convention
+                )
                 rows.append(
                     encode_row(
                         s.name, t, s.meta["split"], f, d, g, s.valid, None if enc is not None else spectra
@@ -145,12 +153,16 @@ def build_graphs(
     encoder: str | os.PathLike | None = None,
     workers: int = 1,
     seed: int = 0,
-    lift: float = 1.0,
+    lift: float | None = None,
     tiles_per_shard: int = 32,
     progress: bool = True,
     max_tiles: dict | None = None,
+    convention: str = "paper",
 ) -> dict:
-    """Precompute graph shards; skips shards already complete. Returns counts of built/skipped."""
+    """Precompute graph shards; skips shards already complete. Returns counts of built/skipped.
+
+    ``convention`` "paper" or "authors" (graphs/conventions.py) is recorded in each shard's job;
+    ``lift`` None takes the convention's EDS height (1 or 5)."""
     from tqdm import tqdm
 
     if pattern not in PATTERNS:
@@ -165,6 +177,11 @@ def build_graphs(
             "fractions",
             "pattern 'mask' takes the measured pixels whatever the fraction: give one value",
         )
+    if convention not in CONVENTIONS:
+        raise InputError(
+            "--convention", "convention", f"expected one of {sorted(CONVENTIONS)}, got {convention!r}"
+        )
+    lift = CONVENTIONS[convention].lift if lift is None else float(lift)  # default 1 (paper), 5 (authors)
     ds = open_dataset(dataset)
     enc_digest = None
     if encoder is not None:
@@ -175,7 +192,7 @@ def build_graphs(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
         stale.unlink()
-    jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles)
+    jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles, convention)
     planned = {f"{j.name}.arrow" for j in jobs}
     for old in out.glob("*.arrow"):  # shards of an earlier, different build: never mix them in
         if old.name not in planned:

@@ -68,9 +68,13 @@ class ShardJob:
     encoder_digest: str | None
     dataset_digest: str
     class_names: list[str]
+    convention: str = "paper"  # graph convention (graphs/conventions.py)
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.__dict__, sort_keys=True).encode()).hexdigest()[:16]
+        d = dict(self.__dict__)
+        if d.get("convention") == "paper":  # the default leaves digests of earlier shards as they were
+            d.pop("convention")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _blob(a: np.ndarray | None, dtype: str) -> bytes:
@@ -191,6 +195,7 @@ class Shard:
         self.job = json.loads(meta[b"job"])
         self.job_digest = meta[b"job_digest"].decode()
         self.lift = float(self.job["lift"] if lift is None else lift)
+        self.convention = self.job.get("convention", "paper")
         self._cols = {name: self.table.column(name) for name in SHARD_SCHEMA.names}
 
     def __len__(self) -> int:
@@ -239,6 +244,10 @@ class Shard:
         ``eds_edges="knn"`` links the EDS nodes by their k nearest neighbours instead of the
         stored Delaunay edges (the ablation trains on the same shards).
         """
+        if eds_edges != "delaunay" and self.convention != "paper":
+            raise InputError(
+                self.path, "convention", f"{self.convention} graphs link EDS nodes by Delaunay only"
+            )
         h, w = self._get("height", i), self._get("width", i)
         rc = self._arr("eds_rc", i, "<i4", (-1, 2))
         rc = np.zeros((0, 2), np.int32) if rc is None else rc
@@ -251,8 +260,10 @@ class Shard:
                 )
             eds_feat = np.zeros((n, 64), np.float32) if emb is None else emb.reshape(n, -1)
         bse = bse_from_u16(self._arr("bse", i, "<u2", (h, w)))
-        g = build_structured_graph(bse, rc, eds_feat, lift=self.lift, eds_edges=eds_edges, k=k)
-        if eds_edges == "delaunay":
+        g = build_structured_graph(
+            bse, rc, eds_feat, lift=self.lift, eds_edges=eds_edges, k=k, convention=self.convention
+        )
+        if eds_edges == "delaunay" and self.convention == "paper":  # "authors" graphs are rebuilt exactly
             stored = self._arr("delaunay", i, "<i4", (-1, 2))
             g.delaunay = np.zeros((0, 2), np.int32) if stored is None else stored
         valid = (
@@ -313,6 +324,7 @@ def open_shards(
         "pattern",
         "seed",
         "lift",
+        "convention",
         "encoder_digest",
         "dataset_digest",
         "class_names",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mingraph.graphs.conventions import authors_parts, batch_eds_mult, get_convention
 from mingraph_kernels.delaunay import delaunay_unique_edges, lift_edges, unique_positions
 from mingraph_kernels.grid import grid_edge_count, grid_edges_into
 from mingraph_kernels.knn import knn_edges
@@ -36,6 +37,8 @@ class StructuredGraph:
     lift: float = 1.0  # z of EDS nodes; pixels lie at z = 0
     labels: np.ndarray | None = None  # (H, W) int64 pixel classes, -1 = ignore
     eds_labels: np.ndarray | None = None  # (n,) int64 EDS node classes, -1 = ignore
+    convention: str = "paper"  # edge attributes: "paper" or "authors" (graphs/conventions.py)
+    eds_mult: np.ndarray | None = None  # (m,) float32 attribute multiplier of each EDS edge, or None
 
     @property
     def n_pixels(self) -> int:
@@ -61,6 +64,8 @@ class StructuredBatch:
     lift: float = 1.0
     labels: np.ndarray | None = None  # (B, H, W) int64
     eds_labels: np.ndarray | None = None  # (N,) int64
+    convention: str = "paper"
+    eds_mult: np.ndarray | None = None  # (M,) float32, None = the convention's own factor
 
     @property
     def batch_size(self) -> int:
@@ -81,6 +86,8 @@ def batch_graphs(graphs: list[StructuredGraph]) -> StructuredBatch:
     lifts = {g.lift for g in graphs}
     if len(lifts) != 1:
         raise ValueError("batch_graphs: all graphs of a batch must share one lift height")
+    if len({g.convention for g in graphs}) != 1:
+        raise ValueError("batch_graphs: all graphs of a batch must share one graph convention")
     offsets = np.cumsum([0] + [g.n_eds for g in graphs])
     nearest = np.stack(
         [
@@ -107,6 +114,8 @@ def batch_graphs(graphs: list[StructuredGraph]) -> StructuredBatch:
         eds_labels=np.concatenate([g.eds_labels for g in graphs]).astype(np.int64)
         if all(g.eds_labels is not None for g in graphs)
         else None,
+        convention=graphs[0].convention,
+        eds_mult=batch_eds_mult(graphs),
     )
 
 
@@ -120,6 +129,7 @@ def build_structured_graph(
     lift: float = 1.0,
     eds_edges: str = "delaunay",
     k: int = 6,
+    convention: str = "paper",
 ) -> StructuredGraph:
     """Build the compact graph of one field from its BSE image and EDS positions/features.
 
@@ -129,7 +139,10 @@ def build_structured_graph(
     ``mingraph_kernels.delaunay`` for the rules (twins linked at distance 0, chain fallback).
     The nearest-EDS map is exact with the lowest-index tie-break (-1 everywhere if n == 0); it is
     computed on the Delaunay graph of the positions in both modes (``mingraph_kernels.nearest``).
+    ``convention="authors"`` builds the released builder's graph instead (``graphs.conventions``:
+    distinct positions, Delaunay only; ValueError otherwise).
     """
+    get_convention(convention)
     if eds_edges not in EDS_EDGE_KINDS:
         raise ValueError(
             f"build_structured_graph: eds_edges must be one of {EDS_EDGE_KINDS}, got {eds_edges!r}"
@@ -147,6 +160,13 @@ def build_structured_graph(
     if n and (rc.min() < 0 or rc[:, 0].max() >= h or rc[:, 1].max() >= w):
         raise ValueError(f"build_structured_graph: EDS positions outside the {h}x{w} image")
     feat = _feature_rows(eds_feat, n)
+    if convention == "authors":
+        if eds_edges != "delaunay":
+            raise ValueError(
+                "build_structured_graph: the authors convention links EDS nodes by Delaunay only"
+            )
+        edges, mult, nearest = authors_parts(h, w, rc, lift)
+        return StructuredGraph(h, w, rc, edges, nearest, bse, feat, float(lift), None, None, convention, mult)
     if n == 0:
         nearest = np.full((h, w), -1, np.int32)
         edges = np.zeros((0, 2), np.int32)
@@ -182,7 +202,7 @@ def _as_batch(g: StructuredGraph | StructuredBatch) -> StructuredBatch:
     return batch_graphs([g])
 
 
-def _grid_batch(h: int, w: int, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _grid_batch(h: int, w: int, nb: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = grid_edge_count(h, w)
     src, dst = np.empty(nb * m, np.int64), np.empty(nb * m, np.int64)
     attr = np.empty(nb * m, np.float32)
@@ -190,6 +210,8 @@ def _grid_batch(h: int, w: int, nb: int) -> tuple[np.ndarray, np.ndarray, np.nda
         grid_edges_into(
             h, w, src[i * m : (i + 1) * m], dst[i * m : (i + 1) * m], attr[i * m : (i + 1) * m], i * h * w
         )
+    if scale != 1.0:
+        attr *= np.float32(scale)
     return src, dst, attr
 
 
@@ -199,7 +221,9 @@ def _eds_and_cross(b: StructuredBatch):
     hw = h * w
     rc = b.eds_rc.astype(np.int64).reshape(-1, 2)
     de = b.delaunay.astype(np.int64).reshape(-1, 2)
-    dd = np.sqrt(((rc[de[:, 0]] - rc[de[:, 1]]) ** 2).sum(1)).astype(np.float32)
+    conv = get_convention(b.convention)
+    mult = conv.eds_scale if b.eds_mult is None else b.eds_mult.astype(np.float64)
+    dd = (np.sqrt(((rc[de[:, 0]] - rc[de[:, 1]]) ** 2).sum(1)) * mult).astype(np.float32)
     near = b.nearest_eds.reshape(-1).astype(np.int64)
     pix = np.nonzero(near >= 0)[0]
     eds = near[pix]
@@ -212,7 +236,8 @@ def _eds_and_cross(b: StructuredBatch):
     dr = local // w - rc[ce, 0]
     dc = local % w - rc[ce, 1]
     lift = float(b.lift)
-    ca = np.sqrt(dr * dr + dc * dc + lift * lift).astype(np.float32)
+    ca = np.sqrt(dr * dr + dc * dc + lift * lift)
+    ca = np.where((dr == 0) & (dc == 0), lift * conv.own_scale, ca).astype(np.float32)
     delaunay = (
         np.concatenate([de[:, 0], de[:, 1]]),
         np.concatenate([de[:, 1], de[:, 0]]),
@@ -233,7 +258,7 @@ def typed_edges(g: StructuredGraph | StructuredBatch) -> dict[str, tuple[np.ndar
     b = _as_batch(g)
     delaunay, (cp, ce, ca) = _eds_and_cross(b)
     return {
-        "grid": _grid_batch(b.height, b.width, b.batch_size),
+        "grid": _grid_batch(b.height, b.width, b.batch_size, get_convention(b.convention).grid_scale),
         "delaunay": delaunay,
         "pixel_to_eds": (cp, ce, ca),
         "eds_to_pixel": (ce, cp, ca),
@@ -261,6 +286,7 @@ def edge_list(
         sl = slice(i * m_grid, (i + 1) * m_grid)
         grid_edges_into(h, w, src[sl], dst[sl], attr[sl], i * h * w)
     k = nb * m_grid
+    attr[:k] *= np.float32(get_convention(b.convention).grid_scale)
     for s_, d_, a_ in ((ds + n_pix, dd + n_pix, da), (cp, ce + n_pix, ca), (ce + n_pix, cp, ca)):
         src[k : k + s_.shape[0]] = s_
         dst[k : k + s_.shape[0]] = d_

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mingraph.graphs.conventions import topology_kwargs
 from mingraph.graphs.structure import StructuredBatch, assemble_node_features, edge_list
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import CsrEdges, build_csr, gat_conv_sparse
@@ -118,6 +119,7 @@ def to_tensors(
         batch.delaunay,
         batch.lift,
         dev,
+        **topology_kwargs(batch),
     )
     feat = np.asarray(batch.eds_feat)
     if feat.ndim != 2:

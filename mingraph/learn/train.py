@@ -86,6 +86,7 @@ class _Source:
             self.dataset_path = None
             self.n_train = len(self.train_idx)
             cfg["lift"] = float(job["lift"])
+            cfg["convention"] = job.get("convention", "paper")  # recorded in the model file
         else:
             from mingraph.acquire.dataset import open_dataset
 

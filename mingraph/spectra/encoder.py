@@ -1,8 +1,9 @@
 """Spectral encoders: a raw 3000-channel EDS spectrum -> 64 values (the GAT's EDS node features).
 
 The paper uses a 1-D CNN on channels 20–1555 (0.2–15.56 keV) trained to classify spectra; its
-weights are private, so we train our own (``fit_cnn``), with PCA (``fit_pca``) as a fast
-alternative.  Both share one count normalisation: spectra are scaled to unit total counts (so
+authors released it as ONNX, run here as kind ``onnx`` (``onnx_encoder.py``: raw counts in, its
+own standardisation).  For other data we train our own (``fit_cnn``), with PCA (``fit_pca``) as
+a fast alternative.  Both share one count normalisation: spectra are scaled to unit total counts (so
 dwell time does not matter) and square-rooted (Poisson variance stabilisation).  An encoder is
 saved as one artifact holding its kind, normalisation, channel window and weights.
 """
@@ -76,11 +77,11 @@ class SpectrumCNN(nn.Module):
 class Encoder:
     """A fitted encoder: ``embed`` maps raw spectra (n, 3000) to float32 embeddings (n, 64)."""
 
-    kind: str  # "pca" | "cnn"
+    kind: str  # "pca" | "cnn" | "onnx" (spectra/onnx_encoder.py: raw counts in, no normalisation)
     state: dict
     n_classes: int = 0
     meta: dict = field(default_factory=dict)
-    _net: SpectrumCNN | None = field(default=None, repr=False)
+    _net: object = field(default=None, repr=False)  # the CNN, or the onnxruntime session
 
     def embed(self, spectra: np.ndarray, batch: int = 4096) -> np.ndarray:
         """Embeddings of raw count spectra; refuses NaN or negative counts."""
@@ -90,6 +91,10 @@ class Encoder:
         check_counts(spectra, "encoder input", "spectra")
         if spectra.shape[0] == 0:
             return np.zeros((0, EMBED_DIM), np.float32)
+        if self.kind == "onnx":
+            from mingraph.spectra.onnx_encoder import onnx_embed
+
+            return onnx_embed(self, spectra, batch)
         x = normalise_counts(spectra)
         if self.kind == "pca":
             z = (x - self.state["mean"]) @ self.state["components"].T / self.state["scale"]
@@ -233,6 +238,6 @@ def save_encoder(enc: Encoder, path: str | os.PathLike) -> Path:
 def load_encoder(path: str | os.PathLike) -> Encoder:
     """Read an encoder artifact, checking its format."""
     obj = load_artifact(path, ARTIFACT_FORMAT, ARTIFACT_VERSION, "encoder")
-    if obj["kind"] not in ("pca", "cnn"):
-        raise InputError(path, "kind", f"expected pca or cnn, got {obj['kind']!r}")
+    if obj["kind"] not in ("pca", "cnn", "onnx"):
+        raise InputError(path, "kind", f"expected pca, cnn or onnx, got {obj['kind']!r}")
     return encoder_from_blob(obj)
