@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
 
-from mingraph import __version__
+from mingraph import __version__, cli_models
+from mingraph.cli_common import parse_fractions, user_errors
 from mingraph.errors import InputError
-
-
-def _user_errors(fn):
-    """Turn InputError into a one-line message and exit status 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.group()
@@ -40,7 +25,7 @@ def main() -> None:
     "--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same dataset."
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@_user_errors
+@user_errors
 def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> None:
     """Simulate a labelled dataset of SEM tiles (BSE, phases, on-demand EDS spectra) into OUT."""
     from mingraph.acquire.importing import simulate_dataset
@@ -81,7 +66,7 @@ def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> 
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--name", help="Tile id (default: the BSE file's stem).")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@_user_errors
+@user_errors
 def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite) -> None:
     """Import one measured field into a dataset at OUT."""
     from mingraph.acquire.importing import import_field
@@ -90,16 +75,6 @@ def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, spl
         out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite
     )
     click.echo(f"wrote {path}")
-
-
-def _fractions(value: str) -> list[float]:
-    try:
-        out = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated fractions, got {value!r}") from None
-    if not out or any(not 0 <= f <= 1 for f in out):
-        raise click.BadParameter(f"fractions must lie in [0, 1], got {value!r}")
-    return out
 
 
 @main.command("build-graphs")
@@ -121,7 +96,7 @@ def _fractions(value: str) -> list[float]:
     help="Height of EDS nodes above the pixel plane [default: 1; 5 with --convention authors]",
 )
 @click.option("--convention", type=click.Choice(["paper", "authors"]), default="paper", show_default=True)
-@_user_errors
+@user_errors
 def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift, convention) -> None:
     """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards).
 
@@ -129,7 +104,7 @@ def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed
     from mingraph.graphs.build import build_graphs as run
 
     opts = dict(workers=workers, seed=seed, lift=lift, convention=convention)
-    res = run(dataset, out, _fractions(fractions), draws, pattern, encoder, **opts)
+    res = run(dataset, out, parse_fractions(fractions), draws, pattern, encoder, **opts)
     click.echo(
         f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}"
     )
@@ -148,96 +123,13 @@ def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@_user_errors
+@user_errors
 def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
     """Fit the spectral encoder (spectrum -> 64 values) on labelled spectra of the training split."""
     from mingraph.spectra.fit import fit_encoder_on_dataset
 
     path = fit_encoder_on_dataset(dataset, out, kind, points, epochs, seed)
     click.echo(f"wrote {path}")
-
-
-@main.command()
-@click.argument("shards", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "--online", type=click.Path(path_type=Path), help="Train on fresh EDS draws from this raw dataset."
-)
-@click.option(
-    "--out", "run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics)."
-)
-@click.option("--epochs", type=int, help="Epochs (default 120, the paper's).")
-@click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
-@click.option(
-    "--encoder",
-    type=click.Path(path_type=Path),
-    help="Encoder artifact (for online mode or raw-spectra shards).",
-)
-@click.option(
-    "--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured)."
-)
-@click.option("--device", help="cpu, cuda, or auto (default).")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@_user_errors
-def train(shards, online, run, epochs, config, encoder, backend, device, resume) -> None:
-    """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
-    from mingraph.learn.train import train as run_train
-
-    last = run_train(
-        run,
-        shards,
-        online,
-        config,
-        resume,
-        epochs=epochs,
-        encoder=None if encoder is None else str(encoder),
-        backend=backend,
-        device=device,
-    )
-    click.echo(
-        f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}"
-    )
-
-
-@main.command()
-@click.argument("run", type=click.Path(path_type=Path))
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--fractions", default="0.001,0.01,0.05,0.1", show_default=True)
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default RUN/eval).")
-@click.option(
-    "--unet", type=click.Path(path_type=Path), help="A UNet from train-unet: the BSE-only baseline."
-)
-@click.option(
-    "--knn-run", type=click.Path(path_type=Path), help="A GAT run trained on kNN graphs: the ablation."
-)
-@click.option("--max-tiles", type=int, help="Evaluate on the first N tiles of the split only.")
-@_user_errors
-def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles) -> None:
-    """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
-    from mingraph.analyse.evaluate import evaluate as run_eval
-
-    res = run_eval(
-        run, dataset, out, _fractions(fractions), split, unet=unet, knn_model=knn_run, max_tiles=max_tiles
-    )
-    click.echo(f"{'method':<18}{'EDS %':>7}{'P(w)':>8}{'R(w)':>8}{'F1(w)':>8}{'F1(mac)':>9}")
-    for r in res["results"]:
-        click.echo(
-            f"{r['method']:<18}{100 * r['fraction']:>7.2f}{r['precision_weighted']:>8.3f}{r['recall_weighted']:>8.3f}{r['f1_weighted']:>8.3f}{r['f1_macro']:>9.3f}"
-        )
-    click.echo(f"wrote {res['out']}")
-
-
-@main.command("train-unet")
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@_user_errors
-def train_unet(dataset, out, epochs, seed) -> None:
-    """Train the BSE-only UNet baseline on DATASET's training split."""
-    from mingraph.learn.baselines import train_unet as run
-
-    click.echo(f"wrote {run(dataset, out, epochs=epochs, seed=seed)}")
 
 
 @main.command()
@@ -279,7 +171,7 @@ def train_unet(dataset, out, epochs, seed) -> None:
     help="Block size for large fields.",
 )
 @click.option("--overwrite", is_flag=True)
-@_user_errors
+@user_errors
 def predict(
     input_,
     out,
@@ -343,32 +235,6 @@ def predict(
     click.echo(f"wrote {res['out']} (report: {res['report']})")
 
 
-@main.command("export-model")
-@click.argument("run", type=click.Path(path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--note", default="", help="What the model was trained on, and its scores.")
-@_user_errors
-def export_model(run, out, note) -> None:
-    """Write RUN's best model as a shareable file (no local paths), e.g. to ship as the default."""
-    from mingraph.analyse.evaluate import resolve_model
-    from mingraph.learn.bundle import export_bundle
-
-    click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
-
-
-@main.command("convert-model")
-@click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--from", "source", type=click.Choice(["authors"]), required=True, help="Whose model it is.")
-@click.option("--encoder", type=click.Path(path_type=Path), help="Their spectral encoder (ONNX file).")
-@_user_errors
-def convert_model(checkpoint, out, source, encoder) -> None:
-    """Write a mingraph model file from another project's model (the paper's authors' checkpoint)."""
-    from mingraph.learn.convert import convert_model as convert
-
-    click.echo(f"wrote {convert(source, checkpoint, encoder, out)}")
-
-
 @main.command()
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -377,7 +243,7 @@ def convert_model(checkpoint, out, source, encoder) -> None:
 @click.option(
     "--docs", type=click.Path(path_type=Path), help="Also write results.md and figures here (e.g. docs/)."
 )
-@_user_errors
+@user_errors
 def study(dataset, out, protocol, workers, docs) -> None:
     """Reproduce the paper's study on DATASET: encoder, shards, GAT, kNN ablation, UNet, evaluation."""
     from mingraph.study import run_study
@@ -401,7 +267,7 @@ def study(dataset, out, protocol, workers, docs) -> None:
 )
 @click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@_user_errors
+@user_errors
 def demo(
     out: Path, n_tiles: int, size: int, field: int, fraction: float, model: Path | None, seed: int
 ) -> None:
@@ -416,3 +282,11 @@ def demo(
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+# model commands live in cli_models (train, evaluate, train-unet, export-model, convert-model)
+main.add_command(cli_models.train)
+main.add_command(cli_models.evaluate)
+main.add_command(cli_models.train_unet)
+main.add_command(cli_models.export_model)
+main.add_command(cli_models.convert_model)

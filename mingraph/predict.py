@@ -23,8 +23,10 @@ import torch
 from mingraph.acquire.fields import Field
 from mingraph.errors import InputError
 from mingraph.files import atomic_folder
+from mingraph.graphs.candidates import build_candidate_graph
 from mingraph.graphs.structure import batch_graphs, build_structured_graph
-from mingraph.learn.bundle import Bundle
+from mingraph.learn.bundle import Bundle, point_features
+from mingraph.learn.fusion_model import predict_fusion
 
 DEFAULT_BLOCK = 1024
 
@@ -78,7 +80,8 @@ def predict_field(
     block: int = DEFAULT_BLOCK,
     progress: bool = True,
 ) -> Prediction:
-    """Classify every pixel of a field from its BSE image and embedded EDS points, block by block."""
+    """Classify every pixel of a field from its BSE image and its EDS points' features
+    (:func:`mingraph.learn.bundle.point_features`), block by block with overlapping margins."""
     from tqdm import tqdm
 
     if block < 16:
@@ -114,6 +117,13 @@ def predict_field(
         wr1, wc1 = (min(h, r1 + margin), min(w, c1 + margin)) if len(jobs) > 1 else (h, w)
         inside = (eds_rc[:, 0] >= wr0) & (eds_rc[:, 0] < wr1) & (eds_rc[:, 1] >= wc0) & (eds_rc[:, 1] < wc1)
         local = eds_rc[inside] - np.array([wr0, wc0], np.int32)
+        sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
+        if bundle.arch == "fusion":
+            cand = build_candidate_graph(bse[wr0:wr1, wc0:wc1], valid[wr0:wr1, wc0:wc1], local, model.k)
+            cls_f, p_f = predict_fusion(model, cand, embeddings[inside])
+            labels[r0:r1, c0:c1] = cls_f[sl]
+            conf[r0:r1, c0:c1] = p_f[sl]
+            continue
         g = build_structured_graph(
             bse[wr0:wr1, wc0:wc1],
             local,
@@ -125,7 +135,6 @@ def predict_field(
         )
         pix, _ = model(batch_graphs([g]), backend=backend)
         p, cls = torch.softmax(pix[0], -1).max(-1)
-        sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
         labels[r0:r1, c0:c1] = cls[sl].cpu().numpy()
         conf[r0:r1, c0:c1] = p[sl].cpu().numpy()
     labels[~valid] = -1
@@ -151,7 +160,7 @@ def measure_points(
         raise InputError(sample.name, "eds_mask", "the sampling mask selects no valid pixel")
     # read and embed in chunks: a 10 000² field at 1 % has a million spectra (12 GB as float32)
     emb = [
-        bundle.encoder.embed(sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1]))
+        point_features(bundle, sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1]))
         for i in range(0, rc.shape[0], chunk)
     ]
     return rc, np.concatenate(emb) if emb else np.zeros((0, bundle.model.eds_dim), np.float32)
@@ -205,7 +214,7 @@ def measured_field(
     rc = check_points(rc, img.shape, str(points))
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
-    return sample, rc, bundle.encoder.embed(spectra)
+    return sample, rc, point_features(bundle, spectra)
 
 
 def write_outputs(

@@ -28,14 +28,18 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
         "online": False,
         "unet_epochs": 1,
         "unet_max_tiles": 4,
+        "fusion": {"epochs": 1, "crop": 32, "channels": 8, "max_train_fields": 8, "val_max_fields": 2},
     }
     monkeypatch.setitem(study.PROTOCOLS, "tiny", tiny)
     path = study.run_study(ds, tmp_path / "st", "tiny", workers=1, docs=tmp_path / "docs")
     text = path.read_text()
-    for m in ("GAT", "GAT (kNN graph)", "nearest EDS", "UNet (BSE only)"):
-        assert f"| {m} | 1 |" in text and f"| {m} | 10 |" in text
     metrics = json.loads((tmp_path / "st" / "eval" / "metrics.json").read_text())
-    assert metrics["tiles"] == 3 and len(metrics["results"]) == 8
+    methods = {r["method"] for r in metrics["results"]}
+    assert {"fusion model", "GAT (paper)", "GAT (kNN graph)", "nearest EDS", "UNet (BSE only)"} <= methods
+    assert len(methods) == 7  # and the two classical fusion baselines
+    for m in methods:
+        assert f"| {m} | 1 |" in text and f"| {m} | 10 |" in text
+    assert metrics["tiles"] == 3 and len(metrics["results"]) == 14
     for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
         Image.open(tmp_path / "docs" / "img" / name).verify()
     assert (tmp_path / "docs" / "results.md").read_text() == text

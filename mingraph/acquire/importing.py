@@ -95,8 +95,10 @@ def simulate_dataset(
     overwrite: bool = False,
     progress: bool = True,
     params: dict | None = None,
+    split: str | None = None,
 ) -> Path:
-    """Simulate ``n_tiles`` tiles of ``size``×``size`` into a dataset (deterministic 80/10/10 split)."""
+    """Simulate ``n_tiles`` tiles of ``size``×``size`` into a dataset: a deterministic 80/10/10
+    split, or every tile in ``split`` (e.g. "test" for a held-out evaluation set)."""
     from tqdm import tqdm
 
     from mingraph.acquire.dataset import prepare_output, split_of
@@ -105,6 +107,8 @@ def simulate_dataset(
 
     if n_tiles < 1:
         raise InputError("--tiles", "tiles", f"expected at least 1 tile, got {n_tiles}")
+    if split is not None and split not in SPLITS:
+        raise InputError("--split", "split", f"expected one of {SPLITS}, got {split!r}")
     if size < 1:
         raise InputError("--size", "size", f"expected a positive tile size, got {size}")
     prepare_output(Path(out), overwrite)
@@ -115,7 +119,7 @@ def simulate_dataset(
             t = simulate_tile(int(seeds[i] >> np.uint64(1)), size, size, params)
             yield TileRecord(
                 tile_id=f"sim-{i:06d}",
-                split=split_of(i, seed),
+                split=split or split_of(i, seed),
                 bse=t.bse,
                 valid=t.valid,
                 labels=t.labels,

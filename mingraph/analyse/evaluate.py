@@ -10,6 +10,7 @@ the mean over tiles of each tile's support-weighted precision, recall and F1 (``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -56,6 +57,92 @@ def predict_graphs(bundle: Bundle, graphs: list, batch: int = 16) -> list[tuple[
     return out
 
 
+def model_label(bundle: Bundle) -> str:
+    """The name a model's scores carry: "fusion model" or "GAT (paper)"."""
+    return "fusion model" if bundle.arch == "fusion" else "GAT (paper)"
+
+
+def model_maps(bundle: Bundle, fields: list, graphs: list, spectra: list) -> list[np.ndarray]:
+    """Class maps of a model on fields whose EDS points (``graphs[i].eds_rc``) and measured
+    ``spectra`` are given: every method is scored on the same points."""
+    if bundle.arch == "fusion":
+        from mingraph.graphs.candidates import build_candidate_graph
+        from mingraph.learn.fusion_model import predict_fusion
+        from mingraph.spectra.encoder import class_probabilities
+
+        return [
+            predict_fusion(
+                bundle.model,
+                build_candidate_graph(f.bse, f.valid, g.eds_rc, bundle.model.k),
+                class_probabilities(bundle.encoder, sp),
+            )[0]
+            for f, g, sp in zip(fields, graphs, spectra)
+        ]
+    # each GAT sees its own encoder's embeddings of the same measured spectra
+    graphs = [
+        dataclasses.replace(g, eds_feat=bundle.encoder.embed(sp)) if g.n_eds else g
+        for g, sp in zip(graphs, spectra)
+    ]
+    return [p[0] for p in predict_graphs(bundle, graphs)]
+
+
+def tune_classical(ds, encoder, seed: int, fraction: float = 0.01, max_tiles: int = 12) -> dict:
+    """The classical baselines' parameters that score best on the validation split at ``fraction``
+    (weighted F1): geodesic cost weight alpha and segment size; defaults without a val split."""
+    from mingraph.learn.baselines import nearest_eds_labels
+    from mingraph.learn.classical import (
+        GEODESIC_ALPHAS,
+        SEGMENT_SIZES_PX,
+        choose_parameter,
+        geodesic_nearest_eds,
+        segment_vote,
+    )
+    from mingraph.spectra.encoder import classify
+
+    tiles = ds.indices("val")[:max_tiles]
+    if not tiles:
+        return {"alpha": 30.0, "segment_px": 64.0, "tuning": "defaults (no validation split)"}
+    fields, points = [], []
+    for t in tiles:
+        fld = ds.field(t)
+        g, sp = field_graph(fld, t, fraction, 0, "random", seed + 7, 1.0, None)
+        if g.n_eds and fld.labels is not None:
+            c = classify(encoder, sp)
+            fields.append(fld)
+            points.append((g, c, nearest_eds_labels(g, c)))
+    C = len(ds.class_names)
+
+    def f1(maps) -> float:
+        cm = sum(
+            confusion(np.where(f.valid, f.labels, -1), m, C, unclassified=True) for f, m in zip(fields, maps)
+        )
+        return scores(cm)["f1_weighted"]
+
+    alpha, t_alpha = choose_parameter(
+        GEODESIC_ALPHAS,
+        lambda a: f1(
+            [geodesic_nearest_eds(f.bse, f.valid, g.eds_rc, c, a) for f, (g, c, _) in zip(fields, points)]
+        ),
+    )
+    seg, t_seg = choose_parameter(
+        SEGMENT_SIZES_PX,
+        lambda s: f1(
+            [segment_vote(f.bse, f.valid, g.eds_rc, c, nm, s) for f, (g, c, nm) in zip(fields, points)]
+        ),
+    )
+    return {
+        "alpha": alpha,
+        "segment_px": seg,
+        "tuning": {
+            "split": "val",
+            "tiles": len(fields),
+            "fraction": fraction,
+            "alpha": t_alpha,
+            "segment_px": t_seg,
+        },
+    }
+
+
 def evaluate(
     model: str | os.PathLike,
     dataset: str | os.PathLike,
@@ -65,6 +152,8 @@ def evaluate(
     seed: int = EVAL_SEED,
     unet: str | os.PathLike | None = None,
     knn_model: str | os.PathLike | None = None,
+    compare: Sequence[str | os.PathLike] | None = None,
+    classical: dict | None = None,
     max_tiles: int | None = None,
     n_overlays: int = 4,
     progress: bool = True,
@@ -76,6 +165,7 @@ def evaluate(
     from mingraph.acquire.dataset import open_dataset
     from mingraph.analyse.plots import save_confusion_png, save_overlay_png
     from mingraph.learn.baselines import load_unet, nearest_eds_labels, predict_unet
+    from mingraph.learn.classical import geodesic_nearest_eds, segment_vote
     from mingraph.spectra.encoder import classify
 
     model_path = resolve_model(model)
@@ -103,6 +193,17 @@ def evaluate(
         if unet_names != names:
             raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
     can_nearest = bundle.encoder.kind == "cnn" and bundle.encoder.n_classes == C
+    main = model_label(bundle)
+    compare_bundles = {}
+    for path in compare or ():
+        other = load_bundle(resolve_model(path))
+        if other.class_names != names:
+            raise InputError(path, "class_names", "this model's classes differ from the dataset's")
+        compare_bundles[model_label(other)] = other
+    classical = dict(classical or {})
+    if can_nearest and not {"alpha", "segment_px"} <= set(classical):
+        classical = tune_classical(ds, bundle.encoder, seed) | classical
+    alpha, segment_px = float(classical.get("alpha", 30.0)), float(classical.get("segment_px", 64.0))
     cfg = bundle.config
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
     unet_cache: dict[int, np.ndarray] = {}
@@ -124,7 +225,7 @@ def evaluate(
                     for s in samples
                 ]
                 graphs, results = [], {}
-                nearest = []
+                nearest, chunk_spectra = [], []
                 for t, smp in zip(chunk, samples):
                     g, sp = field_graph(
                         smp,
@@ -140,13 +241,27 @@ def evaluate(
                         convention=cfg.get("convention", "paper"),
                     )
                     graphs.append(g)
+                    chunk_spectra.append(sp)
                     if can_nearest:  # no EDS point: every pixel unclassified, scored as wrong
                         nearest.append(
                             nearest_eds_labels(g, classify(bundle.encoder, sp))
                             if g.n_eds
                             else np.full(smp.shape, -1)
                         )
-                results["GAT"] = [p[0] for p in predict_graphs(bundle, graphs)]
+                spectra = chunk_spectra
+                results[main] = model_maps(bundle, samples, graphs, spectra)
+                for label, other in compare_bundles.items():
+                    results[label] = model_maps(other, samples, graphs, spectra)
+                if can_nearest:
+                    cls = [classify(bundle.encoder, sp) for sp in spectra]
+                    results[f"geodesic nearest EDS (alpha {alpha:g})"] = [
+                        geodesic_nearest_eds(s.bse, s.valid, g.eds_rc, c, alpha)
+                        for s, g, c in zip(samples, graphs, cls)
+                    ]
+                    results[f"BSE-segment vote ({segment_px:g} px)"] = [
+                        segment_vote(s.bse, s.valid, g.eds_rc, c, nm, segment_px)
+                        for s, g, c, nm in zip(samples, graphs, cls, nearest)
+                    ]
                 if knn is not None:
                     kcfg = knn.config
                     kg = [
@@ -195,7 +310,7 @@ def evaluate(
                 bar.update(len(chunk))
             bar.close()
         cms = {key: np.sum(per_tile, axis=0) for key, per_tile in tile_cms.items()}
-        if cms[("GAT", fractions[0])].sum() == 0:
+        if cms[(main, fractions[0])].sum() == 0:
             raise InputError(
                 ds.path, "labels", f"no labelled valid pixel in split {split!r}: nothing to score against"
             )
@@ -227,7 +342,7 @@ def evaluate(
                 tmp / f"confusion-{tag}.csv",
                 [["", *names, "unclassified"]] + [[names[i]] + cm[i].tolist() for i in range(C)],
             )
-            if m == "GAT":
+            if m == main:
                 save_confusion_png(
                     tmp / f"confusion-{tag}.png",
                     cm[:, :C],
@@ -241,6 +356,7 @@ def evaluate(
             "tiles": len(tiles),
             "seed": seed,
             "fractions": list(fractions),
+            "classical": {"alpha": alpha, "segment_px": segment_px, "tuning": classical.get("tuning")},
             "results": rows,
         }
         write_csv(tmp / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mingraph.files import load_artifact, save_artifact
@@ -87,3 +88,18 @@ def export_bundle(model_file: str | os.PathLike, out: str | os.PathLike, note: s
     cfg["encoder"] = None if not cfg.get("encoder") else Path(cfg["encoder"]).name
     keep = {k: obj[k] for k in ("format", "version", "model_config", "model_state", "encoder", "class_names")}
     return save_artifact(keep | {"config": cfg, "meta": dict(obj.get("meta", {}), note=note)}, out)
+
+
+def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
+    """(n, D) float32 per-point features a model takes from (n, 3000) measured count spectra: the
+    encoder's 64-value embeddings for the paper's GAT, the encoder's class probabilities for the
+    fusion model (its EDS evidence).  Raises InputError when the file holds no encoder."""
+    from mingraph.errors import InputError
+
+    if bundle.encoder is None:
+        raise InputError("model", "encoder", "this model file holds no spectral encoder")
+    if bundle.arch == "fusion":
+        from mingraph.spectra.encoder import class_probabilities
+
+        return class_probabilities(bundle.encoder, spectra)
+    return bundle.encoder.embed(spectra)

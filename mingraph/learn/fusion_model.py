@@ -20,8 +20,6 @@ pixel links to a single EDS node.  Here, per field:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -72,6 +70,11 @@ class FusionModel(nn.Module):
         self.lin_edge = nn.Linear(N_FEATURES + channels, hd, bias=False)
         self.att = nn.Parameter(torch.randn(heads, head_dim) * 0.1)
         self.head_mix = nn.Parameter(torch.zeros(heads))
+
+    @property
+    def eds_dim(self) -> int:
+        """Values per EDS point the model takes: the encoder's class probabilities."""
+        return self.num_classes
 
     def context(self, bse: Tensor, valid: Tensor) -> Tensor:
         """(B, H, W, C) pixel features from standardised BSE and valid mask, both (B, H, W)."""
@@ -149,6 +152,5 @@ def predict_fusion(
     return cls.numpy().astype(np.int64), conf.numpy().astype(np.float32)
 
 
-def receptive_margin() -> int:
-    """Pixels of context each side that a block of a large field needs (conv receptive field)."""
-    return 1 + sum(DILATIONS) + int(math.ceil(max(DILATIONS)))
+CONTEXT_RADIUS = 1 + sum(DILATIONS)
+"""Pixels of BSE context on each side that a pixel's features depend on (the convolutions')."""

@@ -136,9 +136,12 @@ def train_fusion(
     model = FusionModel(len(names), cfg["channels"], cfg["heads"], cfg["head_dim"], cfg["k"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps = cfg["epochs"] * max(1, len(fields) // cfg["batch_size"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, cfg["lr"], total_steps=steps, pct_start=max(0.1, 3 / steps)
-    )
+    if steps >= 10:  # one-cycle schedule; a handful of steps (tests) keeps the rate constant
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, cfg["lr"], total_steps=steps, pct_start=max(0.1, 3 / steps)
+        )
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     weight = None
     if cfg["balanced"]:
         cnt = (

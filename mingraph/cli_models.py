@@ -1,0 +1,137 @@
+"""The ``mingraph`` commands that train, score and convert models (registered in :mod:`mingraph.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mingraph.cli_common import parse_fractions, user_errors
+from mingraph.errors import InputError
+
+
+@click.command()
+@click.argument("shards", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--online", type=click.Path(path_type=Path), help="Train on fresh EDS draws from this raw dataset."
+)
+@click.option(
+    "--out", "run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics)."
+)
+@click.option("--epochs", type=int, help="Epochs (default 120, the paper's).")
+@click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
+@click.option(
+    "--encoder",
+    type=click.Path(path_type=Path),
+    help="Encoder artifact (for online mode or raw-spectra shards).",
+)
+@click.option(
+    "--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured)."
+)
+@click.option("--device", help="cpu, cuda, or auto (default).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option(
+    "--arch",
+    type=click.Choice(["paper", "fusion"]),
+    default="paper",
+    show_default=True,
+    help="paper: the paper's GAT; fusion: the fusion model (online, needs a CNN --encoder).",
+)
+@user_errors
+def train(shards, online, run, epochs, config, encoder, backend, device, resume, arch) -> None:
+    """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
+    from mingraph.learn.train import train as run_train
+
+    if arch == "fusion":
+        from mingraph.learn.train_fusion import train_fusion
+
+        if online is None or encoder is None or shards is not None or resume or config or backend or device:
+            raise InputError("train", "--arch fusion", "takes --online DATASET, --encoder and --epochs only")
+        last = train_fusion(run, online, encoder, epochs=epochs)
+        return click.echo(f"done: epoch {last['epoch']}, validation {last['val_selection']:.4f}; in {run}")
+
+    last = run_train(
+        run,
+        shards,
+        online,
+        config,
+        resume,
+        epochs=epochs,
+        encoder=None if encoder is None else str(encoder),
+        backend=backend,
+        device=device,
+    )
+    click.echo(
+        f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}"
+    )
+
+
+@click.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--fractions", default="0.001,0.01,0.05,0.1", show_default=True)
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder (default RUN/eval).")
+@click.option(
+    "--unet", type=click.Path(path_type=Path), help="A UNet from train-unet: the BSE-only baseline."
+)
+@click.option(
+    "--knn-run", type=click.Path(path_type=Path), help="A GAT run trained on kNN graphs: the ablation."
+)
+@click.option("--max-tiles", type=int, help="Evaluate on the first N tiles of the split only.")
+@click.option(
+    "--compare", multiple=True, type=click.Path(path_type=Path), help="Other models on the same points."
+)
+@user_errors
+def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, compare) -> None:
+    """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
+    from mingraph.analyse.evaluate import evaluate as run_eval
+
+    res = run_eval(
+        run, dataset, out, parse_fractions(fractions), split, unet, knn_run, compare, max_tiles=max_tiles
+    )
+    click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}")
+    for r in res["results"]:
+        click.echo(
+            f"{r['method']:<36}{100 * r['fraction']:>6.2f}{r['tile_mean_f1']:>13.3f}{r['f1_weighted']:>10.3f}{r['f1_macro']:>9.3f}"
+        )
+    click.echo(f"wrote {res['out']}")
+
+
+@click.command("train-unet")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@user_errors
+def train_unet(dataset, out, epochs, seed) -> None:
+    """Train the BSE-only UNet baseline on DATASET's training split."""
+    from mingraph.learn.baselines import train_unet as run
+
+    click.echo(f"wrote {run(dataset, out, epochs=epochs, seed=seed)}")
+
+
+@click.command("export-model")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--note", default="", help="What the model was trained on, and its scores.")
+@user_errors
+def export_model(run, out, note) -> None:
+    """Write RUN's best model as a shareable file (no local paths), e.g. to ship as the default."""
+    from mingraph.analyse.evaluate import resolve_model
+    from mingraph.learn.bundle import export_bundle
+
+    click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
+
+
+@click.command("convert-model")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--from", "source", type=click.Choice(["authors"]), required=True, help="Whose model it is.")
+@click.option("--encoder", type=click.Path(path_type=Path), help="Their spectral encoder (ONNX file).")
+@user_errors
+def convert_model(checkpoint, out, source, encoder) -> None:
+    """Write a mingraph model file from another project's model (the paper's authors' checkpoint)."""
+    from mingraph.learn.convert import convert_model as convert
+
+    click.echo(f"wrote {convert(source, checkpoint, encoder, out)}")
