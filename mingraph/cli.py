@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from mingraph import __version__
+from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
 from mingraph.errors import InputError
 
 
@@ -272,6 +273,7 @@ def train_unet(dataset, out, epochs, seed) -> None:
     show_default=True,
     help="Block size for large fields.",
 )
+@mineralogy_options
 @click.option("--overwrite", is_flag=True)
 @_user_errors
 def predict(
@@ -289,6 +291,7 @@ def predict(
     seed,
     block,
     overwrite,
+    **mineralogy,
 ) -> None:
     """Phase map, confidence, modal mineralogy and a report for one field.
 
@@ -331,6 +334,7 @@ def predict(
         overwrite,
         block,
         library_densities(bundle.class_names),
+        **mineralogy_kwargs(bundle.class_names, **mineralogy),
     )
     if res["metrics"]:
         click.echo(f"F1 (weighted) against the known phases: {res['metrics']['f1_weighted']:.3f}")

@@ -21,7 +21,7 @@ Conventions used throughout (and in the CSVs):
   sieve series.
 """
 
-from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix, liberation
+from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix
 from mingraph.analyse.mineralogy.grains import GrainResult, grain_statistics, size_classes_um
 from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
 from mingraph.analyse.mineralogy.tables import write_mineralogy
@@ -33,7 +33,6 @@ __all__ = [
     "modal_mineralogy",
     "grain_statistics",
     "association_matrix",
-    "liberation",
     "size_classes_um",
     "write_mineralogy",
 ]
