@@ -78,7 +78,10 @@ def label_grains(
 
     key = labels + 1
     if particles is not None:
-        key = np.where(labels >= 0, particles.astype(np.int64) * (n_classes + 1) + key, 0)
+        big = (int(particles.max(initial=0)) + 1) * (n_classes + 1) >= 2**31
+        key = np.where(
+            labels >= 0, particles.astype(np.int64 if big else np.int32) * (n_classes + 1) + key, 0
+        )
     g, n = label(key, background=0, connectivity=2 if connectivity == 8 else 1, return_num=True)
     return g.astype(np.int32, copy=False), int(n)
 
@@ -149,27 +152,34 @@ def grain_table(
         nr = blk.size // w
         sum_r += np.bincount(blk, weights=np.repeat(np.arange(r0, r0 + nr, dtype=np.float64), w), minlength=m)
         sum_c += np.bincount(blk, weights=np.tile(cols, nr), minlength=m)
-    edge = np.concatenate([grain_map[0], grain_map[-1], grain_map[:, 0], grain_map[:, -1]])
+    g = grain_map
+    edge = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
     on_border = np.bincount(edge, minlength=m) > 0
     # Cauchy-Crofton: P = 1/2 * integral over directions and offsets of crossings; lines along rows and
-    # columns are 1 pixel apart, along diagonals 1/sqrt(2) apart; 4 directions share pi.
-    gp = np.pad(grain_map, 1)
+    # columns are 1 pixel apart, along diagonals 1/sqrt(2) apart; 4 directions share pi. The image edge
+    # counts as boundary: each edge pixel crosses it once per row/column line and per diagonal line.
     trans = np.zeros((2, m))
-    for a, b, diag in _pairs(gp):
-        d = a != b
-        trans[int(diag)] += np.bincount(a[d], minlength=m) + np.bincount(b[d], minlength=m)
-    perim = (math.pi / 8.0) * (trans[0] + trans[1] / math.sqrt(2.0)) * px
+    trans[0] += np.bincount(edge, minlength=m)
+    for e in ((g[0], g[1:, 0]), (g[-1], g[:-1, -1]), (g[0], g[1:, -1]), (g[-1], g[:-1, 0])):
+        trans[1] += np.bincount(np.concatenate(e), minlength=m)
     free = np.zeros(m, np.int64)
     locked = np.zeros(m, np.int64)
-    pmap = particles
-    for a, b, _ in _pairs(grain_map, diagonal=False):
-        pa_, pb_ = _pairs_of(pmap, a.shape)
+    pm = particles
+    for (a, b, diag), (pa, pb) in zip(
+        _pairs(g), ((pm[:, :-1], pm[:, 1:]), (pm[:-1, :], pm[1:, :]), (None, None), (None, None))
+    ):
         d = a != b
-        other_particle = d & (pa_ != pb_)
-        same = d & ~other_particle
-        for x, y in ((a, b), (b, a)):
-            free += np.bincount(x[other_particle], minlength=m)
-            locked += np.bincount(x[same & (y > 0)], minlength=m)
+        ia, ib = a[d], b[d]
+        trans[int(diag)] += np.bincount(ia, minlength=m) + np.bincount(ib, minlength=m)
+        if diag:
+            continue
+        other = pa[d] != pb[d]  # the pair straddles the particle's outline: free surface
+        free += np.bincount(ia[other], minlength=m) + np.bincount(ib[other], minlength=m)
+        same = ~other
+        locked += np.bincount(ia[same & (ib > 0)], minlength=m) + np.bincount(
+            ib[same & (ia > 0)], minlength=m
+        )
+    perim = (math.pi / 8.0) * (trans[0] + trans[1] / math.sqrt(2.0)) * px
     boxes = ndimage.find_objects(grain_map) if n_grains else []
     box = np.array([(s[0].start, s[1].start, s[0].stop - 1, s[1].stop - 1) for s in boxes], np.int64)
     box = box.reshape(-1, 4)
@@ -196,13 +206,6 @@ def grain_table(
         "locked_edges": locked[1:],
     }
     return out
-
-
-def _pairs_of(pmap: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The particle ids of the same neighbour pairs as ``_pairs(grain_map, diagonal=False)`` (by shape)."""
-    if shape == (pmap.shape[0], pmap.shape[1] - 1):
-        return pmap[:, :-1], pmap[:, 1:]
-    return pmap[:-1, :], pmap[1:, :]
 
 
 def phase_size_tables(

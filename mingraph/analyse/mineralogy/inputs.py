@@ -15,7 +15,7 @@ BACKGROUND = "background"
 
 
 def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (labels, valid) pair and return them as (int64, bool) arrays."""
+    """Validate a (labels, valid) pair and return them as (int32, bool) arrays."""
     labels = np.asarray(labels)
     valid = np.asarray(valid)
     if labels.ndim != 2:
@@ -35,7 +35,7 @@ def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tup
         valid = valid.astype(bool)
     if n_classes < 1:
         raise InputError(where, "class_names", "expected at least one class")
-    labels = labels.astype(np.int64)
+    labels = labels.astype(np.int32, copy=False)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < -1 or hi >= n_classes:
         raise InputError(
@@ -115,7 +115,7 @@ def classified_labels(
     (unclassified) in the returned labels: it stays part of the specimen (it belongs to its
     particle, whose size it counts in), but it counts in no phase's area, mass, grain, particle
     composition, liberation or locking, and is reported as a fraction of valid pixels.
-    Returns int64 labels (-1 also outside ``valid``), the bool mask, and the two pixel counts.
+    Returns int32 labels (-1 also outside ``valid``), the bool mask, and the two pixel counts.
     """
     labels, valid = _check_phase_map(where, labels, valid, n_classes)
     unclassified = valid & (labels < 0)

@@ -5,7 +5,7 @@ valid). Touching particles are split by the usual automated-mineralogy recipe (e
 "de-agglomeration"): markers at the maxima of the Euclidean distance transform of the specimen
 (``scipy.ndimage.distance_transform_edt``) at least ``min_distance_px`` apart, then
 ``skimage.segmentation.watershed`` on the negated distance, only inside components with two or more
-markers. Particle composition comes from the grain table (a grain lies in one particle), so it costs
+markers (on a subsampled grid for very large maps). Particle composition comes from the grain table (a grain lies in one particle), so it costs
 no extra pass over the image.
 """
 
@@ -22,14 +22,23 @@ from mingraph.errors import InputError
 
 
 def separate_particles(
-    valid: np.ndarray, *, split_touching: bool = True, min_distance_px: float = 8.0, connectivity: int = 8
+    valid: np.ndarray,
+    *,
+    split_touching: bool = True,
+    min_distance_px: float = 8.0,
+    connectivity: int = 8,
+    work_px: int = 2_000_000,
 ) -> tuple[np.ndarray, int]:
     """Particle id map (H, W) int32 (0 = not specimen) and the number of particles.
 
     ``valid`` (H, W) bool. With ``split_touching``, a component with several distance-transform maxima
-    (markers: pixels equal to the maximum of the distance within a disc of radius ``min_distance_px``,
-    and at least 1 px from the edge, merged when 8-connected) is cut by a watershed on the negated
-    distance; ids are then renumbered 1..n in raster order. Raises InputError for a bad mask or radius.
+    (markers: pixels equal to the maximum of the Euclidean distance to the resin within a square of
+    half-side ``min_distance_px``, at least 1.5 px deep, merged when 8-connected) is cut by a watershed
+    on the negated distance. Maps above ``work_px`` pixels are split on a grid of f x f blocks,
+    f = ceil(sqrt(H W / work_px)) (cuts then lie on block edges, within f pixels of the
+    full-resolution watershed). Ids: the unsplit
+    components in raster order of their first pixel, then the split parts. Raises InputError for a
+    bad mask or radius.
     """
     where = "separate_particles"
     valid = np.asarray(valid)
@@ -42,33 +51,54 @@ def separate_particles(
     cc, n = ndimage.label(valid, structure=structure)
     if not split_touching or n == 0:
         return cc.astype(np.int32, copy=False), int(n)
-    dist = ndimage.distance_transform_edt(valid).astype(np.float32)
-    r = int(math.ceil(min_distance_px))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    peaks = (dist == ndimage.maximum_filter(dist, footprint=yy**2 + xx**2 <= r * r)) & (dist >= 1.5)
+    h, w = valid.shape
+    f = max(1, math.ceil(math.sqrt(h * w / float(work_px))))
+    # the grid: each cell holds the largest component id of its f x f block (a max-pool), so every
+    # specimen pixel's cell is specimen; a cell shared by two components (a gap thinner than f) is rare
+    cc_s = _block_max(cc, f)
+    v_s = cc_s > 0
+    dist = (ndimage.distance_transform_edt(v_s) * f).astype(np.float32)
+    r = max(1, int(math.ceil(min_distance_px / f)))
+    peaks = (dist == ndimage.maximum_filter(dist, size=2 * r + 1)) & (dist >= 1.5)
     mk, n_mk = ndimage.label(peaks, structure=np.ones((3, 3), bool))
-    # components holding two or more markers are split; the others stay as they are
-    first = np.zeros(n_mk + 1, np.int64)
-    first[mk[peaks]] = cc[peaks]
-    per_cc = np.bincount(first[1:], minlength=n + 1)
-    multi = per_cc >= 2
+    comp_of = np.zeros(n_mk + 1, np.int64)
+    comp_of[mk[peaks]] = cc_s[peaks]
+    multi = np.bincount(comp_of[1:], minlength=n + 1) >= 2
     multi[0] = False
     if not multi.any():
         return cc.astype(np.int32, copy=False), int(n)
     from skimage.segmentation import watershed
 
+    region_s = multi[cc_s]
+    ws = watershed(
+        -dist, np.where(region_s, mk, 0), mask=region_s, connectivity=2 if connectivity == 8 else 1
+    )
+    if f > 1:
+        ws = ws[(np.arange(h) // f)[:, None], (np.arange(w) // f)[None, :]]
     region = multi[cc]
-    sl = ndimage.find_objects(region.astype(np.uint8))[0]
-    markers = np.where(region[sl] & (mk[sl] > 0), mk[sl], 0)
-    ws = watershed(-dist[sl], markers, mask=region[sl], connectivity=2 if connectivity == 8 else 1)
-    out = cc.astype(np.int64)
-    sub = out[sl]
-    sub[region[sl]] = ws[region[sl]] + n  # marker ids above the component ids
-    from skimage.measure import label
+    # a pixel whose cell went to another component (a gap thinner than f): its component's first marker
+    first = np.zeros(n + 1, np.int64)
+    first[comp_of[:0:-1]] = np.arange(n_mk, 0, -1)
+    ws = np.where(comp_of[ws] == cc, ws, first[cc])
+    out = np.where(region, ws + n, cc)  # marker ids above the component ids
+    n_pk = 0
+    # renumber 1..n: untouched components, then the split ones' markers, then pockets
+    used = np.concatenate([~multi, multi[comp_of[1:]], np.ones(n_pk, bool)])
+    used[0] = False
+    remap = np.zeros(used.size, np.int32)
+    remap[used] = np.arange(1, int(used.sum()) + 1, dtype=np.int32)
+    return remap[out], int(used.sum())
 
-    # renumber 1..n in raster order (each id is one connected region, so labelling keeps the regions)
-    out, n_out = label(out, background=0, connectivity=2 if connectivity == 8 else 1, return_num=True)
-    return out.astype(np.int32, copy=False), int(n_out)
+
+def _block_max(a: np.ndarray, f: int) -> np.ndarray:
+    """Max over f x f blocks (the last blocks padded with 0): (ceil(H/f), ceil(W/f))."""
+    if f == 1:
+        return a
+    h, w = a.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    if (hp, wp) != (h, w):
+        a = np.pad(a, ((0, hp - h), (0, wp - w)))
+    return a.reshape(hp // f, f, wp // f, f).max(axis=(1, 3))
 
 
 @dataclass
