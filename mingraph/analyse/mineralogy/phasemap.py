@@ -5,6 +5,8 @@ The TIFF is an 8-bit palette image (16-bit beyond 255 classes): pixel value = cl
 a colour table (TIFF ColorMap, photometric "palette"), the pixel size as XResolution/YResolution in
 pixels per µm, and ImageJ metadata (``unit=micron``, the same LUT), so Fiji/ImageJ shows the phase
 colours and a calibrated scale; tifffile and GIS tools read the palette and resolution tags.
+Beyond 255 classes the map is 16-bit, still with palette and resolution, without ImageJ metadata
+(ImageJ takes 8-bit lookup tables only).
 """
 
 from __future__ import annotations
@@ -50,9 +52,8 @@ def write_phase_map(
     size = 256 if dtype == np.uint8 else 65536
     cmap = np.zeros((3, size), np.uint16)
     cmap[:, :n] = np.round(cols.T * 65535).astype(np.uint16)
-    meta = {"unit": "micron"}
-    if dtype == np.uint8:
-        meta["LUTs"] = [(cmap >> 8).astype(np.uint8)]
+    imagej = dtype == np.uint8  # ImageJ takes 8-bit LUTs only
+    meta = {"unit": "micron", "LUTs": [(cmap >> 8).astype(np.uint8)]} if imagej else {}
     with atomic_file(path) as tmp:
         tifffile.imwrite(
             tmp,
@@ -61,8 +62,8 @@ def write_phase_map(
             colormap=cmap,
             resolution=(1.0 / px, 1.0 / px),
             resolutionunit="NONE",
-            imagej=True,
-            metadata=meta,
+            imagej=imagej,
+            metadata=meta or None,
             compression="zlib",
         )
     return Path(path)
