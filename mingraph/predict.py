@@ -232,26 +232,29 @@ def write_outputs(
     if densities is not None and minerals is None:
         d = np.asarray(densities, dtype=np.float64)
         cm.densities = np.where(np.isfinite(d), d, cm.densities)
+    shown = list(cm.names)
     target_ids = None
     if targets:
-        low = {n.lower(): i for i, n in enumerate(names)}
+        low = {n.lower(): i for i, n in enumerate(shown)} | {n.lower(): i for i, n in enumerate(names)}
         missing = [t for t in targets if t.lower() not in low]
         if missing:
             raise InputError("--target", "target", f"{missing[0]!r} is not a class of the model")
         target_ids = [low[t.lower()] for t in targets]
     write_phase_map(out / "phase_map.tif", pred.labels, cm.colours, sample.pixel_size_um)
     tifffile.imwrite(out / "confidence.tif", pred.confidence, compression="zlib")
-    write_legend(out, names, cm.colours, sample.pixel_size_um, cm.densities, cm.formulas)
+    write_legend(out, shown, cm.colours, sample.pixel_size_um, cm.densities, cm.formulas)
     images = {
         "phase_map": out / "phase_map.tif",
-        "overlay": save_phase_overlay_png(out / "overlay.png", sample.bse, pred.labels, names, pred.eds_rc),
+        "overlay": save_phase_overlay_png(
+            out / "overlay.png", sample.bse, pred.labels, shown, pred.eds_rc, colours=cm.colours
+        ),
         "confidence": save_confidence_png(out / "confidence.png", pred.confidence, sample.valid),
     }
     mineralogy = write_mineralogy(
         out / "mineralogy",
         pred.labels,
         sample.valid,
-        names,
+        shown,
         None,
         sample.pixel_size_um,
         confidence=pred.confidence,

@@ -51,15 +51,18 @@ def mineralogy_kwargs(
     from mingraph.analyse.mineralogy.minerals import class_minerals, read_mineral_list
     from mingraph.errors import InputError
 
-    known = {str(n).lower() for n in class_names}
+    cm = (
+        None
+        if minerals is None
+        else class_minerals(class_names, read_mineral_list(minerals), source=str(minerals))
+    )
+    known = {str(n).lower() for n in [*class_names, *(cm.names if cm else [])]}
     for t in targets:
         if t.lower() not in known:
             raise InputError("--target", "target", f"{t!r} is not a class of the model")
     return {
         "min_confidence": float(min_confidence),
-        "minerals": None
-        if minerals is None
-        else class_minerals(class_names, read_mineral_list(minerals), source=str(minerals)),
+        "minerals": cm,
         "assay": None if assay is None else read_assay(assay),
         "targets": list(targets) or None,
     }

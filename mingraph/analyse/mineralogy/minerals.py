@@ -175,7 +175,11 @@ def default_mineral_list() -> list[MineralEntry]:
 def class_minerals(
     class_names: Sequence[str], entries: Sequence[MineralEntry] | None = None, source: str = "default"
 ) -> ClassMinerals:
-    """Match classes to a mineral list (default: the shipped one) by name or alias, case-insensitively."""
+    """Match classes to a mineral list (default: the shipped one) by name or alias, case-insensitively.
+
+    The matched entry's ``name`` becomes the class's display name (a class matched by an alias is
+    shown under the list's name); unmatched classes keep theirs and are listed in ``missing``.
+    """
     from mingraph.analyse.plots import phase_colours
 
     entries = default_mineral_list() if entries is None else list(entries)
@@ -193,6 +197,7 @@ def class_minerals(
         if e is None:
             missing.append(name)
             continue
+        names[k] = e.name  # the list's name is the one shown
         if e.density is None:
             no_d.append(name)
         else:
