@@ -73,21 +73,25 @@ def separate_particles(
     ws = watershed(
         -dist, np.where(region_s, mk, 0), mask=region_s, connectivity=2 if connectivity == 8 else 1
     )
-    if f > 1:
-        ws = ws[(np.arange(h) // f)[:, None], (np.arange(w) // f)[None, :]]
-    region = multi[cc]
-    # a pixel whose cell went to another component (a gap thinner than f): its component's first marker
+    # final ids: unsplit components 1.., then the markers of split ones; a component with markers
+    # whose cells all went elsewhere keeps its first marker
     first = np.zeros(n + 1, np.int64)
     first[comp_of[:0:-1]] = np.arange(n_mk, 0, -1)
-    ws = np.where(comp_of[ws] == cc, ws, first[cc])
-    out = np.where(region, ws + n, cc)  # marker ids above the component ids
-    n_pk = 0
-    # renumber 1..n: untouched components, then the split ones' markers, then pockets
-    used = np.concatenate([~multi, multi[comp_of[1:]], np.ones(n_pk, bool)])
+    used = np.concatenate([~multi, multi[comp_of[1:]]])
     used[0] = False
     remap = np.zeros(used.size, np.int32)
     remap[used] = np.arange(1, int(used.sum()) + 1, dtype=np.int32)
-    return remap[out], int(used.sum())
+    # a pixel whose component's id is not in its cell's: the component's own id (or first marker)
+    own = np.where(multi, first + n, np.arange(n + 1))
+    if f == 1:
+        return remap[np.where(region_s, ws + n, own[cc])], int(used.sum())
+    ws = np.where(region_s & (comp_of[ws] == cc_s), ws + n, own[cc_s])  # the id of each cell
+    out = remap[ws]
+    out = np.repeat(np.repeat(out, f, 0), f, 1)[:h, :w]
+    cell = np.repeat(np.repeat(cc_s, f, 0), f, 1)[:h, :w]
+    odd = np.flatnonzero(cell != cc)  # pixels of another component than their cell's (or resin)
+    out.ravel()[odd] = remap[own[cc.ravel()[odd]]]
+    return out, int(used.sum())
 
 
 def _block_max(a: np.ndarray, f: int) -> np.ndarray:

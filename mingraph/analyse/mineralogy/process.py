@@ -22,7 +22,13 @@ from scipy import sparse
 from mingraph.analyse.mineralogy import liberation as lib
 from mingraph.analyse.mineralogy.assay import calculated_assay, deportment
 from mingraph.analyse.mineralogy.bootstrap import bootstrap_sums, interval, percent
-from mingraph.analyse.mineralogy.grains import grain_statistics, size_classes_um
+from mingraph.analyse.mineralogy.grains import (
+    GrainResult,
+    grain_table,
+    label_grains,
+    phase_size_tables,
+    size_classes_um,
+)
 from mingraph.analyse.mineralogy.inputs import _check_pixel_size, classified_labels
 from mingraph.analyse.mineralogy.minerals import ClassMinerals
 from mingraph.analyse.mineralogy.particles import ParticleResult, particle_properties, separate_particles
@@ -113,7 +119,10 @@ def sample_mineralogy(
     pmap, n_p = separate_particles(
         valid, split_touching=split_touching, min_distance_px=min_distance_px, connectivity=connectivity
     )
-    grains = grain_statistics(lab, valid, px, connectivity, class_names=names, particles=pmap)
+    # the checked, classified map goes straight to the grain passes (grain_statistics would re-check it)
+    gmap, n_g = label_grains(lab, pmap, n, connectivity)
+    gt = grain_table(lab, gmap, n_g, px, pmap, names)
+    grains = GrainResult(gt, *phase_size_tables(gt, names), grain_map=gmap)
     parts = particle_properties(pmap, n_p, grains.grains, n, px)
     pixels = np.asarray(parts.composition_px.sum(axis=0)).ravel()
     present = np.flatnonzero(pixels > 0)
