@@ -72,18 +72,26 @@ def assay_section(files: Mapping[str, Any], min_json: Mapping[str, Any]) -> Sect
     return Section("Calculated assay", header, out, ["l"] + ["r"] * (len(header) - 1), notes)
 
 
-def deportment_section(files: Mapping[str, Any], most: int = 8) -> Section | None:
+def deportment_section(files: Mapping[str, Any], most: int = 3) -> Section | None:
+    """Each element with its main carriers (the ``most`` minerals holding the largest shares)."""
     rows = _read(files.get("deportment_csv"))
     if not rows:
         return None
     phases = [c for c in rows[0] if c != "element"]
-    # the carriers that matter: highest share of any element
-    best = sorted(phases, key=lambda p: -max(_f(r[p]) or 0 for r in rows))[:most]
-    out = [[r["element"], *[f"{_f(r[p]) or 0:.1f}" for p in best]] for r in rows]
-    notes = [
-        f"% of each element carried by each mineral ({len(best)} main carriers of {len(phases)} shown; all in deportment.csv)."
-    ]
-    return Section("Element deportment (%)", ["element", *best], out, ["l"] + ["r"] * len(best), notes)
+    out = []
+    for r in rows:
+        share = sorted(((_f(r[p]) or 0.0, p) for p in phases), reverse=True)
+        main = [f"{p} {v:.1f}" for v, p in share[:most] if v >= 0.05]
+        rest = sum(v for v, _ in share[most:])
+        out.append([r["element"], ", ".join(main) + (f"; others {rest:.1f}" if rest >= 0.05 else "")])
+    notes = ["% of each element carried by each mineral (every mineral in deportment.csv)."]
+    return Section(
+        "Element deportment (main carriers, % of the element)",
+        ["element", "carried by"],
+        out,
+        ["l", "l"],
+        notes,
+    )
 
 
 def _interval_note(min_json: Mapping[str, Any]) -> str:

@@ -33,6 +33,7 @@ _SUMMARY_LABELS: dict[str, str] = {
     "low_confidence_fraction": "low confidence, % of valid pixels",
     "min_confidence": "confidence threshold",
     "n_grains": "grains",
+    "n_particles": "particles (resin and watershed separated)",
     "model": "model",
     "checkpoint": "checkpoint",
     "runtime_s": "run time (s)",
@@ -48,6 +49,7 @@ _FROM_MINERALOGY = (
     "low_confidence_fraction",
     "min_confidence",
     "n_grains",
+    "n_particles",
 )
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 _PLOTS = (
