@@ -154,3 +154,32 @@ def test_particles_match_skimage_regionprops():
     g = grain_statistics(lab, v, 0.5, class_names=["x"], particles=p)
     parts = particle_properties(p, n, g.grains, 1, 0.5)
     assert parts.area_px.tolist() == t["area"].astype(int).tolist()
+
+
+def test_grade_recovery_interval_brackets_the_curve_and_shrinks_with_more_particles():
+    rng = np.random.default_rng(0)
+
+    def mount(n_side):
+        lab = np.full((n_side * 10, n_side * 10), -1)
+        for i in range(n_side):
+            for j in range(n_side):
+                k = int(rng.integers(0, 9))  # 0..8 px of phase 0 in an 8x8 particle of phase 1
+                lab[i * 10 : i * 10 + 8, j * 10 : j * 10 + 8] = 1
+                lab[i * 10 : i * 10 + 8, j * 10 : j * 10 + k] = 0
+        v = lab >= 0
+        p, n = separate_particles(v)
+        g = grain_statistics(lab, v, 1.0, class_names=["t", "g"], particles=p)
+        return particle_properties(p, n, g.grains, 2, 1.0)
+
+    widths = []
+    for n_side in (8, 24):
+        parts = mount(n_side)
+        gr = lib.grade_recovery(parts, 0)
+        ci = lib.grade_recovery_interval(parts, 0, n_boot=200)
+        at = [
+            gr["grade_pct"][min(int(np.searchsorted(gr["recovery_pct"], r - 1e-9)), parts.n)]
+            for r in (50, 90)
+        ]
+        assert ci[0, 49] <= at[0] <= ci[1, 49] and ci[0, 89] <= at[1] <= ci[1, 89]
+        widths.append(ci[1, 89] - ci[0, 89])
+    assert widths[1] < widths[0]  # 9x the particles: a narrower interval

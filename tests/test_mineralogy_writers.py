@@ -143,3 +143,21 @@ def test_write_mineralogy_overwrites_and_handles_all_unclassified(tmp_path):
     s = json.loads(p2["summary_json"].read_text())
     assert s["unclassified_fraction"] == 1.0 and s["n_grains"] == 0 and s["phases"] == []
     assert _read(p2["grains_csv"]) == []
+
+
+@pytest.mark.parametrize(
+    "lab, valid",
+    [
+        (np.full((5, 6), -1), np.zeros((5, 6), bool)),  # no specimen at all
+        (np.array([[0]]), np.ones((1, 1), bool)),
+        (np.array([[0, 1, 1, -1, 0]]), np.ones((1, 5), bool)),
+        (np.array([[0], [1], [1]]), np.ones((3, 1), bool)),
+    ],
+)
+def test_write_mineralogy_on_degenerate_maps(tmp_path, lab, valid):
+    names = ["quartz", "pyrite"]
+    paths = M.write_mineralogy(tmp_path, lab, valid, names, None, 1.0, minerals=M.class_minerals(names))
+    modal = _read(paths["modal_csv"])
+    assert sum(int(r["pixels"]) for r in modal) == int(((lab >= 0) & valid).sum())
+    assert len(_read(paths["grains_csv"])) == json.loads(paths["summary_json"].read_text())["n_grains"]
+    assert len(_read(paths["particles_csv"])) == json.loads(paths["summary_json"].read_text())["n_particles"]

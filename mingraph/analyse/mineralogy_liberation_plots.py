@@ -57,11 +57,14 @@ def grade_recovery_plot(path: Path, res, targets: list[int]) -> Path:
             lw=1.8,
             label=res.names[k],
         )
+        if gr.get("ci") is not None:
+            band = np.arange(1.0, 101.0)
+            ax.fill_between(band, gr["ci"][0], gr["ci"][1], color=res.minerals.colours[k], alpha=0.2, lw=0)
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 102)
     ax.set_xlabel("recovery of the mineral (%)")
     ax.set_ylabel(f"grade of the concentrate ({basis} % of the mineral)")
-    ax.set_title("Theoretical grade–recovery (perfect separation of the particles measured)", fontsize=10)
+    ax.set_title("Theoretical grade–recovery (perfect separation; band: 95 % interval)", fontsize=10)
     return _finish(fig, ax, path, bool(targets))
 
 

@@ -179,6 +179,10 @@ def sample_mineralogy(
             cci, sci, lci = interval(c_reps), interval(s_reps), interval(l_reps)
             # yield at each class's lower edge: % of target in this class or richer
             yci = interval(np.cumsum(c_reps[:, ::-1], axis=1)[:, ::-1])
+        gr = lib.grade_recovery(parts, t, dens)
+        gr["ci"] = (
+            lib.grade_recovery_interval(parts, t, dens, n_boot=n_boot, seed=seed) if by_particles else None
+        )
         out_targets.append(
             TargetLiberation(
                 class_id=t,
@@ -190,7 +194,7 @@ def sample_mineralogy(
                 yield_ci=yci,
                 locking=lock,
                 locking_ci=lci,
-                grade_recovery=lib.grade_recovery(parts, t, dens),
+                grade_recovery=gr,
             )
         )
     return SampleMineralogy(

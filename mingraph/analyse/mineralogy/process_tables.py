@@ -28,7 +28,7 @@ LIBERATION_COLUMNS = [
 ]
 YIELD_COLUMNS = ["phase", "grade_min_pct", "yield_pct", "ci_low", "ci_high"]
 LOCKING_COLUMNS = ["phase", "locking", "target_px", "pct", "ci_low", "ci_high"]
-GRADE_RECOVERY_COLUMNS = ["phase", "recovery_pct", "grade_pct", "mass_pull_pct", "basis"]
+GRADE_RECOVERY_COLUMNS = ["phase", "recovery_pct", "grade_pct", "ci_low", "ci_high", "mass_pull_pct", "basis"]
 
 
 def particle_columns(res: SampleMineralogy) -> dict[str, np.ndarray]:
@@ -133,7 +133,7 @@ def grade_recovery_rows(res: SampleMineralogy) -> list[dict[str, Any]]:
     rows = []
     for t in res.targets:
         gr = t.grade_recovery
-        rec, grade, pull = gr["recovery_pct"], gr["grade_pct"], gr["mass_pull_pct"]
+        rec, grade, pull, ci = gr["recovery_pct"], gr["grade_pct"], gr["mass_pull_pct"], gr.get("ci")
         for r in range(1, 101):
             i = min(int(np.searchsorted(rec, r - 1e-9)), len(rec) - 1)
             rows.append(
@@ -141,6 +141,8 @@ def grade_recovery_rows(res: SampleMineralogy) -> list[dict[str, Any]]:
                     "phase": res.names[t.class_id],
                     "recovery_pct": float(r),
                     "grade_pct": float(grade[i]),
+                    "ci_low": None if ci is None else float(ci[0, r - 1]),
+                    "ci_high": None if ci is None else float(ci[1, r - 1]),
                     "mass_pull_pct": float(pull[i]),
                     "basis": gr["basis"],
                 }
