@@ -122,6 +122,7 @@ def test_report_shows_process_tables_with_intervals(tmp_path):
         assert f"## {title}" in md
     assert re.search(r"\| class 100 \| \d+\.\d \(\d+\.\d–\d+\.\d\)", md)  # intervals over particles
     assert "![Cumulative liberation yield](mineralogy/liberation.png)" in md
+    assert re.search(r"## Theoretical grade–recovery \(mass %.*\n\n\| phase \| at 50 % recovery", md)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed")

@@ -164,9 +164,33 @@ def locking_section(files: Mapping[str, Any], min_json: Mapping[str, Any]) -> Se
     )
 
 
+def grade_recovery_section(files: Mapping[str, Any], min_json: Mapping[str, Any]) -> Section | None:
+    """Grade of the concentrate at a few recoveries, per target (the whole curve in grade_recovery.csv)."""
+    if int(min_json.get("n_particles", 0)) < 2:
+        return None
+    rows = [r for r in _read(files.get("grade_recovery_csv")) if r["phase"] in min_json.get("targets", [])]
+    at = ("50", "70", "80", "90", "95")
+    table = []
+    for t in min_json.get("targets", []):
+        sel = {r["recovery_pct"].split(".")[0]: r for r in rows if r["phase"] == t}
+        if sel:
+            table.append([t, *[_ci(sel[a], "grade_pct", 1) if a in sel else "-" for a in at]])
+    if not table:
+        return None
+    basis = rows[0]["basis"] if rows else "mass"
+    return Section(
+        f"Theoretical grade–recovery ({basis} % of the mineral in the concentrate, 95 % interval)",
+        ["phase", *[f"at {a} % recovery" for a in at]],
+        table,
+        ["l"] + ["r"] * len(at),
+        ["Particles taken richest first (a perfect separation of the particles measured)."],
+    )
+
+
 def process_sections(files: Mapping[str, Any], min_json: Mapping[str, Any]) -> list[Section]:
     """All process-mineralogy sections that have data, in report order."""
     out: list[Section | None] = [assay_section(files, min_json), deportment_section(files)]
     out += liberation_sections(files, min_json)
     out.append(locking_section(files, min_json))
+    out.append(grade_recovery_section(files, min_json))
     return [s for s in out if s is not None]
