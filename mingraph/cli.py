@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mingraph import __version__, cli_models
+from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
 from mingraph.cli_common import parse_fractions, user_errors
 from mingraph.errors import InputError
 
@@ -170,6 +171,7 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
     show_default=True,
     help="Block size for large fields.",
 )
+@mineralogy_options
 @click.option("--overwrite", is_flag=True)
 @user_errors
 def predict(
@@ -187,6 +189,7 @@ def predict(
     seed,
     block,
     overwrite,
+    **mineralogy,
 ) -> None:
     """Phase map, confidence, modal mineralogy and a report for one field.
 
@@ -229,6 +232,7 @@ def predict(
         overwrite,
         block,
         library_densities(bundle.class_names),
+        **mineralogy_kwargs(bundle.class_names, **mineralogy),
     )
     if res["metrics"]:
         click.echo(f"F1 (weighted) against the known phases: {res['metrics']['f1_weighted']:.3f}")

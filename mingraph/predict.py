@@ -225,38 +225,62 @@ def write_outputs(
     densities: np.ndarray | None,
     summary: dict,
     min_confidence: float = 0.5,
+    *,
+    minerals=None,
+    assay: dict[str, float] | None = None,
+    targets: list[str] | None = None,
 ) -> dict:
-    """Phase map TIFF + legend, overlay and confidence PNGs, mineralogy CSV/PNGs, summary and report."""
+    """Phase map TIFF + legend, overlay and confidence PNGs, mineralogy CSV/PNGs, summary and report.
+
+    ``minerals``: a :class:`~mingraph.analyse.mineralogy.minerals.ClassMinerals` (names, densities,
+    formulas, colours); default: the shipped mineral list matched to the model's classes, with
+    ``densities`` (g/cm³, NaN = unknown) taking precedence where given (ignored with ``minerals``). ``assay``: element -> wt %
+    of a chemical assay to compare with; ``targets``: phase names whose liberation the report details.
+    """
     import tifffile
 
     from mingraph.analyse.mineralogy import write_mineralogy
-    from mingraph.analyse.plots import hex_colour, phase_colours, save_confidence_png, save_phase_overlay_png
+    from mingraph.analyse.mineralogy.minerals import class_minerals
+    from mingraph.analyse.mineralogy.phasemap import write_legend, write_phase_map
+    from mingraph.analyse.plots import save_confidence_png, save_phase_overlay_png
     from mingraph.analyse.report import write_report
     from mingraph.metrics import confusion, scores
 
     names = bundle.class_names
-    cols = phase_colours(len(names))
-    tifffile.imwrite(out / "phase_map.tif", pred.labels, compression="zlib")
+    cm = minerals if minerals is not None else class_minerals(names)
+    if densities is not None and minerals is None:
+        d = np.asarray(densities, dtype=np.float64)
+        cm.densities = np.where(np.isfinite(d), d, cm.densities)
+    shown = list(cm.names)
+    target_ids = None
+    if targets:
+        low = {n.lower(): i for i, n in enumerate(shown)} | {n.lower(): i for i, n in enumerate(names)}
+        missing = [t for t in targets if t.lower() not in low]
+        if missing:
+            raise InputError("--target", "target", f"{missing[0]!r} is not a class of the model")
+        target_ids = [low[t.lower()] for t in targets]
+    write_phase_map(out / "phase_map.tif", pred.labels, cm.colours, sample.pixel_size_um)
     tifffile.imwrite(out / "confidence.tif", pred.confidence, compression="zlib")
-    legend = {
-        "invalid": -1,
-        "classes": [{"id": i, "name": n, "colour": hex_colour(cols[i])} for i, n in enumerate(names)],
-    }
-    (out / "legend.json").write_text(json.dumps(legend, indent=2))
+    write_legend(out, shown, cm.colours, sample.pixel_size_um, cm.densities, cm.formulas)
     images = {
         "phase_map": out / "phase_map.tif",
-        "overlay": save_phase_overlay_png(out / "overlay.png", sample.bse, pred.labels, names, pred.eds_rc),
+        "overlay": save_phase_overlay_png(
+            out / "overlay.png", sample.bse, pred.labels, shown, pred.eds_rc, colours=cm.colours
+        ),
         "confidence": save_confidence_png(out / "confidence.png", pred.confidence, sample.valid),
     }
     mineralogy = write_mineralogy(
         out / "mineralogy",
         pred.labels,
         sample.valid,
-        names,
-        densities,
+        shown,
+        None,
         sample.pixel_size_um,
         confidence=pred.confidence,
         min_confidence=min_confidence,
+        minerals=cm,
+        assay=assay,
+        targets=target_ids,
     )
     metrics = None
     if (
@@ -303,15 +327,34 @@ def run_predict(
     block: int = DEFAULT_BLOCK,
     densities: np.ndarray | None = None,
     progress: bool = True,
+    *,
+    min_confidence: float = 0.5,
+    minerals=None,
+    assay: dict[str, float] | None = None,
+    targets: list[str] | None = None,
 ) -> dict:
-    """Predict a field and write every output into ``out`` atomically (a temporary folder renamed)."""
+    """Predict a field and write every output into ``out`` atomically (a temporary folder renamed).
+
+    ``min_confidence``, ``minerals``, ``assay`` and ``targets`` as in :func:`write_outputs`.
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise InputError(out, "--out", "already exists (pass --overwrite to replace it)")
     eds_rc = check_points(eds_rc, sample.shape, summary.get("input", "input"))
     pred = predict_field(bundle, sample.bse, sample.valid, eds_rc, embeddings, block=block, progress=progress)
     with atomic_folder(out, overwrite) as tmp:
-        res = write_outputs(tmp, sample, pred, bundle, densities, summary)
+        res = write_outputs(
+            tmp,
+            sample,
+            pred,
+            bundle,
+            densities,
+            summary,
+            min_confidence,
+            minerals=minerals,
+            assay=assay,
+            targets=targets,
+        )
     res["report"] = out / Path(res["report"]).name
     res["out"] = out
     return res

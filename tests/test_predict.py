@@ -48,7 +48,7 @@ def test_whole_field_outputs(bundle, tmp_path):
     res = run_predict(tmp_path / "out", s, b, rc, emb, {"input": "test"})
     out = tmp_path / "out"
     lab = tifffile.imread(out / "phase_map.tif")
-    assert lab.shape == (80, 80) and (lab[~s.valid] == -1).all() and (lab[s.valid] >= 0).all()
+    assert lab.shape == (80, 80) and (lab[~s.valid] == 255).all() and (lab[s.valid] < 50).all()
     legend = json.loads((out / "legend.json").read_text())
     assert [c["name"] for c in legend["classes"]] == class_names()
     conf = tifffile.imread(out / "confidence.tif")

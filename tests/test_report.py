@@ -154,9 +154,11 @@ def test_report_shows_liberation_for_particles_in_resin(tmp_path):
     valid[lab >= 0] = True
     mineral = M.write_mineralogy(tmp_path / "m", lab, valid, ["a", "b"], None, 1.0)
     md = write_report(tmp_path, mineralogy=mineral).read_text()
-    assert "liberated %" in md
-    assert "| b | " in md and "| 100.0 |" in md  # b is 32/36 = 89 % of its particle
-    assert Path(tmp_path / "report.html").read_text().count("<img") == 3
+    # a: 16 px free in particle 1 and 4 px in particle 2 (4/36 = 11 %): 80 % in class 100, 20 % in 10-20
+    assert "Liberation by area % of the particle" in md
+    assert "| class 100 | 80.0 | 0.0 |" in md and "| class 10-20 | 20.0 | 0.0 |" in md
+    assert "| class 80-90 | 0.0 | 100.0 |" in md  # b is 32/36 = 89 % of its particle
+    assert Path(tmp_path / "report.html").read_text().count("<img") == 5
 
 
 def test_links_to_names_with_spaces(tmp_path):

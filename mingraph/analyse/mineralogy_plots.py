@@ -10,14 +10,25 @@ import numpy as np
 from mingraph.files import save_figure
 
 
-def modal_plot(path: Path, modal, colours: np.ndarray) -> Path:
+def _err(ci, rows, key, values):
+    """xerr (2, m) from a (2, n) interval for the rows shown (None without an interval)."""
+    if ci is None:
+        return None
+    lo = np.array([ci[0, r["class_id"]] for r in rows])
+    hi = np.array([ci[1, r["class_id"]] for r in rows])
+    v = np.asarray(values, dtype=np.float64)
+    return np.nan_to_num(np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]))
+
+
+def modal_plot(path: Path, modal, colours: np.ndarray, area_ci=None, mass_ci=None) -> Path:
+    """Horizontal bars of area % (and mass %) per phase, with 95 % interval whiskers when given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = sorted((r for r in modal.rows if r["pixels"] > 0), key=lambda r: -r["area_pct"])
-    has_mass = bool(rows) and rows[0]["mass_pct"] is not None
+    has_mass = any(r["mass_pct"] is not None for r in rows)
     h = max(2.2, 0.38 * len(rows) + 1.3)
     fig, ax = plt.subplots(figsize=(7.5, h))
     y = np.arange(len(rows))
@@ -32,9 +43,11 @@ def modal_plot(path: Path, modal, colours: np.ndarray) -> Path:
         edgecolor="black",
         linewidth=0.5,
         label="area %",
+        xerr=_err(area_ci, rows, "area_pct", area),
+        error_kw={"elinewidth": 0.8, "capsize": 2},
     )
     if has_mass:
-        mass = [r["mass_pct"] for r in rows]
+        mass = [r["mass_pct"] if r["mass_pct"] is not None else 0.0 for r in rows]
         ax.barh(
             y + bar_h / 2,
             mass,
@@ -45,10 +58,13 @@ def modal_plot(path: Path, modal, colours: np.ndarray) -> Path:
             hatch="///",
             alpha=0.75,
             label="mass %",
+            xerr=_err(mass_ci, rows, "mass_pct", mass),
+            error_kw={"elinewidth": 0.8, "capsize": 2},
         )
-    xmax = max([*area, *([r["mass_pct"] for r in rows] if has_mass else [])], default=1.0)
+    xmax = max([*area, *([r["mass_pct"] or 0.0 for r in rows] if has_mass else [])], default=1.0)
     for i, r in enumerate(rows):
-        txt = f"{r['area_pct']:.1f}" + (f" / {r['mass_pct']:.1f}" if has_mass else "")
+        m_txt = "-" if r["mass_pct"] is None else f"{r['mass_pct']:.1f}"
+        txt = f"{r['area_pct']:.1f}" + (f" / {m_txt}" if has_mass else "")
         ax.text(max(r["area_pct"], r["mass_pct"] or 0) + 0.01 * xmax, i, txt, va="center", fontsize=8)
     if not rows:
         ax.text(
@@ -72,7 +88,8 @@ def modal_plot(path: Path, modal, colours: np.ndarray) -> Path:
     if modal.n_low_confidence:
         left.append(f"low confidence {100 * modal.low_confidence_fraction:.1f} %")
     ax.set_title(
-        "Modal mineralogy (of classified pixels)"
+        "Modal mineralogy (of classified pixels"
+        + (", 95 % intervals)" if area_ci is not None else ")")
         + (f"\n{', '.join(left)} of valid pixels, not included" if left else ""),
         fontsize=10,
     )

@@ -181,8 +181,12 @@ def save_phase_overlay_png(
     eds_rc: np.ndarray | None = None,
     alpha: float = 0.55,
     max_points: int = 20000,
+    colours: np.ndarray | None = None,
 ) -> Path:
-    """Phase colours blended over the BSE image, EDS points marked, legend by area (large fields subsampled)."""
+    """Phase colours blended over the BSE image, EDS points marked, legend by area (large fields subsampled).
+
+    ``colours`` (n_classes, 3) RGB in 0..1, e.g. from a mineral list; default :func:`phase_colours`.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,7 +195,8 @@ def save_phase_overlay_png(
 
     s = _display_stride(labels.shape)
     lab, grey = labels[::s, ::s], bse[::s, ::s]
-    rgb = (1 - alpha) * np.repeat(grey[..., None], 3, -1) + alpha * phase_rgb(lab, len(class_names))
+    pal = phase_colours(len(class_names)) if colours is None else np.asarray(colours, dtype=np.float64)
+    rgb = (1 - alpha) * np.repeat(grey[..., None], 3, -1) + alpha * pal[np.clip(lab, 0, None)]
     rgb[lab < 0] = np.repeat(grey[..., None], 3, -1)[lab < 0] * 0.5
     hgt, wid = lab.shape
     scale = 9.0 / max(hgt, wid)
@@ -213,7 +218,6 @@ def save_phase_overlay_png(
             label="EDS points",
         )
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
-    pal = phase_colours(len(class_names))
     total = max(int(counts.sum()), 1)
     handles = [
         Patch(color=pal[k], label=f"{class_names[k]} ({100 * c / total:.1f} %)")

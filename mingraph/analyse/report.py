@@ -33,6 +33,7 @@ _SUMMARY_LABELS: dict[str, str] = {
     "low_confidence_fraction": "low confidence, % of valid pixels",
     "min_confidence": "confidence threshold",
     "n_grains": "grains",
+    "n_particles": "particles (resin and watershed separated)",
     "model": "model",
     "checkpoint": "checkpoint",
     "runtime_s": "run time (s)",
@@ -48,12 +49,15 @@ _FROM_MINERALOGY = (
     "low_confidence_fraction",
     "min_confidence",
     "n_grains",
+    "n_particles",
 )
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 _PLOTS = (
     ("modal_png", "Modal mineralogy"),
     ("grain_size_png", "Grain-size distribution"),
     ("association_png", "Phase association"),
+    ("liberation_png", "Cumulative liberation yield"),
+    ("grade_recovery_png", "Theoretical grade–recovery"),
 )
 
 
@@ -144,33 +148,33 @@ def _modal_rows(
         if "grain_summary_csv" in mineralogy
         else {}
     )
-    # liberation only means something when the field holds several particles (grains mounted in resin)
-    lib = (
-        {r.get("class_id"): r for r in _read_csv(mineralogy["liberation_csv"])}
-        if "liberation_csv" in mineralogy and n_particles > 1
-        else {}
-    )
     present = [r for r in modal if (_float(r.get("pixels")) or 0) > 0]
     present.sort(key=lambda r: -(_float(r.get("area_pct")) or 0.0))
     has_mass = any(_float(r.get("mass_pct")) is not None for r in present)
-    header = ["phase", "area %"] + (["mass %"] if has_mass else []) + ["pixels"]
+    has_ci = any(_float(r.get("area_ci_low")) is not None for r in present)
+    header = ["phase", "area % (95 % interval)" if has_ci else "area %"]
+    header += (["mass % (95 % interval)" if has_ci else "mass %"] if has_mass else []) + ["pixels"]
     if grains:
         header += ["grains", "D50 ECD (µm)"]
-    if lib:
-        header += ["liberated %"]
     rows, swatches = [], []
+
+    def with_ci(v: float | None, lo: Any, hi: Any) -> str:
+        if v is None:
+            return "-"
+        lo, hi = _float(lo), _float(hi)
+        return f"{v:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else "")
+
     for r in present:
-        row = [r.get("phase", ""), f"{_float(r.get('area_pct')) or 0.0:.2f}"]
+        row = [
+            r.get("phase", ""),
+            with_ci(_float(r.get("area_pct")) or 0.0, r.get("area_ci_low"), r.get("area_ci_high")),
+        ]
         if has_mass:
-            m = _float(r.get("mass_pct"))
-            row.append("-" if m is None else f"{m:.2f}")
+            row.append(with_ci(_float(r.get("mass_pct")), r.get("mass_ci_low"), r.get("mass_ci_high")))
         row.append(_num(int(_float(r.get("pixels")) or 0)))
         if grains:
             g = grains.get(r.get("class_id"), {})
             row += [_num(int(_float(g.get("grains")) or 0)), _num(_float(g.get("d50_um")), 3)]
-        if lib:
-            lv = _float(lib.get(r.get("class_id"), {}).get("liberated_pct"))
-            row.append("-" if lv is None else f"{lv:.1f}")
         rows.append(row)
         swatches.append(colours.get(r.get("phase", ""), ""))
     align = ["l"] + ["r"] * (len(header) - 1)
@@ -284,9 +288,17 @@ def write_report(
                 f"({_fmt_summary('low_confidence_fraction', summ.get('low_confidence_fraction', 0.0))}) pixels are not included. "
                 "Mass % = area % x density (polished-section approximation)."
             )
+        if min_json.get("rule"):
+            note += " " + str(min_json["rule"])
         md += ["## Modal mineralogy", "", _md_table(modal_header, modal_rows, modal_align), ""]
         if note:
             md += [note, ""]
+    from mingraph.analyse.mineralogy_report import process_sections
+
+    sections = process_sections(mineralogy, min_json) if mineralogy else []
+    for sec in sections:
+        md += [f"## {sec.title}", "", _md_table(sec.header, sec.rows, sec.align), ""]
+        md += [*[n for n in sec.notes], ""] if sec.notes else []
     if plots:
         md += ["## Plots", ""]
         for k, t in plots:
@@ -354,6 +366,9 @@ def write_report(
         h += ["<h2>Modal mineralogy</h2>", _html_table(modal_header, rows_html, modal_align, raw_first=True)]
         if note:
             h.append(f'<p class="note">{e(note)}</p>')
+    for sec in sections:
+        h += [f"<h2>{e(sec.title)}</h2>", _html_table(sec.header, sec.rows, sec.align)]
+        h += [f'<p class="note">{e(n)}</p>' for n in sec.notes]
     if plots:
         h.append("<h2>Plots</h2>")
         for k, t in plots:

@@ -9,7 +9,14 @@ Conventions used throughout (and in the CSVs):
 
 - area % is of the *classified* valid pixels: valid, label >= 0 and, when a confidence map is given,
   confidence >= ``min_confidence``. Unclassified and low-confidence pixels are reported separately,
-  as fractions of all valid pixels, never hidden inside a phase.
+  as fractions of all valid pixels, never hidden inside a phase; the same rule
+  (:func:`~mingraph.analyse.mineralogy.inputs.classified_labels`) holds for grains, particles,
+  liberation and locking (:func:`~mingraph.analyse.mineralogy.process.sample_mineralogy`).
+- Modules: ``minerals`` (mineral lists, xraylib formulas), ``modal``, ``grains``, ``association``,
+  ``particles`` (resin + watershed), ``liberation`` (classes, free surface, yield, locking,
+  grade–recovery), ``assay`` (calculated assay, deportment), ``bootstrap`` (95 % intervals),
+  ``process`` (all of it in one call), ``phasemap`` (palette TIFF, legend), ``tables`` and
+  ``process_tables`` (CSV writers). docs/mineralogy.md describes the outputs.
 - mass % = area x density, renormalised. For a polished section of a randomly oriented sample, the
   area fraction of a phase estimates its volume fraction (Delesse's principle), so mass follows
   through the density; this is the standard approximation of TIMA / MLA / QEMSCAN modal reports.
@@ -21,19 +28,28 @@ Conventions used throughout (and in the CSVs):
   sieve series.
 """
 
-from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix, liberation
+from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix
 from mingraph.analyse.mineralogy.grains import GrainResult, grain_statistics, size_classes_um
+from mingraph.analyse.mineralogy.inputs import classified_labels
+from mingraph.analyse.mineralogy.minerals import class_minerals, read_mineral_list
 from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
+from mingraph.analyse.mineralogy.particles import separate_particles
+from mingraph.analyse.mineralogy.process import SampleMineralogy, sample_mineralogy
 from mingraph.analyse.mineralogy.tables import write_mineralogy
 
 __all__ = [
     "ModalResult",
     "GrainResult",
     "AssociationResult",
+    "SampleMineralogy",
     "modal_mineralogy",
     "grain_statistics",
     "association_matrix",
-    "liberation",
     "size_classes_um",
+    "classified_labels",
+    "class_minerals",
+    "read_mineral_list",
+    "separate_particles",
+    "sample_mineralogy",
     "write_mineralogy",
 ]

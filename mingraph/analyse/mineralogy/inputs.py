@@ -15,7 +15,7 @@ BACKGROUND = "background"
 
 
 def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (labels, valid) pair and return them as (int64, bool) arrays."""
+    """Validate a (labels, valid) pair and return them as (int32, bool) arrays."""
     labels = np.asarray(labels)
     valid = np.asarray(valid)
     if labels.ndim != 2:
@@ -35,7 +35,7 @@ def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tup
         valid = valid.astype(bool)
     if n_classes < 1:
         raise InputError(where, "class_names", "expected at least one class")
-    labels = labels.astype(np.int64)
+    labels = labels.astype(np.int32, copy=False)
     lo, hi = int(labels.min()), int(labels.max())
     if lo < -1 or hi >= n_classes:
         raise InputError(
@@ -74,8 +74,8 @@ def _check_densities(where: str, densities: Any, n_classes: int) -> np.ndarray |
         raise InputError(
             where, "densities", f"expected {n_classes} densities (one per class), got {d.shape[0]}"
         )
-    if not (np.all(np.isfinite(d)) and np.all(d > 0)):
-        raise InputError(where, "densities", "expected positive finite densities in g/cm3")
+    if not np.all(np.isnan(d) | (np.isfinite(d) & (d > 0))):
+        raise InputError(where, "densities", "expected positive finite densities in g/cm3 (NaN = unknown)")
     return d
 
 
@@ -98,3 +98,35 @@ def _class_names(
 def _pct(num: float, den: float) -> float:
     """A percentage, 0 when the denominator is 0 (an empty image has 0 % of everything)."""
     return 100.0 * num / den if den > 0 else 0.0
+
+
+def classified_labels(
+    labels: np.ndarray,
+    valid: np.ndarray,
+    n_classes: int,
+    confidence: np.ndarray | None = None,
+    min_confidence: float = 0.5,
+    where: str = "mineralogy",
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The one rule for unsure pixels, applied before every analysis: (labels, valid, n_unclassified, n_low).
+
+    A valid pixel is *classified* when its label is >= 0 and (when ``confidence`` is given) its
+    confidence is >= ``min_confidence`` (NaN counts as low). Every other valid pixel becomes -1
+    (unclassified) in the returned labels: it stays part of the specimen (it belongs to its
+    particle, whose size it counts in), but it counts in no phase's area, mass, grain, particle
+    composition, liberation or locking, and is reported as a fraction of valid pixels.
+    Returns int32 labels (-1 also outside ``valid``), the bool mask, and the two pixel counts.
+    """
+    labels, valid = _check_phase_map(where, labels, valid, n_classes)
+    unclassified = valid & (labels < 0)
+    low = np.zeros(labels.shape, dtype=bool)
+    if confidence is not None:
+        conf = np.asarray(confidence)
+        if conf.shape != labels.shape:
+            raise InputError(where, "confidence", f"shape {conf.shape} differs from labels {labels.shape}")
+        t = float(min_confidence)
+        if not (0.0 <= t <= 1.0):
+            raise InputError(where, "min_confidence", f"expected a value in [0, 1], got {min_confidence!r}")
+        low = valid & (labels >= 0) & ~(conf >= t)
+    out = np.where(valid & ~low, labels, -1)
+    return out, valid, int(unclassified.sum()), int(low.sum())

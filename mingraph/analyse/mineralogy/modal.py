@@ -60,7 +60,9 @@ def modal_mineralogy(
 
     Area % is of the classified valid pixels; unclassified (-1) and low-confidence pixels (confidence
     below ``min_confidence``, NaN included) are left out of the percentages and counted separately,
-    as fractions of valid pixels. ``densities`` in g/cm3, one per class; without them mass % is None.
+    as fractions of valid pixels (the rule of :func:`~mingraph.analyse.mineralogy.inputs.classified_labels`).
+    ``densities`` in g/cm3, one per class, NaN = unknown; mass % is of the classes with a density
+    (None for the others, and for all without ``densities``).
     """
     where = "modal_mineralogy"
     names = _class_names(where, class_names, labels, None)
@@ -81,7 +83,8 @@ def modal_mineralogy(
     counts = np.bincount(lab[~unclassified & ~low], minlength=n)[:n]
     low_counts = np.bincount(lab[low], minlength=n)[:n]
     n_classified = int(counts.sum())
-    mass = counts * dens if dens is not None else None
+    known = np.isfinite(dens) if dens is not None else None
+    mass = np.where(known, counts * np.nan_to_num(dens), 0.0) if dens is not None else None
     total_mass = float(mass.sum()) if mass is not None else 0.0
     rows = []
     for k, name in enumerate(names):
@@ -91,8 +94,8 @@ def modal_mineralogy(
                 "phase": name,
                 "pixels": int(counts[k]),
                 "area_pct": _pct(float(counts[k]), n_classified),
-                "density_g_cm3": float(dens[k]) if dens is not None else None,
-                "mass_pct": _pct(float(mass[k]), total_mass) if mass is not None else None,
+                "density_g_cm3": float(dens[k]) if dens is not None and known[k] else None,
+                "mass_pct": _pct(float(mass[k]), total_mass) if mass is not None and known[k] else None,
                 "low_confidence_pixels": int(low_counts[k]),
             }
         )

@@ -10,22 +10,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
-from mingraph.analyse.mineralogy.association import association_matrix, liberation
-from mingraph.analyse.mineralogy.grains import grain_statistics
+from mingraph.analyse.mineralogy.association import association_matrix
+from mingraph.analyse.mineralogy.grains import GRAIN_COLUMNS
 from mingraph.analyse.mineralogy.inputs import BACKGROUND, UNCLASSIFIED, _check_pixel_size
+from mingraph.analyse.mineralogy.minerals import ClassMinerals, MineralEntry, class_minerals
 from mingraph.analyse.mineralogy.modal import modal_mineralogy
+from mingraph.analyse.mineralogy.process import sample_mineralogy
 from mingraph.analyse.mineralogy_plots import association_plot, grain_size_plot, modal_plot
-from mingraph.analyse.plots import hex_colour, phase_colours
-from mingraph.files import write_csv, write_text
+from mingraph.analyse.plots import hex_colour
+from mingraph.files import atomic_file, write_csv, write_text
+
+RULE = (
+    "Pixels with no class or a confidence below the threshold are unclassified: they belong to their "
+    "particle (its size) but to no phase's area, mass, grain, particle composition, liberation or locking; "
+    "they are reported as a fraction of the specimen."
+)
 
 
 def _csv_value(v: Any) -> Any:
     if v is None:
         return ""
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ""
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v)) if math.isfinite(v) else ""
     return v
 
 
@@ -33,6 +40,35 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] | None
     """Rows of dicts as CSV (``columns`` or the first row's keys), written atomically."""
     cols = columns if columns is not None else (list(rows[0]) if rows else [])
     return write_csv(path, [cols] + [[_csv_value(r.get(c)) for c in cols] for r in rows])
+
+
+def write_columns(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    """A dict of equal-length arrays as CSV (pandas, atomically): fast for millions of rows."""
+    import pandas as pd
+
+    with atomic_file(path) as tmp:
+        pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.6g")
+    return Path(path)
+
+
+def _minerals_for(names: list[str], densities: Any, minerals: ClassMinerals | None) -> ClassMinerals:
+    if minerals is not None:
+        if list(minerals.names) != names:
+            from mingraph.errors import InputError
+
+            raise InputError("write_mineralogy", "minerals", "matched to other class names than the map's")
+        return minerals
+    if densities is None:
+        return class_minerals(names, [], source="none")
+    d = np.asarray(densities, dtype=np.float64).ravel()
+    if d.shape[0] != len(names):
+        from mingraph.errors import InputError
+
+        raise InputError(
+            "write_mineralogy", "densities", f"expected {len(names)} densities, got {d.shape[0]}"
+        )
+    entries = [MineralEntry(nm, None, float(x)) for nm, x in zip(names, d) if np.isfinite(x)]
+    return class_minerals(names, entries, source="densities")
 
 
 def write_mineralogy(
@@ -47,49 +83,66 @@ def write_mineralogy(
     min_confidence: float = 0.5,
     connectivity: int = 8,
     plots: bool = True,
+    minerals: ClassMinerals | None = None,
+    assay: dict[str, float] | None = None,
+    targets: Sequence[int] | None = None,
+    split_touching: bool = True,
+    n_boot: int = 200,
+    seed: int = 0,
 ) -> dict[str, Path]:
     """Write the mineralogy report files (CSVs, PNGs, JSON summary) atomically; return their paths by name.
 
     Names: modal_csv, grains_csv, grain_summary_csv, grain_size_distribution_csv, association_csv
-    (row-normalised %), association_boundary_csv (um), liberation_csv, summary_json, and with
-    ``plots`` modal_png, grain_size_png, association_png. Phase colours are
-    ``mingraph.analyse.plots.phase_colours(len(class_names))``, as in the phase map.
+    (row-normalised %), association_boundary_csv (um), particles_csv, assay_csv, deportment_csv,
+    liberation_csv, liberation_yield_csv, locking_csv, grade_recovery_csv, summary_json; with ``plots``
+    modal_png, grain_size_png, association_png, liberation_png, grade_recovery_png. ``minerals``
+    (names, densities, formulas, colours) wins over ``densities``; ``assay`` (element -> wt %) is a
+    chemical assay to compare with. The unsure-pixel rule (:data:`RULE`) applies to every table.
     """
+    from mingraph.analyse.mineralogy.process_tables import write_process_tables
+
     where = "write_mineralogy"
     names = [str(c) for c in class_names]
     px = _check_pixel_size(where, pixel_size_um)
-    modal = modal_mineralogy(labels, valid, names, densities, confidence, min_confidence)
-    grains = grain_statistics(labels, valid, px, connectivity, class_names=names)
-    assoc = association_matrix(labels, valid, len(names), px)
-    lib = liberation(labels, valid, len(names), connectivity=connectivity)
-    colours = phase_colours(len(names))
-    labels_a = np.asarray(labels)
+    cm = _minerals_for(names, densities, minerals)
+    modal = modal_mineralogy(labels, valid, names, cm.densities, confidence, min_confidence)
+    res = sample_mineralogy(
+        labels,
+        valid,
+        px,
+        cm,
+        confidence=confidence,
+        min_confidence=min_confidence,
+        targets=targets,
+        split_touching=split_touching,
+        connectivity=connectivity,
+        n_boot=n_boot,
+        seed=seed,
+    )
+    grains = res.grains
+    valid_b = np.asarray(valid, dtype=bool)
+    assoc = association_matrix(res.labels, valid_b, len(names), px)
+    colours = cm.colours
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    paths["modal_csv"] = _write_csv(out / "modal.csv", modal.rows)
-    grain_cols = (
-        list(grains.grains[0])
-        if grains.grains
-        else [
-            "grain_id",
-            "class_id",
-            "phase",
-            "area_px",
-            "area_um2",
-            "ecd_um",
-            "perimeter_um",
-            "centroid_row",
-            "centroid_col",
-            "row_min",
-            "col_min",
-            "row_max",
-            "col_max",
-            "touches_border",
-        ]
-    )
-    paths["grains_csv"] = _write_csv(out / "grains.csv", grains.grains, grain_cols)
+    rows = []
+    for r in modal.rows:
+        k = r["class_id"]
+        rows.append(
+            {
+                **r,
+                "area_ci_low": float(res.area_ci[0, k]),
+                "area_ci_high": float(res.area_ci[1, k]),
+                "mass_ci_low": float(res.mass_ci[0, k]) if r["mass_pct"] is not None else None,
+                "mass_ci_high": float(res.mass_ci[1, k]) if r["mass_pct"] is not None else None,
+                "formula": cm.formulas[k],
+                "in_mineral_list": names[k] not in cm.missing,
+            }
+        )
+    paths["modal_csv"] = _write_csv(out / "modal.csv", rows)
+    paths["grains_csv"] = write_columns(out / "grains.csv", {c: grains.grains[c] for c in GRAIN_COLUMNS})
     paths["grain_summary_csv"] = _write_csv(out / "grain_summary.csv", grains.phases)
     dist_cols = [
         "class_id",
@@ -108,66 +161,71 @@ def write_mineralogy(
 
     # association: the phases present, then unclassified / background where they occur
     m = len(names)
-    present = [k for k in range(m) if modal.rows[k]["pixels"] + modal.rows[k]["low_confidence_pixels"] > 0]
-    if modal.n_unclassified:
+    present = [k for k in range(m) if res.pixels[k] > 0]
+    if res.n_unclassified + res.n_low_confidence:
         present.append(m)
-    if (~np.asarray(valid, dtype=bool)).any():
+    if (~valid_b).any():
         present.append(m + 1)
     cat_names = names + [UNCLASSIFIED, BACKGROUND]
     sub_names = [cat_names[i] for i in present]
     pct = assoc.association_pct[np.ix_(present, present)]
     bnd = assoc.boundary_um[np.ix_(present, present)]
-    paths["association_csv"] = _write_csv(
-        out / "association.csv",
-        [
-            {"phase": sub_names[i], **{sub_names[j]: float(pct[i, j]) for j in range(len(present))}}
-            for i in range(len(present))
-        ],
-        ["phase", *sub_names],
-    )
-    paths["association_boundary_csv"] = _write_csv(
-        out / "association_boundary_um.csv",
-        [
-            {"phase": sub_names[i], **{sub_names[j]: float(bnd[i, j]) for j in range(len(present))}}
-            for i in range(len(present))
-        ],
-        ["phase", *sub_names],
-    )
-    lib_rows = [
-        {
-            "class_id": r["class_id"],
-            "phase": names[r["class_id"]],
-            **{k: v for k, v in r.items() if k != "class_id"},
-        }
-        for r in lib
-    ]
-    paths["liberation_csv"] = _write_csv(out / "liberation.csv", lib_rows)
+    for key, fname, mat in (
+        ("association_csv", "association.csv", pct),
+        ("association_boundary_csv", "association_boundary_um.csv", bnd),
+    ):
+        paths[key] = _write_csv(
+            out / fname,
+            [
+                {"phase": sub_names[i], **{sub_names[j]: float(mat[i, j]) for j in range(len(present))}}
+                for i in range(len(present))
+            ],
+            ["phase", *sub_names],
+        )
+    paths.update(write_process_tables(out, res, assay))
 
     if plots:
-        paths["modal_png"] = modal_plot(out / "modal.png", modal, colours)
+        from mingraph.analyse.mineralogy_liberation_plots import grade_recovery_plot, liberation_plot
+
+        paths["modal_png"] = modal_plot(out / "modal.png", modal, colours, res.area_ci, res.mass_ci)
         paths["grain_size_png"] = grain_size_plot(out / "grain_size_distribution.png", grains, modal, colours)
         paths["association_png"] = association_plot(out / "association.png", sub_names, pct)
+        shown = _report_targets(res)
+        if shown and res.particles.n >= 2:
+            paths["liberation_png"] = liberation_plot(out / "liberation.png", res, shown)
+            paths["grade_recovery_png"] = grade_recovery_plot(out / "grade_recovery.png", res, shown)
 
-    h, w = labels_a.shape
+    h, w = res.labels.shape
     summary = {
         "field_px": [int(h), int(w)],
         "pixel_size_um": px,
         "field_um": [h * px, w * px],
         **modal.summary(),
-        "n_grains": len(grains.grains),
-        "n_particles": int(
-            ndimage.label(
-                np.asarray(valid, dtype=bool),
-                structure=ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1),
-            )[1]
-        ),
+        "rule": RULE,
+        "n_grains": grains.n_grains,
+        "n_particles": res.particles.n,
+        "split_touching": split_touching,
         "total_boundary_um": assoc.total_boundary_um,
         "connectivity": connectivity,
+        "bootstrap": {
+            "unit": res.bootstrap_unit,
+            "units": res.n_units,
+            "replicates": res.n_boot,
+            "level": 0.95,
+        },
+        "mineral_list": {
+            "source": cm.source,
+            "not_in_list": cm.missing,
+            "no_density": cm.no_density,
+            "no_formula": cm.no_formula,
+        },
+        "assay_covers_mass_pct": res.covered_mass_pct,
+        "targets": [names[t] for t in _report_targets(res)],
         "phases": [
             {
                 **{k: modal.rows[c][k] for k in ("class_id", "phase", "pixels", "area_pct", "mass_pct")},
+                "area_ci": [float(res.area_ci[0, c]), float(res.area_ci[1, c])],
                 **{k: grains.phases[c][k] for k in ("grains", "d50_um", "ecd_median_um")},
-                "liberated_pct": lib[c]["liberated_pct"],
                 "colour": hex_colour(colours[c]),
             }
             for c in range(m)
@@ -177,5 +235,20 @@ def write_mineralogy(
     }
     paths["summary_json"] = out / "mineralogy.json"
     summary["files"]["summary_json"] = "mineralogy.json"
-    write_text(paths["summary_json"], json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_text(paths["summary_json"], json.dumps(summary, indent=2, allow_nan=False, default=_json) + "\n")
     return paths
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(type(v).__name__)
+
+
+def _report_targets(res, most: int = 4) -> list[int]:
+    """Targets shown in plots and the report: the first ``most`` of those computed, by mass (or area) %."""
+    ids = [t.class_id for t in res.targets]
+    key = np.where(np.isfinite(res.mass_pct), res.mass_pct, res.area_pct)
+    if len(ids) > most:
+        ids = sorted(ids, key=lambda k: -key[k])[:most]
+    return ids
