@@ -23,7 +23,7 @@ import torch
 from mingraph.acquire.fields import Field
 from mingraph.errors import InputError
 from mingraph.files import atomic_folder
-from mingraph.graphs.candidates import build_candidate_graph
+from mingraph.graphs.candidates import bse_scale, build_candidate_graph
 from mingraph.graphs.structure import batch_graphs, build_structured_graph
 from mingraph.learn.bundle import Bundle, point_features
 from mingraph.learn.fusion_model import predict_fusion
@@ -106,11 +106,12 @@ def predict_field(
             ) from None
     labels = np.full((h, w), -1, np.int16)
     conf = np.zeros((h, w), np.float32)
-    margin = block_margin((h, w), eds_rc.shape[0])
+    margin = block_margin((h, w), eds_rc.shape[0], minimum=64 if bundle.arch == "fusion" else 32)
     starts_r = list(range(0, h, block))
     starts_c = list(range(0, w, block))
     jobs = [(r, c) for r in starts_r for c in starts_c]
     backend = cfg.get("backend", "structured")
+    scale = bse_scale(bse, valid) if bundle.arch == "fusion" else None  # the whole field's, for every block
     for r0, c0 in tqdm(jobs, desc="predict", unit="block", disable=not progress or len(jobs) == 1):
         r1, c1 = min(r0 + block, h), min(c0 + block, w)
         wr0, wc0 = (max(0, r0 - margin), max(0, c0 - margin)) if len(jobs) > 1 else (0, 0)
@@ -119,7 +120,9 @@ def predict_field(
         local = eds_rc[inside] - np.array([wr0, wc0], np.int32)
         sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
         if bundle.arch == "fusion":
-            cand = build_candidate_graph(bse[wr0:wr1, wc0:wc1], valid[wr0:wr1, wc0:wc1], local, model.k)
+            cand = build_candidate_graph(
+                bse[wr0:wr1, wc0:wc1], valid[wr0:wr1, wc0:wc1], local, model.k, scale
+            )
             cls_f, p_f = predict_fusion(model, cand, embeddings[inside])
             labels[r0:r1, c0:c1] = cls_f[sl]
             conf[r0:r1, c0:c1] = p_f[sl]
@@ -361,8 +364,15 @@ def run_predict(
 
 
 def default_model_path() -> Path:
-    """The model shipped in the package (trained on the simulator; see docs/results.md)."""
+    """The model shipped in the package: the fusion model, trained on the simulator (README,
+    docs/results.md)."""
     return Path(__file__).parent / "data" / "default_model.pt"
+
+
+def paper_model_path() -> Path:
+    """The paper's GAT as shipped before the fusion model (reduced study protocol), kept for
+    comparison (``mingraph evaluate --compare``, ``predict --model``)."""
+    return Path(__file__).parent / "data" / "paper_gat.pt"
 
 
 def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bundle:

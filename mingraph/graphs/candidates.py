@@ -23,12 +23,21 @@ from mingraph_kernels.candidates import N_FEATURES, segment_features
 DEFAULT_K = 8
 
 
-def standardise_bse(bse: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(H, W) float32 per-field standardised BSE (module docstring); BSE any scale."""
+def bse_scale(bse: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """(median, spread) of a field's BSE over its valid pixels, spread = max(p95 − p5, 0.02)."""
     b = np.asarray(bse, dtype=np.float32)
     v = b[valid] if np.asarray(valid, bool).any() else b.ravel()
     lo, med, hi = np.percentile(v, [5, 50, 95])
-    return ((b - med) / max(float(hi - lo), 0.02)).astype(np.float32)
+    return float(med), max(float(hi - lo), 0.02)
+
+
+def standardise_bse(
+    bse: np.ndarray, valid: np.ndarray, scale: tuple[float, float] | None = None
+) -> np.ndarray:
+    """(H, W) float32 standardised BSE (module docstring); ``scale`` (median, spread) of the whole
+    field when ``bse`` is a block of it (so that blocks agree with the whole field)."""
+    med, spread = bse_scale(bse, valid) if scale is None else scale
+    return ((np.asarray(bse, dtype=np.float32) - med) / spread).astype(np.float32)
 
 
 def bse_gradient(b: np.ndarray, sigma: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,12 +68,17 @@ class CandidateGraph:
 
 
 def build_candidate_graph(
-    bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, k: int = DEFAULT_K
+    bse: np.ndarray,
+    valid: np.ndarray,
+    eds_rc: np.ndarray,
+    k: int = DEFAULT_K,
+    scale: tuple[float, float] | None = None,
 ) -> CandidateGraph:
     """The k-nearest-EDS graph of a field (ties in distance broken by scipy's cKDTree).
 
     ``bse`` (H, W) any float scale, ``valid`` (H, W) bool, ``eds_rc`` (N, 2) integer row/col inside
-    the field.  Raises InputError on shapes or points outside the field.
+    the field; ``scale`` the whole field's :func:`bse_scale` when this is a block of it.  Raises
+    InputError on shapes or points outside the field.
     """
     bse = np.asarray(bse)
     valid = np.asarray(valid, dtype=bool)
@@ -79,7 +93,7 @@ def build_candidate_graph(
         raise InputError("fusion graph", "k", f"expected k >= 1, got {k}")
     if len(rc) and (rc.min() < 0 or (rc >= bse.shape).any()):
         raise InputError("fusion graph", "eds_rc", f"EDS points must lie inside the {bse.shape} field")
-    b = standardise_bse(bse, valid)
+    b = standardise_bse(bse, valid, scale)
     h, w = b.shape
     idx = np.full((h, w, k), -1, np.int64)
     dist = np.zeros((h, w, k), np.float32)

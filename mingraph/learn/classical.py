@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from mingraph.errors import InputError
 
-GEODESIC_ALPHAS = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+GEODESIC_ALPHAS = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 """Edge-cost weights tried on the validation split (α = 0 is plain nearest-EDS)."""
 SEGMENT_SIZES_PX = (16, 36, 64, 144, 256)
 """Mean SLIC segment areas (pixels) tried on the validation split."""
