@@ -26,12 +26,26 @@ def main() -> None:
     "--seed", type=int, default=0, show_default=True, help="Seed; the same seed gives the same dataset."
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), help="Put every tile in this split.")
+@click.option(
+    "--params", type=click.Path(path_type=Path), help="JSON file of simulator parameters (docs/simulator.md)."
+)
 @user_errors
-def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> None:
+def simulate(
+    out: Path, n_tiles: int, size: int, seed: int, overwrite: bool, split: str | None, params
+) -> None:
     """Simulate a labelled dataset of SEM tiles (BSE, phases, on-demand EDS spectra) into OUT."""
+    import json
+
     from mingraph.acquire.importing import simulate_dataset
 
-    path = simulate_dataset(out, n_tiles, size, seed, overwrite=overwrite)
+    try:
+        sim = json.loads(params.read_text()) if params else None
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(
+            params, "params", f"expected a readable JSON object of simulator parameters ({e})"
+        ) from None
+    path = simulate_dataset(out, n_tiles, size, seed, overwrite=overwrite, split=split, params=sim)
     click.echo(f"wrote {n_tiles} tiles to {path}")
 
 

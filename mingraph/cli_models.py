@@ -82,13 +82,27 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume,
 @click.option(
     "--compare", multiple=True, type=click.Path(path_type=Path), help="Other models on the same points."
 )
+@click.option(
+    "--tune-on",
+    type=click.Path(path_type=Path),
+    help="Dataset whose val split tunes the classical baselines.",
+)
 @user_errors
-def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, compare) -> None:
+def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, compare, tune_on) -> None:
     """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
     from mingraph.analyse.evaluate import evaluate as run_eval
 
     res = run_eval(
-        run, dataset, out, parse_fractions(fractions), split, unet, knn_run, compare, max_tiles=max_tiles
+        run,
+        dataset,
+        out,
+        parse_fractions(fractions),
+        split,
+        unet,
+        knn_run,
+        compare,
+        tune_on=tune_on,
+        max_tiles=max_tiles,
     )
     click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}")
     for r in res["results"]:

@@ -154,6 +154,7 @@ def evaluate(
     knn_model: str | os.PathLike | None = None,
     compare: Sequence[str | os.PathLike] | None = None,
     classical: dict | None = None,
+    tune_on: str | os.PathLike | None = None,
     max_tiles: int | None = None,
     n_overlays: int = 4,
     progress: bool = True,
@@ -202,7 +203,7 @@ def evaluate(
         compare_bundles[model_label(other)] = other
     classical = dict(classical or {})
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):
-        classical = tune_classical(ds, bundle.encoder, seed) | classical
+        classical = tune_classical(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed) | classical
     alpha, segment_px = float(classical.get("alpha", 30.0)), float(classical.get("segment_px", 64.0))
     cfg = bundle.config
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
