@@ -61,7 +61,9 @@ def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> 
     help="Image of where EDS was measured (non-zero = measured).",
 )
 @click.option(
-    "--spectra", type=click.Path(path_type=Path), help="Spectrum image (.bcf, .hspy): needs the io extra."
+    "--spectra",
+    type=click.Path(path_type=Path),
+    help="Spectrum image (.bcf, .hspy), any energy calibration (rebinned to 10 eV from 0 eV).",
 )
 @click.option(
     "--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all."
@@ -74,9 +76,7 @@ def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> 
 @click.option(
     "--pixel-size",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Pixel size in micrometres.",
+    help="Pixel size in µm (default: the spectrum file's own; 1 µm, with a notice, when none).",
 )
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--name", help="Tile id (default: the BSE file's stem).")
@@ -87,7 +87,18 @@ def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, spl
     from mingraph.acquire.importing import import_field
 
     path = import_field(
-        out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite
+        out,
+        bse,
+        labels,
+        eds_mask,
+        spectra,
+        valid,
+        classes,
+        pixel_size,
+        split,
+        name,
+        overwrite,
+        say=click.echo,
     )
     click.echo(f"wrote {path}")
 

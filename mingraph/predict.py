@@ -148,31 +148,13 @@ def measure_points(
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Measured point spectra from an .npz with arrays ``rc`` (n, 2: row, col) and ``spectra`` (n, 3000)."""
-    from mingraph.acquire.fields import N_CHANNELS, check_counts
+    """Measured point spectra from an .npz: ``rc`` (n, 2) int row, col and ``spectra`` (n, channels).
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "points", "file not found")
-    try:
-        with np.load(path) as z:
-            if "rc" not in z or "spectra" not in z:
-                raise InputError(
-                    path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}"
-                )
-            rc, spectra = np.asarray(z["rc"]), np.asarray(z["spectra"])
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
-    if spectra.ndim != 2 or spectra.shape[1] != N_CHANNELS or spectra.shape[0] != rc.reshape(-1, 2).shape[0]:
-        raise InputError(
-            path,
-            "spectra",
-            f"expected shape ({rc.reshape(-1, 2).shape[0]}, {N_CHANNELS}), got {spectra.shape}",
-        )
-    check_counts(spectra, str(path), "spectra")
-    return rc.reshape(-1, 2), spectra.astype(np.float32)
+    Returns (rc int64 (n, 2), spectra float32 (n, 3000)).  See :func:`mingraph.acquire.points.read_points`.
+    """
+    from mingraph.acquire.points import read_points as read
+
+    return read(path)
 
 
 def measured_field(

@@ -37,7 +37,7 @@ TILE_SCHEMA = pa.schema(
         ("pixel_size_um", pa.float64()),
         ("bse", pa.binary()),  # uint16 little-endian, BSE * 65535
         ("valid", pa.binary()),  # np.packbits of the bool mask
-        ("labels", pa.binary()),  # int16 little-endian, -1 = unknown/invalid; empty if unlabelled
+        ("labels", pa.binary()),  # int16 (or int32 when an id >= 32768: 4 bytes a pixel) LE; -1 = unknown
         ("eds_mask", pa.binary()),  # packbits of where EDS was measured; empty if unknown
         ("eds_kind", pa.string()),  # "simulated" | "dense" | "none"
         ("eds_seed", pa.int64()),
@@ -71,6 +71,31 @@ def split_of(index: int, seed: int = 0) -> str:
     return "train" if u < 0.8 else ("val" if u < 0.9 else "test")
 
 
+def label_bytes(labels: np.ndarray) -> bytes:
+    """Class ids stored exactly: int16 little-endian when every id fits (< 32768), else int32.
+
+    The width is read back from the blob's length (2 or 4 bytes a pixel).  Never a narrowing cast
+    without a range check: ids outside int32 raise InputError.
+    """
+    a = np.asarray(labels)
+    if not a.size:
+        return a.astype("<i2").tobytes()
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= -32768 and hi <= 32767:
+        return a.astype("<i2").tobytes()
+    if lo < -(2**31) or hi > 2**31 - 1:
+        raise InputError("labels", "class ids", f"ids must fit 32 bits, got [{lo}, {hi}]")
+    return a.astype("<i4").tobytes()
+
+
+def labels_from_bytes(blob: bytes, h: int, w: int, source: str) -> np.ndarray:
+    """Inverse of :func:`label_bytes`: int32 (h, w) class ids."""
+    width = len(blob) // max(h * w, 1)
+    if width not in (2, 4) or width * h * w != len(blob):
+        raise InputError(source, "labels", f"{len(blob)} bytes do not hold {h}x{w} int16 or int32 ids")
+    return np.frombuffer(blob, dtype="<i2" if width == 2 else "<i4").reshape(h, w).astype(np.int32)
+
+
 def _encode(rec: TileRecord, eds_path: str) -> dict:
     h, w = rec.bse.shape
     bse16 = bse_to_u16(rec.bse)
@@ -82,7 +107,7 @@ def _encode(rec: TileRecord, eds_path: str) -> dict:
         "pixel_size_um": float(rec.pixel_size_um),
         "bse": bse16.tobytes(),
         "valid": np.packbits(rec.valid.astype(bool), axis=None).tobytes(),
-        "labels": b"" if rec.labels is None else rec.labels.astype("<i2").tobytes(),
+        "labels": b"" if rec.labels is None else label_bytes(rec.labels),
         "eds_mask": b""
         if rec.eds_mask is None
         else np.packbits(rec.eds_mask.astype(bool), axis=None).tobytes(),
@@ -117,6 +142,14 @@ def _check_record(rec: TileRecord, n_classes: int) -> None:
             raise InputError(src, "spectra", f"expected shape {(*rec.bse.shape, N_CHANNELS)}, got {got}")
 
 
+def _stored_counts(spectra: np.ndarray) -> np.ndarray:
+    """Spectra as stored: unsigned integer counts keep their dtype (uint8/16/32), others float32."""
+    a = np.asarray(spectra)
+    if a.dtype.kind == "u":
+        return np.ascontiguousarray(a)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
 def prepare_output(out: Path, overwrite: bool) -> None:
     """Refuse an existing output unless ``overwrite``; the caller then writes atomically."""
     if out.exists() and not overwrite:
@@ -148,7 +181,7 @@ def write_dataset(
                 if rec.eds_kind == "dense":
                     eds_path = f"spectra/{len(ids) - 1:06d}.npy"
                     (tmp / "spectra").mkdir(exist_ok=True)
-                    np.save(tmp / eds_path, np.ascontiguousarray(rec.spectra, dtype=np.float32))
+                    np.save(tmp / eds_path, _stored_counts(rec.spectra))
                 rows.append(_encode(rec, eds_path))
                 counts[rec.split] += 1
                 if len(rows) >= rows_per_group:
@@ -254,9 +287,7 @@ class Dataset:
         src = f"{self.path}/tiles.parquet[{r['tile_id']}]"
         bse = bse_from_u16(np.frombuffer(r["bse"], dtype="<u2").reshape(h, w))
         valid = np.unpackbits(np.frombuffer(r["valid"], np.uint8), count=n).reshape(h, w).astype(bool)
-        labels = (
-            np.frombuffer(r["labels"], dtype="<i2").reshape(h, w).astype(np.int32) if r["labels"] else None
-        )
+        labels = labels_from_bytes(r["labels"], h, w, src) if r["labels"] else None
         eds_mask = (
             np.unpackbits(np.frombuffer(r["eds_mask"], np.uint8), count=n).reshape(h, w).astype(bool)
             if r["eds_mask"]

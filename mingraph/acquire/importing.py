@@ -7,8 +7,28 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.acquire.dataset import SPLITS, TileRecord, write_dataset
-from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask, read_spectrum_image
+from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask
 from mingraph.errors import InputError
+
+DEFAULT_PIXEL_UM = 1.0
+
+
+def resolve_pixel_size(given: float | None, from_file: float | None, source: object, say) -> float:
+    """The pixel size (µm): ``given`` (--pixel-size) over the file's own, else 1 µm with a notice."""
+    if given is not None:
+        if not (np.isfinite(given) and given > 0):
+            raise InputError("--pixel-size", "pixel size", f"expected a positive size in µm, got {given}")
+        if from_file is not None and not np.isclose(given, from_file, rtol=1e-3):
+            say(f"pixel size: {given:g} µm from --pixel-size (the file says {from_file:.4g} µm)")
+        return float(given)
+    if from_file is not None:
+        say(f"pixel size: {from_file:.4g} µm from {source}")
+        return float(from_file)
+    say(
+        f"pixel size: {source} does not say; using {DEFAULT_PIXEL_UM:g} µm "
+        "(grain sizes and areas will be in these units): pass --pixel-size to set it"
+    )
+    return DEFAULT_PIXEL_UM
 
 
 def import_field(
@@ -19,17 +39,33 @@ def import_field(
     spectra: str | Path | None = None,
     valid: str | Path | None = None,
     classes: str | Path | None = None,
-    pixel_size_um: float = 1.0,
+    pixel_size_um: float | None = None,
     split: str = "test",
     name: str | None = None,
     overwrite: bool = False,
+    say=None,
 ) -> Path:
-    """Write one measured field as a one-tile dataset; every input is checked against the BSE shape."""
+    """Write one measured field as a one-tile dataset; every input is checked against the BSE shape.
+
+    ``pixel_size_um`` (µm) overrides the spectrum file's own pixel size; when neither exists the
+    field gets 1 µm and ``say`` (a callable taking one line, e.g. ``click.echo``) is told so, as it
+    is told the spectrum file's calibration and which of its images was taken as BSE.
+    """
+    say = say or (lambda line: None)
     if split not in SPLITS:
         raise InputError("--split", "split", f"expected one of {SPLITS}, got {split!r}")
     cube = None
+    file_px = None
+    calibration = None
     if spectra is not None:
-        cube, embedded_bse = read_spectrum_image(spectra)
+        from mingraph.acquire.calibration import summary_line
+        from mingraph.acquire.spectrum_files import read_hypermap
+
+        hm = read_hypermap(spectra)
+        cube, embedded_bse, file_px, calibration = hm.cube, hm.bse, hm.pixel_size_um, hm.calibration
+        say(f"{spectra}: {summary_line(calibration)}")
+        if bse is None and embedded_bse is not None:
+            say(f"{spectra}: BSE from its image {hm.bse_title!r}")
         if bse is None:
             if embedded_bse is None:
                 raise InputError(spectra, "bse", "the file holds no BSE image of the map's size: pass --bse")
@@ -49,6 +85,7 @@ def import_field(
             "import", "bse", "give a BSE image (--bse) or a spectrum image that holds one (--spectra)"
         )
     shape = bse_img.shape
+    pixel_size_um = resolve_pixel_size(pixel_size_um, file_px, spectra or bse, say)
     lab = read_labels(labels, shape) if labels is not None else None
     mask = read_mask(eds_mask, shape, "eds_mask") if eds_mask is not None else None
     if mask is not None and not mask.any():
@@ -83,6 +120,7 @@ def import_field(
             ).items()
             if v is not None
         },
+        **({"calibration": calibration} if calibration is not None else {}),
     }
     return write_dataset(out, [rec], names, meta=meta, overwrite=overwrite)
 

@@ -1,0 +1,92 @@
+"""Point spectra files: an ``.npz`` with the measured positions and their spectra.
+
+Layout: ``rc`` (n, 2) integer (row, column) pixel positions and ``spectra`` (n, channels) counts.
+The spectra are on mingraph's grid (3000 channels of 10 eV from 0 eV) unless the file says
+otherwise with scalars ``offset_ev`` and ``channel_ev``, or with ``energy_ev`` (channels,) the
+lower edge of every channel; they are then rebinned (``calibration.to_grid``).
+
+A coordinate array is never reshaped: ``rc`` of shape (2, n) -- what ``np.nonzero`` gives -- is
+refused, not reinterpreted, because reading it as (n, 2) scatters every point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mingraph.acquire.calibration import axis_edges, to_grid
+from mingraph.acquire.fields import check_counts
+from mingraph.errors import InputError
+
+
+def check_rc(rc: np.ndarray, source: object, n: int | None = None, field: str = "rc") -> np.ndarray:
+    """Positions as int64 (n, 2); refuses any other layout (never reshaped), non-integers, and a
+    count differing from ``n`` (the number of spectra)."""
+    rc = np.asarray(rc)
+    want = "(n, 2) row, column pairs" if n is None else f"({n}, 2) row, column pairs, one per spectrum"
+    if rc.ndim != 2 or rc.shape[1] != 2 or (n is not None and rc.shape[0] != n):
+        hint = ""
+        if rc.ndim == 2 and rc.shape[0] == 2 and rc.shape[1] != 2:
+            hint = " (this looks like np.nonzero's (2, n) layout: store np.stack([rows, cols], axis=1))"
+        raise InputError(source, field, f"expected shape {want}, got {rc.shape}{hint}")
+    if rc.size and not np.issubdtype(rc.dtype, np.integer):
+        if not (
+            np.issubdtype(rc.dtype, np.floating)
+            and np.isfinite(rc).all()
+            and np.array_equal(rc, np.round(rc))
+        ):
+            raise InputError(source, field, f"positions must be whole pixel indices, got dtype {rc.dtype}")
+    return rc.astype(np.int64)
+
+
+def read_points(path: str | os.PathLike, with_calibration: bool = False):
+    """Point spectra of an .npz: (rc int64 (n, 2), spectra (n, 3000) float32 counts).
+
+    With ``with_calibration`` also the calibration record and the spectra in their stored form
+    (unsigned integers when the counts are integers): (rc, spectra, record).
+    Raises InputError naming the file and the array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "points", "file not found")
+    try:
+        with np.load(path) as z:
+            if "rc" not in z or "spectra" not in z:
+                raise InputError(
+                    path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}"
+                )
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
+    spectra = arrays["spectra"]
+    if spectra.ndim != 2:
+        raise InputError(path, "spectra", f"expected shape (n, channels), got {spectra.shape}")
+    rc = check_rc(arrays["rc"], path, spectra.shape[0])
+    check_counts(spectra, str(path), "spectra")
+    n_ch = spectra.shape[1]
+    if "energy_ev" in arrays:
+        axis = {"axis": arrays["energy_ev"], "units": "eV"}
+    elif "offset_ev" in arrays or "channel_ev" in arrays:
+        axis = {"offset": arrays.get("offset_ev", 0.0), "scale": arrays.get("channel_ev"), "units": "eV"}
+        for k in ("offset", "scale"):
+            if np.ndim(axis[k]) != 0:
+                raise InputError(path, f"{k}_ev", f"expected one number, got shape {np.shape(axis[k])}")
+    else:
+        from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
+
+        if n_ch != N_CHANNELS:
+            raise InputError(
+                path,
+                "spectra",
+                f"{n_ch} channels but no calibration: expected {N_CHANNELS} channels of {CHANNEL_EV:g} eV "
+                "from 0 eV, or arrays 'offset_ev' and 'channel_ev' (or 'energy_ev') saying what they are",
+            )
+        axis = {"offset": 0.0, "scale": CHANNEL_EV, "units": "eV"}
+    on_grid, record = to_grid(spectra, axis_edges(axis, n_ch, path), path)
+    if with_calibration:
+        return rc, on_grid, record
+    return rc, on_grid.astype(np.float32)
