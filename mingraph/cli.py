@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import sys
 from pathlib import Path
 
 import click
 
 from mingraph import __version__
+from mingraph.cli_common import user_errors as _user_errors
 from mingraph.errors import InputError
-
-
-def _user_errors(fn):
-    """Turn InputError into a one-line message and exit status 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
 
 
 @click.group()
@@ -49,58 +34,11 @@ def simulate(out: Path, n_tiles: int, size: int, seed: int, overwrite: bool) -> 
     click.echo(f"wrote {n_tiles} tiles to {path}")
 
 
-@main.command("import")
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--bse", type=click.Path(path_type=Path), help="BSE image (TIFF or PNG).")
-@click.option(
-    "--labels", type=click.Path(path_type=Path), help="Phase-id image (TIFF or PNG), same size as the BSE."
-)
-@click.option(
-    "--eds-mask",
-    type=click.Path(path_type=Path),
-    help="Image of where EDS was measured (non-zero = measured).",
-)
-@click.option(
-    "--spectra",
-    type=click.Path(path_type=Path),
-    help="Spectrum image (.bcf, .hspy), any energy calibration (rebinned to 10 eV from 0 eV).",
-)
-@click.option(
-    "--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all."
-)
-@click.option(
-    "--classes",
-    type=click.Path(path_type=Path),
-    help="Class names: JSON list or {id: name}, or one per line.",
-)
-@click.option(
-    "--pixel-size",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Pixel size in µm (default: the spectrum file's own; 1 µm, with a notice, when none).",
-)
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--name", help="Tile id (default: the BSE file's stem).")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@_user_errors
-def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite) -> None:
-    """Import one measured field into a dataset at OUT."""
-    from mingraph.acquire.importing import import_field
+def _register_data_commands() -> None:
+    from mingraph.cli_data import dataset, import_
 
-    path = import_field(
-        out,
-        bse,
-        labels,
-        eds_mask,
-        spectra,
-        valid,
-        classes,
-        pixel_size,
-        split,
-        name,
-        overwrite,
-        say=click.echo,
-    )
-    click.echo(f"wrote {path}")
+    main.add_command(import_, "import")
+    main.add_command(dataset)
 
 
 def _fractions(value: str) -> list[float]:
@@ -216,13 +154,28 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume)
     "--knn-run", type=click.Path(path_type=Path), help="A GAT run trained on kNN graphs: the ablation."
 )
 @click.option("--max-tiles", type=int, help="Evaluate on the first N tiles of the split only.")
+@click.option(
+    "--pattern",
+    type=click.Choice(["random", "grid", "mask"]),
+    default="random",
+    show_default=True,
+    help="Where EDS is sampled; mask: the measured points (point-spectra fields), one fraction.",
+)
 @_user_errors
-def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles) -> None:
+def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, pattern) -> None:
     """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
     from mingraph.analyse.evaluate import evaluate as run_eval
 
     res = run_eval(
-        run, dataset, out, _fractions(fractions), split, unet=unet, knn_model=knn_run, max_tiles=max_tiles
+        run,
+        dataset,
+        out,
+        _fractions(fractions),
+        split,
+        unet=unet,
+        knn_model=knn_run,
+        max_tiles=max_tiles,
+        pattern=pattern,
     )
     click.echo(f"{'method':<18}{'EDS %':>7}{'P(w)':>8}{'R(w)':>8}{'F1(w)':>8}{'F1(mac)':>9}")
     for r in res["results"]:
@@ -405,6 +358,8 @@ def demo(
     ):
         click.echo(f"wrote {path}")
 
+
+_register_data_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

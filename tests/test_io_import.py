@@ -166,7 +166,7 @@ def test_mismatched_shapes_and_bad_files(real_dir, tmp_path):
         read_bse(tmp_path / "nan.tiff")
 
 
-def test_cli_import_refuses_existing_output_unless_overwrite(real_dir, tmp_path):
+def test_cli_import_appends_to_an_existing_dataset_or_overwrites_it(real_dir, tmp_path):
     r = CliRunner()
     args = [
         "import",
@@ -178,10 +178,13 @@ def test_cli_import_refuses_existing_output_unless_overwrite(real_dir, tmp_path)
     ]
     assert r.invoke(main, args).exit_code == 0
     before = (tmp_path / "ds" / "tiles.parquet").read_bytes()
-    res = r.invoke(main, args)
-    assert res.exit_code == 2 and "already exists" in res.output
+    res = r.invoke(main, args)  # the same field again: refused, the dataset unchanged
+    assert res.exit_code == 2 and "tile-bse: tile_id: already in" in res.output
     assert (tmp_path / "ds" / "tiles.parquet").read_bytes() == before
+    assert r.invoke(main, args + ["--name", "second"]).exit_code == 0
+    assert open_dataset(tmp_path / "ds").tile_ids == ["tile-bse", "second"]
     assert r.invoke(main, args + ["--overwrite"]).exit_code == 0
+    assert open_dataset(tmp_path / "ds").tile_ids == ["tile-bse"]
 
 
 def test_class_names_file(real_dir, tmp_path):

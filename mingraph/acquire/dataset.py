@@ -27,6 +27,7 @@ from mingraph.files import atomic_folder
 SCHEMA_VERSION = 1
 FORMAT = "mingraph-dataset"
 SPLITS = ("train", "val", "test")
+EDS_KINDS = ("simulated", "dense", "points", "none")
 
 TILE_SCHEMA = pa.schema(
     [
@@ -39,10 +40,10 @@ TILE_SCHEMA = pa.schema(
         ("valid", pa.binary()),  # np.packbits of the bool mask
         ("labels", pa.binary()),  # int16 (or int32 when an id >= 32768: 4 bytes a pixel) LE; -1 = unknown
         ("eds_mask", pa.binary()),  # packbits of where EDS was measured; empty if unknown
-        ("eds_kind", pa.string()),  # "simulated" | "dense" | "none"
+        ("eds_kind", pa.string()),  # "simulated" | "dense" | "points" | "none"
         ("eds_seed", pa.int64()),
         ("eds_params", pa.string()),  # JSON
-        ("eds_path", pa.string()),  # relative path of a dense spectrum image, or ""
+        ("eds_path", pa.string()),  # relative path of a dense spectrum image (.npy) or points (.npz), or ""
     ],
     metadata={b"format": FORMAT.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
 )
@@ -62,7 +63,8 @@ class TileRecord:
     eds_kind: str = "none"
     eds_seed: int = 0
     eds_params: dict = field(default_factory=dict)
-    spectra: np.ndarray | None = None  # (H, W, 3000) for eds_kind == "dense"
+    spectra: np.ndarray | None = None  # (H, W, 3000) for "dense"; (n, 3000) for "points"
+    eds_rc: np.ndarray | None = None  # (n, 2) row, col of the measured spectra for "points"
 
 
 def split_of(index: int, seed: int = 0) -> str:
@@ -134,12 +136,37 @@ def _check_record(rec: TileRecord, n_classes: int) -> None:
         and (rec.labels.min() < -1 or rec.labels.max() >= n_classes)
     ):
         raise InputError(src, "labels", f"class ids must lie in [-1, {n_classes - 1}]")
-    if rec.eds_kind not in ("simulated", "dense", "none"):
-        raise InputError(src, "eds_kind", f"expected simulated, dense or none, got {rec.eds_kind!r}")
+    if rec.eds_kind not in EDS_KINDS:
+        raise InputError(src, "eds_kind", f"expected one of {EDS_KINDS}, got {rec.eds_kind!r}")
+    if rec.eds_kind == "points":
+        from mingraph.acquire.points import check_measured
+
+        n = 0 if rec.eds_rc is None else rec.eds_rc.shape[0]
+        if rec.eds_rc is None or rec.spectra is None or rec.spectra.shape != (n, N_CHANNELS):
+            got = None if rec.spectra is None else rec.spectra.shape
+            raise InputError(src, "spectra", f"expected ({n}, {N_CHANNELS}) point spectra, got {got}")
+        check_measured(rec.eds_rc, rec.bse.shape, src)
     if rec.eds_kind == "dense":
         if rec.spectra is None or rec.spectra.shape != (*rec.bse.shape, N_CHANNELS):
             got = None if rec.spectra is None else rec.spectra.shape
             raise InputError(src, "spectra", f"expected shape {(*rec.bse.shape, N_CHANNELS)}, got {got}")
+
+
+def store_eds(folder: Path, rec: TileRecord, index: int) -> str:
+    """Write a record's measured spectra into ``folder``; return their relative path (or "")."""
+    if rec.eds_kind == "dense":
+        path = f"spectra/{index:06d}.npy"
+        (folder / "spectra").mkdir(exist_ok=True)
+        np.save(folder / path, _stored_counts(rec.spectra))
+        return path
+    if rec.eds_kind == "points":
+        from mingraph.acquire.points import save_points
+
+        path = f"points/{index:06d}.npz"
+        (folder / "points").mkdir(exist_ok=True)
+        save_points(folder / path, rec.eds_rc, rec.spectra)
+        return path
+    return ""
 
 
 def _stored_counts(spectra: np.ndarray) -> np.ndarray:
@@ -177,12 +204,7 @@ def write_dataset(
                 if rec.tile_id in ids:
                     raise InputError(f"tile {rec.tile_id}", "tile_id", "duplicate tile id")
                 ids.add(rec.tile_id)
-                eds_path = ""
-                if rec.eds_kind == "dense":
-                    eds_path = f"spectra/{len(ids) - 1:06d}.npy"
-                    (tmp / "spectra").mkdir(exist_ok=True)
-                    np.save(tmp / eds_path, _stored_counts(rec.spectra))
-                rows.append(_encode(rec, eds_path))
+                rows.append(_encode(rec, store_eds(tmp, rec, len(ids) - 1)))
                 counts[rec.split] += 1
                 if len(rows) >= rows_per_group:
                     writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))
@@ -304,6 +326,10 @@ class Dataset:
                 source=str(self.path / r["eds_path"]),
                 checked=True,
             )
+        elif r["eds_kind"] == "points":
+            from mingraph.acquire.points import load_points
+
+            eds = load_points(self.path / r["eds_path"], (h, w), str(self.path / r["eds_path"]))
         else:
             eds = NoSpectra(src)
         return Field(

@@ -90,3 +90,44 @@ def read_points(path: str | os.PathLike, with_calibration: bool = False):
     if with_calibration:
         return rc, on_grid, record
     return rc, on_grid.astype(np.float32)
+
+
+def check_measured(rc: np.ndarray, shape: tuple[int, int], source: object) -> None:
+    """Refuse positions outside an (H, W) image, or a pixel measured twice (which spectrum is it?)."""
+    h, w = shape
+    bad = (rc[:, 0] < 0) | (rc[:, 0] >= h) | (rc[:, 1] < 0) | (rc[:, 1] >= w)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            source, "rc", f"{int(bad.sum())} point(s) outside the {h}x{w} image, e.g. #{i} at {tuple(rc[i])}"
+        )
+    key = rc[:, 0].astype(np.int64) * w + rc[:, 1]
+    uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        k = int(uniq[np.flatnonzero(counts > 1)[0]])
+        raise InputError(source, "rc", f"pixel ({k // w}, {k % w}) has more than one spectrum")
+
+
+def save_points(path: Path, rc: np.ndarray, spectra: np.ndarray) -> None:
+    """Store point spectra sparse: ``rc`` int32 (n, 2), CSR ``ptr`` int64, ``channel`` uint16 and
+    ``count`` (the spectra's dtype: unsigned integers, else float32) in an uncompressed .npz."""
+    s = np.asarray(spectra)
+    rows, chans = np.nonzero(s)
+    ptr = np.zeros(s.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
+    count = s[rows, chans]
+    count = count if count.dtype.kind == "u" else count.astype(np.float32)
+    with open(path, "wb") as fh:
+        np.savez(fh, rc=np.asarray(rc, np.int32), ptr=ptr, channel=chans.astype(np.uint16), count=count)
+
+
+def load_points(path: Path, shape: tuple[int, int], source: str):
+    """The :class:`~mingraph.acquire.fields.PointSpectra` stored by :func:`save_points`."""
+    from mingraph.acquire.fields import PointSpectra
+
+    try:
+        with np.load(path) as z:
+            arrays = {k: np.asarray(z[k]) for k in ("rc", "ptr", "channel", "count")}
+    except Exception as e:
+        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
+    return PointSpectra(arrays["rc"], arrays["ptr"], arrays["channel"], arrays["count"], shape, source)

@@ -67,8 +67,11 @@ def evaluate(
     n_overlays: int = 4,
     progress: bool = True,
     batch: int = 16,
+    pattern: str = "random",
 ) -> dict:
-    """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``."""
+    """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``.
+
+    ``pattern="mask"`` scores on the measured EDS points of each field (point-spectra datasets)."""
     from tqdm import tqdm
 
     from mingraph.acquire.dataset import open_dataset
@@ -129,7 +132,7 @@ def evaluate(
                         t,
                         f,
                         0,
-                        "random",
+                        pattern,
                         seed,
                         cfg.get("lift", 1.0),
                         bundle.encoder,
@@ -152,7 +155,7 @@ def evaluate(
                             t,
                             f,
                             0,
-                            "random",
+                            pattern,
                             seed,
                             kcfg.get("lift", 1.0),
                             knn.encoder,
