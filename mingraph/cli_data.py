@@ -32,6 +32,11 @@ from mingraph.errors import InputError
     help="Point spectra .npz: 'rc' (n, 2) row, col and 'spectra' (n, channels).",
 )
 @click.option(
+    "--tima",
+    type=click.Path(path_type=Path),
+    help="TESCAN TIMA field folder (bse.png, xray.map[.gz], pixelmask.png; profile.xml in its parent).",
+)
+@click.option(
     "--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all."
 )
 @click.option(
@@ -70,6 +75,7 @@ def import_(
     eds_mask,
     spectra,
     points,
+    tima,
     valid,
     classes,
     class_map,
@@ -85,7 +91,7 @@ def import_(
     from mingraph.acquire.importing import FieldFiles
 
     if manifest is not None:
-        if any(x is not None for x in (bse, labels, eds_mask, spectra, points, valid, name)):
+        if any(x is not None for x in (bse, labels, eds_mask, spectra, points, tima, valid, name)):
             raise InputError("import", "--manifest", "give the fields' files in the manifest, not as options")
         fields = read_manifest(manifest)
         for f in fields:
@@ -93,7 +99,9 @@ def import_(
             f.pixel_size_um = f.pixel_size_um if f.pixel_size_um is not None else pixel_size
             f.split = f.split or split
     else:
-        fields = [FieldFiles(bse, labels, eds_mask, spectra, points, valid, classes, pixel_size, split, name)]
+        fields = [
+            FieldFiles(bse, labels, eds_mask, spectra, points, valid, classes, pixel_size, split, name, tima)
+        ]
     path = add_fields(out, fields, overwrite=overwrite, class_map=class_map, seed=seed, say=click.echo)
     click.echo(f"wrote {path} ({len(fields)} field{'s' if len(fields) != 1 else ''} added)")
 

@@ -43,8 +43,9 @@ MANIFEST_COLUMNS = (
     "pixel_size",
     "split",
     "name",
+    "tima",
 )
-PATH_COLUMNS = ("bse", "labels", "points", "spectra", "eds_mask", "valid", "classes")
+PATH_COLUMNS = ("bse", "labels", "points", "spectra", "eds_mask", "valid", "classes", "tima")
 
 
 def read_class_map(path: str | Path) -> dict[str, str]:

@@ -46,6 +46,7 @@ class FieldFiles:
     pixel_size_um: float | None = None
     split: str | None = None  # None: by a hash of the field's name and the seed (80/10/10)
     name: str | None = None
+    tima: str | Path | None = None  # a TESCAN TIMA field folder (bse.png, xray.map, pixelmask.png)
 
 
 def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, list[str], dict]:
@@ -59,7 +60,23 @@ def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, li
             "import", "spectra", "give a hypermap (--spectra) or point spectra (--points), not both"
         )
     cube = file_px = calibration = None
-    if f.spectra is not None:
+    rc = point_spectra = tima_meta = None
+    if f.tima is not None:
+        if any(x is not None for x in (f.bse, f.spectra, f.points, f.eds_mask)):
+            raise InputError(
+                "import",
+                "--tima",
+                "the TIMA field folder holds the BSE and EDS: give no --bse/--spectra/--points/--eds-mask",
+            )
+        from mingraph.acquire.tima import read_tima_field
+
+        t = read_tima_field(f.tima, say)
+        bse_img, file_px, tima_meta = t["bse"], t["pixel_size_um"], t["meta"]
+        if t["rc"].shape[0] == bse_img.size:  # high-resolution mode: a spectrum at every pixel
+            cube = t["spectra"].reshape(*bse_img.shape, -1)
+        else:
+            rc, point_spectra = t["rc"], t["spectra"]
+    elif f.spectra is not None:
         from mingraph.acquire.calibration import summary_line
         from mingraph.acquire.spectrum_files import read_hypermap
 
@@ -88,12 +105,14 @@ def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, li
             "import", "bse", "give a BSE image (--bse) or a spectrum image that holds one (--spectra)"
         )
     shape = bse_img.shape
-    px = resolve_pixel_size(f.pixel_size_um, file_px, f.spectra or f.bse, say)
+    px = resolve_pixel_size(f.pixel_size_um, file_px, f.tima or f.spectra or f.bse, say)
     lab = read_labels(f.labels, shape) if f.labels is not None else None
     mask = read_mask(f.eds_mask, shape, "eds_mask") if f.eds_mask is not None else None
     if mask is not None and not mask.any():
         raise InputError(f.eds_mask, "eds_mask", "no pixel is marked as measured (the mask is empty)")
-    rc = point_spectra = None
+    if rc is not None:
+        mask = np.zeros(shape, bool)
+        mask[rc[:, 0], rc[:, 1]] = True
     if f.points is not None:
         from mingraph.acquire.calibration import summary_line
         from mingraph.acquire.points import check_measured, read_points
@@ -117,7 +136,7 @@ def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, li
         raise InputError(
             f.labels, "labels", f"phase id {int(lab.max())} has no name in {f.classes} ({len(names)} names)"
         )
-    tile_id = f.name or Path(f.bse or f.spectra).stem
+    tile_id = f.name or (Path(f.tima).name if f.tima is not None else Path(f.bse or f.spectra).stem)
     rec = TileRecord(
         tile_id=tile_id,
         split=f.split or split_of_name(tile_id, seed),
@@ -134,6 +153,8 @@ def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, li
         k: str(v) for k, v in vars(f).items() if v is not None and k not in ("pixel_size_um", "split", "name")
     }
     meta = {"sources": sources, **({"calibration": calibration} if calibration is not None else {})}
+    if tima_meta is not None:
+        meta["tima"] = tima_meta
     return rec, names, meta
 
 
