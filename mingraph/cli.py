@@ -177,6 +177,12 @@ def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, patt
         max_tiles=max_tiles,
         pattern=pattern,
     )
+    for key, what in (
+        ("classes_left_out", "classes in the dataset but not in the model, left out of the scores"),
+        ("model_classes_not_in_labels", "classes of the model that the dataset never names"),
+    ):
+        if res.get(key):
+            click.echo(f"{what}: {res[key]}")
     click.echo(f"{'method':<18}{'EDS %':>7}{'P(w)':>8}{'R(w)':>8}{'F1(w)':>8}{'F1(mac)':>9}")
     for r in res["results"]:
         click.echo(
@@ -222,6 +228,14 @@ def train_unet(dataset, out, epochs, seed) -> None:
 )
 @click.option("--valid", type=click.Path(path_type=Path), help="Mask image of specimen pixels (with --bse).")
 @click.option(
+    "--labels", type=click.Path(path_type=Path), help="Phase-id image to score against (with --bse)."
+)
+@click.option(
+    "--classes",
+    type=click.Path(path_type=Path),
+    help="Names of the --labels ids (default: the model's); matched to the model's classes by name.",
+)
+@click.option(
     "--pixel-size",
     type=click.FloatRange(min=0, min_open=True),
     default=1.0,
@@ -249,6 +263,8 @@ def predict(
     bse,
     points,
     valid,
+    labels,
+    classes,
     pixel_size,
     seed,
     block,
@@ -276,7 +292,7 @@ def predict(
             raise InputError(
                 "predict", "--points", "a measured field needs its point spectra (--points FILE.npz)"
             )
-        sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle)
+        sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle, labels, classes)
         label = f"{bse} + {points}"
     else:
         from mingraph.acquire.dataset import open_dataset
@@ -285,6 +301,15 @@ def predict(
         sample = ds.field(ds.find(tile))
         rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
         label = f"{input_} tile {sample.name}"
+    if (labels is not None or classes is not None) and bse is None:
+        raise InputError(
+            "predict", "--labels", "--labels/--classes go with --bse (a dataset has its own labels)"
+        )
+    from mingraph.predict import labels_in_model_classes
+
+    sample, notes = labels_in_model_classes(sample, bundle)
+    for line in notes:
+        click.echo(line)
     res = run_predict(
         out,
         sample,
