@@ -116,7 +116,7 @@ def _cumulative_at(counts: np.ndarray, edges: np.ndarray, at: np.ndarray) -> np.
 
 
 def to_grid(
-    counts: np.ndarray, edges: np.ndarray, source: object, field: str = "spectra", rows_per_chunk: int = 64
+    counts: np.ndarray, edges: np.ndarray, source: object, field: str = "spectra", rows_per_chunk: int = 512
 ) -> tuple[np.ndarray, dict]:
     """Spectra (..., n) with channel edges (n + 1,) eV -> (spectra (..., 3000), calibration record).
 
@@ -145,12 +145,15 @@ def to_grid(
         total = float(a.sum(dtype=np.float64))
     else:
         flat = a.reshape(-1, n)
-        res = np.empty((flat.shape[0], N_CHANNELS), np.float64)
+        # written chunk by chunk into the output: memory is the output plus one chunk
+        res = np.empty((flat.shape[0], N_CHANNELS), np.uint32 if integer else np.float32)
         below = above = total = 0.0
         for i in range(0, flat.shape[0], rows_per_chunk):
             c = _cumulative_at(flat[i : i + rows_per_chunk], edges, GRID_EDGES_EV)
             if integer:
                 c = np.round(c)
+                if c[:, -1].max(initial=0) > np.iinfo(np.uint32).max:
+                    raise InputError(source, field, "a spectrum holds more than 2**32 - 1 counts")
             res[i : i + rows_per_chunk] = np.diff(c, axis=-1)
             tot = flat[i : i + rows_per_chunk].sum(dtype=np.float64)
             below += float(c[:, 0].sum())
@@ -172,7 +175,7 @@ def to_grid(
         if out.size and out.min() < 0:
             raise InputError(source, field, f"negative counts (minimum {out.min()})")
         dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if hi <= np.iinfo(t).max)
-        return np.round(out).astype(dtype) if out.dtype.kind == "f" else out.astype(dtype), rec
+        return out.astype(dtype, copy=out.dtype != dtype), rec
     return np.asarray(out, dtype=np.float32), rec
 
 
