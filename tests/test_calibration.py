@@ -121,3 +121,36 @@ def test_hspy_non_uniform_axis_file(tmp_path):
     ref = brute_force(cube[1, 2].astype(float), edges)
     assert np.abs(hm.cube[1, 2].astype(float) - ref).max() <= 1
     assert hm.cube.sum(dtype=np.int64) == cube.sum(dtype=np.int64)  # all inside 0-30 keV
+
+
+def test_lazy_block_reading_equals_the_whole_map(tmp_path, monkeypatch):
+    pytest.importorskip("h5py")
+    from rsciio.hspy import file_writer
+
+    from mingraph.acquire import spectrum_files
+    from mingraph.acquire.dataset import open_dataset
+    from mingraph.acquire.importing import import_field
+
+    rng = np.random.default_rng(4)
+    cube = rng.poisson(1.5, (7, 5, 1024)).astype(np.uint16)
+    axes = [
+        {"name": "y", "size": 7, "offset": 0, "scale": 1, "units": "µm", "navigate": True},
+        {"name": "x", "size": 5, "offset": 0, "scale": 1, "units": "µm", "navigate": True},
+        {"name": "Energy", "size": 1024, "offset": -0.2, "scale": 0.02, "units": "keV", "navigate": False},
+    ]
+    md = {"General": {"title": "EDS"}, "Signal": {"signal_type": "EDS_SEM"}}
+    sig = {"data": cube, "axes": axes, "metadata": md, "original_metadata": {}, "tmp_parameters": {}}
+    sig.update(attributes={"_lazy": False}, package_info={}, learning_results={}, models={})
+    file_writer(str(tmp_path / "m.hspy"), sig, show_progressbar=False)
+    whole = spectrum_files.read_hypermap(tmp_path / "m.hspy")  # in memory, at once
+    monkeypatch.setattr(spectrum_files, "BLOCK_BYTES", 5 * 3000 * 4 * 2)  # two rows a block
+    (tmp_path / "w").mkdir()
+    lazy = spectrum_files.read_hypermap(tmp_path / "m.hspy", tmp_path / "w")
+    assert isinstance(lazy.cube, np.memmap) and lazy.cube.dtype == whole.cube.dtype == np.uint8
+    assert np.array_equal(lazy.cube, whole.cube) and lazy.calibration == whole.calibration
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(np.zeros((7, 5), np.uint16)).save(tmp_path / "b.png")
+    ds = open_dataset(import_field(tmp_path / "out" / "ds", tmp_path / "b.png", spectra=tmp_path / "m.hspy"))
+    stored = np.load(ds.path / "spectra" / "000000.npy")
+    assert np.array_equal(stored, whole.cube) and stored.dtype == np.uint8
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ds"]  # no work folder left behind

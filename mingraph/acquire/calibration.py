@@ -116,7 +116,12 @@ def _cumulative_at(counts: np.ndarray, edges: np.ndarray, at: np.ndarray) -> np.
 
 
 def to_grid(
-    counts: np.ndarray, edges: np.ndarray, source: object, field: str = "spectra", rows_per_chunk: int = 512
+    counts: np.ndarray,
+    edges: np.ndarray,
+    source: object,
+    field: str = "spectra",
+    rows_per_chunk: int = 512,
+    check_outside: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Spectra (..., n) with channel edges (n + 1,) eV -> (spectra (..., 3000), calibration record).
 
@@ -161,13 +166,8 @@ def to_grid(
             total += float(tot)
         out = res.reshape(a.shape[:-1] + (N_CHANNELS,))
         rec.update(rebinned=True, counts_below_0_ev=below, counts_above_grid=above)
-        if total > 0 and (below + above) > 0.5 * total:
-            raise InputError(
-                source,
-                "energy axis",
-                f"{100 * (below + above) / total:.0f} % of the counts lie outside 0-{top / 1000:g} keV "
-                f"(channels from {edges[0]:g} eV, {rec.get('channel_ev', 'varying'):} eV wide): check the axis",
-            )
+        if check_outside:
+            check_inside(rec | {"counts_total": total}, edges, source)
     rec["counts_total"] = total
     if integer:
         out = np.asarray(out)
@@ -177,6 +177,19 @@ def to_grid(
         dtype = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if hi <= np.iinfo(t).max)
         return out.astype(dtype, copy=out.dtype != dtype), rec
     return np.asarray(out, dtype=np.float32), rec
+
+
+def check_inside(rec: dict, edges: np.ndarray, source: object) -> None:
+    """Refuse a calibration that puts most counts outside 0-30 keV (the axis must be wrong)."""
+    total = rec.get("counts_total") or 0.0
+    out = rec.get("counts_below_0_ev", 0.0) + rec.get("counts_above_grid", 0.0)
+    if total > 0 and out > 0.5 * total:
+        raise InputError(
+            source,
+            "energy axis",
+            f"{100 * out / total:.0f} % of the counts lie outside 0-{GRID_EDGES_EV[-1] / 1000:g} keV "
+            f"(channels from {edges[0]:g} eV, {rec.get('channel_ev', 'varying'):} eV wide): check the axis",
+        )
 
 
 def _pad(a: np.ndarray) -> np.ndarray:

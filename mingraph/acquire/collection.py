@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -107,23 +108,26 @@ def add_fields(
     out = Path(out)
     cmap = read_class_map(class_map) if class_map is not None else {}
     existing = open_dataset(out) if out.exists() and not overwrite else None
-    names = existing.class_names if existing is not None else []
-    records, sources, used = [], [], set()
-    for f in files:
-        rec, field_names, meta = field_record(f, seed, say)
-        used |= set(field_names) & set(cmap)
-        names, lut = merge_classes(names, field_names, cmap)
-        rec.labels = _relabel(rec.labels, lut)
-        records.append(rec)
-        sources.append({"tile_id": rec.tile_id, **meta})
-    unused = sorted(set(cmap) - used)
-    if unused:
-        say(f"class map: no field has the classes {unused}")
-    if existing is None:
-        return write_dataset(
-            out, records, names, meta={"kind": "imported", "fields": sources}, overwrite=overwrite
-        )
-    return append_records(existing, records, names, sources)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # hypermaps are read lazily into memory-mapped files here, beside the output (same disk)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.import-") as work:
+        names = existing.class_names if existing is not None else []
+        records, sources, used = [], [], set()
+        for k, f in enumerate(files):
+            (Path(work) / str(k)).mkdir()
+            rec, field_names, meta = field_record(f, seed, say, Path(work) / str(k))
+            used |= set(field_names) & set(cmap)
+            names, lut = merge_classes(names, field_names, cmap)
+            rec.labels = _relabel(rec.labels, lut)
+            records.append(rec)
+            sources.append({"tile_id": rec.tile_id, **meta})
+        unused = sorted(set(cmap) - used)
+        if unused:
+            say(f"class map: no field has the classes {unused}")
+        if existing is None:
+            meta = {"kind": "imported", "fields": sources}
+            return write_dataset(out, records, names, meta=meta, overwrite=overwrite)
+        return append_records(existing, records, names, sources)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class TileRecord:
     eds_params: dict = field(default_factory=dict)
     spectra: np.ndarray | None = None  # (H, W, 3000) for "dense"; (n, 3000) for "points"
     eds_rc: np.ndarray | None = None  # (n, 2) row, col of the measured spectra for "points"
+    spectra_file: Path | None = None  # a .npy holding exactly ``spectra`` (memory-mapped), if any
 
 
 def split_of(index: int, seed: int = 0) -> str:
@@ -157,7 +159,14 @@ def store_eds(folder: Path, rec: TileRecord, index: int) -> str:
     if rec.eds_kind == "dense":
         path = f"spectra/{index:06d}.npy"
         (folder / "spectra").mkdir(exist_ok=True)
-        np.save(folder / path, _stored_counts(rec.spectra))
+        src = rec.spectra_file  # the .npy a lazy import wrote: linked, not rewritten
+        if src is not None and _stored_counts(rec.spectra[:0]).dtype == rec.spectra.dtype:
+            try:
+                os.link(src, folder / path)
+            except OSError:
+                shutil.copyfile(src, folder / path)
+        else:
+            np.save(folder / path, _stored_counts(rec.spectra))
         return path
     if rec.eds_kind == "points":
         from mingraph.acquire.points import save_points

@@ -49,7 +49,9 @@ class FieldFiles:
     tima: str | Path | None = None  # a TESCAN TIMA field folder (bse.png, xray.map, pixelmask.png)
 
 
-def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, list[str], dict]:
+def field_record(
+    f: FieldFiles, seed: int = 0, say=None, work_dir: Path | None = None
+) -> tuple[TileRecord, list[str], dict]:
     """Read one field's files into (record, its class names, metadata); every input is checked
     against the BSE shape.  Labels keep the ids of the label image (named by ``f.classes``)."""
     say = say or (lambda line: None)
@@ -80,7 +82,7 @@ def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, li
         from mingraph.acquire.calibration import summary_line
         from mingraph.acquire.spectrum_files import read_hypermap
 
-        hm = read_hypermap(f.spectra)
+        hm = read_hypermap(f.spectra, work_dir)
         cube, file_px, calibration = hm.cube, hm.pixel_size_um, hm.calibration
         say(f"{f.spectra}: {summary_line(calibration)}")
         if f.bse is None:
@@ -148,6 +150,7 @@ def field_record(f: FieldFiles, seed: int = 0, say=None) -> tuple[TileRecord, li
         eds_kind="dense" if cube is not None else ("points" if rc is not None else "none"),
         spectra=cube if cube is not None else point_spectra,
         eds_rc=rc,
+        spectra_file=hm.cube_file if f.spectra is not None else None,
     )
     sources = {
         k: str(v) for k, v in vars(f).items() if v is not None and k not in ("pixel_size_um", "split", "name")

@@ -33,6 +33,7 @@ class Hypermap:
     bse_title: str | None  # title of the image used as BSE
     pixel_size_um: float | None  # from the map's spatial axes; None when the file does not say
     calibration: dict  # calibration.to_grid's record
+    cube_file: Path | None = None  # the memory-mapped .npy holding ``cube`` (lazy reading)
 
 
 def _reader(path: Path):
@@ -49,14 +50,15 @@ def _reader(path: Path):
     return file_reader
 
 
-def read_signals(path: str | Path) -> list[dict]:
-    """rosettasciio's signal dictionaries of a file; any reader failure is one InputError line."""
+def read_signals(path: str | Path, lazy: bool = False) -> list[dict]:
+    """rosettasciio's signal dictionaries of a file (``lazy``: data as dask arrays, read on
+    demand); any reader failure is one InputError line."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "file", "not found")
     reader = _reader(path)
     try:
-        return reader(str(path))
+        return reader(str(path), lazy=lazy) if lazy else reader(str(path))
     except InputError:
         raise
     except Exception as e:
@@ -100,30 +102,84 @@ def pixel_size_um(axes: list[dict], source: object) -> float | None:
     return float(np.mean(sizes))
 
 
-def read_hypermap(path: str | Path) -> Hypermap:
+def read_hypermap(path: str | Path, work_dir: str | Path | None = None) -> Hypermap:
     """A .bcf or .hspy spectrum image: the first 3-D EDS signal, rebinned onto the 10 eV grid.
 
     The BSE is the image titled BSE/AsB of the map's size, else the only image of the map's size
     (its title is reported), else None.  Integer BSE levels are divided by the dtype's maximum.
+    With ``work_dir`` the map is read lazily (rosettasciio's ``lazy=True``), a block of rows at a
+    time, and the cube is a memory-mapped ``.npy`` in ``work_dir``: memory stays near one block
+    (``BLOCK_BYTES``) whatever the map's size.
     """
     path = Path(path)
-    signals = read_signals(path)
-    cubes = [s for s in signals if np.asarray(s["data"]).ndim == 3 and _is_eds(s)]
+    signals = read_signals(path, lazy=work_dir is not None)
+    cubes = [s for s in signals if len(s["data"].shape) == 3 and _is_eds(s)]
     if not cubes:
         raise InputError(path, "spectrum image", "no 3-D EDS signal (height x width x energy) in the file")
     sig = cubes[0]
-    data = np.asarray(sig["data"])
-    check_counts(data, str(path), "spectra")
-    edges = axis_edges(sig["axes"][-1], data.shape[-1], path)
-    cube, calib = to_grid(data, edges, path)
+    shape = tuple(sig["data"].shape)
+    edges = axis_edges(sig["axes"][-1], shape[-1], path)
+    cube_file = None
+    if work_dir is None:
+        data = np.asarray(sig["data"])
+        check_counts(data, str(path), "spectra")
+        cube, calib = to_grid(data, edges, path)
+    else:
+        cube, calib = _grid_to_file(sig["data"], edges, path, Path(work_dir))
+        cube_file = Path(cube.filename)
     px = pixel_size_um(sig["axes"][:2], path)
-    images = [s for s in signals if np.asarray(s["data"]).ndim == 2 and s["data"].shape == data.shape[:2]]
+    images = [s for s in signals if len(s["data"].shape) == 2 and tuple(s["data"].shape) == shape[:2]]
     named = [s for s in images if any(t in _title(s).upper() for t in BSE_TITLES)]
     chosen = named[0] if named else (images[0] if len(images) == 1 else None)
     bse = (
         None if chosen is None else bse_levels(np.asarray(chosen["data"]), path, f"image {_title(chosen)!r}")
     )
-    return Hypermap(cube, bse, None if chosen is None else _title(chosen), px, calib)
+    return Hypermap(cube, bse, None if chosen is None else _title(chosen), px, calib, cube_file)
+
+
+BLOCK_BYTES = 256 << 20
+"""Rows of a lazily read map are rebinned in blocks of about this many output bytes."""
+
+
+def _grid_to_file(data, edges: np.ndarray, path: Path, work_dir: Path) -> tuple[np.ndarray, dict]:
+    """Rebin a (lazy) (H, W, n) cube block by block into a memory-mapped (H, W, 3000) .npy."""
+    from numpy.lib.format import open_memmap
+
+    from mingraph.acquire.calibration import check_inside, describe
+    from mingraph.acquire.fields import N_CHANNELS
+
+    h, w, _ = data.shape
+    integer = np.issubdtype(data.dtype, np.integer)
+    wide = open_memmap(
+        work_dir / "cube-wide.npy", "w+", np.uint32 if integer else np.float32, (h, w, N_CHANNELS)
+    )
+    rows = max(1, BLOCK_BYTES // (w * N_CHANNELS * 4))
+    sums = {"counts_below_0_ev": 0.0, "counts_above_grid": 0.0, "counts_total": 0.0}
+    hi, rebinned = 0, False
+    for r0 in range(0, h, rows):
+        block = np.asarray(data[r0 : r0 + rows])  # only these rows are read
+        check_counts(block, str(path), "spectra")
+        g, rec = to_grid(block, edges, path, check_outside=False)
+        wide[r0 : r0 + rows] = g
+        hi = max(hi, int(g.max(initial=0)))
+        rebinned = rec["rebinned"]
+        for k in sums:
+            sums[k] += float(rec[k])
+    calib = describe(edges) | {"rebinned": rebinned} | sums
+    check_inside(calib, edges, path)
+    wide.flush()
+    if not integer:
+        return np.load(work_dir / "cube-wide.npy", mmap_mode="r"), calib
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32) if hi <= np.iinfo(t).max)
+    if dtype == np.uint32:
+        return np.load(work_dir / "cube-wide.npy", mmap_mode="r"), calib
+    small = open_memmap(work_dir / "cube.npy", "w+", dtype, (h, w, N_CHANNELS))
+    for r0 in range(0, h, rows):
+        small[r0 : r0 + rows] = wide[r0 : r0 + rows]
+    small.flush()
+    del wide, small
+    (work_dir / "cube-wide.npy").unlink()
+    return np.load(work_dir / "cube.npy", mmap_mode="r"), calib
 
 
 def read_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
