@@ -142,44 +142,56 @@ BLOCK_BYTES = 256 << 20
 
 
 def _grid_to_file(data, edges: np.ndarray, path: Path, work_dir: Path) -> tuple[np.ndarray, dict]:
-    """Rebin a (lazy) (H, W, n) cube block by block into a memory-mapped (H, W, 3000) .npy."""
-    from numpy.lib.format import open_memmap
+    """Rebin a (lazy) (H, W, n) cube block by block into an (H, W, 3000) .npy, memory-mapped on
+    return.  Blocks are written with plain file writes (no mapping, so memory stays near one
+    block); integer counts go to a dtype that holds any possible sum, then to the smallest dtype
+    that holds the counts found."""
+    from numpy.lib import format as npf
 
-    from mingraph.acquire.calibration import check_inside, describe
+    from mingraph.acquire.calibration import GRID_EDGES_EV, check_inside, describe
     from mingraph.acquire.fields import N_CHANNELS
 
     h, w, _ = data.shape
     integer = np.issubdtype(data.dtype, np.integer)
-    wide = open_memmap(
-        work_dir / "cube-wide.npy", "w+", np.uint32 if integer else np.float32, (h, w, N_CHANNELS)
-    )
+    if integer:  # a grid channel sums at most k source channels (+1 from rounding)
+        first = np.searchsorted(edges, GRID_EDGES_EV[:-1], "right") - 1
+        last = np.searchsorted(edges, GRID_EDGES_EV[1:], "left") - 1
+        bound = int((last - first + 1).max()) * int(np.iinfo(data.dtype).max) + 1
+        wide_t = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if bound <= np.iinfo(t).max)
+    else:
+        wide_t = np.float32
     rows = max(1, BLOCK_BYTES // (w * N_CHANNELS * 4))
     sums = {"counts_below_0_ev": 0.0, "counts_above_grid": 0.0, "counts_total": 0.0}
     hi, rebinned = 0, False
-    for r0 in range(0, h, rows):
-        block = np.asarray(data[r0 : r0 + rows])  # only these rows are read
-        check_counts(block, str(path), "spectra")
-        g, rec = to_grid(block, edges, path, check_outside=False)
-        wide[r0 : r0 + rows] = g
-        hi = max(hi, int(g.max(initial=0)))
-        rebinned = rec["rebinned"]
-        for k in sums:
-            sums[k] += float(rec[k])
+    wide = work_dir / "cube-wide.npy"
+    header = {"fortran_order": False, "shape": (h, w, N_CHANNELS)}
+    with open(wide, "wb") as fh:
+        npf.write_array_header_1_0(fh, header | {"descr": npf.dtype_to_descr(np.dtype(wide_t))})
+        for r0 in range(0, h, rows):
+            block = np.asarray(data[r0 : r0 + rows])  # only these rows are read
+            check_counts(block, str(path), "spectra")
+            g, rec = to_grid(block, edges, path, check_outside=False)
+            fh.write(np.ascontiguousarray(g, dtype=wide_t).tobytes())
+            hi = max(hi, int(g.max(initial=0)) if integer else 0)
+            rebinned = rec["rebinned"]
+            for k in sums:
+                sums[k] += float(rec[k])
     calib = describe(edges) | {"rebinned": rebinned} | sums
     check_inside(calib, edges, path)
-    wide.flush()
-    if not integer:
-        return np.load(work_dir / "cube-wide.npy", mmap_mode="r"), calib
-    dtype = next(t for t in (np.uint8, np.uint16, np.uint32) if hi <= np.iinfo(t).max)
-    if dtype == np.uint32:
-        return np.load(work_dir / "cube-wide.npy", mmap_mode="r"), calib
-    small = open_memmap(work_dir / "cube.npy", "w+", dtype, (h, w, N_CHANNELS))
-    for r0 in range(0, h, rows):
-        small[r0 : r0 + rows] = wide[r0 : r0 + rows]
-    small.flush()
-    del wide, small
-    (work_dir / "cube-wide.npy").unlink()
-    return np.load(work_dir / "cube.npy", mmap_mode="r"), calib
+    final = wide
+    if integer:
+        small_t = next(t for t in (np.uint8, np.uint16, np.uint32, np.uint64) if hi <= np.iinfo(t).max)
+        if small_t != wide_t:
+            final = work_dir / "cube.npy"
+            with open(wide, "rb") as src, open(final, "wb") as dst:
+                npf.read_magic(src)
+                npf.read_array_header_1_0(src)
+                npf.write_array_header_1_0(dst, header | {"descr": npf.dtype_to_descr(np.dtype(small_t))})
+                for r0 in range(0, h, rows):
+                    a = np.fromfile(src, dtype=wide_t, count=min(rows, h - r0) * w * N_CHANNELS)
+                    dst.write(a.astype(small_t).tobytes())
+            wide.unlink()
+    return np.load(final, mmap_mode="r"), calib
 
 
 def read_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
