@@ -238,9 +238,7 @@ def train_unet(dataset, out, epochs, seed) -> None:
 @click.option(
     "--pixel-size",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Pixel size in µm (with --bse).",
+    help="Pixel size in µm (with --bse; 1 µm, with a notice, when not given).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -292,6 +290,11 @@ def predict(
             raise InputError(
                 "predict", "--points", "a measured field needs its point spectra (--points FILE.npz)"
             )
+        if pixel_size is None:
+            click.echo(
+                "pixel size: not given; using 1 µm (grain sizes and areas in these units): pass --pixel-size"
+            )
+            pixel_size = 1.0
         sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle, labels, classes)
         label = f"{bse} + {points}"
     else:

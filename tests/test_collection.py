@@ -204,3 +204,17 @@ def test_files_to_scores_from_the_command_line(tmp_path):
         "evaluate", tmp_path / "run", ds, "--pattern", "mask", "--fractions", "0.05", "--out", tmp_path / "ev"
     )
     assert "GAT" in out and (tmp_path / "ev" / "metrics.json").is_file()
+
+
+def test_point_spectra_lookup_matches_the_dense_spectra(tmp_path):
+    from mingraph.acquire.points import load_points, save_points
+
+    rng = np.random.default_rng(9)
+    rc = np.argwhere(rng.random((30, 20)) < 0.2)
+    dense = (rng.random((rc.shape[0], 3000)) < 0.01) * rng.integers(1, 500, (rc.shape[0], 3000))
+    dense[3] = 0  # a spectrum with no counts at all
+    save_points(tmp_path / "p.npz", rc, dense.astype(np.uint16))
+    src = load_points(tmp_path / "p.npz", (30, 20), "p")
+    pick = rng.integers(0, rc.shape[0], 200)  # in any order, with repeats
+    assert np.array_equal(src.spectra(rc[pick, 0], rc[pick, 1]), dense[pick].astype(np.float32))
+    assert src.spectra(np.zeros(0, int), np.zeros(0, int)).shape == (0, 3000)

@@ -106,9 +106,11 @@ class PointSpectra:
             )
         idx = self._order[pos_c]
         out = np.zeros((key.size, N_CHANNELS), np.float32)
-        for j, i in enumerate(idx):
-            a, b = self.ptr[i], self.ptr[i + 1]
-            out[j, self.channel[a:b]] = self.count[a:b]
+        starts, lens = self.ptr[idx], self.ptr[idx + 1] - self.ptr[idx]
+        row = np.repeat(np.arange(idx.size), lens)
+        # the CSR entries of each requested spectrum, concatenated
+        ent = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+        out[row, self.channel[ent].astype(np.int64)] = self.count[ent]
         return out
 
 
