@@ -29,7 +29,7 @@ from mingraph.errors import InputError
 @click.option(
     "--points",
     type=click.Path(path_type=Path),
-    help="Point spectra .npz: 'rc' (n, 2) row, col and 'spectra' (n, channels).",
+    help="Point spectra: .npz ('rc' (n, 2) row, col; 'spectra' (n, channels)) or a CSV row,col,spectrum of .spx/.msa files.",
 )
 @click.option(
     "--tima",

@@ -135,3 +135,24 @@ def test_emsa_without_energy_units_is_refused():
         InputError, match="minimum_metadata.msa: energy axis: expected units keV or eV, got ''"
     ):
         read_spectrum(fmt("msa", "minimum_metadata.msa"))
+
+
+def test_spx_point_list_imports_as_point_spectra(tmp_path):
+    from mingraph.acquire.importing import import_field
+
+    spx = fmt("bruker", "extracted_from_bcf.spx")
+    msa = fmt("msa", "example2.msa")
+    (tmp_path / "pts.csv").write_text(f"row,col,spectrum\n1,2,{spx}\n3,0,{msa}\n0,0,{spx}\n")
+    from PIL import Image
+
+    Image.fromarray(np.zeros((4, 5), np.uint16)).save(tmp_path / "b.png")
+    lines = []
+    ds = open_dataset(
+        import_field(tmp_path / "ds", tmp_path / "b.png", points=tmp_path / "pts.csv", say=lines.append)
+    )
+    f = ds.field(0)
+    want_spx, want_msa = read_spectrum(spx)[0], read_spectrum(msa)[0]
+    got = f.eds.spectra(np.array([1, 3, 0]), np.array([2, 0, 0]))
+    assert np.array_equal(got[0], want_spx) and np.array_equal(got[2], want_spx)
+    assert np.allclose(got[1], want_msa) and int(f.eds_mask.sum()) == 3
+    assert any("3 spectrum files" in ln for ln in lines)

@@ -200,7 +200,9 @@ def _pad(a: np.ndarray) -> np.ndarray:
 
 def summary_line(rec: dict) -> str:
     """One line for the user: what calibration a file had and what the import did with it."""
-    if "channel_ev" in rec:
+    if "channels" not in rec:  # several files, each with its own axis
+        axis = f"{rec.get('files', 'several')} spectrum files"
+    elif "channel_ev" in rec:
         axis = f"{rec['channels']} channels of {rec['channel_ev']:.4g} eV from {rec['offset_ev']:.4g} eV"
     else:
         axis = (

@@ -51,6 +51,9 @@ def read_points(path: str | os.PathLike, with_calibration: bool = False):
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "points", "file not found")
+    if path.suffix.lower() == ".csv":
+        rc, on_grid, record = read_point_list(path)
+        return (rc, on_grid, record) if with_calibration else (rc, on_grid.astype(np.float32))
     try:
         with np.load(path) as z:
             if "rc" not in z or "spectra" not in z:
@@ -90,6 +93,39 @@ def read_points(path: str | os.PathLike, with_calibration: bool = False):
     if with_calibration:
         return rc, on_grid, record
     return rc, on_grid.astype(np.float32)
+
+
+def read_point_list(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Point spectra as single-spectrum files (Bruker .spx, EMSA .msa) listed in a CSV with a
+    header ``row,col,spectrum`` (paths relative to the CSV), each rebinned onto the grid:
+    (rc (n, 2), spectra (n, 3000), record summing the files' counts left out)."""
+    import csv
+
+    from mingraph.acquire.spectrum_files import read_spectrum
+
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows or set(rows[0]) != {"row", "col", "spectrum"}:
+        raise InputError(path, "columns", "expected a header row,col,spectrum and one measured point a line")
+    rc, spectra = [], []
+    record = {"files": len(rows), "rebinned": False, "counts_below_0_ev": 0.0, "counts_above_grid": 0.0}
+    for i, r in enumerate(rows, start=2):
+        try:
+            rc.append((int(r["row"]), int(r["col"])))
+        except (TypeError, ValueError):
+            raise InputError(path, f"line {i}", f"row and col must be whole pixel indices, got {r}") from None
+        counts, rec = read_spectrum(path.parent / (r["spectrum"] or "").strip())
+        spectra.append(counts)
+        record["rebinned"] |= rec["rebinned"]
+        record["counts_below_0_ev"] += rec["counts_below_0_ev"]
+        record["counts_above_grid"] += rec["counts_above_grid"]
+    record["counts_total"] = (
+        float(sum(float(s.sum()) for s in spectra))
+        + record["counts_below_0_ev"]
+        + record["counts_above_grid"]
+    )
+    kinds = {s.dtype.kind for s in spectra}
+    dtype = np.result_type(*spectra) if kinds == {"u"} else np.float32
+    return np.asarray(rc, np.int64).reshape(-1, 2), np.stack(spectra).astype(dtype), record
 
 
 def check_measured(rc: np.ndarray, shape: tuple[int, int], source: object) -> None:
