@@ -52,12 +52,12 @@ from mingraph.errors import InputError
 @click.option(
     "--manifest",
     type=click.Path(path_type=Path),
-    help="CSV of many fields (columns bse, labels, points, spectra, eds_mask, valid, classes, pixel_size, split, name).",
+    help="CSV of many fields (columns bse, labels, points, spectra, tima, eds_mask, valid, classes, pixel_size, split, name; paths relative to it).",
 )
 @click.option(
     "--pixel-size",
     type=click.FloatRange(min=0, min_open=True),
-    help="Pixel size in µm (default: the spectrum file's own; 1 µm, with a notice, when none).",
+    help="Pixel size in µm (default: the file's own, from hypermap axes or the TIMA profile; else 1 µm, with a notice).",
 )
 @click.option(
     "--split",
