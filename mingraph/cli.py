@@ -49,49 +49,6 @@ def simulate(
     click.echo(f"wrote {n_tiles} tiles to {path}")
 
 
-@main.command("import")
-@click.argument("out", type=click.Path(path_type=Path))
-@click.option("--bse", type=click.Path(path_type=Path), help="BSE image (TIFF or PNG).")
-@click.option(
-    "--labels", type=click.Path(path_type=Path), help="Phase-id image (TIFF or PNG), same size as the BSE."
-)
-@click.option(
-    "--eds-mask",
-    type=click.Path(path_type=Path),
-    help="Image of where EDS was measured (non-zero = measured).",
-)
-@click.option(
-    "--spectra", type=click.Path(path_type=Path), help="Spectrum image (.bcf, .hspy): needs the io extra."
-)
-@click.option(
-    "--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all."
-)
-@click.option(
-    "--classes",
-    type=click.Path(path_type=Path),
-    help="Class names: JSON list or {id: name}, or one per line.",
-)
-@click.option(
-    "--pixel-size",
-    type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Pixel size in micrometres.",
-)
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--name", help="Tile id (default: the BSE file's stem).")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
-@user_errors
-def import_(out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite) -> None:
-    """Import one measured field into a dataset at OUT."""
-    from mingraph.acquire.importing import import_field
-
-    path = import_field(
-        out, bse, labels, eds_mask, spectra, valid, classes, pixel_size, split, name, overwrite
-    )
-    click.echo(f"wrote {path}")
-
-
 @main.command("build-graphs")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
@@ -171,11 +128,17 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
 )
 @click.option("--valid", type=click.Path(path_type=Path), help="Mask image of specimen pixels (with --bse).")
 @click.option(
+    "--labels", type=click.Path(path_type=Path), help="Phase-id image to score against (with --bse)."
+)
+@click.option(
+    "--classes",
+    type=click.Path(path_type=Path),
+    help="Names of the --labels ids (default: the model's); matched to the model's classes by name.",
+)
+@click.option(
     "--pixel-size",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Pixel size in µm (with --bse).",
+    help="Pixel size in µm (with --bse; 1 µm, with a notice, when not given).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -199,6 +162,8 @@ def predict(
     bse,
     points,
     valid,
+    labels,
+    classes,
     pixel_size,
     seed,
     block,
@@ -227,7 +192,12 @@ def predict(
             raise InputError(
                 "predict", "--points", "a measured field needs its point spectra (--points FILE.npz)"
             )
-        sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle)
+        if pixel_size is None:
+            click.echo(
+                "pixel size: not given; using 1 µm (grain sizes and areas in these units): pass --pixel-size"
+            )
+            pixel_size = 1.0
+        sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle, labels, classes)
         label = f"{bse} + {points}"
     else:
         from mingraph.acquire.dataset import open_dataset
@@ -236,6 +206,15 @@ def predict(
         sample = ds.field(ds.find(tile))
         rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
         label = f"{input_} tile {sample.name}"
+    if (labels is not None or classes is not None) and bse is None:
+        raise InputError(
+            "predict", "--labels", "--labels/--classes go with --bse (a dataset has its own labels)"
+        )
+    from mingraph.predict import labels_in_model_classes
+
+    sample, notes = labels_in_model_classes(sample, bundle)
+    for line in notes:
+        click.echo(line)
     res = run_predict(
         out,
         sample,
@@ -308,3 +287,8 @@ main.add_command(cli_models.evaluate)
 main.add_command(cli_models.train_unet)
 main.add_command(cli_models.export_model)
 main.add_command(cli_models.convert_model)
+
+from mingraph.cli_data import dataset, import_  # noqa: E402  (data commands: their own module)
+
+main.add_command(import_, "import")
+main.add_command(dataset)

@@ -87,8 +87,17 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume,
     type=click.Path(path_type=Path),
     help="Dataset whose val split tunes the classical baselines.",
 )
+@click.option(
+    "--pattern",
+    type=click.Choice(["random", "grid", "mask"]),
+    default="random",
+    show_default=True,
+    help="Where EDS is sampled; mask: the measured points (point-spectra fields), one fraction.",
+)
 @user_errors
-def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, compare, tune_on) -> None:
+def evaluate(
+    run, dataset, fractions, split, out, unet, knn_run, max_tiles, compare, tune_on, pattern
+) -> None:
     """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
     from mingraph.analyse.evaluate import evaluate as run_eval
 
@@ -103,12 +112,19 @@ def evaluate(run, dataset, fractions, split, out, unet, knn_run, max_tiles, comp
         compare,
         tune_on=tune_on,
         max_tiles=max_tiles,
+        pattern=pattern,
     )
     click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}")
     for r in res["results"]:
         click.echo(
             f"{r['method']:<36}{100 * r['fraction']:>6.2f}{r['tile_mean_f1']:>13.3f}{r['f1_weighted']:>10.3f}{r['f1_macro']:>9.3f}"
         )
+    for key, what in (
+        ("classes_left_out", "classes in the dataset but not in the model, left out of the scores"),
+        ("model_classes_not_in_labels", "classes of the model that the dataset never names"),
+    ):
+        if res.get(key):
+            click.echo(f"{what}: {res[key]}")
     click.echo(f"wrote {res['out']}")
 
 

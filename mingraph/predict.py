@@ -170,31 +170,13 @@ def measure_points(
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Measured point spectra from an .npz with arrays ``rc`` (n, 2: row, col) and ``spectra`` (n, 3000)."""
-    from mingraph.acquire.fields import N_CHANNELS, check_counts
+    """Measured point spectra from an .npz: ``rc`` (n, 2) int row, col and ``spectra`` (n, channels).
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "points", "file not found")
-    try:
-        with np.load(path) as z:
-            if "rc" not in z or "spectra" not in z:
-                raise InputError(
-                    path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}"
-                )
-            rc, spectra = np.asarray(z["rc"]), np.asarray(z["spectra"])
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
-    if spectra.ndim != 2 or spectra.shape[1] != N_CHANNELS or spectra.shape[0] != rc.reshape(-1, 2).shape[0]:
-        raise InputError(
-            path,
-            "spectra",
-            f"expected shape ({rc.reshape(-1, 2).shape[0]}, {N_CHANNELS}), got {spectra.shape}",
-        )
-    check_counts(spectra, str(path), "spectra")
-    return rc.reshape(-1, 2), spectra.astype(np.float32)
+    Returns (rc int64 (n, 2), spectra float32 (n, 3000)).  See :func:`mingraph.acquire.points.read_points`.
+    """
+    from mingraph.acquire.points import read_points as read
+
+    return read(path)
 
 
 def measured_field(
@@ -203,21 +185,48 @@ def measured_field(
     valid: str | os.PathLike | None,
     pixel_size_um: float,
     bundle: Bundle,
+    labels: str | os.PathLike | None = None,
+    classes: str | os.PathLike | None = None,
 ) -> tuple[Field, np.ndarray, np.ndarray]:
-    """A measured field from files: (sample, EDS positions, embeddings of the measured spectra)."""
+    """A measured field from files: (sample, EDS positions, embeddings of the measured spectra).
+
+    ``labels`` (an id image) named by ``classes`` (default: the model's class list) are kept
+    to score the prediction against (see :func:`labels_in_model_classes`)."""
     from mingraph.acquire.fields import NoSpectra
-    from mingraph.acquire.readers import read_bse, read_mask
+    from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask
 
     img = read_bse(bse)
     vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)
-    sample = Field(
-        img, vmask, None, bundle.class_names, pixel_size_um, NoSpectra(str(bse)), name=Path(bse).stem
-    )
+    lab = read_labels(labels, img.shape) if labels is not None else None
+    names = read_class_names(classes) if classes is not None else bundle.class_names
+    if lab is not None and lab.size and lab.max() >= len(names):
+        raise InputError(
+            labels,
+            "labels",
+            f"phase id {int(lab.max())} has no name ({len(names)} names{'' if classes else ': give --classes'})",
+        )
+    sample = Field(img, vmask, lab, names, pixel_size_um, NoSpectra(str(bse)), name=Path(bse).stem)
     rc, spectra = read_points(points)
     rc = check_points(rc, img.shape, str(points))
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
     return sample, rc, point_features(bundle, spectra)
+
+
+def labels_in_model_classes(sample: Field, bundle: Bundle) -> tuple[Field, list[str]]:
+    """The sample with its labels in the model's class ids, matched by name, and the lines that
+    tell the user which classes did not match (labels of unmatched classes become unknown, -1)."""
+    import dataclasses
+
+    from mingraph.analyse.classmap import match_classes
+
+    if sample.labels is None or list(sample.class_names) == list(bundle.class_names):
+        return sample, []
+    match = match_classes(bundle.class_names, list(sample.class_names), sample.name)
+    mapped = match.to_model(sample.labels).astype(np.int32)
+    out = dataclasses.replace(sample, labels=mapped, class_names=list(bundle.class_names))
+    out.meta = dict(sample.meta, classes_left_out=match.labels_only)
+    return out, match.lines()
 
 
 def write_outputs(

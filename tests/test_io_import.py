@@ -91,17 +91,23 @@ def test_hspy_spectrum_image_round_trip(tmp_path):
     assert np.array_equal(sp[0, :2048], cube[3, 4]) and np.array_equal(sp[1, :2048], cube[0, 1])
 
 
-def test_hspy_wrong_energy_axis_is_refused(tmp_path):
+def test_hspy_other_energy_axes_are_rebinned_or_refused(tmp_path):
     pytest.importorskip("h5py")
     from rsciio.hspy import file_writer
 
-    cube = np.ones((2, 2, 100), np.float32)
+    cube = np.arange(2 * 2 * 100, dtype=np.float32).reshape(2, 2, 100) % 7
+    # 5 eV channels from 0: grid channel j is the sum of source channels 2j and 2j + 1 (worked by hand)
     file_writer(str(tmp_path / "a.hspy"), _eds_signal(cube, scale_kev=0.005), show_progressbar=False)
-    with pytest.raises(InputError, match=r"a.hspy: energy axis: expected 10 eV channels from 0 eV, got 5 eV"):
-        read_spectrum_image(tmp_path / "a.hspy")
+    got, _ = read_spectrum_image(tmp_path / "a.hspy")
+    assert np.allclose(got[..., :50], cube[..., 0::2] + cube[..., 1::2]) and not got[..., 50:].any()
+    # 10 eV channels from -100 eV: shifted by ten channels, the first ten lie below 0 eV
     file_writer(str(tmp_path / "b.hspy"), _eds_signal(cube, offset_kev=-0.1), show_progressbar=False)
-    with pytest.raises(InputError, match="from -100 eV"):
-        read_spectrum_image(tmp_path / "b.hspy")
+    got, _ = read_spectrum_image(tmp_path / "b.hspy")
+    assert np.allclose(got[..., :90], cube[..., 10:]) and not got[..., 90:].any()
+    # every count below 0 eV: an axis that cannot be right
+    file_writer(str(tmp_path / "c.hspy"), _eds_signal(cube, offset_kev=-2.0), show_progressbar=False)
+    with pytest.raises(InputError, match=r"c.hspy: energy axis: the channels cover -2000 to -1000 eV"):
+        read_spectrum_image(tmp_path / "c.hspy")
 
 
 def test_hspy_negative_or_nan_counts_are_refused(tmp_path):
@@ -160,7 +166,7 @@ def test_mismatched_shapes_and_bad_files(real_dir, tmp_path):
         read_bse(tmp_path / "nan.tiff")
 
 
-def test_cli_import_refuses_existing_output_unless_overwrite(real_dir, tmp_path):
+def test_cli_import_appends_to_an_existing_dataset_or_overwrites_it(real_dir, tmp_path):
     r = CliRunner()
     args = [
         "import",
@@ -172,10 +178,13 @@ def test_cli_import_refuses_existing_output_unless_overwrite(real_dir, tmp_path)
     ]
     assert r.invoke(main, args).exit_code == 0
     before = (tmp_path / "ds" / "tiles.parquet").read_bytes()
-    res = r.invoke(main, args)
-    assert res.exit_code == 2 and "already exists" in res.output
+    res = r.invoke(main, args)  # the same field again: refused, the dataset unchanged
+    assert res.exit_code == 2 and "tile-bse: tile_id: already in" in res.output
     assert (tmp_path / "ds" / "tiles.parquet").read_bytes() == before
+    assert r.invoke(main, args + ["--name", "second"]).exit_code == 0
+    assert open_dataset(tmp_path / "ds").tile_ids == ["tile-bse", "second"]
     assert r.invoke(main, args + ["--overwrite"]).exit_code == 0
+    assert open_dataset(tmp_path / "ds").tile_ids == ["tile-bse"]
 
 
 def test_class_names_file(real_dir, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from mingraph.files import atomic_folder
 SCHEMA_VERSION = 1
 FORMAT = "mingraph-dataset"
 SPLITS = ("train", "val", "test")
+EDS_KINDS = ("simulated", "dense", "points", "none")
 
 TILE_SCHEMA = pa.schema(
     [
@@ -37,12 +39,12 @@ TILE_SCHEMA = pa.schema(
         ("pixel_size_um", pa.float64()),
         ("bse", pa.binary()),  # uint16 little-endian, BSE * 65535
         ("valid", pa.binary()),  # np.packbits of the bool mask
-        ("labels", pa.binary()),  # int16 little-endian, -1 = unknown/invalid; empty if unlabelled
+        ("labels", pa.binary()),  # int16 (or int32 when an id >= 32768: 4 bytes a pixel) LE; -1 = unknown
         ("eds_mask", pa.binary()),  # packbits of where EDS was measured; empty if unknown
-        ("eds_kind", pa.string()),  # "simulated" | "dense" | "none"
+        ("eds_kind", pa.string()),  # "simulated" | "dense" | "points" | "none"
         ("eds_seed", pa.int64()),
         ("eds_params", pa.string()),  # JSON
-        ("eds_path", pa.string()),  # relative path of a dense spectrum image, or ""
+        ("eds_path", pa.string()),  # relative path of a dense spectrum image (.npy) or points (.npz), or ""
     ],
     metadata={b"format": FORMAT.encode(), b"schema_version": str(SCHEMA_VERSION).encode()},
 )
@@ -62,13 +64,40 @@ class TileRecord:
     eds_kind: str = "none"
     eds_seed: int = 0
     eds_params: dict = field(default_factory=dict)
-    spectra: np.ndarray | None = None  # (H, W, 3000) for eds_kind == "dense"
+    spectra: np.ndarray | None = None  # (H, W, 3000) for "dense"; (n, 3000) for "points"
+    eds_rc: np.ndarray | None = None  # (n, 2) row, col of the measured spectra for "points"
+    spectra_file: Path | None = None  # a .npy holding exactly ``spectra`` (memory-mapped), if any
 
 
 def split_of(index: int, seed: int = 0) -> str:
     """Deterministic 80/10/10 split of tile ``index``: a hash of (seed, index), stable as N grows."""
     u = np.random.default_rng([seed, index, 0x5EED]).random()
     return "train" if u < 0.8 else ("val" if u < 0.9 else "test")
+
+
+def label_bytes(labels: np.ndarray) -> bytes:
+    """Class ids stored exactly: int16 little-endian when every id fits (< 32768), else int32.
+
+    The width is read back from the blob's length (2 or 4 bytes a pixel).  Never a narrowing cast
+    without a range check: ids outside int32 raise InputError.
+    """
+    a = np.asarray(labels)
+    if not a.size:
+        return a.astype("<i2").tobytes()
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= -32768 and hi <= 32767:
+        return a.astype("<i2").tobytes()
+    if lo < -(2**31) or hi > 2**31 - 1:
+        raise InputError("labels", "class ids", f"ids must fit 32 bits, got [{lo}, {hi}]")
+    return a.astype("<i4").tobytes()
+
+
+def labels_from_bytes(blob: bytes, h: int, w: int, source: str) -> np.ndarray:
+    """Inverse of :func:`label_bytes`: int32 (h, w) class ids."""
+    width = len(blob) // max(h * w, 1)
+    if width not in (2, 4) or width * h * w != len(blob):
+        raise InputError(source, "labels", f"{len(blob)} bytes do not hold {h}x{w} int16 or int32 ids")
+    return np.frombuffer(blob, dtype="<i2" if width == 2 else "<i4").reshape(h, w).astype(np.int32)
 
 
 def _encode(rec: TileRecord, eds_path: str) -> dict:
@@ -82,7 +111,7 @@ def _encode(rec: TileRecord, eds_path: str) -> dict:
         "pixel_size_um": float(rec.pixel_size_um),
         "bse": bse16.tobytes(),
         "valid": np.packbits(rec.valid.astype(bool), axis=None).tobytes(),
-        "labels": b"" if rec.labels is None else rec.labels.astype("<i2").tobytes(),
+        "labels": b"" if rec.labels is None else label_bytes(rec.labels),
         "eds_mask": b""
         if rec.eds_mask is None
         else np.packbits(rec.eds_mask.astype(bool), axis=None).tobytes(),
@@ -109,12 +138,52 @@ def _check_record(rec: TileRecord, n_classes: int) -> None:
         and (rec.labels.min() < -1 or rec.labels.max() >= n_classes)
     ):
         raise InputError(src, "labels", f"class ids must lie in [-1, {n_classes - 1}]")
-    if rec.eds_kind not in ("simulated", "dense", "none"):
-        raise InputError(src, "eds_kind", f"expected simulated, dense or none, got {rec.eds_kind!r}")
+    if rec.eds_kind not in EDS_KINDS:
+        raise InputError(src, "eds_kind", f"expected one of {EDS_KINDS}, got {rec.eds_kind!r}")
+    if rec.eds_kind == "points":
+        from mingraph.acquire.points import check_measured
+
+        n = 0 if rec.eds_rc is None else rec.eds_rc.shape[0]
+        if rec.eds_rc is None or rec.spectra is None or rec.spectra.shape != (n, N_CHANNELS):
+            got = None if rec.spectra is None else rec.spectra.shape
+            raise InputError(src, "spectra", f"expected ({n}, {N_CHANNELS}) point spectra, got {got}")
+        check_measured(rec.eds_rc, rec.bse.shape, src)
     if rec.eds_kind == "dense":
         if rec.spectra is None or rec.spectra.shape != (*rec.bse.shape, N_CHANNELS):
             got = None if rec.spectra is None else rec.spectra.shape
             raise InputError(src, "spectra", f"expected shape {(*rec.bse.shape, N_CHANNELS)}, got {got}")
+
+
+def store_eds(folder: Path, rec: TileRecord, index: int) -> str:
+    """Write a record's measured spectra into ``folder``; return their relative path (or "")."""
+    if rec.eds_kind == "dense":
+        path = f"spectra/{index:06d}.npy"
+        (folder / "spectra").mkdir(exist_ok=True)
+        src = rec.spectra_file  # the .npy a lazy import wrote: linked, not rewritten
+        if src is not None and _stored_counts(rec.spectra[:0]).dtype == rec.spectra.dtype:
+            try:
+                os.link(src, folder / path)
+            except OSError:
+                shutil.copyfile(src, folder / path)
+        else:
+            np.save(folder / path, _stored_counts(rec.spectra))
+        return path
+    if rec.eds_kind == "points":
+        from mingraph.acquire.points import save_points
+
+        path = f"points/{index:06d}.npz"
+        (folder / "points").mkdir(exist_ok=True)
+        save_points(folder / path, rec.eds_rc, rec.spectra)
+        return path
+    return ""
+
+
+def _stored_counts(spectra: np.ndarray) -> np.ndarray:
+    """Spectra as stored: unsigned integer counts keep their dtype (uint8/16/32), others float32."""
+    a = np.asarray(spectra)
+    if a.dtype.kind == "u":
+        return np.ascontiguousarray(a)
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
@@ -144,12 +213,7 @@ def write_dataset(
                 if rec.tile_id in ids:
                     raise InputError(f"tile {rec.tile_id}", "tile_id", "duplicate tile id")
                 ids.add(rec.tile_id)
-                eds_path = ""
-                if rec.eds_kind == "dense":
-                    eds_path = f"spectra/{len(ids) - 1:06d}.npy"
-                    (tmp / "spectra").mkdir(exist_ok=True)
-                    np.save(tmp / eds_path, np.ascontiguousarray(rec.spectra, dtype=np.float32))
-                rows.append(_encode(rec, eds_path))
+                rows.append(_encode(rec, store_eds(tmp, rec, len(ids) - 1)))
                 counts[rec.split] += 1
                 if len(rows) >= rows_per_group:
                     writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))
@@ -254,9 +318,7 @@ class Dataset:
         src = f"{self.path}/tiles.parquet[{r['tile_id']}]"
         bse = bse_from_u16(np.frombuffer(r["bse"], dtype="<u2").reshape(h, w))
         valid = np.unpackbits(np.frombuffer(r["valid"], np.uint8), count=n).reshape(h, w).astype(bool)
-        labels = (
-            np.frombuffer(r["labels"], dtype="<i2").reshape(h, w).astype(np.int32) if r["labels"] else None
-        )
+        labels = labels_from_bytes(r["labels"], h, w, src) if r["labels"] else None
         eds_mask = (
             np.unpackbits(np.frombuffer(r["eds_mask"], np.uint8), count=n).reshape(h, w).astype(bool)
             if r["eds_mask"]
@@ -273,6 +335,10 @@ class Dataset:
                 source=str(self.path / r["eds_path"]),
                 checked=True,
             )
+        elif r["eds_kind"] == "points":
+            from mingraph.acquire.points import load_points
+
+            eds = load_points(self.path / r["eds_path"], (h, w), str(self.path / r["eds_path"]))
         else:
             eds = NoSpectra(src)
         return Field(

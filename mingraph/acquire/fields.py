@@ -62,6 +62,59 @@ class DenseSpectrumImage:
 
 
 @dataclass
+class PointSpectra:
+    """Spectra measured at some pixels only (point analyses, TIMA dots), stored sparse (CSR).
+
+    ``rc`` (n, 2) int row, col of each measured pixel (each at most once); spectrum i is
+    ``count[ptr[i]:ptr[i + 1]]`` at channels ``channel[ptr[i]:ptr[i + 1]]``.  Asking for a pixel
+    that was not measured raises InputError: nothing is invented.
+    """
+
+    rc: np.ndarray  # (n, 2) int
+    ptr: np.ndarray  # (n + 1,) int64
+    channel: np.ndarray  # (nnz,) uint16
+    count: np.ndarray  # (nnz,) counts (unsigned integers or float32)
+    shape: tuple[int, int]
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        h, w = self.shape
+        key = self.rc[:, 0].astype(np.int64) * w + self.rc[:, 1]
+        self._order = np.argsort(key, kind="stable")
+        self._keys = key[self._order]
+
+    @property
+    def measured_mask(self) -> np.ndarray:
+        """(H, W) bool: the pixels that have a spectrum."""
+        m = np.zeros(self.shape, bool)
+        m[self.rc[:, 0], self.rc[:, 1]] = True
+        return m
+
+    def spectra(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        key = rows * self.shape[1] + cols
+        pos = np.searchsorted(self._keys, key)
+        pos_c = np.minimum(pos, max(self._keys.size - 1, 0))
+        missing = (pos >= self._keys.size) | (self._keys[pos_c] != key) if self._keys.size else key >= 0
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise InputError(
+                self.source,
+                "EDS points",
+                f"no spectrum was measured at pixel ({rows[i]}, {cols[i]}) ({int(missing.sum())} such): "
+                "a point-spectra field samples its measured points only (--pattern mask)",
+            )
+        idx = self._order[pos_c]
+        out = np.zeros((key.size, N_CHANNELS), np.float32)
+        starts, lens = self.ptr[idx], self.ptr[idx + 1] - self.ptr[idx]
+        row = np.repeat(np.arange(idx.size), lens)
+        # the CSR entries of each requested spectrum, concatenated
+        ent = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+        out[row, self.channel[ent].astype(np.int64)] = self.count[ent]
+        return out
+
+
+@dataclass
 class NoSpectra:
     """An EDS source for data whose spectra are not available (e.g. a BSE + sampling mask export)."""
 

@@ -1,7 +1,7 @@
 """Read real SEM data: BSE and label images (TIFF/PNG), EDS sampling masks, spectrum images.
 
-Spectrum images (Bruker .bcf, HyperSpy .hspy) and single spectra (EMSA .msa) are read through
-rosettasciio (the ``io`` extra).  Every reader checks what it returns and raises
+Spectrum images (Bruker .bcf, HyperSpy .hspy) and single spectra (EMSA .msa, Bruker .spx) are
+read through rosettasciio (the ``io`` extra) in ``spectrum_files.py``; these wrappers stay here.  Every reader checks what it returns and raises
 :class:`~mingraph.errors.InputError` naming the file, the field and what was expected.
 """
 
@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS, check_counts
 from mingraph.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
-def _read_raw_image(path: Path) -> np.ndarray:
+def _read_raw_image(path: Path, intensities: bool = False) -> np.ndarray:
+    """The pixel array of a TIFF or PNG.  With ``intensities``, palette (indexed) images are looked
+    up through their palette, so the values are what the image shows, not palette indices."""
     if not path.is_file():
         raise InputError(path, "file", "not found")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -27,45 +28,75 @@ def _read_raw_image(path: Path) -> np.ndarray:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
-            return np.asarray(tifffile.imread(path))
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                a = np.asarray(page.asarray())
+                if intensities and page.photometric == tifffile.PHOTOMETRIC.PALETTE:
+                    cmap = np.asarray(page.colormap)  # (3, 2**bits) uint16 RGB
+                    a = np.moveaxis(cmap[:, a], 0, -1)
+                return a
         from PIL import Image
 
         with Image.open(path) as im:
+            if intensities and im.mode in ("P", "PA"):
+                # palette indices are not grey levels: look them up (8-bit RGB palettes)
+                return np.asarray(im.convert("RGBA" if im.mode == "PA" else "RGB"))
             return np.asarray(im)
     except Exception as e:  # the libraries raise many types for a corrupt file
         raise InputError(path, "image", f"unreadable ({type(e).__name__}: {e})") from None
 
 
 def read_bse(path: str | Path) -> np.ndarray:
-    """A grey-level BSE image as float32 in [0, 1] (integers scaled by their dtype's maximum)."""
+    """A grey-level BSE image as float32 (H, W) in [0, 1].
+
+    Integers are scaled by their dtype's maximum (uint8 / 255, uint16 / 65535); palette images
+    are read through their palette; colour images (R, G, B differ) are refused, since their pixel
+    values are not BSE intensities.  Raises InputError naming the file.
+    """
     path = Path(path)
-    a = _read_raw_image(path)
-    if (
-        a.ndim == 3
-        and a.shape[2] in (3, 4)
-        and np.all(a[..., 0] == a[..., 1])
-        and np.all(a[..., 1] == a[..., 2])
-    ):
-        a = a[..., 0]  # grey image saved as RGB(A)
+    a = _read_raw_image(path, intensities=True)
+    if a.ndim == 3 and a.shape[2] in (2, 4):  # grey + alpha or RGBA: the alpha must not hide pixels
+        alpha = a[..., -1]
+        if np.any(alpha != alpha.flat[0]):
+            raise InputError(path, "bse", "the image has a varying alpha (transparency) channel")
+        a = a[..., :-1]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 and a.shape[2] == 3:
+        if not (np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 1], a[..., 2])):
+            raise InputError(
+                path, "bse", "a colour image (R, G and B differ): expected grey levels, e.g. a 16-bit TIFF"
+            )
+        a = a[..., 0]  # grey image saved as RGB
+    return bse_levels(a, path)
+
+
+def bse_levels(a: np.ndarray, source: str | Path, field: str = "bse") -> np.ndarray:
+    """A 2-D BSE array as float32 in [0, 1]: integers divided by their dtype's maximum, floats
+    kept when in [0, 1]; the same rule for a BSE file and a BSE image inside a hypermap."""
+    a = np.asarray(a)
     if a.ndim != 2:
-        raise InputError(path, "bse", f"expected a single-channel 2-D image, got shape {a.shape}")
+        raise InputError(source, field, f"expected a single-channel 2-D image, got shape {a.shape}")
     if a.size == 0:
-        raise InputError(path, "bse", "empty image (0 pixels)")
+        raise InputError(source, field, "empty image (0 pixels)")
     if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number):
-        raise InputError(path, "bse", f"expected integer or float grey levels, got dtype {a.dtype}")
+        raise InputError(source, field, f"expected integer or float grey levels, got dtype {a.dtype}")
     if np.issubdtype(a.dtype, np.integer):
         if np.issubdtype(a.dtype, np.signedinteger) and a.min() < 0:
-            raise InputError(path, "bse", "negative grey levels")
+            raise InputError(source, field, "negative grey levels")
         return (a.astype(np.float64) / np.iinfo(a.dtype).max).astype(np.float32)
     if not np.isfinite(a).all():
-        raise InputError(path, "bse", "NaN or infinite grey levels")
+        raise InputError(source, field, "NaN or infinite grey levels")
     if a.min() < 0 or a.max() > 1:
-        raise InputError(path, "bse", f"float grey levels must lie in [0, 1], got [{a.min()}, {a.max()}]")
+        raise InputError(source, field, f"float grey levels must lie in [0, 1], got [{a.min()}, {a.max()}]")
     return a.astype(np.float32)
 
 
 def read_labels(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """An integer phase-id image as int32; negative ids mean unknown (stored as -1)."""
+    """An integer phase-id image as int32 (H, W); negative ids mean unknown (stored as -1).
+
+    Palette images give their indices (the ids), not colours.  Ids above 2**31 - 1 are refused.
+    """
     path = Path(path)
     a = _read_raw_image(path)
     if a.ndim != 2:
@@ -74,6 +105,8 @@ def read_labels(path: str | Path, shape: tuple[int, int] | None = None) -> np.nd
         raise InputError(path, "labels", f"expected integer phase ids, got dtype {a.dtype}")
     if shape is not None and a.shape != tuple(shape):
         raise InputError(path, "labels", f"shape {a.shape} differs from the BSE image {tuple(shape)}")
+    if a.size and a.max() > np.iinfo(np.int32).max:
+        raise InputError(path, "labels", f"phase id {a.max()} does not fit a 32-bit class id")
     return np.where(a < 0, -1, a).astype(np.int32)
 
 
@@ -128,108 +161,22 @@ def _check_unique(path: Path, names: list[str]) -> None:
         seen.add(n)
 
 
-def _check_energy_axis(path: Path, axis: dict) -> None:
-    scale, offset = float(axis.get("scale", 0)), float(axis.get("offset", 0))
-    units = str(axis.get("units", "keV")).strip()
-    factor = {"keV": 1000.0, "eV": 1.0}.get(units)
-    if factor is None:
-        raise InputError(path, "energy axis", f"expected units keV or eV, got {units!r}")
-    if not np.isclose(scale * factor, CHANNEL_EV, rtol=1e-6) or not np.isclose(
-        offset * factor, 0.0, atol=1e-3
-    ):
-        raise InputError(
-            path,
-            "energy axis",
-            f"expected {CHANNEL_EV:g} eV channels from 0 eV, got {scale * factor:g} eV channels from {offset * factor:g} eV",
-        )
-
-
-def _fit_channels(path: Path, data: np.ndarray) -> np.ndarray:
-    """Pad (with zeros) or refuse spectra so they have exactly N_CHANNELS channels."""
-    n = data.shape[-1]
-    if n > N_CHANNELS:
-        extra = data[..., N_CHANNELS:]
-        if np.any(extra != 0):
-            raise InputError(
-                path,
-                "channels",
-                f"{n} channels with counts beyond {N_CHANNELS * CHANNEL_EV / 1000:g} keV; expected at most {N_CHANNELS}",
-            )
-        return data[..., :N_CHANNELS]
-    if n < N_CHANNELS:
-        pad = np.zeros(data.shape[:-1] + (N_CHANNELS - n,), dtype=data.dtype)
-        return np.concatenate([data, pad], axis=-1)
-    return data
-
-
-def _rsciio_reader(path: Path):
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".bcf":
-            from rsciio.bruker import file_reader
-        elif suffix in (".hspy", ".hdf5"):
-            from rsciio.hspy import file_reader
-        elif suffix in (".msa", ".ems", ".emsa"):
-            from rsciio.msa import file_reader
-        else:
-            raise InputError(path, "format", f"expected .bcf, .hspy or .msa, got {suffix!r}")
-    except ImportError as e:
-        raise InputError(path, "reader", f"needs the io extra (pip install 'mingraph[io]'): {e}") from None
-    return file_reader
-
-
-def _read_signals(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise InputError(path, "file", "not found")
-    reader = _rsciio_reader(path)
-    try:
-        return reader(str(path))
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError(path, "file", f"unreadable ({type(e).__name__}: {e})") from None
-
-
-def _is_eds(sig: dict) -> bool:
-    sig_type = str(sig.get("metadata", {}).get("Signal", {}).get("signal_type", ""))
-    return "EDS" in sig_type.upper() or (
-        len(sig["axes"]) >= 1 and str(sig["axes"][-1].get("units", "")).strip() in ("keV", "eV")
-    )
-
-
 def read_spectrum_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(cube (H, W, 3000) float32 counts, BSE image in [0, 1] or None) from a .bcf or .hspy file."""
-    path = Path(path)
-    signals = _read_signals(path)
-    cubes = [s for s in signals if np.asarray(s["data"]).ndim == 3 and _is_eds(s)]
-    if not cubes:
-        raise InputError(path, "spectrum image", "no 3-D EDS signal (height x width x energy) in the file")
-    sig = cubes[0]
-    _check_energy_axis(path, sig["axes"][-1])
-    data = np.asarray(sig["data"])
-    check_counts(data, str(path), "spectra")
-    cube = _fit_channels(path, data).astype(np.float32)
-    bse = None
-    images = [s for s in signals if np.asarray(s["data"]).ndim == 2]
-    for im in images:
-        title = str(im.get("metadata", {}).get("General", {}).get("title", "")).upper()
-        if "BSE" in title or len(images) == 1:
-            a = np.asarray(im["data"]).astype(np.float64)
-            if a.shape == cube.shape[:2] and np.isfinite(a).all():
-                lo, hi = a.min(), a.max()
-                bse = ((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)).astype(np.float32)
-                break
-    return cube, bse
+    """(cube (H, W, 3000) counts on the 10 eV grid, BSE in [0, 1] or None) of a .bcf or .hspy file.
+
+    See :func:`mingraph.acquire.spectrum_files.read_hypermap` for the calibration and metadata.
+    """
+    from mingraph.acquire.spectrum_files import read_hypermap
+
+    m = read_hypermap(path)
+    return m.cube, m.bse
 
 
 def read_msa(path: str | Path) -> np.ndarray:
-    """One EMSA/MSA spectrum as float32 counts in 3000 channels of 10 eV from 0 (reference libraries)."""
-    path = Path(path)
-    signals = _read_signals(path)
-    sig = signals[0]
-    data = np.asarray(sig["data"])
-    if data.ndim != 1:
-        raise InputError(path, "spectrum", f"expected a single spectrum, got shape {data.shape}")
-    _check_energy_axis(path, sig["axes"][-1])
-    check_counts(data, str(path), "counts")
-    return _fit_channels(path, data).astype(np.float32)
+    """One EMSA/MSA (or Bruker .spx) spectrum as float32 counts (3000,) on the 10 eV grid from 0 eV.
+
+    See :func:`mingraph.acquire.spectrum_files.read_spectrum`.
+    """
+    from mingraph.acquire.spectrum_files import read_spectrum
+
+    return read_spectrum(path)[0].astype(np.float32)

@@ -159,8 +159,11 @@ def evaluate(
     n_overlays: int = 4,
     progress: bool = True,
     batch: int = 16,
+    pattern: str = "random",
 ) -> dict:
-    """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``."""
+    """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``.
+
+    ``pattern="mask"`` scores on the measured EDS points of each field (point-spectra datasets)."""
     from tqdm import tqdm
 
     from mingraph.acquire.dataset import open_dataset
@@ -172,14 +175,12 @@ def evaluate(
     model_path = resolve_model(model)
     bundle = load_bundle(model_path)
     ds = open_dataset(dataset)
-    names = ds.class_names
+    from mingraph.analyse.classmap import match_classes
+
+    # scores are in the model's classes; the dataset's labels are matched to them by name
+    match = match_classes(bundle.class_names, ds.class_names, ds.path)
+    names = bundle.class_names
     C = len(names)
-    if bundle.class_names != names:
-        raise InputError(
-            model_path,
-            "class_names",
-            f"model has {len(bundle.class_names)} classes that differ from the dataset's {len(names)}",
-        )
     if bundle.encoder is None:
         raise InputError(model_path, "encoder", "this model file holds no spectral encoder")
     tiles = ds.indices(split)[:max_tiles] if max_tiles else ds.indices(split)
@@ -222,7 +223,9 @@ def evaluate(
                 chunk = tiles[k : k + batch]
                 samples = [ds.field(t) for t in chunk]
                 truth = [
-                    np.where(s.valid, s.labels, -1) if s.labels is not None else np.full(s.shape, -1)
+                    np.where(s.valid, match.to_model(s.labels), -1)
+                    if s.labels is not None
+                    else np.full(s.shape, -1)
                     for s in samples
                 ]
                 graphs, results = [], {}
@@ -233,7 +236,7 @@ def evaluate(
                         t,
                         f,
                         0,
-                        "random",
+                        pattern,
                         seed,
                         cfg.get("lift", 1.0),
                         bundle.encoder,
@@ -271,7 +274,7 @@ def evaluate(
                             t,
                             f,
                             0,
-                            "random",
+                            pattern,
                             seed,
                             kcfg.get("lift", 1.0),
                             knn.encoder,
@@ -359,6 +362,8 @@ def evaluate(
             "fractions": list(fractions),
             "classical": {"alpha": alpha, "segment_px": segment_px, "tuning": classical.get("tuning")},
             "results": rows,
+            "classes_left_out": match.labels_only,
+            "model_classes_not_in_labels": match.model_only,
         }
         write_csv(tmp / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])
         write_text(tmp / "metrics.json", json.dumps(result, indent=2))

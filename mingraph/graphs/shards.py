@@ -41,8 +41,8 @@ SHARD_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("bse", pa.binary()),  # uint16 (H, W), BSE * 65535
         ("valid", pa.binary()),  # packbits (H, W)
-        ("labels", pa.binary()),  # int8 (H, W) when every id < 128, else int16 (see label_bytes); or empty
-        ("label_bytes", pa.int8()),  # 1 or 2: the width of the labels and eds_labels integers
+        ("labels", pa.binary()),  # int8 (H, W) when every id < 128, else int16 or int32 (label_bytes)
+        ("label_bytes", pa.int8()),  # 1, 2 or 4: the width of the labels and eds_labels integers
         ("eds_rc", pa.binary()),  # int32 (n, 2)
         ("eds_labels", pa.binary()),  # int8/int16 (n,) or empty
         ("delaunay", pa.binary()),  # int32 (m, 2)
@@ -101,6 +101,14 @@ def dense_spectra(ptr: np.ndarray, chan: np.ndarray, count: np.ndarray) -> np.nd
     return out
 
 
+def label_width(*labels: np.ndarray | None) -> int:
+    """Bytes per class id that hold every id exactly (1, 2 or 4; ids are >= -1); never narrowed."""
+    hi = max((int(a.max()) for a in labels if a is not None and a.size), default=0)
+    if hi >= 2**31:
+        raise InputError("build-graphs", "labels", f"class id {hi} does not fit 32 bits")
+    return 1 if hi < 128 else (2 if hi < 32768 else 4)
+
+
 def encode_row(
     tile_id: str,
     tile_index: int,
@@ -113,8 +121,8 @@ def encode_row(
 ) -> dict:
     """One shard row from a structured graph (embeddings in ``g.eds_feat`` unless ``spectra`` given)."""
     sp = sparse_spectra(spectra) if spectra is not None else (None, None, None)
-    wide = g.labels is not None and g.labels.size and int(g.labels.max()) >= 128
-    lab_t = "<i2" if wide else "i1"
+    nbytes = label_width(g.labels, g.eds_labels)
+    lab_t = {1: "i1", 2: "<i2", 4: "<i4"}[nbytes]
     return {
         "tile_id": tile_id,
         "tile_index": tile_index,
@@ -126,7 +134,7 @@ def encode_row(
         "bse": _blob(bse_to_u16(g.bse), "<u2"),
         "valid": np.packbits(valid.astype(bool), axis=None).tobytes(),
         "labels": _blob(g.labels, lab_t),
-        "label_bytes": 2 if wide else 1,
+        "label_bytes": nbytes,
         "eds_rc": _blob(g.eds_rc, "<i4"),
         "eds_labels": _blob(g.eds_labels, lab_t),
         "delaunay": _blob(g.delaunay, "<i4"),
@@ -192,6 +200,9 @@ class Shard:
                 "rows",
                 f"{self.table.num_rows} graphs, metadata says {meta.get(b'n_graphs', b'?').decode()}",
             )
+        from mingraph.graphs.shard_check import check_body
+
+        check_body(self.table, self.path)
         self.job = json.loads(meta[b"job"])
         self.job_digest = meta[b"job_digest"].decode()
         self.lift = float(self.job["lift"] if lift is None else lift)
@@ -271,7 +282,7 @@ class Shard:
             .reshape(h, w)
             .astype(bool)
         )
-        lab_t = "<i2" if self._get("label_bytes", i) == 2 else "i1"
+        lab_t = {1: "i1", 2: "<i2", 4: "<i4"}[self._get("label_bytes", i)]
         lab = self._arr("labels", i, lab_t, (h, w))
         g.labels = None if lab is None else np.where(valid, lab, -1).astype(np.int64)
         el = self._arr("eds_labels", i, lab_t)

@@ -155,7 +155,11 @@ def build_structured_graph(
     if rc.size and not np.issubdtype(rc.dtype, np.integer):
         if not np.array_equal(rc, np.round(rc)):
             raise ValueError("build_structured_graph: EDS positions must be integer pixel (row, col)")
-    rc = rc.reshape(-1, 2).astype(np.int32)
+    if rc.size == 0:
+        rc = np.zeros((0, 2), np.int32)
+    if rc.ndim != 2 or rc.shape[1] != 2:  # never reshape: a (2, n) array would scatter the points
+        raise ValueError(f"build_structured_graph: EDS positions must be (n, 2) row, col; got {rc.shape}")
+    rc = rc.astype(np.int32)
     n = rc.shape[0]
     if n and (rc.min() < 0 or rc[:, 0].max() >= h or rc[:, 1].max() >= w):
         raise ValueError(f"build_structured_graph: EDS positions outside the {h}x{w} image")

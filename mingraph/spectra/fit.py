@@ -22,7 +22,11 @@ def labelled_spectra(
         s = ds.field(i)
         if s.labels is None:
             continue
-        ok = np.flatnonzero((s.labels >= 0) & s.valid)
+        keep = (s.labels >= 0) & s.valid
+        measured = getattr(s.eds, "measured_mask", None)  # point spectra: only where measured
+        if measured is not None:
+            keep &= measured
+        ok = np.flatnonzero(keep)
         if ok.size == 0:
             continue
         rng = np.random.default_rng([seed, i])
@@ -31,6 +35,14 @@ def labelled_spectra(
         xs.append(s.eds.spectra(r, c))
         ys.append(s.labels[r, c])
     if not xs:
+        if not ds.indices(split):
+            counts = ", ".join(f"{k} {ds.splits.count(k)}" for k in ("train", "val", "test"))
+            raise InputError(
+                getattr(ds, "path", dataset),
+                split,
+                f"no field in the {split} split ({counts}): import fields with --split {split}, "
+                "or more fields for the 80/10/10 split by field",
+            )
         raise InputError(getattr(ds, "path", dataset), split, "no labelled pixels to draw spectra from")
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 

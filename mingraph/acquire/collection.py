@@ -1,0 +1,238 @@
+"""Datasets of many fields: append fields to a dataset, import a manifest, merge class names by
+name, and describe a dataset (``mingraph dataset info``).
+
+Class ids are the dataset's: each field's label ids are named (``--classes``), renamed or merged
+(``--class-map``), then mapped onto the dataset's list by name, new names appended at its end,
+so the ids of fields already in the dataset never change.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mingraph.acquire.dataset import (
+    SPLITS,
+    TILE_SCHEMA,
+    Dataset,
+    _check_record,
+    _encode,
+    open_dataset,
+    store_eds,
+    write_dataset,
+)
+from mingraph.acquire.importing import FieldFiles, field_record
+from mingraph.errors import InputError
+from mingraph.files import atomic_folder
+
+MANIFEST_COLUMNS = (
+    "bse",
+    "labels",
+    "points",
+    "spectra",
+    "eds_mask",
+    "valid",
+    "classes",
+    "pixel_size",
+    "split",
+    "name",
+    "tima",
+)
+PATH_COLUMNS = ("bse", "labels", "points", "spectra", "eds_mask", "valid", "classes", "tima")
+
+
+def read_class_map(path: str | Path) -> dict[str, str]:
+    """{name in a field: name in the dataset} from JSON ({"old": "new"}) or CSV (old,new lines).
+
+    Several old names may map to one new name (a merge)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file", "not found")
+    if path.suffix.lower() == ".json":
+        try:
+            obj = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(path, "json", f"unreadable ({e})") from None
+        if not isinstance(obj, dict) or not all(isinstance(v, str) and v for v in obj.values()):
+            raise InputError(path, "class map", 'expected an object {"name": "new name", ...}')
+        return {str(k): v for k, v in obj.items()}
+    out = {}
+    for i, row in enumerate(csv.reader(path.read_text().splitlines())):
+        if not row or (i == 0 and [c.strip().lower() for c in row] in (["from", "to"], ["old", "new"])):
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise InputError(path, f"line {i + 1}", f"expected 'old name,new name', got {row}")
+        out[row[0].strip()] = row[1].strip()
+    return out
+
+
+def merge_classes(
+    names: list[str], field_names: list[str], class_map: dict[str, str]
+) -> tuple[list[str], np.ndarray]:
+    """(dataset names after adding a field's, lookup table field id -> dataset id)."""
+    merged = list(names)
+    lut = []
+    for n in field_names:
+        m = class_map.get(n, n)
+        if m not in merged:
+            merged.append(m)
+        lut.append(merged.index(m))
+    return merged, np.asarray(lut, np.int64)
+
+
+def _relabel(labels: np.ndarray | None, lut: np.ndarray) -> np.ndarray | None:
+    if labels is None or lut.size == 0:
+        return labels
+    return np.where(labels >= 0, lut[np.clip(labels, 0, lut.size - 1)], -1).astype(np.int32)
+
+
+def add_fields(
+    out: str | os.PathLike,
+    files: list[FieldFiles],
+    overwrite: bool = False,
+    class_map: str | os.PathLike | None = None,
+    seed: int = 0,
+    say=None,
+) -> Path:
+    """Write ``files`` as a new dataset at ``out``, or append them when ``out`` is a dataset
+    (``overwrite``: replace it).  Atomic: the dataset is whole before and after, or unchanged."""
+    say = say or (lambda line: None)
+    out = Path(out)
+    cmap = read_class_map(class_map) if class_map is not None else {}
+    existing = open_dataset(out) if out.exists() and not overwrite else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # hypermaps are read lazily into memory-mapped files here, beside the output (same disk)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.import-") as work:
+        names = existing.class_names if existing is not None else []
+        records, sources, used = [], [], set()
+        for k, f in enumerate(files):
+            (Path(work) / str(k)).mkdir()
+            rec, field_names, meta = field_record(f, seed, say, Path(work) / str(k))
+            used |= set(field_names) & set(cmap)
+            names, lut = merge_classes(names, field_names, cmap)
+            rec.labels = _relabel(rec.labels, lut)
+            records.append(rec)
+            sources.append({"tile_id": rec.tile_id, **meta})
+        unused = sorted(set(cmap) - used)
+        if unused:
+            say(f"class map: no field has the classes {unused}")
+        if existing is None:
+            meta = {"kind": "imported", "fields": sources}
+            return write_dataset(out, records, names, meta=meta, overwrite=overwrite)
+        return append_records(existing, records, names, sources)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def append_records(ds: Dataset, records: list, class_names: list[str], sources: list[dict]) -> Path:
+    """A copy of ``ds`` with ``records`` added (EDS files hard-linked where possible), renamed
+    over it; ``class_names`` must extend the dataset's (new names at the end)."""
+    if class_names[: len(ds.class_names)] != ds.class_names:
+        raise InputError(ds.path, "class_names", "the merged class list must keep the dataset's ids")
+    counts = {s: ds.splits.count(s) for s in SPLITS}
+    ids = set(ds.tile_ids)
+    with atomic_folder(ds.path, overwrite=True) as tmp:
+        for sub in ("spectra", "points"):
+            if (ds.path / sub).is_dir():
+                (tmp / sub).mkdir()
+                for p in (ds.path / sub).iterdir():
+                    _link_or_copy(p, tmp / sub / p.name)
+        with pq.ParquetWriter(tmp / "tiles.parquet", TILE_SCHEMA, compression="zstd") as writer:
+            for g in range(ds._file.num_row_groups):
+                writer.write_table(ds._file.read_row_group(g).cast(TILE_SCHEMA))
+            rows = []
+            for k, rec in enumerate(records):
+                _check_record(rec, len(class_names))
+                if rec.tile_id in ids:
+                    raise InputError(
+                        f"tile {rec.tile_id}", "tile_id", f"already in {ds.path}: give another --name"
+                    )
+                ids.add(rec.tile_id)
+                rows.append(_encode(rec, store_eds(tmp, rec, len(ds) + k)))
+                counts[rec.split] += 1
+            if rows:
+                writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))
+        info = dict(ds.info)
+        info.update(
+            class_names=list(class_names),
+            n_tiles=sum(counts.values()),
+            splits=counts,
+            kind="imported" if info.get("kind") == "imported" else "mixed",
+            fields=list(info.get("fields", [])) + sources,
+        )
+        (tmp / "dataset.json").write_text(json.dumps(info, indent=2))
+    return ds.path
+
+
+def read_manifest(path: str | os.PathLike) -> list[FieldFiles]:
+    """Fields listed in a CSV manifest: a header row naming some of ``MANIFEST_COLUMNS``, then one
+    field a row; paths relative to the manifest's folder; empty cells mean absent."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file", "not found")
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows:
+        raise InputError(path, "manifest", "no fields (expected a header row, then one field a row)")
+    unknown = sorted(set(rows[0]) - set(MANIFEST_COLUMNS))
+    if unknown:
+        raise InputError(path, "columns", f"unknown {unknown}; expected some of {list(MANIFEST_COLUMNS)}")
+    out = []
+    for i, row in enumerate(rows, start=2):
+        cell = {k: (v or "").strip() or None for k, v in row.items()}
+        kw = {k: (path.parent / cell[k]) if cell.get(k) else None for k in PATH_COLUMNS}
+        try:
+            px = float(cell["pixel_size"]) if cell.get("pixel_size") else None
+        except ValueError:
+            raise InputError(
+                path, f"line {i}: pixel_size", f"expected µm, got {cell['pixel_size']!r}"
+            ) from None
+        if cell.get("split") and cell["split"] not in SPLITS:
+            raise InputError(path, f"line {i}: split", f"expected one of {SPLITS}, got {cell['split']!r}")
+        out.append(FieldFiles(**kw, pixel_size_um=px, split=cell.get("split"), name=cell.get("name")))
+    return out
+
+
+def dataset_info(path: str | os.PathLike) -> str:
+    """A plain-text table of a dataset: fields, splits, EDS sources, classes and labelled pixels."""
+    ds = open_dataset(path)
+    names = ds.class_names
+    px = {s: np.zeros(len(names), np.int64) for s in SPLITS}
+    lines = [
+        f"{ds.path}: {len(ds)} fields ("
+        + ", ".join(f"{s} {ds.splits.count(s)}" for s in SPLITS)
+        + f"), {len(names)} classes",
+        f"{'field':<24}{'split':<7}{'size':>11}{'µm/px':>9}  {'EDS':<18}{'labelled px':>12}",
+    ]
+    for i in range(len(ds)):
+        f = ds.field(i)
+        n_lab = 0
+        if f.labels is not None:
+            lab = f.labels[f.valid & (f.labels >= 0)]
+            px[ds.splits[i]] += np.bincount(lab, minlength=len(names))
+            n_lab = lab.size
+        kind = {"DenseSpectrumImage": "hypermap", "PointSpectra": "points", "SimulatedEds": "simulated"}.get(
+            type(f.eds).__name__, "none"
+        )
+        if f.eds_mask is not None:
+            kind += f" {int(f.eds_mask.sum())}"
+        size = f"{f.shape[0]}x{f.shape[1]}"
+        lines.append(
+            f"{f.name[:23]:<24}{ds.splits[i]:<7}{size:>11}{f.pixel_size_um:>9.4g}  {kind:<18}{n_lab:>12}"
+        )
+    lines.append(f"{'class':<24}{'id':>4}" + "".join(f"{s + ' px':>12}" for s in SPLITS))
+    for k, n in enumerate(names):
+        lines.append(f"{n[:23]:<24}{k:>4}" + "".join(f"{int(px[s][k]):>12}" for s in SPLITS))
+    return "\n".join(lines)

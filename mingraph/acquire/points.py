@@ -1,0 +1,169 @@
+"""Point spectra files: an ``.npz`` with the measured positions and their spectra.
+
+Layout: ``rc`` (n, 2) integer (row, column) pixel positions and ``spectra`` (n, channels) counts.
+The spectra are on mingraph's grid (3000 channels of 10 eV from 0 eV) unless the file says
+otherwise with scalars ``offset_ev`` and ``channel_ev``, or with ``energy_ev`` (channels,) the
+lower edge of every channel; they are then rebinned (``calibration.to_grid``).
+
+A coordinate array is never reshaped: ``rc`` of shape (2, n) -- what ``np.nonzero`` gives -- is
+refused, not reinterpreted, because reading it as (n, 2) scatters every point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mingraph.acquire.calibration import axis_edges, to_grid
+from mingraph.acquire.fields import check_counts
+from mingraph.errors import InputError
+
+
+def check_rc(rc: np.ndarray, source: object, n: int | None = None, field: str = "rc") -> np.ndarray:
+    """Positions as int64 (n, 2); refuses any other layout (never reshaped), non-integers, and a
+    count differing from ``n`` (the number of spectra)."""
+    rc = np.asarray(rc)
+    want = "(n, 2) row, column pairs" if n is None else f"({n}, 2) row, column pairs, one per spectrum"
+    if rc.ndim != 2 or rc.shape[1] != 2 or (n is not None and rc.shape[0] != n):
+        hint = ""
+        if rc.ndim == 2 and rc.shape[0] == 2 and rc.shape[1] != 2:
+            hint = " (this looks like np.nonzero's (2, n) layout: store np.stack([rows, cols], axis=1))"
+        raise InputError(source, field, f"expected shape {want}, got {rc.shape}{hint}")
+    if rc.size and not np.issubdtype(rc.dtype, np.integer):
+        if not (
+            np.issubdtype(rc.dtype, np.floating)
+            and np.isfinite(rc).all()
+            and np.array_equal(rc, np.round(rc))
+        ):
+            raise InputError(source, field, f"positions must be whole pixel indices, got dtype {rc.dtype}")
+    return rc.astype(np.int64)
+
+
+def read_points(path: str | os.PathLike, with_calibration: bool = False):
+    """Point spectra of an .npz: (rc int64 (n, 2), spectra (n, 3000) float32 counts).
+
+    With ``with_calibration`` also the calibration record and the spectra in their stored form
+    (unsigned integers when the counts are integers): (rc, spectra, record).
+    Raises InputError naming the file and the array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "points", "file not found")
+    if path.suffix.lower() == ".csv":
+        rc, on_grid, record = read_point_list(path)
+        return (rc, on_grid, record) if with_calibration else (rc, on_grid.astype(np.float32))
+    try:
+        with np.load(path) as z:
+            if "rc" not in z or "spectra" not in z:
+                raise InputError(
+                    path, "points", f"expected arrays 'rc' and 'spectra', found {sorted(z.files)}"
+                )
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
+    spectra = arrays["spectra"]
+    if spectra.ndim != 2:
+        raise InputError(path, "spectra", f"expected shape (n, channels), got {spectra.shape}")
+    rc = check_rc(arrays["rc"], path, spectra.shape[0])
+    check_counts(spectra, str(path), "spectra")
+    n_ch = spectra.shape[1]
+    if "energy_ev" in arrays:
+        axis = {"axis": arrays["energy_ev"], "units": "eV"}
+    elif "offset_ev" in arrays or "channel_ev" in arrays:
+        axis = {"offset": arrays.get("offset_ev", 0.0), "scale": arrays.get("channel_ev"), "units": "eV"}
+        for k in ("offset", "scale"):
+            if np.ndim(axis[k]) != 0:
+                raise InputError(path, f"{k}_ev", f"expected one number, got shape {np.shape(axis[k])}")
+    else:
+        from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
+
+        if n_ch != N_CHANNELS:
+            raise InputError(
+                path,
+                "spectra",
+                f"{n_ch} channels but no calibration: expected {N_CHANNELS} channels of {CHANNEL_EV:g} eV "
+                "from 0 eV, or arrays 'offset_ev' and 'channel_ev' (or 'energy_ev') saying what they are",
+            )
+        axis = {"offset": 0.0, "scale": CHANNEL_EV, "units": "eV"}
+    on_grid, record = to_grid(spectra, axis_edges(axis, n_ch, path), path)
+    if with_calibration:
+        return rc, on_grid, record
+    return rc, on_grid.astype(np.float32)
+
+
+def read_point_list(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Point spectra as single-spectrum files (Bruker .spx, EMSA .msa) listed in a CSV with a
+    header ``row,col,spectrum`` (paths relative to the CSV), each rebinned onto the grid:
+    (rc (n, 2), spectra (n, 3000), record summing the files' counts left out)."""
+    import csv
+
+    from mingraph.acquire.spectrum_files import read_spectrum
+
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows or set(rows[0]) != {"row", "col", "spectrum"}:
+        raise InputError(path, "columns", "expected a header row,col,spectrum and one measured point a line")
+    rc, spectra = [], []
+    record = {"files": len(rows), "rebinned": False, "counts_below_0_ev": 0.0, "counts_above_grid": 0.0}
+    for i, r in enumerate(rows, start=2):
+        try:
+            rc.append((int(r["row"]), int(r["col"])))
+        except (TypeError, ValueError):
+            raise InputError(path, f"line {i}", f"row and col must be whole pixel indices, got {r}") from None
+        counts, rec = read_spectrum(path.parent / (r["spectrum"] or "").strip())
+        spectra.append(counts)
+        record["rebinned"] |= rec["rebinned"]
+        record["counts_below_0_ev"] += rec["counts_below_0_ev"]
+        record["counts_above_grid"] += rec["counts_above_grid"]
+    record["counts_total"] = (
+        float(sum(float(s.sum()) for s in spectra))
+        + record["counts_below_0_ev"]
+        + record["counts_above_grid"]
+    )
+    kinds = {s.dtype.kind for s in spectra}
+    dtype = np.result_type(*spectra) if kinds == {"u"} else np.float32
+    return np.asarray(rc, np.int64).reshape(-1, 2), np.stack(spectra).astype(dtype), record
+
+
+def check_measured(rc: np.ndarray, shape: tuple[int, int], source: object) -> None:
+    """Refuse positions outside an (H, W) image, or a pixel measured twice (which spectrum is it?)."""
+    h, w = shape
+    bad = (rc[:, 0] < 0) | (rc[:, 0] >= h) | (rc[:, 1] < 0) | (rc[:, 1] >= w)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            source, "rc", f"{int(bad.sum())} point(s) outside the {h}x{w} image, e.g. #{i} at {tuple(rc[i])}"
+        )
+    key = rc[:, 0].astype(np.int64) * w + rc[:, 1]
+    uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        k = int(uniq[np.flatnonzero(counts > 1)[0]])
+        raise InputError(source, "rc", f"pixel ({k // w}, {k % w}) has more than one spectrum")
+
+
+def save_points(path: Path, rc: np.ndarray, spectra: np.ndarray) -> None:
+    """Store point spectra sparse: ``rc`` int32 (n, 2), CSR ``ptr`` int64, ``channel`` uint16 and
+    ``count`` (the spectra's dtype: unsigned integers, else float32) in an uncompressed .npz."""
+    s = np.asarray(spectra)
+    rows, chans = np.nonzero(s)
+    ptr = np.zeros(s.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
+    count = s[rows, chans]
+    count = count if count.dtype.kind == "u" else count.astype(np.float32)
+    with open(path, "wb") as fh:
+        np.savez(fh, rc=np.asarray(rc, np.int32), ptr=ptr, channel=chans.astype(np.uint16), count=count)
+
+
+def load_points(path: Path, shape: tuple[int, int], source: str):
+    """The :class:`~mingraph.acquire.fields.PointSpectra` stored by :func:`save_points`."""
+    from mingraph.acquire.fields import PointSpectra
+
+    try:
+        with np.load(path) as z:
+            arrays = {k: np.asarray(z[k]) for k in ("rc", "ptr", "channel", "count")}
+    except Exception as e:
+        raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
+    return PointSpectra(arrays["rc"], arrays["ptr"], arrays["channel"], arrays["count"], shape, source)
