@@ -95,3 +95,39 @@ def test_segment_vote_overrules_a_minority_point_and_falls_back_to_nearest():
 def test_choose_parameter_takes_the_best_score_and_the_smaller_value_on_ties():
     best, table = choose_parameter([3.0, 1.0, 2.0], lambda a: {1.0: 0.5, 2.0: 0.7, 3.0: 0.7}[a])
     assert best == 2.0 and table == {3.0: 0.7, 1.0: 0.5, 2.0: 0.7}
+
+
+def _two_grains(seed: int, n: int = 12):
+    """Left half class 0, right half class 1 (BSE 0.2 / 0.8 with noise), n random EDS points."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(seed)
+    h, w = 40, 40
+    cut = int(rng.integers(12, 28))
+    labels = np.zeros((h, w), np.int64)
+    labels[:, cut:] = 1
+    bse = np.where(labels == 1, 0.8, 0.2) + rng.normal(0, 0.02, (h, w))
+    pick = rng.choice(h * w, n, replace=False)
+    rc = np.stack(np.divmod(pick, w), 1)
+    f = SimpleNamespace(bse=bse.astype(np.float32), valid=np.ones((h, w), bool), labels=labels)
+    return f, rc, labels[rc[:, 0], rc[:, 1]]
+
+
+def test_learnt_candidate_pick_learns_to_stay_inside_a_grain():
+    pytest.importorskip("sklearn")
+    from mingraph.learn.candidate_pick import candidate_pick, fit_candidate_pick
+
+    train = [_two_grains(s) for s in range(12)]
+    model = fit_candidate_pick([f for f, _, _ in train], [(rc, c) for _, rc, c in train])
+    wrong_pick = wrong_near = 0
+    for s in range(100, 106):
+        f, rc, c = _two_grains(s)
+        near = c[nearest_eds_map(40, 40, rc)]
+        pick = candidate_pick(model, f.bse, f.valid, rc, c)
+        wrong_near += int((near != f.labels).sum())
+        wrong_pick += int((pick != f.labels).sum())
+    assert wrong_near > 0 and wrong_pick < 0.5 * wrong_near
+    # no point: unclassified; nothing learnt: nearest-EDS
+    f, rc, c = _two_grains(1)
+    assert (candidate_pick(model, f.bse, f.valid, rc[:0], c[:0]) == -1).all()
+    assert np.array_equal(candidate_pick(None, f.bse, f.valid, rc, c), c[nearest_eds_map(40, 40, rc)])

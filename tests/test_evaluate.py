@@ -69,7 +69,10 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
     methods = {(r["method"], r["fraction"]) for r in res["results"]}
     assert {m for m, _ in methods} >= {"GAT (paper)", "nearest EDS", "UNet (BSE only)"}
     assert any(m.startswith("geodesic nearest EDS") for m, _ in methods)
-    assert any(m.startswith("BSE-segment vote") for m, _ in methods)
+    assert (
+        any(m.startswith("BSE-segment vote") for m, _ in methods)
+        and ("learnt candidate pick", 0.2) in methods
+    )
     assert {f for _, f in methods} == {0.05, 0.2}
     ds = open_dataset(shards / "ds")
     s = ds.field(ds.indices("test")[0])

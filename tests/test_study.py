@@ -36,10 +36,10 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "st" / "eval" / "metrics.json").read_text())
     methods = {r["method"] for r in metrics["results"]}
     assert {"fusion model", "GAT (paper)", "GAT (kNN graph)", "nearest EDS", "UNet (BSE only)"} <= methods
-    assert len(methods) == 7  # and the two classical fusion baselines
+    assert len(methods) == 8  # and the two classical fusion baselines and the learnt candidate pick
     for m in methods:
         assert f"| {m} | 1 |" in text and f"| {m} | 10 |" in text
-    assert metrics["tiles"] == 3 and len(metrics["results"]) == 14
+    assert metrics["tiles"] == 3 and len(metrics["results"]) == 16
     for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
         Image.open(tmp_path / "docs" / "img" / name).verify()
     assert (tmp_path / "docs" / "results.md").read_text() == text

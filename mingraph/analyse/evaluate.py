@@ -86,6 +86,24 @@ def model_maps(bundle: Bundle, fields: list, graphs: list, spectra: list) -> lis
     return [p[0] for p in predict_graphs(bundle, graphs)]
 
 
+def fit_pick(ds, encoder, seed: int, max_tiles: int = 20):
+    """The learnt candidate pick (:mod:`mingraph.learn.candidate_pick`) fitted on up to
+    ``max_tiles`` training fields of ``ds``, one EDS draw each at 1 % and 5 %; None without any."""
+    from mingraph.learn.candidate_pick import fit_candidate_pick
+    from mingraph.spectra.encoder import classify
+
+    fields, points = [], []
+    for t in ds.indices("train")[:max_tiles]:
+        fld = ds.field(t)
+        if fld.labels is None:
+            continue
+        for f in (0.01, 0.05):
+            g, sp = field_graph(fld, t, f, 0, "random", seed + 11, 1.0, None)
+            fields.append(fld)
+            points.append((g.eds_rc, classify(encoder, sp) if g.n_eds else np.zeros(0, np.int64)))
+    return fit_candidate_pick(fields, points, seed=seed) if fields else None
+
+
 def tune_classical(ds, encoder, seed: int, fraction: float = 0.01, max_tiles: int = 12) -> dict:
     """The classical baselines' parameters that score best on the validation split at ``fraction``
     (weighted F1): geodesic cost weight alpha and segment size; defaults without a val split."""
@@ -169,6 +187,7 @@ def evaluate(
     from mingraph.acquire.dataset import open_dataset
     from mingraph.analyse.plots import save_confusion_png, save_overlay_png
     from mingraph.learn.baselines import load_unet, nearest_eds_labels, predict_unet
+    from mingraph.learn.candidate_pick import candidate_pick
     from mingraph.learn.classical import geodesic_nearest_eds, segment_vote
     from mingraph.spectra.encoder import classify
 
@@ -206,6 +225,9 @@ def evaluate(
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):
         classical = tune_classical(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed) | classical
     alpha, segment_px = float(classical.get("alpha", 30.0)), float(classical.get("segment_px", 64.0))
+    pick_model = (
+        fit_pick(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed) if can_nearest else None
+    )
     cfg = bundle.config
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
     unet_cache: dict[int, np.ndarray] = {}
@@ -260,6 +282,10 @@ def evaluate(
                     cls = [classify(bundle.encoder, sp) for sp in spectra]
                     results[f"geodesic nearest EDS (alpha {alpha:g})"] = [
                         geodesic_nearest_eds(s.bse, s.valid, g.eds_rc, c, alpha)
+                        for s, g, c in zip(samples, graphs, cls)
+                    ]
+                    results["learnt candidate pick"] = [
+                        candidate_pick(pick_model, s.bse, s.valid, g.eds_rc, c)
                         for s, g, c in zip(samples, graphs, cls)
                     ]
                     results[f"BSE-segment vote ({segment_px:g} px)"] = [
