@@ -228,7 +228,13 @@ def predict(
         **mineralogy_kwargs(bundle.class_names, **mineralogy),
     )
     if res["metrics"]:
-        click.echo(f"F1 (weighted) against the known phases: {res['metrics']['f1_weighted']:.3f}")
+        m = res["metrics"]
+        near = (
+            f", nearest-EDS labelling on the same points {m['nearest_eds_f1_weighted']:.3f}"
+            if "nearest_eds_f1_weighted" in m
+            else ""
+        )
+        click.echo(f"F1 (weighted) against the known phases: {m['f1_weighted']:.3f}{near}")
     click.echo(f"wrote {res['out']} (report: {res['report']})")
 
 

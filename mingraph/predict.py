@@ -25,7 +25,7 @@ from mingraph.errors import InputError
 from mingraph.files import atomic_folder
 from mingraph.graphs.candidates import bse_scale, build_candidate_graph
 from mingraph.graphs.structure import batch_graphs, build_structured_graph
-from mingraph.learn.bundle import Bundle, point_features
+from mingraph.learn.bundle import Bundle, point_classes, point_features
 from mingraph.learn.fusion_model import predict_fusion
 
 DEFAULT_BLOCK = 1024
@@ -39,6 +39,7 @@ class Prediction:
     confidence: np.ndarray  # (H, W) float32, 0 where not valid
     eds_rc: np.ndarray
     seconds: float
+    eds_classes: np.ndarray | None = None  # (N,) the encoder's class of each EDS point, if it has one
 
 
 def block_margin(shape: tuple[int, int], n_eds: int, minimum: int = 32) -> int:
@@ -142,7 +143,7 @@ def predict_field(
         conf[r0:r1, c0:c1] = p[sl].cpu().numpy()
     labels[~valid] = -1
     conf[~valid] = 0.0
-    return Prediction(labels, conf, eds_rc, time.perf_counter() - t0)
+    return Prediction(labels, conf, eds_rc, time.perf_counter() - t0, point_classes(bundle, embeddings))
 
 
 def measure_points(
@@ -314,6 +315,14 @@ def write_outputs(
                 "support",
             )
         }
+        if pred.eds_classes is not None and len(pred.eds_rc):  # the baseline on the same points
+            from mingraph_kernels.nearest import nearest_eds_map
+
+            near = pred.eds_classes[nearest_eds_map(*sample.shape, pred.eds_rc)]
+            ns = scores(
+                confusion(np.where(sample.valid, sample.labels, -1), near, len(names), unclassified=True)
+            )
+            metrics |= {"nearest_eds_f1_weighted": ns["f1_weighted"], "nearest_eds_f1_macro": ns["f1_macro"]}
     summary = dict(
         summary,
         eds_points=int(pred.eds_rc.shape[0]),

@@ -103,3 +103,21 @@ def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
 
         return class_probabilities(bundle.encoder, spectra)
     return bundle.encoder.embed(spectra)
+
+
+def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
+    """(N,) int64 class of each EDS point from its :func:`point_features`, by the encoder's
+    classifier (what nearest-EDS labelling uses); None when the encoder has no classifier."""
+    enc = bundle.encoder
+    if enc is None or getattr(enc, "kind", None) != "cnn" or not enc.n_classes or len(features) == 0:
+        return None
+    if bundle.arch == "fusion":  # the features are the classifier's probabilities
+        return np.asarray(features).argmax(1).astype(np.int64)
+    with torch.no_grad():
+        head = enc.network().head
+        return (
+            head(torch.as_tensor(np.asarray(features), dtype=torch.float32))
+            .argmax(1)
+            .numpy()
+            .astype(np.int64)
+        )
