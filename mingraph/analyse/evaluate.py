@@ -220,7 +220,10 @@ def evaluate(
         other = load_bundle(resolve_model(path))
         if other.class_names != names:
             raise InputError(path, "class_names", "this model's classes differ from the dataset's")
-        compare_bundles[model_label(other)] = other
+        label = model_label(other)
+        if label == main or label in compare_bundles:  # two models of one kind: name them by file
+            label = f"{label} ({Path(path).name})"
+        compare_bundles[label] = other
     classical = dict(classical or {})
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):
         classical = tune_classical(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed) | classical
@@ -284,10 +287,11 @@ def evaluate(
                         geodesic_nearest_eds(s.bse, s.valid, g.eds_rc, c, alpha)
                         for s, g, c in zip(samples, graphs, cls)
                     ]
-                    results["learnt candidate pick"] = [
-                        candidate_pick(pick_model, s.bse, s.valid, g.eds_rc, c)
-                        for s, g, c in zip(samples, graphs, cls)
-                    ]
+                    if pick_model is not None:  # fitted on training fields; else not reported
+                        results["learnt candidate pick"] = [
+                            candidate_pick(pick_model, s.bse, s.valid, g.eds_rc, c)
+                            for s, g, c in zip(samples, graphs, cls)
+                        ]
                     results[f"BSE-segment vote ({segment_px:g} px)"] = [
                         segment_vote(s.bse, s.valid, g.eds_rc, c, nm, segment_px)
                         for s, g, c, nm in zip(samples, graphs, cls, nearest)
@@ -387,6 +391,9 @@ def evaluate(
             "seed": seed,
             "fractions": list(fractions),
             "classical": {"alpha": alpha, "segment_px": segment_px, "tuning": classical.get("tuning")},
+            "candidate_pick": "fitted on the training split"
+            if pick_model is not None
+            else "not run: no labelled training fields (give --tune-on DATASET)",
             "results": rows,
             "classes_left_out": match.labels_only,
             "model_classes_not_in_labels": match.model_only,

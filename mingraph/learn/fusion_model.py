@@ -29,6 +29,7 @@ from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph
 from mingraph_kernels.gatv2_candidates import gatv2_candidate_attention
 
 DILATIONS = (1, 2, 4, 8)
+CROSS_CHUNK = 65536  # pixels per chunk of the cross layer when predicting
 
 
 class _Block(nn.Module):
@@ -94,10 +95,26 @@ class FusionModel(nn.Module):
         flat = f.reshape(-1, c)
         f_src = flat[eds_pixel]
         pix_idx = idx.reshape(-1, idx.shape[-1])
-        src = f_src[pix_idx.clamp_min(0)] if len(f_src) else flat.new_zeros((*pix_idx.shape, c))
-        edge = torch.cat([features.reshape(*pix_idx.shape, -1), flat[:, None, :] * src], -1)
+        feats = features.reshape(*pix_idx.shape, -1)
+        # without gradients (prediction) the cross layer runs in chunks of pixels: memory stays
+        # O(chunk x k x features) whatever the field size
+        step = len(flat) if torch.is_grad_enabled() else CROSS_CHUNK
+        parts = [
+            self._cross(flat[s : s + step], f_src, pix_idx[s : s + step], feats[s : s + step], eds_prob)
+            for s in range(0, len(flat), step)
+        ]
+        logp = torch.cat([p[0] for p in parts]) if parts else flat.new_zeros((0, self.num_classes))
+        a = torch.cat([p[1] for p in parts]) if parts else flat.new_zeros((0, self.k))
+        return logp.view(b, h, w, -1), a.view(b, h, w, -1)
+
+    def _cross(
+        self, f_dst: Tensor, f_src: Tensor, pix_idx: Tensor, feats: Tensor, eds_prob: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """(log q (P, classes), mixed attention (P, k)) of a set of pixels: layers 2 and 3."""
+        src = f_src[pix_idx.clamp_min(0)] if len(f_src) else f_dst.new_zeros((*pix_idx.shape, f_dst.shape[1]))
+        edge = torch.cat([feats, f_dst[:, None, :] * src], -1)
         alpha = gatv2_candidate_attention(
-            flat,
+            f_dst,
             f_src,
             pix_idx,
             edge,
@@ -112,10 +129,10 @@ class FusionModel(nn.Module):
         probs = (
             eds_prob[pix_idx.clamp_min(0)]
             if len(eds_prob)
-            else flat.new_zeros((*pix_idx.shape, self.num_classes))
+            else f_dst.new_zeros((*pix_idx.shape, self.num_classes))
         )
         q = (a[..., None] * probs).sum(1)
-        return torch.log(q.clamp_min(1e-6)).view(b, h, w, -1), a.view(b, h, w, -1)
+        return torch.log(q.clamp_min(1e-6)), a
 
 
 def batch_inputs(
