@@ -10,11 +10,10 @@ each ratio is printed and asserted against a floor well below what we measure.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
+from timing import best_of
 
 from mingraph_kernels.gatv2_candidates import gatv2_candidate_attention
 
@@ -23,16 +22,6 @@ FIELDS, SIDE, K, C, E, HEADS, DIM = 4, 128, 8, 32, 41, 4, 8
 # layer is about level with PyG's scatter kernels; fused Numba/Triton kernels are the next step).
 # Floors guard against a regression to far slower than PyG.
 FLOOR = {"forward": 0.5, "train": 0.3}
-
-
-def _best(fn, repeat=3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +73,8 @@ def test_cross_layer_vs_pyg_gatv2conv(workload):
     )
     ratios = {}
     with torch.no_grad():
-        ratios["forward"] = _best(lambda: _pyg(workload)) / _best(lambda: _ours(workload))
-    ratios["train"] = _best(lambda: _pyg(workload).sum().backward()) / _best(
+        ratios["forward"] = best_of(lambda: _pyg(workload)) / best_of(lambda: _ours(workload))
+    ratios["train"] = best_of(lambda: _pyg(workload).sum().backward()) / best_of(
         lambda: _ours(workload).sum().backward()
     )
     print(

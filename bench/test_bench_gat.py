@@ -29,6 +29,7 @@ import numpy as np
 import pytest
 import torch
 from peak_memory import peak_during, run_script, status_bytes
+from timing import best_of
 
 from mingraph.graphs.structure import StructuredBatch, batch_graphs, build_structured_graph
 from mingraph.learn.model import GATModel, GraphTensors, pyg_state_dict, to_tensors
@@ -281,16 +282,6 @@ def test_field_2048_structured_memory(benchmark):
     assert m["process_peak_bytes"] < FIELD_LIMIT_BYTES
 
 
-def _best_of(fn, repeat: int) -> float:
-    fn()  # warm caches
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def _measure_missing() -> None:
     """Measure what the floors need and this run did not (the check run alone, or -k filtered)."""
     need = {b for _, b in SPEED_FLOOR} | {"structured"}
@@ -305,7 +296,7 @@ def _measure_missing() -> None:
         if backend == "pyg" and w.pyg is None:
             continue
         fn = (lambda: w.forward(backend)) if mode == "forward" else (lambda: w.train_step(backend))
-        RESULTS[(mode, backend)] = _best_of(fn, 3 if backend == "structured" else 1)
+        RESULTS[(mode, backend)] = best_of(fn, 3 if backend == "structured" else 1)
     for backend in {b for _, b in MEMORY_FLOOR} | {"structured"}:
         if backend not in MEMORY and (backend != "pyg" or authors_pyg_model(GATModel()) is not None):
             MEMORY[backend] = _subprocess("memory", backend)

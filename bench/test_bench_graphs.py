@@ -21,6 +21,7 @@ import time
 import numba
 import numpy as np
 import pytest
+from timing import best_of
 
 from mingraph.graphs.structure import build_structured_graph, edge_list
 from mingraph_kernels.reference import reference_edges
@@ -48,15 +49,6 @@ def median_s(benchmark) -> float | None:
     return None if stats is None else stats.stats.median
 
 
-def best_of(fn, repeat: int, clock=time.perf_counter) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = clock()
-        fn()
-        best = min(best, clock() - t)
-    return best
-
-
 @pytest.fixture
 def one_core():
     """Run Numba kernels on one thread (the per-tile target is for one core)."""
@@ -72,7 +64,7 @@ def test_tile_build_vs_reference(benchmark, one_core, fraction):
     build_structured_graph(bse, rc, feat)  # compile / warm up outside the timed region
     benchmark(build_structured_graph, bse, rc, feat)
     ours = median_s(benchmark)
-    ref = best_of(lambda: reference_edges(TILE, TILE, rc), 1)
+    ref = best_of(lambda: reference_edges(TILE, TILE, rc), 1, warm=False)
     if ours is None:
         return
     ratio = ref / ours
@@ -96,7 +88,7 @@ def test_tile_explicit_edge_list_vs_reference(benchmark, one_core):
     ours = median_s(benchmark)
     if ours is None:
         return
-    ref = best_of(lambda: reference_edges(TILE, TILE, rc), 1)
+    ref = best_of(lambda: reference_edges(TILE, TILE, rc), 1, warm=False)
     ratio = ref / ours
     benchmark.extra_info.update(ours_ms=ours * 1e3, reference_ms=ref * 1e3, speedup_vs_reference=ratio)
     print(
@@ -188,10 +180,12 @@ def test_time_linear_in_pixels(benchmark, one_core):
     build_structured_graph(*fields[512])
     per_pixel, ref_per_pixel = {}, {}
     for s in sizes:
-        per_pixel[s] = best_of(lambda: build_structured_graph(*fields[s]), 3, time.process_time) / (s * s)
-        ref_per_pixel[s] = best_of(lambda: linear_reference(s, s, fields[s][1]), 3, time.process_time) / (
-            s * s
-        )
+        per_pixel[s] = best_of(
+            lambda: build_structured_graph(*fields[s]), 3, time.process_time, warm=False
+        ) / (s * s)
+        ref_per_pixel[s] = best_of(
+            lambda: linear_reference(s, s, fields[s][1]), 3, time.process_time, warm=False
+        ) / (s * s)
     benchmark.pedantic(build_structured_graph, args=fields[1024], rounds=1, iterations=1)
     raw = per_pixel[2048] / per_pixel[512]
     ref = ref_per_pixel[2048] / ref_per_pixel[512]

@@ -7,23 +7,12 @@ the Poisson counts themselves.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
+from timing import best_of
 
 from mingraph.acquire.fields import N_CHANNELS
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.acquire.simulate.eds import SimulatedEds
-
-
-def _best(fn, reps=5):
-    fn()
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return min(out)
 
 
 def test_simulate_tile_150(benchmark):
@@ -35,7 +24,7 @@ def test_simulate_tile_150(benchmark):
     # floor against a trivial peer measured in the same run: one 150×150 gaussian field
     from scipy import ndimage
 
-    peer = _best(lambda: ndimage.gaussian_filter(np.random.default_rng(0).random((150, 150)), 3))
+    peer = best_of(lambda: ndimage.gaussian_filter(np.random.default_rng(0).random((150, 150)), 3), 5)
     ratio = per_tile / peer
     benchmark.extra_info["ratio_to_one_gaussian_filter"] = ratio
     print(f"simulate_tile / one gaussian_filter of the tile: {ratio:.0f}x")
@@ -52,7 +41,7 @@ def test_spectra_2250_points_vs_numpy_poisson(benchmark):
     ours = benchmark.stats.stats.median
     lam = src.expected(rows, cols)
     rng = np.random.default_rng(0)
-    peer = _best(lambda: rng.poisson(lam).astype(np.float32))
+    peer = best_of(lambda: rng.poisson(lam).astype(np.float32), 5)
     ratio = ours / peer
     benchmark.extra_info["ratio_to_numpy_poisson"] = ratio
     print(
