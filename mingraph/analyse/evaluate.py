@@ -86,7 +86,7 @@ def model_maps(bundle: Bundle, fields: list, graphs: list, spectra: list) -> lis
     return [p[0] for p in predict_graphs(bundle, graphs)]
 
 
-def fit_pick(ds, encoder, seed: int, max_tiles: int = 20):
+def fit_pick(ds, encoder, seed: int, max_tiles: int = 20, pattern: str = "random"):
     """The learnt candidate pick (:mod:`mingraph.learn.candidate_pick`) fitted on up to
     ``max_tiles`` training fields of ``ds``, one EDS draw each at 1 % and 5 %; None without any."""
     from mingraph.learn.candidate_pick import fit_candidate_pick
@@ -97,14 +97,16 @@ def fit_pick(ds, encoder, seed: int, max_tiles: int = 20):
         fld = ds.field(t)
         if fld.labels is None:
             continue
-        for f in (0.01, 0.05):
-            g, sp = field_graph(fld, t, f, 0, "random", seed + 11, 1.0, None)
+        for f in (0.01, 0.05) if pattern != "mask" else (1.0,):  # mask: the measured points, once
+            g, sp = field_graph(fld, t, f, 0, pattern, seed + 11, 1.0, None)
             fields.append(fld)
             points.append((g.eds_rc, classify(encoder, sp) if g.n_eds else np.zeros(0, np.int64)))
     return fit_candidate_pick(fields, points, seed=seed) if fields else None
 
 
-def tune_classical(ds, encoder, seed: int, fraction: float = 0.01, max_tiles: int = 12) -> dict:
+def tune_classical(
+    ds, encoder, seed: int, fraction: float = 0.01, max_tiles: int = 12, pattern: str = "random"
+) -> dict:
     """The classical baselines' parameters that score best on the validation split at ``fraction``
     (weighted F1): geodesic cost weight alpha and segment size; defaults without a val split."""
     from mingraph.learn.baselines import nearest_eds_labels
@@ -123,7 +125,7 @@ def tune_classical(ds, encoder, seed: int, fraction: float = 0.01, max_tiles: in
     fields, points = [], []
     for t in tiles:
         fld = ds.field(t)
-        g, sp = field_graph(fld, t, fraction, 0, "random", seed + 7, 1.0, None)
+        g, sp = field_graph(fld, t, fraction, 0, pattern, seed + 7, 1.0, None)
         if g.n_eds and fld.labels is not None:
             c = classify(encoder, sp)
             fields.append(fld)
@@ -226,10 +228,13 @@ def evaluate(
         compare_bundles[label] = other
     classical = dict(classical or {})
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):
-        classical = tune_classical(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed) | classical
+        tune_ds = open_dataset(tune_on) if tune_on else ds
+        classical = tune_classical(tune_ds, bundle.encoder, seed, pattern=pattern) | classical
     alpha, segment_px = float(classical.get("alpha", 30.0)), float(classical.get("segment_px", 64.0))
     pick_model = (
-        fit_pick(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed) if can_nearest else None
+        fit_pick(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, pattern=pattern)
+        if can_nearest
+        else None
     )
     cfg = bundle.config
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
