@@ -12,7 +12,6 @@ from mingraph.learn.model import GATModel, to_tensors
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import build_csr, csr_attention, gat_conv_sparse
 from mingraph_kernels.gat_structured import gat_conv_structured, structured_attention
-from mingraph_kernels.structured_topology import build_structured_topology
 
 TOL = {torch.float64: dict(atol=1e-5, rtol=1e-5), torch.float32: dict(atol=1e-4, rtol=1e-4)}
 
@@ -139,16 +138,8 @@ def _layer_inputs(topo, heads=3, ch=5, dtype=torch.float64, seed=0):
 
 
 def _topology(batch: StructuredBatch):
-    return build_structured_topology(
-        batch.batch_size,
-        batch.height,
-        batch.width,
-        batch.nearest_eds,
-        batch.eds_rc,
-        batch.eds_graph,
-        batch.delaunay,
-        batch.lift,
-    )
+    """The topology the model builds for a batch (to_tensors), float64 inputs aside."""
+    return to_tensors(batch).topology
 
 
 @pytest.mark.parametrize("mean", [False, True])
