@@ -131,14 +131,25 @@ def evaluate(
 @click.command("train-unet")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option(
+    "--epochs", type=int, default=40, show_default=True, help="At most; stops when validation F1 stalls."
+)
+@click.option("--patience", type=int, default=8, show_default=True, help="Epochs without validation gain.")
+@click.option(
+    "--class-weight",
+    type=click.Choice(["none", "sqrt-inverse", "inverse"]),
+    default="sqrt-inverse",
+    show_default=True,
+    help="Loss weight per class from its training frequency.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @user_errors
-def train_unet(dataset, out, epochs, seed) -> None:
-    """Train the BSE-only UNet baseline on DATASET's training split."""
+def train_unet(dataset, out, epochs, patience, class_weight, seed) -> None:
+    """Train the BSE-only UNet baseline on DATASET's training split (best epoch on its validation split)."""
     from mingraph.learn.baselines import train_unet as run
 
-    click.echo(f"wrote {run(dataset, out, epochs=epochs, seed=seed)}")
+    path = run(dataset, out, epochs=epochs, seed=seed, patience=patience, class_weight=class_weight)
+    click.echo(f"wrote {path}")
 
 
 @click.command("export-model")

@@ -27,9 +27,8 @@ PROTOCOLS: dict[str, dict] = {
         "max_tiles": {"train": 400, "val": 48, "test": None},
         "train": {"epochs": 8, "max_train_graphs": 480, "val_max_graphs": 96},
         "online": False,
-        "unet_epochs": 12,
-        "unet_max_tiles": 400,
-        "fusion": {"epochs": 5, "max_train_fields": 400, "val_max_fields": 16},
+        "unet": {"epochs": 20, "patience": 5, "max_tiles": 400, "val_max_tiles": 48},
+        "fusion": {"epochs": 4, "max_train_fields": 400, "val_max_fields": 16},
     },
     "full": {
         "description": "the paper's protocol: all tiles, online EDS draws (fraction uniform in [0, 0.7]) every epoch, 120 epochs",
@@ -39,8 +38,7 @@ PROTOCOLS: dict[str, dict] = {
         "max_tiles": {"train": None, "val": None, "test": None},
         "train": {"epochs": 120, "val_max_graphs": 256},
         "online": True,
-        "unet_epochs": 60,
-        "unet_max_tiles": None,
+        "unet": {"epochs": 100, "patience": 12, "max_tiles": None, "val_max_tiles": None},
         "fusion": {"epochs": 30, "val_max_fields": 64},
     },
 }
@@ -74,6 +72,7 @@ def run_study(
     from mingraph.graphs.build import build_graphs
     from mingraph.learn.baselines import train_unet
     from mingraph.learn.train import train
+    from mingraph.predict import default_model_path
     from mingraph.spectra.fit import fit_encoder_on_dataset
 
     p = PROTOCOLS[protocol]
@@ -132,10 +131,7 @@ def run_study(
         )
     if not (out / "unet.pt").is_file():
         step(
-            "train UNet",
-            lambda: train_unet(
-                ds.path, out / "unet.pt", epochs=p["unet_epochs"], seed=seed, max_tiles=p["unet_max_tiles"]
-            ),
+            "train UNet", lambda: train_unet(ds.path, out / "unet.pt", seed=seed, progress=False, **p["unet"])
         )
     res = {}
     step(
@@ -149,7 +145,7 @@ def run_study(
                 "test",
                 unet=out / "unet.pt",
                 knn_model=out / "gat-knn",
-                compare=[out / "gat"],
+                compare=[out / "gat", default_model_path()],
                 max_tiles=p["max_tiles"]["test"],
                 progress=False,
             )
@@ -213,7 +209,7 @@ def write_results(
         f"- Encoder: 1-D CNN on 0.2–15.56 keV, trained to classify {p['encoder_tiles_points']} labelled point spectra per training tile, {p['encoder_epochs']} epochs.",
         f"- GAT: the paper's model (65 → 56 → 56 → 50, 4 heads), Adam lr 0.01, batch 16 graphs, loss over valid pixels and EDS nodes; settings {json.dumps(p['train'])}; tiles used per split {json.dumps(p['max_tiles'])}; best epoch by validation F1.",
         "- kNN ablation: the same, with EDS nodes linked to their 6 nearest neighbours instead of the Delaunay triangulation.",
-        f"- UNet: BSE only, {p['unet_epochs']} epochs on {p['unet_max_tiles'] or 'all'} training tiles.",
+        f"- UNet: BSE only, class-weighted loss (inverse square-root frequency), AdamW one-cycle, flips and quarter turns, best epoch by validation weighted + macro F1, early stop: {json.dumps(p['unet'])}.",
         "- Nearest EDS: each pixel takes the class the encoder's classifier gives its nearest EDS spectrum (a Voronoi map, no fusion).",
         f"- Fusion model (`--arch fusion`, mingraph/learn/fusion_model.py): each pixel attends (GATv2) over its 8 nearest EDS points with BSE context and BSE edge evidence, and outputs a mixture of their encoder class probabilities; online training with fresh EDS draws, settings {json.dumps(p.get('fusion', {}))}, best epoch by validation weighted + macro F1.",
         f"- Classical fusion: BSE-geodesic nearest EDS (alpha {res.get('classical', {}).get('alpha')}) and BSE-segment vote (SLIC, {res.get('classical', {}).get('segment_px')} px segments), parameters chosen on the validation split.",
@@ -226,14 +222,20 @@ def write_results(
         " precision, recall and F1. Right: the same scores pooled over all test pixels, support-weighted"
         " and macro (every class counts the same). An unclassified pixel is a miss.",
         "",
-        "| method | EDS % | tile-mean precision | tile-mean recall | tile-mean F1 | pooled F1 (weighted) | pooled F1 (macro) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| method | EDS % | tile-mean precision | tile-mean recall | tile-mean F1 | pooled F1 (weighted) | pooled F1 (macro) | vs nearest EDS (weighted / macro) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in fr:
+        near = get.get(("nearest EDS", f))
         for m in methods:
             r = get[(m, f)]
+            vs = (
+                f"{r['f1_weighted'] - near['f1_weighted']:+.3f} / {r['f1_macro'] - near['f1_macro']:+.3f}"
+                if near
+                else "–"
+            )
             lines.append(
-                f"| {m} | {100 * f:g} | {r['tile_mean_precision']:.3f} | {r['tile_mean_recall']:.3f} | {r['tile_mean_f1']:.3f} | {r['f1_weighted']:.3f} | {r['f1_macro']:.3f} |"
+                f"| {m} | {100 * f:g} | {r['tile_mean_precision']:.3f} | {r['tile_mean_recall']:.3f} | {r['tile_mean_f1']:.3f} | {r['f1_weighted']:.3f} | {r['f1_macro']:.3f} | {vs} |"
             )
     lines += [
         "",
@@ -262,5 +264,5 @@ def write_results(
         d = Path(docs)
         for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
             write_bytes(d / "img" / name, (img / name).read_bytes())
-        write_text(d / "results.md", text)
+        write_text(d / "study.md", text)
     return out / "results.md"

@@ -26,8 +26,7 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
             "batch_size": 4,
         },
         "online": False,
-        "unet_epochs": 1,
-        "unet_max_tiles": 4,
+        "unet": {"epochs": 2, "patience": 1, "max_tiles": 4, "val_max_tiles": 2},
         "fusion": {"epochs": 1, "crop": 32, "channels": 8, "max_train_fields": 8, "val_max_fields": 2},
     }
     monkeypatch.setitem(study.PROTOCOLS, "tiny", tiny)
@@ -35,14 +34,16 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
     text = path.read_text()
     metrics = json.loads((tmp_path / "st" / "eval" / "metrics.json").read_text())
     methods = {r["method"] for r in metrics["results"]}
-    assert {"fusion model", "GAT (paper)", "GAT (kNN graph)", "nearest EDS", "UNet (BSE only)"} <= methods
-    assert len(methods) == 8  # and the two classical fusion baselines and the learnt candidate pick
+    both = {"fusion model", "GAT (paper)", "GAT (kNN graph)", "nearest EDS", "UNet (BSE only)"}
+    assert both | {"fusion model (default_model.pt)"} <= methods  # the study's models and the shipped one
+    assert len(methods) == 9  # and the two classical fusion baselines and the learnt candidate pick
     for m in methods:
         assert f"| {m} | 1 |" in text and f"| {m} | 10 |" in text
-    assert metrics["tiles"] == 3 and len(metrics["results"]) == 16
+    assert metrics["tiles"] == 3 and len(metrics["results"]) == 18
+    assert "| nearest EDS | 1 | " in text and "| +0.000 / +0.000 |" in text
     for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
         Image.open(tmp_path / "docs" / "img" / name).verify()
-    assert (tmp_path / "docs" / "results.md").read_text() == text
+    assert (tmp_path / "docs" / "study.md").read_text() == text
     # a second run resumes: nothing is retrained, results are rewritten identically
     again = study.run_study(ds, tmp_path / "st", "tiny", workers=1)
     assert again.read_text().split("## Table 1")[1] == text.split("## Table 1")[1]
