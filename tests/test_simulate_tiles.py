@@ -254,3 +254,60 @@ def test_bad_requests_are_refused():
     with pytest.raises(InputError, match="mix_sigma_px"):
         SimulatedEds(np.zeros((2, 2), np.int32), 0, {"mix_sigma_px": -1})
     assert src.spectra(np.array([], int), np.array([], int)).shape == (0, N_CHANNELS)
+
+
+# --- the Kanaya-Okayama footprint ------------------------------------------------------------------
+
+
+def test_kanaya_okayama_range_hand_worked_and_scaling():
+    from mingraph.acquire.simulate.eds_physics import (
+        KO_90_DIAMETER,
+        footprint_sigmas_px,
+        kanaya_okayama_range_um,
+    )
+
+    # quartz SiO2, 25 kV: w(Si) = 28.0855 / 60.0843, A/Z^0.889 per element by hand
+    w_si = 28.0855 / 60.0843
+    by_hand = 0.0276 * 25**1.67 / 2.65 * (w_si * 28.0855 / 14**0.889 + (1 - w_si) * 15.999 / 8**0.889)
+    assert kanaya_okayama_range_um("SiO2", 2.65, 25.0) == pytest.approx(by_hand, rel=1e-3)
+    assert 5.0 < by_hand < 6.5  # the 3-5+ µm of silicates at 25 kV (Goldstein et al.)
+    # R ∝ E0^1.67 and ∝ 1/ρ
+    r25, r15 = (kanaya_okayama_range_um("SiO2", 2.65, e) for e in (25.0, 15.0))
+    assert r25 / r15 == pytest.approx((25 / 15) ** 1.67, rel=1e-9)
+    assert kanaya_okayama_range_um("SiO2", 5.3, 25.0) == pytest.approx(r25 / 2, rel=1e-9)
+    assert KO_90_DIAMETER == pytest.approx(4.2919, abs=1e-4)  # 2·sqrt(2 ln 10)
+    sig = footprint_sigmas_px({"footprint": "kanaya-okayama", "pixel_size_um": 0.5})
+    assert sig[QTZ] == pytest.approx(min(by_hand / KO_90_DIAMETER / 0.5, 10.0), rel=1e-3)
+    assert sig[ZRN] < sig[QTZ]  # zircon is denser and heavier: a smaller interaction volume
+    assert (footprint_sigmas_px({}) == 0.7).all()  # the default stays the fixed footprint
+
+
+def test_kanaya_okayama_footprint_mixes_per_phase_under_the_beam():
+    """Each pixel's footprint is the Gaussian of the phase under the beam: checked by brute force."""
+    from mingraph.acquire.simulate.eds_physics import footprint_sigmas_px
+
+    lab = _boundary_labels()
+    lab[0, 0] = -1  # an epoxy pixel inside the footprint
+    params = {"footprint": "kanaya-okayama", "pixel_size_um": 1.0}
+    src = SimulatedEds(lab, 3, params)
+    sig = footprint_sigmas_px(params)
+    rows, cols = np.array([4, 4, 4, 4, 1, 8]), np.array([3, 5, 6, 8, 1, 11])
+    got = src.phase_weights(rows, cols)
+    for i, (r, c) in enumerate(zip(rows, cols)):
+        s = sig[lab[r, c]]
+        rad = int(np.ceil(3 * s))
+        want = np.zeros(len(sig))
+        for dr in range(-rad, rad + 1):
+            for dc in range(-rad, rad + 1):
+                g = np.exp(-(dr * dr + dc * dc) / (2 * s * s))
+                rr, cc = r + dr, c + dc
+                if g <= 1e-4 or not (0 <= rr < lab.shape[0] and 0 <= cc < lab.shape[1]):
+                    continue  # outside the field: dropped and renormalised, as documented
+                want[lab[rr, cc] if lab[rr, cc] >= 0 else len(sig) - 1] += g
+        np.testing.assert_allclose(got[i], want / want.sum(), rtol=1e-9, atol=1e-12)
+    # quartz (wider footprint) next to the boundary takes more zircon than zircon takes quartz
+    assert got[1, ZRN] > got[2, QTZ] > 0
+    with pytest.raises(InputError, match="footprint"):
+        SimulatedEds(lab, 0, {"footprint": "monte-carlo"})
+    with pytest.raises(InputError, match="pixel_size_um"):
+        SimulatedEds(lab, 0, {"pixel_size_um": 0})

@@ -1,7 +1,8 @@
 """The simulated EDS source: Poisson spectra at requested pixels over a simulated label map.
 
 Each requested pixel's expected spectrum mixes the phases under a Gaussian beam footprint (the
-X-ray generation volume, in pixels) from the per-phase shapes of
+X-ray generation volume, in pixels: fixed, or per phase under the beam from its Kanaya–Okayama
+range at the beam energy, ``footprint_sigmas_px``) from the per-phase shapes of
 :mod:`mingraph.acquire.simulate.eds_physics`; counts are Poisson per channel, drawn by a
 counter-based generator (SplitMix64 of a hash of seed, draw, row and col) so that a spectrum
 depends only on (seed, draw, row, col), whatever else is requested with it.
@@ -15,7 +16,12 @@ import numba
 import numpy as np
 
 from mingraph.acquire.fields import N_CHANNELS
-from mingraph.acquire.simulate.eds_physics import _phase_shapes, _physics_key, full_eds_params
+from mingraph.acquire.simulate.eds_physics import (
+    _phase_shapes,
+    _physics_key,
+    footprint_sigmas_px,
+    full_eds_params,
+)
 from mingraph.acquire.simulate.minerals import MINERALS
 from mingraph.errors import InputError
 
@@ -128,8 +134,10 @@ class SimulatedEds:
             shapes = shapes.copy()
             shapes[-1] = 0.0
         self._shapes = shapes
-        self._dr, self._dc, self._g = mixing_kernel(float(self.params["mix_sigma_px"]))
-        self._pad = int(max(np.abs(self._dr).max(), np.abs(self._dc).max()))
+        # footprint kernel per phase under the beam (50 minerals, then epoxy for invalid pixels)
+        self._sigma = footprint_sigmas_px(self.params)
+        self._kernels = {float(s): mixing_kernel(float(s)) for s in np.unique(self._sigma)}
+        self._pad = int(max(max(np.abs(dr).max(), np.abs(dc).max()) for dr, dc, _ in self._kernels.values()))
         # outside the tile is class -2: dropped from the footprint, whose weights are renormalised
         self._padded = np.pad(self.labels, self._pad, constant_values=-2)
         self._key = np.random.SeedSequence([self.seed, _EDS_TAG]).generate_state(2, np.uint64)
@@ -155,13 +163,22 @@ class SimulatedEds:
         rows, cols = self._check(rows, cols)
         n, k = rows.size, len(MINERALS) + 1
         # columns: 50 minerals, invalid (-1) -> epoxy row 50, outside the tile -> column 51 (dropped)
-        acc = np.zeros(n * (k + 1))
-        base = np.arange(n) * (k + 1)
-        for dr, dc, g in zip(self._dr, self._dc, self._g):
-            lab = self._padded[rows + self._pad + dr, cols + self._pad + dc]
-            col = np.where(lab >= 0, lab, np.where(lab == -1, k - 1, k))
-            acc += np.bincount(base + col, minlength=n * (k + 1)) * g
-        acc = acc.reshape(n, k + 1)[:, :k]
+        acc = np.zeros((n, k + 1))
+        centre = self.labels[rows, cols]
+        # the footprint of the phase under the beam; on an invalid pixel, epoxy's
+        sigma = self._sigma[np.where(centre >= 0, centre, k - 1)]
+        for s in np.unique(sigma):
+            ddr, ddc, gg = self._kernels[float(s)]
+            at = np.nonzero(sigma == s)[0]
+            r, c, m = rows[at], cols[at], at.size
+            part = np.zeros(m * (k + 1))
+            base = np.arange(m) * (k + 1)
+            for dr, dc, g in zip(ddr, ddc, gg):
+                lab = self._padded[r + self._pad + dr, c + self._pad + dc]
+                col = np.where(lab >= 0, lab, np.where(lab == -1, k - 1, k))
+                part += np.bincount(base + col, minlength=m * (k + 1)) * g
+            acc[at] = part.reshape(m, k + 1)
+        acc = acc[:, :k]
         return acc / np.maximum(acc.sum(axis=1, keepdims=True), 1e-300)
 
     def expected(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
