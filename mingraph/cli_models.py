@@ -45,9 +45,11 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume,
     if arch == "fusion":
         from mingraph.learn.train_fusion import train_fusion
 
-        if online is None or encoder is None or shards is not None or resume or config or backend or device:
-            raise InputError("train", "--arch fusion", "takes --online DATASET, --encoder and --epochs only")
-        last = train_fusion(run, online, encoder, epochs=epochs)
+        if shards is not None or config or backend or device:
+            raise InputError(
+                "train", "--arch fusion", "takes --online DATASET, --encoder, --epochs and --resume only"
+            )
+        last = train_fusion(run, online, encoder, resume=resume, epochs=epochs)
         return click.echo(f"done: epoch {last['epoch']}, validation {last['val_selection']:.4f}; in {run}")
 
     last = run_train(

@@ -8,7 +8,10 @@ evidence.  AdamW with a one-cycle learning-rate schedule; loss: negative log-lik
 valid labelled pixels, optionally class-balanced (weights ∝ frequency^−β).  After each epoch the
 model is scored on fixed draws of the validation fields at 1 % and 5 %; ``best.pt`` keeps the
 epoch with the highest mean of weighted and macro F1 over both fractions.  Outputs in the run
-folder: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``best.pt``, ``last.pt``.
+folder: ``config.json``, ``metrics.jsonl`` (one line per epoch), ``best.pt``, ``last.pt`` and
+``resume.pt`` (optimiser and schedule state).  Every random choice of an epoch depends only on
+(seed, epoch), so a run interrupted after any epoch and continued with ``resume=True``
+(``mingraph train --arch fusion --resume``) ends with the same weights as one never interrupted.
 """
 
 from __future__ import annotations
@@ -94,14 +97,38 @@ def score_fields(
     return cm
 
 
+def _resumed_settings(run: Path, dataset, encoder, overrides: dict) -> tuple[dict, str, str, dict]:
+    """Settings, dataset, encoder and saved training state of a run to continue."""
+    import torch
+
+    if not (run / "resume.pt").is_file() or not (run / "config.json").is_file():
+        raise InputError(run, "--resume", "no resume.pt and config.json of a fusion run to continue")
+    cfg = json.loads((run / "config.json").read_text())
+    changed = [k for k, v in overrides.items() if v is not None and cfg.get(k) != v]
+    if changed or (dataset is not None and Path(dataset).resolve() != Path(cfg["dataset"])):
+        what = ", ".join(changed) or "the dataset"
+        raise InputError(run, "--resume", f"a resumed run keeps its own settings; {what} differ")
+    if encoder is not None and Path(encoder).resolve() != Path(cfg["encoder"]):
+        raise InputError(run, "--resume", "a resumed run keeps its own encoder")
+    state = torch.load(run / "resume.pt", map_location="cpu", weights_only=True)
+    return cfg, cfg["dataset"], cfg["encoder"], state
+
+
 def train_fusion(
     run: str | os.PathLike,
-    dataset: str | os.PathLike,
-    encoder: str | os.PathLike,
+    dataset: str | os.PathLike | None,
+    encoder: str | os.PathLike | None,
     progress: bool = True,
+    resume: bool = False,
     **overrides,
 ) -> dict:
-    """Train a fusion model; returns the last epoch's metrics.  Raises InputError on bad input."""
+    """Train a fusion model (or continue one with ``resume``); returns the last epoch's metrics.
+
+    ``overrides`` are ``FUSION_CONFIG`` keys.  With ``resume`` the run's saved settings, dataset and
+    encoder are used (``dataset``/``encoder`` may be None; given ones must match).  Raises
+    InputError on bad input: unknown settings, a run folder that already holds a checkpoint
+    (without ``resume``), a non-CNN encoder, unlabelled fields or fields without spectra.
+    """
     from tqdm import tqdm
 
     cfg = dict(FUSION_CONFIG)
@@ -110,10 +137,19 @@ def train_fusion(
         raise InputError(
             "train", "config", f"unknown fusion settings {sorted(unknown)}; known: {sorted(cfg)}"
         )
-    cfg.update({k: v for k, v in overrides.items() if v is not None})
     run = Path(run)
-    if (run / "last.pt").exists():
-        raise InputError(run, "--out", "this run folder holds a checkpoint; use another --out")
+    state = None
+    if resume:
+        saved, dataset, encoder, state = _resumed_settings(run, dataset, encoder, overrides)
+        cfg.update({k: saved[k] for k in cfg if k in saved})
+    else:
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        if (run / "last.pt").exists():
+            raise InputError(
+                run, "--out", "this run folder holds a checkpoint (use --resume, or another --out)"
+            )
+        if dataset is None or encoder is None:
+            raise InputError("train", "--arch fusion", "needs --online DATASET and --encoder")
     enc = load_encoder(encoder)
     if enc.kind != "cnn" or enc.n_classes == 0:
         raise InputError(encoder, "kind", "the fusion model needs a CNN encoder trained with class labels")
@@ -151,13 +187,19 @@ def train_fusion(
         weight = torch.as_tensor(freq ** -cfg["balanced"], dtype=torch.float32)
         weight = weight / (weight * torch.as_tensor(freq, dtype=torch.float32)).sum()
     run.mkdir(parents=True, exist_ok=True)
-    write_text(
-        run / "config.json",
-        json.dumps(cfg | {"dataset": str(Path(dataset).resolve()), "arch": "fusion"}, indent=2),
-    )
+    paths = {"dataset": str(Path(dataset).resolve()), "encoder": str(Path(encoder).resolve())}
+    write_text(run / "config.json", json.dumps(cfg | paths | {"arch": "fusion"}, indent=2))
     lo, hi = np.log(cfg["fraction_range"][0]), np.log(cfg["fraction_range"][1])
-    history, best = [], -1.0
-    for epoch in range(cfg["epochs"]):
+    history, best, start = [], -1.0, 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["schedule"])
+        history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][
+            : state["epoch"]
+        ]
+        best, start = float(state["best"]), int(state["epoch"])
+    for epoch in range(start, cfg["epochs"]):
         rng = np.random.default_rng([cfg["seed"], epoch])
         model.train()
         t0, losses = time.perf_counter(), []
@@ -210,6 +252,16 @@ def train_fusion(
             best = select
             save_artifact(bundle, run / "best.pt")
         save_artifact(bundle, run / "last.pt")
+        save_artifact(
+            {
+                "epoch": epoch + 1,
+                "best": best,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "schedule": sched.state_dict(),
+            },
+            run / "resume.pt",
+        )
         if progress:
             tqdm.write(json.dumps(metrics))
     return history[-1]

@@ -1,0 +1,102 @@
+"""The fusion trainer: it learns, selects on validation, resumes exactly, and refuses bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mingraph.acquire.dataset import open_dataset
+from mingraph.acquire.importing import simulate_dataset
+from mingraph.cli import main
+from mingraph.errors import InputError
+from mingraph.learn import train_fusion as tf
+from mingraph.learn.bundle import load_bundle
+from mingraph.learn.fusion_model import FusionModel, batch_inputs
+from mingraph.spectra.encoder import fit_cnn, save_encoder
+from mingraph.spectra.fit import labelled_spectra
+
+SMALL = {"crop": 32, "channels": 8, "batch_size": 2, "max_train_fields": 6, "val_max_fields": 2, "k": 4}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fusion")
+    ds = simulate_dataset(tmp / "ds", 24, 32, seed=5, progress=False)
+    x, y = labelled_spectra(ds, "train", 30, progress=False)
+    enc = save_encoder(fit_cnn(x, y, 50, epochs=2, progress=False), tmp / "cnn.pt")
+    return tmp, ds, enc
+
+
+def test_fusion_training_writes_a_selected_model_and_learns(data):
+    tmp, ds, enc = data
+    last = tf.train_fusion(tmp / "run", ds, enc, progress=False, epochs=3, lr=1e-2, **SMALL)
+    hist = [json.loads(s) for s in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in hist] == [1, 2, 3] and last == hist[-1]
+    # on fixed crops of training fields, the trained model's loss is below the same model untrained
+    rng = np.random.default_rng(9)
+    fields, last_model = open_dataset(ds), load_bundle(tmp / "run" / "last.pt")
+    items = [tf.training_item(fields.field(i), last_model.encoder, 4, 32, 0.03, rng, 0) for i in range(4)]
+    torch.manual_seed(0)  # the trainer's initialisation
+    untrained = FusionModel(50, SMALL["channels"], 4, 8, SMALL["k"])
+    trained = last_model.model
+    losses = []
+    for m in (untrained, trained):
+        with torch.no_grad():
+            logp, _ = m(*batch_inputs([g for g, _, _ in items], [p for _, p, _ in items]))
+        lab = torch.as_tensor(np.stack([y for _, _, y in items]))
+        losses.append(
+            float(torch.nn.functional.nll_loss(logp.reshape(-1, 50), lab.reshape(-1), ignore_index=-1))
+        )
+    assert losses[1] < 0.9 * losses[0]
+    best = load_bundle(tmp / "run" / "best.pt")
+    assert best.arch == "fusion" and best.model.k == 4
+    chosen = max(hist, key=lambda h: h["val_selection"])
+    assert best.meta["metrics"]["epoch"] == chosen["epoch"]  # the best validation epoch is kept
+    with pytest.raises(InputError, match="holds a checkpoint"):
+        tf.train_fusion(tmp / "run", ds, enc, progress=False, epochs=1, **SMALL)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(data, monkeypatch):
+    tmp, ds, enc = data
+    whole = tf.train_fusion(tmp / "whole", ds, enc, progress=False, epochs=2, **SMALL)
+    real, calls = tf.training_item, {"n": 0}
+
+    def dies_in_epoch_two(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > SMALL["max_train_fields"] + 2:  # an epoch takes one item per field: die in the second
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(tf, "training_item", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        tf.train_fusion(tmp / "cut", ds, enc, progress=False, epochs=2, **SMALL)
+    assert json.loads((tmp / "cut" / "config.json").read_text())["epochs"] == 2
+    assert torch.load(tmp / "cut" / "resume.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(tf, "training_item", real)
+    res = CliRunner().invoke(main, ["train", "--arch", "fusion", "--out", str(tmp / "cut"), "--resume"])
+    assert res.exit_code == 0, res.output
+    a, b = load_bundle(tmp / "whole" / "last.pt"), load_bundle(tmp / "cut" / "last.pt")
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+    cut = [json.loads(s) for s in (tmp / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in cut] == [1, 2] and cut[-1]["val_selection"] == whole["val_selection"]
+    # a resumed run keeps its settings
+    res = CliRunner().invoke(
+        main, ["train", "--arch", "fusion", "--out", str(tmp / "cut"), "--resume", "--epochs", "5"]
+    )
+    assert res.exit_code == 2 and "keeps its own settings" in res.output
+
+
+def test_bad_input_is_refused_with_one_line(data, tmp_path):
+    _, ds, enc = data
+    with pytest.raises(InputError, match="unknown fusion settings"):
+        tf.train_fusion(tmp_path / "r", ds, enc, progress=False, heads_count=2)
+    with pytest.raises(InputError, match="no resume.pt"):
+        tf.train_fusion(tmp_path / "r", ds, enc, progress=False, resume=True)
+    res = CliRunner().invoke(main, ["train", "--arch", "fusion", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--online DATASET and --encoder" in res.output
+    np.testing.assert_equal(sorted(p.name for p in tmp_path.iterdir()), [])  # nothing half written
