@@ -90,6 +90,13 @@ def test_segment_vote_overrules_a_minority_point_and_falls_back_to_nearest():
     assert (out[:, :20] == 1).all() and (out[:, 20:] == 2).all()
     # no point classified: the nearest-EDS map is returned unchanged
     assert np.array_equal(segment_vote(bse, valid, rc, np.full(7, -1), near), near)
+    # a field of resin only (no valid pixel, as the shifted test set has): nothing to segment
+    none = np.zeros_like(valid)
+    empty = np.zeros((0, 2), int)
+    assert np.array_equal(
+        segment_vote(bse, none, empty, np.zeros(0, int), np.full(bse.shape, -1)), np.full(bse.shape, -1)
+    )
+    assert (geodesic_nearest_eds(bse, none, empty, np.zeros(0, int)) == -1).all()
 
 
 def test_choose_parameter_takes_the_best_score_and_the_smaller_value_on_ties():

@@ -100,3 +100,43 @@ def test_bad_input_is_refused_with_one_line(data, tmp_path):
     res = CliRunner().invoke(main, ["train", "--arch", "fusion", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "--online DATASET and --encoder" in res.output
     np.testing.assert_equal(sorted(p.name for p in tmp_path.iterdir()), [])  # nothing half written
+
+
+def test_point_spectra_fields_train_on_their_measured_points_only(data, tmp_path):
+    """A dataset of point analyses (spectra at 20 % of pixels) trains; every drawn point was measured."""
+    from mingraph.acquire.dataset import TileRecord, write_dataset
+
+    _, ds, enc = data
+    sim = open_dataset(ds)
+    recs = []
+    for i in sim.indices("train")[:6] + sim.indices("val")[:2]:
+        f = sim.field(i)
+        rng = np.random.default_rng(i)
+        rc = np.argwhere(f.valid & (rng.random(f.shape) < 0.2))
+        recs.append(
+            TileRecord(
+                f"p{i}",
+                "train" if i in sim.indices("train") else "val",
+                f.bse,
+                f.valid,
+                f.labels,
+                eds_kind="points",
+                spectra=f.eds.spectra(rc[:, 0], rc[:, 1]),
+                eds_rc=rc,
+            )
+        )
+    pts = open_dataset(write_dataset(tmp_path / "pts", recs, sim.class_names))
+    f = pts.field(0)
+    measured = tf.measurable(f)
+    assert measured is not None and measured.sum() == len(recs[0].eds_rc)
+    rng = np.random.default_rng(0)
+    for frac in (0.01, 0.05, 0.5):  # 0.5: more than measured, so every measured point
+        rc = tf.draw_points(f.valid, measured, frac, rng)
+        assert measured[rc[:, 0], rc[:, 1]].all() and len(np.unique(rc, axis=0)) == len(rc)
+        want = min(round(frac * f.valid.sum()), int((measured & f.valid).sum()))
+        assert len(rc) == want
+    assert tf.measurable(sim.field(0)) is None  # the simulator answers any pixel
+    last = tf.train_fusion(
+        tmp_path / "run", pts, enc, progress=False, epochs=1, **dict(SMALL, max_train_fields=None)
+    )
+    assert last["epoch"] == 1 and np.isfinite(last["train_loss"])

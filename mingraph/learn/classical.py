@@ -111,6 +111,8 @@ def segment_vote(
     from skimage.segmentation import slic
 
     bse, valid, rc, cls = _check(bse, valid, eds_rc, eds_classes)
+    if not valid.any():  # a field of resin only: no segment, nothing to vote (SLIC refuses an empty mask)
+        return np.asarray(nearest, dtype=np.int64).copy()
     lo, hi = np.percentile(bse, [1, 99])
     scaled = np.clip((bse - lo) / max(hi - lo, 1e-12), 0, 1)
     n_seg = max(1, int(round(valid.sum() / float(segment_px))))

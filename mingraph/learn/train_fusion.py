@@ -2,7 +2,8 @@
 
 Recipe (chosen by measurement on 2 CPU cores, docs/results.md): every step draws, for each field
 of a batch, a random crop (default 128 px), an EDS fraction log-uniform in [0.5 %, 5 %], random
-point positions and, for simulated fields, fresh Poisson noise (the simulator's ``draw`` = epoch
+point positions (on point-spectra fields, a random subset of the measured points) and, for
+simulated fields, fresh Poisson noise (the simulator's ``draw`` = epoch
 + 1, so no spectrum is seen twice); the spectral encoder's class probabilities are the EDS
 evidence.  AdamW with a one-cycle learning-rate schedule; loss: negative log-likelihood over
 valid labelled pixels, optionally class-balanced (weights ∝ frequency^−β).  After each epoch the
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.fields import NoSpectra
-from mingraph.acquire.sampling import sample_points
+from mingraph.acquire.sampling import n_points, sample_points
 from mingraph.errors import InputError
 from mingraph.files import save_artifact, write_text
 from mingraph.graphs.candidates import build_candidate_graph
@@ -66,6 +67,37 @@ def _spectra(field, rc: np.ndarray, draw: int) -> np.ndarray:
     return eds.spectra(rc[:, 0], rc[:, 1])
 
 
+def measurable(field) -> np.ndarray | None:
+    """(H, W) bool of the pixels that have a spectrum, or None when the source answers any pixel.
+
+    Point-spectra fields (point analyses, TIMA dots: ``PointSpectra`` or a field with an
+    ``eds_mask``) train on their measured points only: each step draws a random subset of them
+    (nothing is invented where no spectrum was measured).
+    """
+    mask = getattr(field.eds, "measured_mask", None)
+    if mask is None:
+        mask = field.eds_mask if not _answers_anywhere(field.eds) else None
+    return None if mask is None else np.asarray(mask, bool)
+
+
+def _answers_anywhere(eds) -> bool:
+    from mingraph.acquire.fields import DenseSpectrumImage
+    from mingraph.acquire.simulate.eds import SimulatedEds
+
+    return isinstance(eds, (SimulatedEds, DenseSpectrumImage))
+
+
+def draw_points(valid: np.ndarray, measured: np.ndarray | None, fraction: float, rng: np.random.Generator):
+    """(n, 2) EDS positions on ``valid`` pixels at ``fraction``: random anywhere, or (point-spectra
+    fields) a random subset of the ``measured`` pixels, all of them when fewer are measured."""
+    if measured is None:
+        return sample_points(valid, fraction, "random", rng) if valid.any() else np.zeros((0, 2), np.int64)
+    pool = np.flatnonzero(valid & measured)
+    n = min(n_points(int(valid.sum()), fraction), pool.size)
+    pick = np.sort(rng.choice(pool, size=n, replace=False)) if n else pool[:0]
+    return np.stack(np.unravel_index(pick, valid.shape), axis=1).astype(np.int64)
+
+
 def _crop(field, size: int, rng: np.random.Generator):
     h, w = field.shape
     ch, cw = min(size, h), min(size, w)
@@ -77,7 +109,8 @@ def training_item(field, encoder, k: int, crop: int, fraction: float, rng: np.ra
     """(graph, EDS class probabilities, labels) of one random crop with fresh EDS points."""
     sl, origin = _crop(field, crop, rng)
     valid = field.valid[sl]
-    rc = sample_points(valid, fraction, "random", rng) if valid.any() else np.zeros((0, 2), np.int64)
+    measured = measurable(field)
+    rc = draw_points(valid, None if measured is None else measured[sl], fraction, rng)
     probs = class_probabilities(encoder, _spectra(field, rc + origin, draw))
     graph = build_candidate_graph(field.bse[sl], valid, rc, k)
     labels = np.where(valid, field.labels[sl], -1).astype(np.int64)
@@ -90,7 +123,9 @@ def score_fields(
     """Pooled confusion (with an unclassified column) of the model on fixed draws of ``fields``."""
     cm = np.zeros((n_classes, n_classes + 1), np.int64)
     for t, f in enumerate(fields):
-        rc = sample_points(f.valid, fraction, "random", np.random.default_rng([seed, t, int(fraction * 1e6)]))
+        rc = draw_points(
+            f.valid, measurable(f), fraction, np.random.default_rng([seed, t, int(fraction * 1e6)])
+        )
         graph = build_candidate_graph(f.bse, f.valid, rc, model.k)
         pred, _ = predict_fusion(model, graph, class_probabilities(encoder, _spectra(f, rc, 0)))
         cm += confusion(np.where(f.valid, f.labels, -1), pred, n_classes, unclassified=True)
