@@ -9,6 +9,7 @@ arguments give the same graphs, whatever the number of workers.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import shutil
 from collections.abc import Sequence
@@ -210,7 +211,11 @@ def build_graphs(
         for j in todo:
             bar.update(run_job(j, *args))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawned workers: a forked child of a process whose torch/OpenMP threads have run (a study
+        # fits its encoder first) can deadlock on a lock held by a thread that does not exist there
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             for n in pool.map(run_job, todo, *[[a] * len(todo) for a in args]):
                 bar.update(n)
     bar.close()
