@@ -185,17 +185,20 @@ def _np(x: Tensor) -> np.ndarray:
     return x.detach().numpy()
 
 
+def new_outputs(t: Tensor, idx: Tensor, att: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+    """Uninitialised (α (P, k, H), out (P, H, V)) like ``t`` for the forward kernels to fill."""
+    return t.new_empty((*idx.shape, att.shape[0])), t.new_empty((idx.shape[0], att.shape[0], values.shape[2]))
+
+
 def numba_forward(
     t: Tensor, s: Tensor, ez: Tensor, idx: Tensor, att: Tensor, values: Tensor, slope: float
 ) -> tuple[Tensor, Tensor]:
     """(α (P, k, H), out (P, H, V)) of contiguous CPU tensors of one float dtype: ``t`` (P, H·D),
     ``s`` (N, H·D), ``ez`` (P, k, H·D), ``idx`` (P, k) int64, ``att`` (H, D), ``values``
     (N, 1 or H, V)."""
-    n_pix, k = idx.shape
-    alpha = t.new_empty((n_pix, k, att.shape[0]))
-    out = t.new_empty((n_pix, att.shape[0], values.shape[2]))
+    alpha, out = new_outputs(t, idx, att, values)
     arrs = [_np(a) for a in (t, s, ez, idx, att, values)]
-    _forward(*arrs, slope, _chunks(n_pix), _np(alpha), _np(out))
+    _forward(*arrs, slope, _chunks(idx.shape[0]), _np(alpha), _np(out))
     return alpha, out
 
 
@@ -226,4 +229,4 @@ def numba_backward(
     return dt, ds, dez, torch.from_numpy(datt.sum(0)), dv
 
 
-__all__ = ["numba_forward", "numba_backward"]
+__all__ = ["numba_forward", "numba_backward", "new_outputs"]

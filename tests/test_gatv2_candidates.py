@@ -6,11 +6,25 @@ explains the subprocess) where a GPU is absent."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mingraph_kernels import gatv2_candidates_triton
 from mingraph_kernels.gatv2_candidates import gatv2_candidates
+
+# Triton on CPU tensors needs its interpreter, switched on before Triton decorates the kernels:
+# test_triton_in_the_interpreter reruns this file's triton cases in a subprocess that sets it
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1" and gatv2_candidates_triton.available("cpu")
+IMPLS = [
+    "torch",
+    "numba",
+    pytest.param("triton", marks=pytest.mark.skipif(not INTERPRETED, reason="needs TRITON_INTERPRET=1")),
+]
 
 # name: (pixels, sources, k, channels, edge dim, heads, head dim)
 CASES = {
@@ -76,7 +90,7 @@ def _with_grads(fn, leaves, seed=3):
     return [alpha.detach(), out.detach()] + [x.grad.clone() for x in leaves]
 
 
-@pytest.mark.parametrize("impl", ["torch", "numba"])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CASES))
 def test_equals_pyg_gatv2conv_outputs_attention_and_gradients(name, impl):
     pytest.importorskip("torch_geometric")
@@ -100,8 +114,9 @@ def test_equals_pyg_gatv2conv_outputs_attention_and_gradients(name, impl):
     assert (got[0][~keep] == 0).all() and (got[0][0] == 0).all() and (got[1][0] == 0).all()
 
 
+@pytest.mark.parametrize("impl", IMPLS[1:])
 @pytest.mark.parametrize("shared", [True, False])
-def test_numba_gradcheck_float64(shared):
+def test_fused_gradcheck_float64(shared, impl):
     g = torch.Generator().manual_seed(5)
     p, n, k, heads, dim, nv = 6, 4, 3, 2, 2, 3
     idx = torch.randint(0, n, (p, k), generator=g)
@@ -114,9 +129,11 @@ def test_numba_gradcheck_float64(shared):
     )
 
     def fn(t, s, ez, att, v):
-        return gatv2_candidates(t, s, ez, idx, att, v, impl="numba")
+        return gatv2_candidates(t, s, ez, idx, att, v, impl=impl)
 
-    assert torch.autograd.gradcheck(fn, (t, s, ez, att, v))
+    # the interpreter runs a launch in about a second: Triton gets gradcheck's fast mode (a random
+    # projection of the Jacobian), Numba the full Jacobian
+    assert torch.autograd.gradcheck(fn, (t, s, ez, att, v), fast_mode=impl == "triton")
 
 
 def test_unknown_impl_and_bad_values_raise():
@@ -126,3 +143,40 @@ def test_unknown_impl_and_bad_values_raise():
         gatv2_candidates(t, s, ez, idx, att, torch.zeros(3, 1, 1), impl="cuda")
     with pytest.raises(ValueError, match="values"):
         gatv2_candidates(t, s, ez, idx, att, torch.zeros(3, 3, 1))
+
+
+def test_triton_in_the_interpreter():
+    pytest.importorskip("triton")
+    pytest.importorskip("torch_geometric")
+    if INTERPRETED:
+        pytest.skip("already in the interpreter")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        __file__,
+        "-k",
+        "triton and not interpreter and not cuda",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and gatv2_candidates_triton.available()), reason="needs CUDA"
+)
+@pytest.mark.parametrize("name", list(CASES))
+def test_triton_on_cuda_equals_the_torch_reference(name):
+    pytest.importorskip("torch_geometric")
+    conv, x_dst, x_src, idx, edge = (x.cuda() for x in _graph(name, torch.float32))
+    leaves = [x.requires_grad_(True) for x in (x_dst, x_src, edge)] + [conv.lin_edge.weight, conv.att]
+    want = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, "torch"), leaves)
+    got = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, "triton"), leaves)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
