@@ -27,8 +27,8 @@ from mingraph_kernels.gatv2_candidates import gatv2_candidates
 
 FIELDS, SIDE, K, C, E, HEADS, DIM = 4, 128, 8, 32, 41, 4, 8
 # speed / PyG's, measured on the shared 2-core machine (several runs):
-#   torch reference: forward 1.0-1.3x, forward+backward 1.1-1.7x (about level with PyG's scatter kernels)
-#   fused Numba:     forward 4.7-5.4x, forward+backward 2.9-4.6x
+#   torch reference: forward 1.0-1.6x, forward+backward 1.1-1.7x (about level with PyG's scatter kernels)
+#   fused Numba:     forward 4.7-8.4x, forward+backward 2.9-4.6x
 # Floors guard against a regression to far slower than PyG (and, for Numba, than the reference).
 FLOOR = {
     ("torch", "forward"): 0.5,
