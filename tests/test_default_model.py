@@ -84,3 +84,18 @@ def test_default_model_beats_nearest_eds_labelling(bundle, fraction):
     model, nearest = scores(cm_model)["f1_weighted"], scores(cm_near)["f1_weighted"]
     print(f"EDS {fraction:.0%}: fusion model F1 {model:.3f}, nearest-EDS {nearest:.3f}")
     assert model >= nearest + MARGIN[fraction]
+
+
+def test_cross_layer_kernels_give_the_same_predictions(bundle):
+    """The fused Numba cross layer (the CPU default) and the torch reference label a field alike."""
+    s = simulate_tile(246_810, 128).field()
+    rc, emb = measure_points(s, bundle, 0.01, "random", 5)
+    res = {}
+    try:
+        for impl in ("torch", "numba"):
+            bundle.model.impl = impl
+            res[impl] = predict_field(bundle, s.bse, s.valid, rc, emb, progress=False)
+    finally:
+        bundle.model.impl = None
+    assert np.array_equal(res["torch"].labels, res["numba"].labels)
+    np.testing.assert_allclose(res["torch"].confidence, res["numba"].confidence, atol=1e-5)

@@ -10,8 +10,9 @@ pixel links to a single EDS node.  Here, per field:
    a receptive field of 63 px, farther than the EDS spacing at 1 %), GroupNorm and ReLU, giving a
    feature f_i per pixel; an EDS point's features are f at its own pixel (it carries its BSE).
 2. Cross layer: GATv2 attention of pixel i over its k candidates
-   (:func:`mingraph_kernels.gatv2_candidates.gatv2_candidate_attention`), edge features the 9 BSE
-   segment features and f_i ⊙ f_j; H heads mixed by learnt softmax weights w_h.
+   (:func:`mingraph_kernels.gatv2_candidates.gatv2_candidates`), edge features the 9 BSE
+   segment features and f_i ⊙ f_j; H heads mixed by learnt softmax weights w_h.  The kernel
+   (fused Numba on CPU, Triton on CUDA, or the plain-torch reference) is ``FusionModel.impl``.
 3. Output: q_i = Σ_h w_h Σ_j α^h_ij p_j, where p_j is the spectral encoder's class
    probabilities for point j; logits log q_i.  The answer is always a mixture of measured
    evidence: BSE decides *which* point a pixel belongs with, never overrules what the EDS says,
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph
-from mingraph_kernels.gatv2_candidates import gatv2_candidate_attention
+from mingraph_kernels.gatv2_candidates import gatv2_candidates
 
 DILATIONS = (1, 2, 4, 8)
 CROSS_CHUNK = 65536  # pixels per chunk of the cross layer when predicting
@@ -46,14 +47,26 @@ class _Block(nn.Module):
 
 
 class FusionModel(nn.Module):
-    """The fusion model (module docstring).  ``config`` round-trips through the model file."""
+    """The fusion model (module docstring).  ``config`` round-trips through the model file.
+
+    ``impl`` picks the cross layer's kernel: "numba" (CPU), "triton" (CUDA), "torch" (the
+    reference, any device) or None, the fastest correct one for the device
+    (:func:`mingraph_kernels.gatv2_candidates.default_impl`); it is not part of the model file.
+    """
 
     arch = "fusion"
 
     def __init__(
-        self, num_classes: int = 50, channels: int = 32, heads: int = 4, head_dim: int = 8, k: int = DEFAULT_K
+        self,
+        num_classes: int = 50,
+        channels: int = 32,
+        heads: int = 4,
+        head_dim: int = 8,
+        k: int = DEFAULT_K,
+        impl: str | None = None,
     ):
         super().__init__()
+        self.impl = impl
         self.config = {
             "arch": "fusion",
             "num_classes": num_classes,
@@ -112,26 +125,19 @@ class FusionModel(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """(log q (P, classes), mixed attention (P, k)) of a set of pixels: layers 2 and 3."""
         src = f_src[pix_idx.clamp_min(0)] if len(f_src) else f_dst.new_zeros((*pix_idx.shape, f_dst.shape[1]))
-        edge = torch.cat([feats, f_dst[:, None, :] * src], -1)
-        alpha = gatv2_candidate_attention(
-            f_dst,
-            f_src,
+        ez = self.lin_edge(torch.cat([feats, f_dst[:, None, :] * src], -1))
+        alpha, mixed = gatv2_candidates(
+            self.lin_dst(f_dst),
+            self.lin_src(f_src),
+            ez,
             pix_idx,
-            edge,
-            self.lin_dst.weight,
-            self.lin_dst.bias,
-            self.lin_src.weight,
-            self.lin_src.bias,
-            self.lin_edge.weight,
             self.att,
-        )
-        a = (alpha * torch.softmax(self.head_mix, 0)).sum(-1)  # (P, k)
-        probs = (
-            eds_prob[pix_idx.clamp_min(0)]
-            if len(eds_prob)
-            else f_dst.new_zeros((*pix_idx.shape, self.num_classes))
-        )
-        q = (a[..., None] * probs).sum(1)
+            eds_prob[:, None, :],  # (N, 1, classes): one set of values for all heads
+            impl=self.impl,
+        )  # α (P, k, H), Σ_j α^h_ij p_j (P, H, classes)
+        w = torch.softmax(self.head_mix, 0)
+        a = (alpha * w).sum(-1)  # (P, k)
+        q = (mixed * w[:, None]).sum(1)
         return torch.log(q.clamp_min(1e-6)), a
 
 

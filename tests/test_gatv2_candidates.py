@@ -1,0 +1,182 @@
+"""The GATv2 candidate attention's implementations (plain torch, fused Numba, fused Triton) against
+PyG's ``GATv2Conv`` (edge_dim, share_weights=False, no self-loops) on the same graph: outputs,
+attention weights and gradients, on edge cases (missing candidates, k = 1, a pixel without any,
+one head), and gradcheck in float64.  Triton runs in its interpreter (tests/test_gat_triton.py
+explains the subprocess) where a GPU is absent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mingraph_kernels import gatv2_candidates_triton
+from mingraph_kernels.gatv2_candidates import gatv2_candidates
+
+# Triton on CPU tensors needs its interpreter, switched on before Triton decorates the kernels:
+# test_triton_in_the_interpreter reruns this file's triton cases in a subprocess that sets it
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1" and gatv2_candidates_triton.available("cpu")
+IMPLS = [
+    "torch",
+    "numba",
+    pytest.param("triton", marks=pytest.mark.skipif(not INTERPRETED, reason="needs TRITON_INTERPRET=1")),
+]
+
+# name: (pixels, sources, k, channels, edge dim, heads, head dim)
+CASES = {
+    "random": (30, 7, 4, 6, 5, 3, 2),
+    "k1": (12, 5, 1, 4, 3, 2, 3),
+    "one_head": (15, 6, 3, 4, 2, 1, 4),
+    "sources_lt_k": (9, 2, 4, 3, 2, 2, 2),
+}
+
+
+def _graph(name: str, dtype=torch.float64):
+    """(conv, x_dst, x_src, idx, edge) of a case: idx has missing candidates and an empty pixel."""
+    from torch_geometric.nn import GATv2Conv
+
+    p, n, k, c, e, heads, dim = CASES[name]
+    g = torch.Generator().manual_seed(sum(map(ord, name)))
+    torch.manual_seed(0)
+    conv = GATv2Conv((c, c), dim, heads=heads, edge_dim=e, add_self_loops=False, share_weights=False)
+    conv = conv.to(dtype)
+    with torch.no_grad():
+        for b in (conv.lin_l.bias, conv.lin_r.bias):
+            b.copy_(torch.randn(b.shape, generator=g))
+    idx = torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(p)]) if n >= k else None
+    if idx is None:  # fewer points than k: the extra slots are -1 (as in a candidate graph)
+        idx = torch.cat([torch.randperm(n, generator=g)[None].expand(p, n), torch.full((p, k - n), -1)], 1)
+    idx[0] = -1  # a pixel without any candidate
+    if k > 1:
+        idx[1, 1:] = -1  # a pixel with one only
+        idx[2, 0] = -1  # a missing first slot
+    x_dst = torch.randn(p, c, generator=g, dtype=dtype)
+    x_src = torch.randn(n, c, generator=g, dtype=dtype)
+    edge = torch.randn(p, k, e, generator=g, dtype=dtype)
+    return conv, x_dst, x_src, idx, edge
+
+
+def _ours(conv, x_dst, x_src, idx, edge, impl):
+    """(α (P, k, H), PyG's output without bias (P, H·D)) through our layer with conv's weights."""
+    heads, dim = conv.att.shape[1:]
+    s = F.linear(x_src, conv.lin_l.weight, conv.lin_l.bias)
+    t = F.linear(x_dst, conv.lin_r.weight, conv.lin_r.bias)
+    ez = F.linear(edge, conv.lin_edge.weight)
+    alpha, out = gatv2_candidates(t, s, ez, idx, conv.att[0], s.view(-1, heads, dim), impl=impl)
+    return alpha, out.reshape(len(x_dst), -1)
+
+
+def _pyg(conv, x_dst, x_src, idx, edge):
+    keep = idx >= 0
+    ei = torch.stack([idx[keep], torch.arange(len(idx))[:, None].expand_as(idx)[keep]])
+    out, (ei_out, alpha) = conv((x_src, x_dst), ei, edge_attr=edge[keep], return_attention_weights=True)
+    assert torch.equal(ei_out, ei)
+    return keep, alpha, out - conv.bias
+
+
+def _with_grads(fn, leaves, seed=3):
+    """fn's (α, out) and the gradients of a random linear loss of both w.r.t. ``leaves``."""
+    for x in leaves:
+        x.grad = None
+    alpha, out = fn()
+    g = torch.Generator().manual_seed(seed)
+    loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
+    loss = loss + (alpha * torch.randn(alpha.shape, generator=g, dtype=alpha.dtype)).sum()
+    loss.backward()
+    return [alpha.detach(), out.detach()] + [x.grad.clone() for x in leaves]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_equals_pyg_gatv2conv_outputs_attention_and_gradients(name, impl):
+    pytest.importorskip("torch_geometric")
+    conv, x_dst, x_src, idx, edge = _graph(name)
+    inputs = [x.requires_grad_(True) for x in (x_dst, x_src, edge)]
+    leaves = inputs + [conv.lin_l.weight, conv.lin_l.bias, conv.lin_r.weight, conv.lin_r.bias]
+    leaves += [conv.lin_edge.weight, conv.att]
+    keep = idx >= 0
+
+    def pyg():
+        _, alpha, out = _pyg(conv, x_dst, x_src, idx, edge)
+        full = alpha.new_zeros((*idx.shape, alpha.shape[1])).index_put((keep,), alpha)
+        return full, out
+
+    want = _with_grads(pyg, leaves)
+    got = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, impl), leaves)
+    names = ["alpha", "out", "x_dst", "x_src", "edge", "W_s", "b_s", "W_t", "b_t", "W_e", "att"]
+    assert len(got) == len(want) == len(names)
+    for a, b, what in zip(got, want, names):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=what)
+    assert (got[0][~keep] == 0).all() and (got[0][0] == 0).all() and (got[1][0] == 0).all()
+
+
+@pytest.mark.parametrize("impl", IMPLS[1:])
+@pytest.mark.parametrize("shared", [True, False])
+def test_fused_gradcheck_float64(shared, impl):
+    g = torch.Generator().manual_seed(5)
+    p, n, k, heads, dim, nv = 6, 4, 3, 2, 2, 3
+    idx = torch.randint(0, n, (p, k), generator=g)
+    idx[0] = -1
+    idx[1, 2] = -1
+    shapes = [(p, heads * dim), (n, heads * dim), (p, k, heads * dim), (heads, dim)]
+    shapes.append((n, 1 if shared else heads, nv))
+    t, s, ez, att, v = (
+        torch.randn(sh, generator=g, dtype=torch.float64, requires_grad=True) for sh in shapes
+    )
+
+    def fn(t, s, ez, att, v):
+        return gatv2_candidates(t, s, ez, idx, att, v, impl=impl)
+
+    # the interpreter runs a launch in about a second: Triton gets gradcheck's fast mode (a random
+    # projection of the Jacobian), Numba the full Jacobian
+    assert torch.autograd.gradcheck(fn, (t, s, ez, att, v), fast_mode=impl == "triton")
+
+
+def test_unknown_impl_and_bad_values_raise():
+    t, s, ez = torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(2, 1, 4)
+    idx, att = torch.zeros(2, 1, dtype=torch.int64), torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="implementation"):
+        gatv2_candidates(t, s, ez, idx, att, torch.zeros(3, 1, 1), impl="cuda")
+    with pytest.raises(ValueError, match="values"):
+        gatv2_candidates(t, s, ez, idx, att, torch.zeros(3, 3, 1))
+
+
+def test_triton_in_the_interpreter():
+    pytest.importorskip("triton")
+    pytest.importorskip("torch_geometric")
+    if INTERPRETED:
+        pytest.skip("already in the interpreter")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-x",
+        "-p",
+        "no:cacheprovider",
+        __file__,
+        "-k",
+        "triton and not interpreter and not cuda",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout, proc.stdout[-2000:]
+
+
+@pytest.mark.skipif(
+    not (torch.cuda.is_available() and gatv2_candidates_triton.available()), reason="needs CUDA"
+)
+@pytest.mark.parametrize("name", list(CASES))
+def test_triton_on_cuda_equals_the_torch_reference(name):
+    pytest.importorskip("torch_geometric")
+    conv, x_dst, x_src, idx, edge = (x.cuda() for x in _graph(name, torch.float32))
+    leaves = [x.requires_grad_(True) for x in (x_dst, x_src, edge)] + [conv.lin_edge.weight, conv.att]
+    want = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, "torch"), leaves)
+    got = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, "triton"), leaves)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
