@@ -60,7 +60,10 @@ def simulate(
 @click.option(
     "--encoder", type=click.Path(path_type=Path), help="Encoder artifact: store embeddings, not spectra."
 )
-@click.option("--workers", type=int, default=1, show_default=True)
+@click.option(
+    "--workers", type=int, default=1, show_default=True, help="Dask worker processes (1: in this process)."
+)
+@click.option("--scheduler", help="Address of an existing Dask scheduler instead of a local cluster.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--lift",
@@ -69,13 +72,15 @@ def simulate(
 )
 @click.option("--convention", type=click.Choice(["paper", "authors"]), default="paper", show_default=True)
 @user_errors
-def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift, convention) -> None:
+def build_graphs(
+    dataset, out, fractions, draws, pattern, encoder, workers, scheduler, seed, lift, convention
+) -> None:
     """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards).
 
     --convention authors builds the graph the paper's authors released (docs/formats.md)."""
     from mingraph.graphs.build import build_graphs as run
 
-    opts = dict(workers=workers, seed=seed, lift=lift, convention=convention)
+    opts = dict(workers=workers, seed=seed, lift=lift, convention=convention, scheduler=scheduler)
     res = run(dataset, out, parse_fractions(fractions), draws, pattern, encoder, **opts)
     click.echo(
         f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}"

@@ -112,6 +112,10 @@ def train_fusion(
         )
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     run = Path(run)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # its items share one generator: no per-rank share yet
+        raise InputError(
+            "torchrun", "WORLD_SIZE", "the fusion trainer runs on one process (torchrun: the GAT)"
+        )
     if (run / "last.pt").exists():
         raise InputError(run, "--out", "this run folder holds a checkpoint; use another --out")
     enc = load_encoder(encoder)
