@@ -54,7 +54,7 @@ def dask_client(workers: int, scheduler: str | None = None, say: Callable[[str],
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # a worker closing at shutdown logs a harmless CommClosedError
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     if (folder / "field.json").is_file():
         return json.loads((folder / "field.json").read_text())
     bundle = _cached(f"model:{cfg['model']}", lambda: load_model(cfg["model"]))
+    cpu0 = time.process_time()
     sample, rc, emb = load_field(spec, bundle, cfg)
     pred = predict_field(bundle, sample.bse, sample.valid, rc, emb, block=cfg["block"], progress=False)
     own = owned_mask(fields, spec.index)
@@ -120,6 +122,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
         "eds_points": int(rc.shape[0]),
         "owned_px": int(own.sum()),
         "seconds": round(pred.seconds, 3),
+        "cpu_s": round(time.process_time() - cpu0, 3),  # CPU time of the field's work (all threads)
     }
     with atomic_folder(folder, overwrite=True) as tmp:
         write_phase_map(tmp / "phase_map.tif", pred.labels, cfg["minerals"].colours, sample.pixel_size_um)

@@ -199,3 +199,17 @@ def test_dask_workers_build_the_serial_shards_and_resume(tmp_path):
     res = build_graphs(ds_path, tmp_path / "dask", workers=2, **opts)
     assert res["built"] == 1 and res["skipped"] == 2
     assert victim.read_bytes() == serial[1].read_bytes()
+
+
+def test_build_graphs_on_an_existing_dask_cluster(tmp_path):
+    """--scheduler: the shards of a cluster started elsewhere (here a LocalCluster) equal the serial ones."""
+    from distributed import LocalCluster
+
+    ds_path = _dense_dataset(tmp_path / "ds", n_tiles=2)
+    opts = dict(fractions=[0.1], progress=False, tiles_per_shard=1)
+    build_graphs(ds_path, tmp_path / "serial", **opts)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster:
+        res = build_graphs(ds_path, tmp_path / "remote", scheduler=cluster.scheduler_address, **opts)
+    assert res["built"] == 2
+    for p in sorted((tmp_path / "serial").glob("*.arrow")):
+        assert p.read_bytes() == (tmp_path / "remote" / p.name).read_bytes()
