@@ -5,9 +5,10 @@
 #   SMALL=1 bench/gpu_check.sh OUT  # tiny workloads: a smoke run, also on CPU
 #
 # Sections, each under its own time limit so one slow part cannot eat the others' time:
-#   device 30 s, kernels 90 s (Triton vs torch, fp32 and bf16), backends 120 s (structured vs
-#   sparse vs PyG, forward and forward+backward), train 90 s (one epoch, graphs/s),
-#   field 150 s (10 000 x 10 000 px at 1 % EDS: predict time, peak memory).  480 s in all at most.
+#   device 20 s, kernels 60 s (Triton vs torch, fp32 and bf16), backends 90 s (structured vs
+#   sparse vs PyG, forward and forward+backward), train 40 s (one epoch, graphs/s),
+#   field 270 s (10 000 x 10 000 px at 1 % EDS: simulating it, its 1 M spectra and their
+#   embedding on the CPU take most of it; then predict time, peak memory).  480 s in all at most.
 # A section that fails or runs out of time is logged in OUT/<section>.log and listed in
 # OUT/figures.md; the others still run.  Run from anywhere; PYTHON picks the interpreter.
 set -uo pipefail
@@ -34,10 +35,10 @@ run_section() {  # name, seconds
 }
 
 command -v nvidia-smi >/dev/null && nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
-run_section device 30
-run_section kernels 90
-run_section backends 120
-run_section train 90
-run_section field 150
+run_section device 20
+run_section kernels 60
+run_section backends 90
+run_section train 40
+run_section field 270
 "$PYTHON" "$HERE/gpu_check.py" summary --out "$OUT" >/dev/null
 echo "figures: $OUT/figures.md"
