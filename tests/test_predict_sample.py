@@ -259,3 +259,17 @@ def test_tima_job_and_manifest_layouts(tmp_path, real_dir):
     )
     s = open_sample(tmp_path / "m.csv")
     assert [f.origin_px for f in s.fields] == [(0, 0), (5, 50)] and s.shape_px == (55, 110)
+
+
+def test_a_task_run_again_returns_its_finished_field(sim):
+    """Dask re-runs a task whose worker was lost: a field already written is returned, not redone
+    (the model path below does not exist: loading it would fail)."""
+    from mingraph.sample import run_field
+
+    d, _ = sim
+    s = open_sample(d / "smp")
+    folder = d / "serial" / "fields" / s.fields[3].name
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    info = run_field(s.fields[3], {"out": str(d / "serial"), "model": str(d / "no-model.pt")}, s.fields)
+    assert info == json.loads((folder / "field.json").read_text())
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
