@@ -8,7 +8,7 @@ import click
 
 from mingraph import __version__, cli_models
 from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
-from mingraph.cli_common import parse_fractions, user_errors
+from mingraph.cli_common import parse_fractions, predict_options, user_errors
 from mingraph.errors import InputError
 
 
@@ -60,7 +60,10 @@ def simulate(
 @click.option(
     "--encoder", type=click.Path(path_type=Path), help="Encoder artifact: store embeddings, not spectra."
 )
-@click.option("--workers", type=int, default=1, show_default=True)
+@click.option(
+    "--workers", type=int, default=1, show_default=True, help="Dask worker processes (1: in this process)."
+)
+@click.option("--scheduler", help="Address of an existing Dask scheduler instead of a local cluster.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--lift",
@@ -69,13 +72,15 @@ def simulate(
 )
 @click.option("--convention", type=click.Choice(["paper", "authors"]), default="paper", show_default=True)
 @user_errors
-def build_graphs(dataset, out, fractions, draws, pattern, encoder, workers, seed, lift, convention) -> None:
+def build_graphs(
+    dataset, out, fractions, draws, pattern, encoder, workers, scheduler, seed, lift, convention
+) -> None:
     """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards).
 
     --convention authors builds the graph the paper's authors released (docs/formats.md)."""
     from mingraph.graphs.build import build_graphs as run
 
-    opts = dict(workers=workers, seed=seed, lift=lift, convention=convention)
+    opts = dict(workers=workers, seed=seed, lift=lift, convention=convention, scheduler=scheduler)
     res = run(dataset, out, parse_fractions(fractions), draws, pattern, encoder, **opts)
     click.echo(
         f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}"
@@ -107,18 +112,8 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
 @main.command()
 @click.argument("input_", metavar="[INPUT]", required=False, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option(
-    "--model", type=click.Path(path_type=Path), help="Model file or run folder (default: the shipped model)."
-)
+@predict_options
 @click.option("--tile", default="0", show_default=True, help="Tile id or index when INPUT is a dataset.")
-@click.option(
-    "--fraction",
-    type=click.FloatRange(0, 1),
-    default=0.01,
-    show_default=True,
-    help="EDS fraction to sample (random/grid patterns).",
-)
-@click.option("--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True)
 @click.option(
     "--simulate", "sim_size", type=int, help="Predict a simulated SIZE×SIZE field instead of INPUT."
 )
@@ -139,14 +134,6 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
     "--pixel-size",
     type=click.FloatRange(min=0, min_open=True),
     help="Pixel size in µm (with --bse; 1 µm, with a notice, when not given).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--block",
-    type=click.IntRange(min=16),
-    default=1024,
-    show_default=True,
-    help="Block size for large fields.",
 )
 @mineralogy_options
 @click.option("--overwrite", is_flag=True)
@@ -286,10 +273,6 @@ def demo(
         click.echo(f"wrote {path}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # model commands live in cli_models (train, evaluate, train-unet, export-model, convert-model)
 main.add_command(cli_models.train)
 main.add_command(cli_models.evaluate)
@@ -301,3 +284,11 @@ from mingraph.cli_data import dataset, import_  # noqa: E402  (data commands: th
 
 main.add_command(import_, "import")
 main.add_command(dataset)
+
+from mingraph.cli_sample import predict_sample, simulate_sample  # noqa: E402  (whole samples)
+
+main.add_command(predict_sample)
+main.add_command(simulate_sample)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

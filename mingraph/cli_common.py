@@ -32,3 +32,43 @@ def parse_fractions(value: str) -> list[float]:
     if not out or any(not 0 <= f <= 1 for f in out):
         raise click.BadParameter(f"fractions must lie in [0, 1], got {value!r}")
     return out
+
+
+def predict_options(f):
+    """The options of commands that predict fields (``predict``, ``predict-sample``): --model,
+    --fraction, --pattern, --seed and --block (they arrive as keyword arguments)."""
+    from pathlib import Path
+
+    opts = [
+        click.option(
+            "--model",
+            type=click.Path(path_type=Path),
+            help="Model file or run folder (default: the shipped model).",
+        ),
+        click.option(
+            "--fraction",
+            type=click.FloatRange(0, 1),
+            default=0.01,
+            show_default=True,
+            help="EDS fraction to sample (random/grid patterns).",
+        ),
+        click.option(
+            "--pattern", type=click.Choice(["random", "grid", "mask"]), default="random", show_default=True
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option(
+            "--block",
+            type=click.IntRange(min=16),
+            default=1024,
+            show_default=True,
+            help="Block size for large fields.",
+        ),
+    ]
+    return with_options(f, opts)
+
+
+def with_options(f, opts: list):
+    """``f`` decorated by click options, the first of ``opts`` shown first in --help."""
+    for o in reversed(opts):
+        f = o(f)
+    return f

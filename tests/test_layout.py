@@ -14,6 +14,7 @@ RANK = {
     "errors": 0,
     "files": 0,
     "metrics": 0,
+    "engine": 0,
     "acquire": 1,
     "spectra": 2,
     "graphs": 3,

@@ -45,6 +45,8 @@ MANIFEST_COLUMNS = (
     "split",
     "name",
     "tima",
+    "stage_x_um",  # stage position of the field's centre (mingraph predict-sample), µm
+    "stage_y_um",
 )
 PATH_COLUMNS = ("bse", "labels", "points", "spectra", "eds_mask", "valid", "classes", "tima")
 

@@ -8,12 +8,11 @@ arguments give the same graphs, whatever the number of workers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import multiprocessing
 import os
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import numpy as np
 from mingraph.acquire.dataset import SPLITS, Dataset, open_dataset
 from mingraph.acquire.fields import Field
 from mingraph.acquire.sampling import PATTERNS, sample_points
+from mingraph.engine import run_tasks
 from mingraph.errors import InputError
 from mingraph.graphs.conventions import CONVENTIONS
 from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
@@ -159,8 +159,12 @@ def build_graphs(
     progress: bool = True,
     max_tiles: dict | None = None,
     convention: str = "paper",
+    scheduler: str | None = None,
 ) -> dict:
     """Precompute graph shards; skips shards already complete. Returns counts of built/skipped.
+
+    ``workers`` > 1 builds shards on a Dask LocalCluster of that many processes, ``scheduler``
+    (tcp://host:port) on an existing Dask cluster whose workers see DATASET and OUT.
 
     ``convention`` "paper" or "authors" (graphs/conventions.py) is recorded in each shard's job;
     ``lift`` None takes the convention's EDS height (1 or 5)."""
@@ -206,19 +210,24 @@ def build_graphs(
     per_job = {j.name: len(j.tile_indices) * len(fractions) * draws for j in jobs}
     bar = tqdm(total=sum(per_job.values()), desc="build-graphs", unit="graph", disable=not progress)
     bar.update(sum(per_job[j.name] for j in jobs if j not in todo))
-    args = (str(ds.path), None if encoder is None else str(encoder), str(out))
-    if workers <= 1:
-        for j in todo:
-            bar.update(run_job(j, *args))
-    else:
-        # spawned workers: a forked child of a process whose torch/OpenMP threads have run (a study
-        # fits its encoder first) can deadlock on a lock held by a thread that does not exist there
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
-        ) as pool:
-            for n in pool.map(run_job, todo, *[[a] * len(todo) for a in args]):
-                bar.update(n)
-    bar.close()
+    job = functools.partial(
+        run_job,
+        dataset_path=str(ds.path),
+        encoder_path=None if encoder is None else str(encoder),
+        out=str(out),
+    )
+    try:  # Dask: a LocalCluster of `workers` processes, or the cluster at `scheduler` (mingraph/engine.py)
+        run_tasks(
+            job,
+            todo,
+            workers=0 if workers <= 1 and not scheduler else workers,
+            scheduler=scheduler,
+            progress=False,
+            say=tqdm.write if progress else None,
+            on_result=lambda _, n: bar.update(n),
+        )
+    finally:
+        bar.close()
     return {
         "shards": len(jobs),
         "built": len(todo),

@@ -170,9 +170,9 @@ def predict_fusion(
     if graph.n_eds == 0:
         return np.full(graph.shape, -1, np.int64), np.zeros(graph.shape, np.float32)
     model.eval()
-    logp, _ = model(*batch_inputs([graph], [eds_prob]))
+    logp, _ = model(*batch_inputs([graph], [eds_prob], next(model.parameters()).device))  # CPU or CUDA
     conf, cls = logp[0].exp().max(-1)
-    return cls.numpy().astype(np.int64), conf.numpy().astype(np.float32)
+    return cls.cpu().numpy().astype(np.int64), conf.cpu().numpy().astype(np.float32)
 
 
 CONTEXT_RADIUS = 1 + sum(DILATIONS)

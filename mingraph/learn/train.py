@@ -24,7 +24,9 @@ from mingraph.acquire.fields import NoSpectra
 from mingraph.errors import InputError
 from mingraph.files import load_artifact, save_artifact, write_text
 from mingraph.graphs.structure import StructuredGraph, batch_graphs, size_groups
+from mingraph.learn import distributed as ddp
 from mingraph.learn.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, make_bundle
+from mingraph.learn.distributed import pick_device  # noqa: F401  (the trainers' device rule, kept importable here)
 from mingraph.learn.model import GATModel, to_tensors
 from mingraph.metrics import confusion, scores
 
@@ -46,19 +48,6 @@ DEFAULT_CONFIG: dict = {
     "heads": 4,
     "encoder": None,  # path of the encoder artifact (needed online and for shards of raw spectra)
 }
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else CPU; a device that is not there is refused."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise InputError("--device", "device", f"expected cpu, cuda, cuda:N or auto, got {name!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device", "device", "CUDA was asked for but no CUDA device is available")
-    return dev
 
 
 class _Source:
@@ -150,23 +139,23 @@ class _Source:
             raise InputError(sh.path, "embedding", "shards hold raw spectra: give --encoder FILE")
         return sh.graph(i, eds_feat=self.encoder.embed(spectra), **edges)
 
-    def epoch(self, epoch: int) -> Iterator[list[StructuredGraph]]:
-        """Batches of one epoch, in an order fixed by (seed, epoch); graphs of equal size per batch."""
+    def epoch(self, epoch: int, dist: ddp.Dist = ddp.SINGLE) -> Iterator[list[StructuredGraph]]:
+        """Batches of one epoch, in an order fixed by (seed, epoch); graphs of equal size per batch.
+        Under torchrun, this rank's share of the order (mingraph.learn.distributed.share)."""
         cfg = self.cfg
         rng = np.random.default_rng([cfg["seed"], epoch, 1])
         n = self.n_train
         order = rng.permutation(n)
         if cfg["max_train_graphs"]:
             order = order[: int(cfg["max_train_graphs"])]
+        fr = rng.uniform(*cfg["online_fraction"], size=n) if not hasattr(self, "train_idx") else None
+        order = ddp.share(order, dist)
         if hasattr(self, "train_idx"):
 
             def make(k: int) -> StructuredGraph:
                 return self._shard_graph(self.train_idx, int(k))
         else:
             from mingraph.graphs.build import field_graph
-
-            lo, hi = cfg["online_fraction"]
-            fr = rng.uniform(lo, hi, size=n)
 
             def make(k):
                 t = self.train_tiles[int(k)]
@@ -340,7 +329,11 @@ def train(
     src_cfg = cfg["source"]
     source = _Source(cfg, src_cfg["shards"], src_cfg["online"], encoder)
     encoder = source.encoder
-    device = pick_device(cfg["device"])
+    dist, device = ddp.setup(cfg["device"])
+    if cfg.setdefault("world_size", dist.world) != dist.world:
+        raise InputError(
+            run, "world_size", f"this run trained on {cfg['world_size']} processes; resume on as many"
+        )
     class_names = source.class_names or _shard_class_names(source)
     if not source.validation():
         warnings.warn(
@@ -359,8 +352,11 @@ def train(
         model.load_state_dict(state["model_state"])
         opt.load_state_dict(state["optim_state"])
         start, best = int(state["epoch"]) + 1, float(state["best_score"])
+    net = ddp.wrap(model, dist, device)  # DistributedDataParallel under torchrun
+    progress = progress and dist.main
     run.mkdir(parents=True, exist_ok=True)
-    write_text(run / "config.json", json.dumps(cfg, indent=2))
+    if dist.main:
+        write_text(run / "config.json", json.dumps(cfg, indent=2))
     log_path = run / "metrics.jsonl"
     history = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
     history = [h for h in history if h["epoch"] < start]  # drop epochs after the checkpoint
@@ -369,23 +365,29 @@ def train(
         model.train()
         t0, seen, total = time.perf_counter(), 0, 0.0
         bar = tqdm(
-            source.epoch(epoch),
+            source.epoch(epoch, dist),
             desc=f"epoch {epoch + 1}/{cfg['epochs']}",
             unit="batch",
             disable=not progress,
             leave=False,
         )
-        for graphs in bar:
-            loss, _, _ = batch_loss(model, graphs, cfg["backend"], device)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            seen += len(graphs)
-            total += float(loss.detach()) * len(graphs)
-            bar.set_postfix(
-                loss=f"{float(loss.detach()):.3f}", gps=f"{seen / (time.perf_counter() - t0):.1f}"
-            )
+        with ddp.joined(net):
+            for graphs in bar:
+                loss, _, _ = batch_loss(net, graphs, cfg["backend"], device)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                seen += len(graphs)
+                total += float(loss.detach()) * len(graphs)
+                bar.set_postfix(
+                    loss=f"{float(loss.detach()):.3f}", gps=f"{seen / (time.perf_counter() - t0):.1f}"
+                )
         secs = time.perf_counter() - t0
+        seen, total = (
+            int(v) if i == 0 else v for i, v in enumerate(ddp.all_sum([seen, total], dist, device))
+        )
+        if not dist.main:  # rank 0 validates and writes
+            continue
         last = {
             "epoch": epoch,
             "train_loss": total / max(seen, 1),
@@ -407,6 +409,7 @@ def train(
             tqdm.write(
                 f"epoch {epoch + 1}: loss {last['train_loss']:.4f}  val F1 {last['val_f1_weighted']:.4f}  {last['graphs_per_s']:.1f} graphs/s"
             )
+    ddp.teardown(dist)
     return last
 
 

@@ -173,6 +173,10 @@ def train_fusion(
             "train", "config", f"unknown fusion settings {sorted(unknown)}; known: {sorted(cfg)}"
         )
     run = Path(run)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # its items share one generator: no per-rank share yet
+        raise InputError(
+            "torchrun", "WORLD_SIZE", "the fusion trainer runs on one process (torchrun: the GAT)"
+        )
     state = None
     if resume:
         saved, dataset, encoder, state = _resumed_settings(run, dataset, encoder, overrides)

@@ -30,13 +30,19 @@ class AssociationResult:
 
 
 def association_matrix(
-    labels: np.ndarray, valid: np.ndarray, n_classes: int, pixel_size_um: float
+    labels: np.ndarray,
+    valid: np.ndarray,
+    n_classes: int,
+    pixel_size_um: float,
+    owned: np.ndarray | None = None,
 ) -> AssociationResult:
     """Boundary length (um) shared by each pair of phases, from 4-neighbour pixel edges, as TIMA/MLA report.
 
     Categories are the ``n_classes`` phases, then ``unclassified`` (valid, label -1), then ``background``
     (invalid pixels, whatever their label). Each pair of 4-neighbours in different categories adds one
     pixel edge (``pixel_size_um``) to both [a, b] and [b, a]; the image edge is no boundary.
+    ``owned`` (H, W) bool: count only the pairs whose left (resp. upper) pixel is owned, so that
+    overlapping fields, each counting its own pixels' pairs, count every shared edge once.
     """
     where = "association_matrix"
     px = _check_pixel_size(where, pixel_size_um)
@@ -48,8 +54,11 @@ def association_matrix(
     cat = np.where(valid, np.where(labels < 0, n, labels), n + 1)
     m = n + 2
     counts = np.zeros(m * m, dtype=np.int64)
-    for a, b in ((cat[:, :-1], cat[:, 1:]), (cat[:-1, :], cat[1:, :])):
-        d = a != b
+    own = np.ones(cat.shape, bool) if owned is None else np.asarray(owned, dtype=bool)
+    if own.shape != cat.shape:
+        raise InputError(where, "owned", f"shape {own.shape} differs from labels {cat.shape}")
+    for a, b, o in ((cat[:, :-1], cat[:, 1:], own[:, :-1]), (cat[:-1, :], cat[1:, :], own[:-1, :])):
+        d = (a != b) & o
         counts += np.bincount(a[d] * m + b[d], minlength=m * m)
     mat = counts.reshape(m, m)
     mat = (mat + mat.T).astype(np.float64) * px

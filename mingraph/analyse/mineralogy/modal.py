@@ -82,6 +82,33 @@ def modal_mineralogy(
         low = ~unclassified & ~(conf[valid] >= t)
     counts = np.bincount(lab[~unclassified & ~low], minlength=n)[:n]
     low_counts = np.bincount(lab[low], minlength=n)[:n]
+    return modal_from_counts(
+        counts,
+        low_counts,
+        names,
+        dens,
+        n_pixels=int(labels.size),
+        n_valid=int(valid.sum()),
+        n_unclassified=int(unclassified.sum()),
+        min_confidence=float(min_confidence) if confidence is not None else None,
+    )
+
+
+def modal_from_counts(
+    counts: np.ndarray,
+    low_counts: np.ndarray,
+    names: Sequence[str],
+    dens: np.ndarray | None,
+    *,
+    n_pixels: int,
+    n_valid: int,
+    n_unclassified: int,
+    min_confidence: float | None,
+) -> ModalResult:
+    """Modal mineralogy from pixel counts (n,) int of classified and of low-confidence pixels per
+    class, e.g. summed over the fields of a sample; ``dens`` (n,) g/cm³ (NaN = unknown) or None."""
+    counts = np.asarray(counts, dtype=np.int64)
+    low_counts = np.asarray(low_counts, dtype=np.int64)
     n_classified = int(counts.sum())
     known = np.isfinite(dens) if dens is not None else None
     mass = np.where(known, counts * np.nan_to_num(dens), 0.0) if dens is not None else None
@@ -101,10 +128,10 @@ def modal_mineralogy(
         )
     return ModalResult(
         rows=rows,
-        n_pixels=int(labels.size),
-        n_valid=int(valid.sum()),
+        n_pixels=int(n_pixels),
+        n_valid=int(n_valid),
         n_classified=n_classified,
-        n_unclassified=int(unclassified.sum()),
-        n_low_confidence=int(low.sum()),
-        min_confidence=float(min_confidence) if confidence is not None else None,
+        n_unclassified=int(n_unclassified),
+        n_low_confidence=int(low_counts.sum()),
+        min_confidence=min_confidence,
     )

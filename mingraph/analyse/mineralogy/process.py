@@ -57,7 +57,9 @@ class SampleMineralogy:
 
     names: list[str]
     minerals: ClassMinerals
-    labels: np.ndarray = field(repr=False)  # classified labels, -1 = unclassified or not specimen
+    labels: np.ndarray | None = field(
+        repr=False
+    )  # classified labels (-1 = unclassified or not specimen); None for many fields
     n_valid: int
     n_unclassified: int
     n_low_confidence: int
@@ -124,6 +126,46 @@ def sample_mineralogy(
     gt = grain_table(lab, gmap, n_g, px, pmap, names)
     grains = GrainResult(gt, *phase_size_tables(gt, names), grain_map=gmap)
     parts = particle_properties(pmap, n_p, grains.grains, n, px)
+    return mineralogy_of_particles(
+        parts,
+        grains,
+        minerals,
+        labels=lab,
+        n_valid=int(valid.sum()),
+        n_unclassified=n_unc,
+        n_low_confidence=n_low,
+        min_confidence=None if confidence is None else float(min_confidence),
+        targets=targets,
+        trace_pct=trace_pct,
+        n_boot=n_boot,
+        seed=seed,
+        min_units=min_units,
+    )
+
+
+def mineralogy_of_particles(
+    parts: ParticleResult,
+    grains: GrainResult,
+    minerals: ClassMinerals,
+    *,
+    labels: np.ndarray | None,
+    n_valid: int,
+    n_unclassified: int,
+    n_low_confidence: int,
+    min_confidence: float | None,
+    targets: Sequence[int] | None = None,
+    trace_pct: float = 0.0,
+    n_boot: int = 200,
+    seed: int = 0,
+    min_units: int = 30,
+) -> SampleMineralogy:
+    """The figures of :func:`sample_mineralogy` from particles and grains already measured (one
+    field's, or many fields' concatenated: mingraph.analyse.mineralogy.fields).  ``labels`` (H, W) the
+    classified map, or None when there is no single map (a sample of many fields)."""
+    where = "sample_mineralogy"
+    names = list(minerals.names)
+    n = len(names)
+    n_p = parts.n
     pixels = np.asarray(parts.composition_px.sum(axis=0)).ravel()
     present = np.flatnonzero(pixels > 0)
     if targets is None:
@@ -200,11 +242,11 @@ def sample_mineralogy(
     return SampleMineralogy(
         names=names,
         minerals=minerals,
-        labels=lab,
-        n_valid=int(valid.sum()),
-        n_unclassified=n_unc,
-        n_low_confidence=n_low,
-        min_confidence=None if confidence is None else float(min_confidence),
+        labels=labels,
+        n_valid=int(n_valid),
+        n_unclassified=int(n_unclassified),
+        n_low_confidence=int(n_low_confidence),
+        min_confidence=min_confidence,
         particles=parts,
         grains=grains,
         size_edges_um=size_edges,

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.analyse.mineralogy.association import association_matrix
+from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix
 from mingraph.analyse.mineralogy.grains import GRAIN_COLUMNS
 from mingraph.analyse.mineralogy.inputs import BACKGROUND, UNCLASSIFIED, _check_pixel_size
 from mingraph.analyse.mineralogy.minerals import ClassMinerals, MineralEntry, class_minerals
-from mingraph.analyse.mineralogy.modal import modal_mineralogy
-from mingraph.analyse.mineralogy.process import sample_mineralogy
+from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
+from mingraph.analyse.mineralogy.process import SampleMineralogy, sample_mineralogy
 from mingraph.analyse.mineralogy_plots import association_plot, grain_size_plot, modal_plot
 from mingraph.analyse.plots import hex_colour
 from mingraph.files import atomic_file, write_csv, write_text
@@ -99,8 +99,6 @@ def write_mineralogy(
     (names, densities, formulas, colours) wins over ``densities``; ``assay`` (element -> wt %) is a
     chemical assay to compare with. The unsure-pixel rule (:data:`RULE`) applies to every table.
     """
-    from mingraph.analyse.mineralogy.process_tables import write_process_tables
-
     where = "write_mineralogy"
     names = [str(c) for c in class_names]
     px = _check_pixel_size(where, pixel_size_um)
@@ -119,9 +117,47 @@ def write_mineralogy(
         n_boot=n_boot,
         seed=seed,
     )
-    grains = res.grains
     valid_b = np.asarray(valid, dtype=bool)
     assoc = association_matrix(res.labels, valid_b, len(names), px)
+    return write_mineralogy_tables(
+        out_dir,
+        modal,
+        res,
+        assoc,
+        px,
+        res.labels.shape,
+        plots=plots,
+        assay=assay,
+        split_touching=split_touching,
+        connectivity=connectivity,
+        has_background=bool((~valid_b).any()),
+    )
+
+
+def write_mineralogy_tables(
+    out_dir: str | os.PathLike,
+    modal: ModalResult,
+    res: SampleMineralogy,
+    assoc: AssociationResult,
+    pixel_size_um: float,
+    field_px: tuple[int, int],
+    *,
+    plots: bool = True,
+    assay: dict[str, float] | None = None,
+    split_touching: bool = True,
+    connectivity: int = 8,
+    has_background: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """The files of :func:`write_mineralogy` from figures already computed (one field's, or a whole
+    sample's: mingraph.analyse.mineralogy.fields); ``field_px`` (H, W) the area they cover, ``extra``
+    more keys for the JSON summary."""
+    from mingraph.analyse.mineralogy.process_tables import write_process_tables
+
+    names = list(res.names)
+    cm = res.minerals
+    px = float(pixel_size_um)
+    grains = res.grains
     colours = cm.colours
 
     out = Path(out_dir)
@@ -142,7 +178,10 @@ def write_mineralogy(
             }
         )
     paths["modal_csv"] = _write_csv(out / "modal.csv", rows)
-    paths["grains_csv"] = write_columns(out / "grains.csv", {c: grains.grains[c] for c in GRAIN_COLUMNS})
+    paths["grains_csv"] = write_columns(
+        out / "grains.csv",
+        {c: grains.grains[c] for c in (*GRAIN_COLUMNS, *sorted(set(grains.grains) - set(GRAIN_COLUMNS)))},
+    )
     paths["grain_summary_csv"] = _write_csv(out / "grain_summary.csv", grains.phases)
     dist_cols = [
         "class_id",
@@ -164,7 +203,7 @@ def write_mineralogy(
     present = [k for k in range(m) if res.pixels[k] > 0]
     if res.n_unclassified + res.n_low_confidence:
         present.append(m)
-    if (~valid_b).any():
+    if has_background:
         present.append(m + 1)
     cat_names = names + [UNCLASSIFIED, BACKGROUND]
     sub_names = [cat_names[i] for i in present]
@@ -195,7 +234,7 @@ def write_mineralogy(
             paths["liberation_png"] = liberation_plot(out / "liberation.png", res, shown)
             paths["grade_recovery_png"] = grade_recovery_plot(out / "grade_recovery.png", res, shown)
 
-    h, w = res.labels.shape
+    h, w = field_px
     summary = {
         "field_px": [int(h), int(w)],
         "pixel_size_um": px,
@@ -232,6 +271,7 @@ def write_mineralogy(
             if modal.rows[c]["pixels"] > 0
         ],
         "files": {k: p.name for k, p in paths.items()},
+        **(extra or {}),
     }
     paths["summary_json"] = out / "mineralogy.json"
     summary["files"]["summary_json"] = "mineralogy.json"

@@ -1,0 +1,123 @@
+"""Training on several processes, GPUs or nodes: ``torchrun ... -m mingraph.cli train ...``.
+
+Under torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set, WORLD_SIZE > 1) the trainers start a
+process group (NCCL on CUDA, gloo on CPU), wrap the model in DistributedDataParallel and give each
+rank a disjoint share of the epoch's graphs: the epoch's order depends only on (seed, epoch), and
+rank r takes positions r, r + W, r + 2W, ... of it (:func:`share`).  Each rank forms batches of
+``batch_size`` graphs from its share, so one optimiser step sees W × batch_size graphs; DDP
+averages the ranks' gradients, i.e. the gradient of the mean of the ranks' batch losses.  The same
+seed and world size give the same result.  Ranks with fewer batches in an epoch (graphs of other
+sizes batch apart) join through DDP's ``join`` context, so no rank waits forever.  Rank 0 alone
+validates and writes metrics and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mingraph.errors import InputError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place: rank in [0, world), and its rank on its node (the GPU it takes)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """True on rank 0 (the process that validates and writes)."""
+        return self.rank == 0
+
+
+SINGLE = Dist()  # one process: no torchrun
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU; a device that is not there is refused."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InputError("--device", "device", f"expected cpu, cuda, cuda:N or auto, got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device", "device", "CUDA was asked for but no CUDA device is available")
+    return dev
+
+
+def setup(device: str = "auto") -> tuple[Dist, torch.device]:
+    """(Dist, device) of this process; joins the torchrun process group when WORLD_SIZE > 1
+    (on CUDA each rank takes GPU ``LOCAL_RANK``).  Raises InputError for bad torchrun variables."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", str(rank)))
+    except ValueError:
+        raise InputError(
+            "environment", "RANK/WORLD_SIZE", "expected integers (as torchrun sets them)"
+        ) from None
+    dev = pick_device(device)
+    if world <= 1:
+        return Dist(), dev
+    if not 0 <= rank < world:
+        raise InputError("environment", "RANK", f"expected 0 <= RANK < WORLD_SIZE={world}, got {rank}")
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local % torch.cuda.device_count())
+        torch.cuda.set_device(dev)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank, world, local), dev
+
+
+def wrap(model: torch.nn.Module, dist: Dist, device: torch.device) -> torch.nn.Module:
+    """The model as DistributedDataParallel when several processes train it, else as it is."""
+    if dist.world <= 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def share(order: np.ndarray, dist: Dist) -> np.ndarray:
+    """This rank's disjoint share of an epoch's order: positions rank, rank + W, ..."""
+    return np.asarray(order)[dist.rank :: dist.world]
+
+
+def joined(model: torch.nn.Module):
+    """DDP's join context (ranks may run out of batches at different steps), or a no-op."""
+    return model.join() if hasattr(model, "join") and dist_active() else contextlib.nullcontext()
+
+
+def dist_active() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def all_sum(values: list[float], dist: Dist, device: torch.device | None = None) -> list[float]:
+    """Sums of ``values`` over every rank (the values themselves on one process); ``device`` the
+    rank's device (NCCL reduces CUDA tensors only)."""
+    if dist.world <= 1 or not dist_active():
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
+
+def barrier(dist: Dist) -> None:
+    """Wait for every rank (nothing on one process)."""
+    if dist.world > 1 and dist_active():
+        torch.distributed.barrier()
+
+
+def teardown(dist: Dist) -> None:
+    """Leave the process group (the last step of a distributed run)."""
+    if dist.world > 1 and dist_active():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

@@ -1,0 +1,260 @@
+"""``mingraph predict-sample``: every field of a sample predicted on Dask, then the sample's results.
+
+Layout of OUT::
+
+    run.json                 the settings of the run (a resumed run must have the same)
+    fields/<name>/           one folder per field, written atomically (temporary name, then renamed):
+        phase_map.tif, confidence.tif, field.json, field.npz (the field's owned figures and thumbnails)
+    sample/                  the sample's results, rewritten whole at the end of each run:
+        mineralogy/ (modal, grains with their field and edge flag, particles, association, liberation ...),
+        overview_phases.png, overview_bse.png, fields.csv, summary.json, report.md, report.html
+
+A field whose folder exists is finished and is never predicted again: a killed run, run again,
+predicts only the fields it lacks; a task that Dask re-runs after losing its worker finds its
+folder and returns it.  Per-field EDS draws are seeded by (seed, field index), so the fields'
+results do not depend on the number of workers or their order.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
+from mingraph.errors import InputError
+from mingraph.files import atomic_folder, write_text
+
+_CACHE: dict[str, Any] = {}  # per worker process: the model and open datasets
+
+
+def field_seed(seed: int, index: int) -> int:
+    """The EDS-draw seed of field ``index``: independent of workers and order."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def _cached(key: str, make: Callable[[], Any]) -> Any:
+    if key not in _CACHE:
+        _CACHE[key] = make()
+    return _CACHE[key]
+
+
+def load_field(spec: FieldSpec, bundle, cfg: dict):
+    """(Field in the model's classes, EDS positions (n, 2) int32, embeddings (n, d) float32) of one field."""
+    from mingraph.acquire.fields import Field, NoSpectra
+    from mingraph.learn.bundle import point_features
+    from mingraph.predict import check_points, labels_in_model_classes, measure_points, measured_field
+
+    px = cfg["pixel_size_um"]
+    if spec.kind == "dataset":
+        from mingraph.acquire.dataset import open_dataset
+
+        ds = _cached(f"dataset:{spec.source}", lambda: open_dataset(spec.source))
+        sample = ds.field(ds.find(spec.tile))
+        rc, emb = measure_points(
+            sample, bundle, cfg["fraction"], cfg["pattern"], field_seed(cfg["seed"], spec.index)
+        )
+        sample, _ = labels_in_model_classes(sample, bundle)
+    elif spec.kind == "tima":
+        from mingraph.acquire.tima import read_tima_field
+
+        d = read_tima_field(spec.source)
+        sample = Field(
+            d["bse"], np.ones(d["bse"].shape, bool), None, bundle.class_names, px, NoSpectra(spec.source)
+        )
+        rc = check_points(d["rc"], sample.shape, spec.source)
+        emb = point_features(bundle, d["spectra"])
+    else:
+        sample, rc, emb = measured_field(spec.source, spec.points, spec.valid, px, bundle)
+    if sample.shape != tuple(spec.shape):
+        raise InputError(
+            spec.source,
+            f"field {spec.name}",
+            f"image is {sample.shape}, the sample was laid out with {spec.shape}",
+        )
+    return sample, rc, emb
+
+
+def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
+    """Predict one field and write ``fields/<name>/`` atomically; a finished folder is returned as is."""
+    import tifffile
+
+    from mingraph.analyse.mineralogy.fields import field_figures
+    from mingraph.analyse.mineralogy.phasemap import write_phase_map
+    from mingraph.analyse.mosaic import thumbnail
+    from mingraph.metrics import confusion
+    from mingraph.predict import load_model, predict_field
+
+    folder = Path(cfg["out"]) / "fields" / spec.name
+    if (folder / "field.json").is_file():
+        return json.loads((folder / "field.json").read_text())
+    bundle = _cached(f"model:{cfg['model']}", lambda: load_model(cfg["model"]))
+    cpu0 = time.process_time()
+    sample, rc, emb = load_field(spec, bundle, cfg)
+    pred = predict_field(bundle, sample.bse, sample.valid, rc, emb, block=cfg["block"], progress=False)
+    own = owned_mask(fields, spec.index)
+    n = len(bundle.class_names)
+    figs = field_figures(
+        pred.labels,
+        sample.valid,
+        pred.confidence,
+        own,
+        sample.pixel_size_um,
+        n,
+        min_confidence=cfg["min_confidence"],
+    )
+    figs.update(thumbnail(pred.labels, sample.bse, own, cfg["step"]))
+    if sample.labels is not None:
+        truth = np.where(sample.valid & own, sample.labels, -1)
+        figs["confusion"] = confusion(truth, pred.labels, n, unclassified=True)
+    info = {
+        "index": spec.index,
+        "name": spec.name,
+        "origin_px": list(spec.origin_px),
+        "shape_px": list(spec.shape),
+        "eds_points": int(rc.shape[0]),
+        "owned_px": int(own.sum()),
+        "seconds": round(pred.seconds, 3),
+        "cpu_s": round(time.process_time() - cpu0, 3),  # CPU time of the field's work (all threads)
+    }
+    with atomic_folder(folder, overwrite=True) as tmp:
+        write_phase_map(tmp / "phase_map.tif", pred.labels, cfg["minerals"].colours, sample.pixel_size_um)
+        tifffile.imwrite(tmp / "confidence.tif", pred.confidence, compression="zlib")
+        np.savez_compressed(tmp / "field.npz", **figs)
+        (tmp / "field.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def _settings(sample: Sample, model: str, **kw) -> dict:
+    return {
+        "sample": str(Path(sample.path).resolve()),
+        "model": model,
+        "fields": [f.name for f in sample.fields],
+        **kw,
+    }
+
+
+def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
+    run = out / "run.json"
+    if out.exists() and overwrite:
+        shutil.rmtree(out)
+    if out.exists():
+        if not run.is_file():
+            if any(out.iterdir()):
+                raise InputError(out, "--out", "exists and holds no predict-sample run (pass --overwrite)")
+        else:
+            try:
+                old = json.loads(run.read_text())
+            except json.JSONDecodeError:
+                raise InputError(run, "json", "unreadable: pass --overwrite to start again") from None
+            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            if diff:
+                raise InputError(
+                    run, diff[0], "differs from this run's settings: resume with the same, or --overwrite"
+                )
+    (out / "fields").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "fields").glob(".*.tmp-*"):  # a field being written when the run was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    if not run.is_file():
+        write_text(run, json.dumps(settings, indent=2))
+
+
+def predict_sample(
+    sample: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    workers: int = 2,
+    scheduler: str | None = None,
+    fraction: float = 0.01,
+    pattern: str = "random",
+    seed: int = 0,
+    block: int = 1024,
+    overview_px: int = 2048,
+    min_confidence: float = 0.5,
+    minerals=None,
+    assay: dict[str, float] | None = None,
+    targets: list[str] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    say: Callable[[str], None] | None = None,
+    on_field: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Predict every field of SAMPLE (a TIMA job, dataset or manifest) into OUT, then the sample's results.
+
+    ``workers`` Dask worker processes of a LocalCluster (0: serially in this process), or the
+    cluster at ``scheduler``; ``fraction``/``pattern`` draw EDS points on dataset fields (TIMA and
+    manifest fields bring their measured points).  ``on_field(i, info)`` is called as each field
+    finishes.  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
+    InputError naming the file, field and expectation for bad input or a mismatched resume.
+    """
+    from mingraph.analyse.mineralogy.minerals import class_minerals
+    from mingraph.analyse.mosaic import overview_step
+    from mingraph.engine import run_tasks
+    from mingraph.predict import library_densities, load_model
+    from mingraph.sample_results import write_sample_results
+
+    say = say or (lambda line: None)
+    s = open_sample(sample)
+    out = Path(out)
+    bundle = load_model(model)
+    names = bundle.class_names
+    if minerals is None:
+        minerals = class_minerals(names)
+        dens = library_densities(names)
+        if dens is not None:
+            minerals.densities = np.where(np.isfinite(dens), dens, minerals.densities)
+    model_path = str(Path(model).resolve()) if model is not None else None
+    settings = _settings(
+        s,
+        model_path or "default",
+        fraction=fraction,
+        pattern=pattern,
+        seed=seed,
+        block=block,
+        min_confidence=min_confidence,
+        overview_px=overview_px,
+    )
+    _prepare_out(out, settings, overwrite)
+    step = overview_step(s.shape_px, overview_px)
+    cfg = dict(
+        settings,
+        out=str(out.resolve()),
+        model=model_path,
+        minerals=minerals,
+        step=step,
+        pixel_size_um=s.pixel_size_um,
+    )
+    done = [f for f in s.fields if (out / "fields" / f.name / "field.json").is_file()]
+    todo = [f for f in s.fields if f not in done]
+    say(
+        f"{s.path}: {len(s.fields)} fields ({len(done)} already predicted), mosaic {s.shape_px[0]}x{s.shape_px[1]} px"
+    )
+    fn = functools.partial(run_field, cfg=cfg, fields=s.fields)
+    run_tasks(
+        fn,
+        todo,
+        workers=workers,
+        scheduler=scheduler,
+        desc="fields",
+        unit="field",
+        progress=progress,
+        say=say,
+        on_result=None if on_field is None else lambda i, r: on_field(todo[i].index, r),
+    )
+    report = write_sample_results(out, s, bundle, minerals, cfg, assay=assay, targets=targets)
+    return {
+        "out": out,
+        "sample": s,
+        "fields": len(s.fields),
+        "predicted": len(todo),
+        "skipped": len(done),
+        "report": report,
+    }
