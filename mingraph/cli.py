@@ -283,10 +283,6 @@ def demo(
         click.echo(f"wrote {path}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
-
-
 # model commands live in cli_models (train, evaluate, train-unet, export-model, convert-model)
 main.add_command(cli_models.train)
 main.add_command(cli_models.evaluate)
@@ -298,3 +294,10 @@ from mingraph.cli_data import dataset, import_  # noqa: E402  (data commands: th
 
 main.add_command(import_, "import")
 main.add_command(dataset)
+
+from mingraph.cli_acquire import acquire  # noqa: E402  (acquisition sessions: their own module)
+
+main.add_command(acquire)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
