@@ -295,9 +295,10 @@ from mingraph.cli_data import dataset, import_  # noqa: E402  (data commands: th
 main.add_command(import_, "import")
 main.add_command(dataset)
 
-from mingraph.cli_acquire import acquire  # noqa: E402  (acquisition sessions: their own module)
+from mingraph.cli_acquire import acquire, acquire_study  # noqa: E402  (acquisition sessions: their own module)
 
 main.add_command(acquire)
+main.add_command(acquire_study)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -22,7 +22,7 @@ STRATEGY_NAMES = ("random", "grid", "segments", "bright", "uncertainty", "slads"
     "--model", type=click.Path(path_type=Path), help="Model file (default: the shipped fusion model)."
 )
 @click.option(
-    "--rounds", type=click.IntRange(min=0), default=4, show_default=True, help="Rounds after the seed set."
+    "--rounds", type=click.IntRange(min=0), default=3, show_default=True, help="Rounds after the seed set."
 )
 @click.option(
     "--seed-fraction",
@@ -86,3 +86,22 @@ def acquire(
         f"{len(s.points)} points ({last['fraction'] * 100:.2f} %) in {len(s.curve)} rounds, "
         f"{last['minutes']:.2f} min ({s.stopped}){f1}; wrote {out}"
     )
+
+
+@click.command("acquire-study")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--docs", type=click.Path(path_type=Path), help="Also write the figures into DOCS/img.")
+@click.option("--size", type=int, default=128, show_default=True, help="Side of the held-out test fields.")
+@click.option("--tiles", "n_tiles", type=int, default=8, show_default=True, help="Number of test fields.")
+@click.option("--large", type=int, default=512, show_default=True, help="Side of the larger field (0: none).")
+@click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
+@user_errors
+def acquire_study(out, docs, size, n_tiles, large, model) -> None:
+    """F1 against EDS points and acquisition minutes for every strategy (docs/results.md)."""
+    import torch
+
+    from mingraph.acquisition_study import TEST_SEEDS, run_study
+
+    torch.set_num_threads(1)
+    seeds = tuple(range(TEST_SEEDS[0], TEST_SEEDS[0] + n_tiles))
+    click.echo(f"wrote {run_study(out, docs, size, seeds, large, model=model, log=click.echo)}")

@@ -69,7 +69,7 @@ def run_session(
     budget: float,
     strategy: str = "uncertainty",
     *,
-    rounds: int = 4,
+    rounds: int = 3,
     seed_fraction: float = 0.4,
     seed: int = 0,
     time_model: TimeModel | None = None,
@@ -84,7 +84,7 @@ def run_session(
     a name of :data:`STRATEGIES`; ``target_confidence`` stops early once the mean confidence over
     valid pixels reaches it; ``predictor`` "model" (the fusion model) or "nearest" (nearest-EDS
     labelling, for strategies without a model); ``every_round`` predicts after every round (default:
-    for model strategies, a confidence target, or when the sample has labels to score);
+    with a confidence target or labels to score; always for model strategies);
     ``params`` extra keyword arguments of the strategy.  Raises InputError for an unknown
     strategy, a bad budget or rounds, or a model strategy with the nearest predictor.
     """
@@ -113,7 +113,8 @@ def run_session(
     model_driven = strategy in MODEL_STRATEGIES
     has_truth = sample.labels is not None and bool((sample.labels[sample.valid] >= 0).any())
     if every_round is None:
-        every_round = model_driven or target_confidence is not None or has_truth
+        every_round = target_confidence is not None or has_truth
+    every_round = every_round or model_driven  # their next round reads the prediction
     rng = np.random.default_rng(seed)
     probs = np.zeros((0, bundle.model.eds_dim), np.float32)
     round_of, curve = [], []

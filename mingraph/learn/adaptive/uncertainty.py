@@ -5,7 +5,9 @@ regressor expects the map's error to fall most (SLADS-style).
   1 − (q₍₁₎ − q₍₂₎) (margin), smoothed by a Gaussian of σ = 1 px, weighted by BSE structure
   s = u · (1 − β ĝ) with ĝ the BSE gradient magnitude over its 99th percentile (clipped to 1):
   an uncertain, BSE-uniform region is an unmeasured grain; a BSE edge is where a spectrum mixes
-  two phases.  Points are the highest scores at least ``spread`` budget spacings apart and from
+  two phases.  Two terms are added: η · BSE novelty (how far the pixel's BSE level is from every
+  measured point's: a phase no spectrum has seen, :func:`bse_novelty`) and γ · distance to the
+  nearest measured point (exploration).  Points are the highest scores at least ``spread`` budget spacings apart and from
   every measured point (greedy non-maximum suppression, :func:`mingraph.acquire.strategies.spread_pick`).
 * ``slads``: the same selection on the expected reduction in distortion (ERD) of SLADS
   (Godaliyadda, Ye, Uchic, Groeber, Buzzard, Bouman, "A Framework for Dynamic Image Sampling
@@ -42,12 +44,37 @@ def bse_structure(state: AcquisitionState) -> np.ndarray:
     return state.cache["structure"]
 
 
+def bse_novelty(state: AcquisitionState, tolerance: float = 0.1) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: how far a pixel's BSE level lies from every measured point's,
+    min_j |b_s − b_j| / ``tolerance`` clipped to 1, on the standardised BSE smoothed by σ = 1 px
+    (:func:`mingraph.graphs.candidates.bse_gradient`): a BSE level no spectrum has seen yet is a
+    phase the map may be missing (rare phases of distinct mean Z)."""
+    from mingraph.graphs.candidates import bse_gradient, standardise_bse
+
+    if "bse_smooth" not in state.cache:
+        state.cache["bse_smooth"] = bse_gradient(standardise_bse(state.bse, state.valid))[0]
+    b = state.cache["bse_smooth"]
+    levels = np.sort(b[state.points[:, 0], state.points[:, 1]])
+    if levels.size == 0:
+        return np.ones(b.shape, np.float32)
+    i = np.clip(np.searchsorted(levels, b), 1, max(levels.size - 1, 1))
+    d = np.minimum(np.abs(b - levels[i - 1]), np.abs(b - levels[np.minimum(i, levels.size - 1)]))
+    return np.clip(d / tolerance, 0, 1).astype(np.float32)
+
+
 def uncertainty_score(
-    state: AcquisitionState, measure: str = "entropy", edge_weight: float = 0.5, smooth: float = 1.0
+    state: AcquisitionState,
+    measure: str = "entropy",
+    edge_weight: float = 0.5,
+    smooth: float = 1.0,
+    distance_weight: float = 0.0,
+    novelty_weight: float = 0.0,
 ) -> np.ndarray:
-    """(H, W) float32 score s = u · (1 − β ĝ) of the module docstring (u smoothed by a Gaussian
-    of ``smooth`` px; β = ``edge_weight``).  ``measure`` "entropy" or "margin".  Raises InputError
-    without the model's maps or for another measure."""
+    """(H, W) float32 score s = u · (1 − β ĝ) + γ min(d / δ, 2) / 2 of the module docstring (u
+    smoothed by a Gaussian of ``smooth`` px; β = ``edge_weight``; γ = ``distance_weight``, d the
+    distance to the nearest measured point and δ the current mean spacing √(valid / measured): an
+    exploration term).  ``measure`` "entropy" or "margin".  Raises InputError without the model's
+    maps or for another measure."""
     _need_maps(state, "uncertainty")
     if measure == "entropy":
         n_classes = int(state.cache.get("n_classes", 50))
@@ -57,7 +84,14 @@ def uncertainty_score(
     else:
         raise InputError("strategy", "measure", f"expected 'entropy' or 'margin', got {measure!r}")
     u = ndimage.gaussian_filter(np.where(state.valid, u, 0).astype(np.float32), smooth) if smooth else u
-    return (u * (1.0 - edge_weight * bse_structure(state))).astype(np.float32)
+    s = u * (1.0 - edge_weight * bse_structure(state))
+    if novelty_weight:
+        s = s + novelty_weight * bse_novelty(state)
+    if distance_weight:
+        d = ndimage.distance_transform_edt(~state.measured)
+        delta = np.sqrt(state.n_valid / max(int(state.measured.sum()), 1))
+        s = s + distance_weight * np.minimum(d / delta, 2.0) / 2.0
+    return s.astype(np.float32)
 
 
 def pick_spread(
@@ -94,12 +128,16 @@ def choose_uncertainty(
     state: AcquisitionState,
     n: int,
     rng: np.random.Generator,
-    measure: str = "entropy",
+    measure: str = "margin",
     edge_weight: float = 0.5,
     spread: float = 0.5,
+    distance_weight: float = 0.2,
+    novelty_weight: float = 0.75,
 ) -> np.ndarray:
-    """The ``uncertainty`` strategy (module docstring): (n, 2) int32 row/col."""
-    return pick_spread(state, uncertainty_score(state, measure, edge_weight), n, rng, spread)
+    """The ``uncertainty`` strategy (module docstring): (n, 2) int32 row/col.  The defaults were
+    chosen on 6 simulated 128² fields of the model's training seeds (100020–100025) at 0.5 %."""
+    score = uncertainty_score(state, measure, edge_weight, 1.0, distance_weight, novelty_weight)
+    return pick_spread(state, score, n, rng, spread)
 
 
 def choose_slads(
