@@ -25,7 +25,7 @@ from mingraph.learn.adaptive import STRATEGIES, run_session
 from mingraph.metrics import confusion, scores
 
 BUDGETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05)
-LARGE_BUDGETS = (0.0025, 0.005, 0.01, 0.025, 0.05)
+LARGE_BUDGETS = (0.005, 0.01, 0.025, 0.05)
 TEST_SEEDS = tuple(range(4242, 4250))
 LARGE_SEED = 4300
 METHODS = (*STRATEGIES, "random + nearest EDS")
@@ -39,13 +39,25 @@ def _session(sample, bundle, budget, method, seed):
     return run_session(sample, bundle, budget, method, seed=seed, every_round=False)
 
 
-def run_grid(fields: list, bundle, budgets, methods=METHODS, log=print) -> list[dict]:
+def run_grid(
+    fields: list, bundle, budgets, methods=METHODS, log=print, cache: Path | None = None
+) -> list[dict]:
     """One record per (method, budget): pooled weighted/macro F1, points, mean acquisition
-    minutes per field (measurement + inference + choosing) over ``fields``."""
+    minutes per field (measurement + inference + choosing) over ``fields``.  Records are appended
+    to ``cache`` (JSON lines) as they finish and read back from it when the run is resumed."""
     n_classes = len(bundle.class_names)
+    names = [f.name for f in fields]
+    done = {}
+    if cache is not None and cache.is_file():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["method"], r["budget"], tuple(r["fields"]))] = r
     out = []
     for method in methods:
         for budget in budgets:
+            if (method, budget, tuple(names)) in done:
+                out.append(done[(method, budget, tuple(names))])
+                continue
             cm = np.zeros((n_classes, n_classes + 1), np.int64)
             minutes, points, t0 = [], [], time.perf_counter()
             for i, f in enumerate(fields):
@@ -64,7 +76,12 @@ def run_grid(fields: list, bundle, budgets, methods=METHODS, log=print) -> list[
                 "points_per_field": float(np.mean(points)),
                 "minutes_per_field": float(np.mean(minutes)),
             }
+            rec["fields"] = names
             out.append(rec)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                with open(cache, "a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
             log(
                 f"{method:22s} {budget * 100:5.2f} %  F1 {rec['f1_weighted']:.3f} / {rec['f1_macro']:.3f}"
                 f"  ({time.perf_counter() - t0:.0f} s)"
@@ -137,10 +154,10 @@ def run_study(
     bundle = load_model(model)
     t0 = time.perf_counter()
     tiles = [simulate_tile(s, size).field(f"test-{s}") for s in seeds]
-    res = {"tiles": run_grid(tiles, bundle, budgets, log=log)}
+    res = {"tiles": run_grid(tiles, bundle, budgets, log=log, cache=out / "records.jsonl")}
     if large:
         big = [simulate_tile(LARGE_SEED, large).field(f"large-{LARGE_SEED}")]
-        res["large"] = run_grid(big, bundle, large_budgets, log=log)
+        res["large"] = run_grid(big, bundle, large_budgets, log=log, cache=out / "records.jsonl")
     res["settings"] = {
         "size": size,
         "seeds": list(seeds),
@@ -153,7 +170,7 @@ def run_study(
     for key, recs in (("tiles", res["tiles"]), ("large", res.get("large", []))):
         if not recs:
             continue
-        cols = list(recs[0])
+        cols = [c for c in recs[0] if c != "fields"]
         write_csv(out / f"records-{key}.csv", [cols] + [[r[c] for c in cols] for r in recs])
         md.append(f"### {key}\n\n" + table(recs))
         for d in [out] + ([Path(docs) / "img"] if docs else []):
