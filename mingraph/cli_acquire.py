@@ -92,16 +92,21 @@ def acquire(
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--docs", type=click.Path(path_type=Path), help="Also write the figures into DOCS/img.")
 @click.option("--size", type=int, default=128, show_default=True, help="Side of the held-out test fields.")
-@click.option("--tiles", "n_tiles", type=int, default=8, show_default=True, help="Number of test fields.")
-@click.option("--large", type=int, default=512, show_default=True, help="Side of the larger field (0: none).")
+@click.option("--tiles", "n_tiles", type=int, default=4, show_default=True, help="Number of test fields.")
+@click.option("--large", type=int, default=256, show_default=True, help="Side of the larger field (0: none).")
+@click.option("--methods", help="Comma-separated methods to run or report (default: all).")
 @click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
 @user_errors
-def acquire_study(out, docs, size, n_tiles, large, model) -> None:
+def acquire_study(out, docs, size, n_tiles, large, model, methods) -> None:
     """F1 against EDS points and acquisition minutes for every strategy (docs/results.md)."""
     import torch
 
-    from mingraph.acquisition_study import TEST_SEEDS, run_study
+    from mingraph.acquisition_study import LARGE_METHODS, METHODS, TEST_SEEDS, run_study
 
     torch.set_num_threads(1)
     seeds = tuple(range(TEST_SEEDS[0], TEST_SEEDS[0] + n_tiles))
-    click.echo(f"wrote {run_study(out, docs, size, seeds, large, model=model, log=click.echo)}")
+    chosen = [m.strip() for m in methods.split(",")] if methods else list(METHODS)
+    kw = dict(
+        model=model, log=click.echo, methods=chosen, large_methods=[m for m in LARGE_METHODS if m in chosen]
+    )
+    click.echo(f"wrote {run_study(out, docs, size, seeds, large, **kw)}")

@@ -244,3 +244,17 @@ def test_bad_input_is_one_line_naming_the_field(args, field, tmp_path):
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and field in lines[0], r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_session_on_a_dataset_field(tmp_path):
+    from mingraph.acquire.importing import simulate_dataset
+
+    ds = simulate_dataset(tmp_path / "ds", 2, 64, 5)
+    out = tmp_path / "acq"
+    args = ["acquire", str(ds), "--field", "1", "--budget", "0.02", "--strategy", "grid", "--out", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    rc, _, _ = read_points_table(out / "points.csv")
+    assert len(rc) == len({tuple(p) for p in rc}) > 0
+    r = CliRunner().invoke(main, args[:2] + args[4:])  # no --field
+    assert r.exit_code == 2 and "--field" in r.output

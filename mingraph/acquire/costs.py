@@ -74,7 +74,7 @@ def points_table(rc: np.ndarray, rounds: np.ndarray, pixel_size_um: float) -> li
     p = float(pixel_size_um)
     rows = [["order", "round", "row", "col", "x_um", "y_um"]]
     for i, ((r, c), k) in enumerate(zip(rc, np.asarray(rounds).reshape(-1))):
-        rows.append([i, int(k), int(r), int(c), f"{(c + 0.5) * p:.6g}", f"{(r + 0.5) * p:.6g}"])
+        rows.append([i, int(k), int(r), int(c), f"{(c + 0.5) * p:.10g}", f"{(r + 0.5) * p:.10g}"])
     return rows
 
 
