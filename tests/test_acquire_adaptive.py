@@ -235,7 +235,8 @@ def test_time_model_and_order():
         (["--simulate", "64", "--budget", "1.5"], "--budget"),
         (["--budget", "0.01"], "input"),
         (["--simulate", "64", "--budget", "0.01", "--dwell-ms", "-1"], "dwell_ms"),
-        (["--simulate", "64", "--budget", "0.01", "--seed-fraction", "0"], "--rounds"),
+        (["--simulate", "64", "--budget", "0.01", "--seed-fraction", "0"], "--seed-fraction"),
+        (["--simulate", "64", "--budget", "0.01", "--target-confidence", "2"], "--target-confidence"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_field(args, field, tmp_path):

@@ -86,17 +86,21 @@ def run_session(
     labelling, for strategies without a model); ``every_round`` predicts after every round (default:
     with a confidence target or labels to score; always for model strategies);
     ``params`` extra keyword arguments of the strategy.  Raises InputError for an unknown
-    strategy, a bad budget or rounds, or a model strategy with the nearest predictor.
+    strategy, a bad budget, rounds, seed fraction or confidence target, or a model strategy with the nearest predictor.
     """
     if strategy not in STRATEGIES:
         raise InputError(
             "acquire", "--strategy", f"expected one of {', '.join(STRATEGIES)}, got {strategy!r}"
         )
-    if rounds < 0 or not (0.0 < seed_fraction <= 1.0):
+    if rounds < 0:
+        raise InputError("acquire", "--rounds", f"expected a number of rounds ≥ 0, got {rounds}")
+    if not (0.0 < seed_fraction <= 1.0):
         raise InputError(
-            "acquire",
-            "--rounds",
-            f"expected rounds ≥ 0 and a seed fraction in (0, 1], got {rounds}, {seed_fraction}",
+            "acquire", "--seed-fraction", f"expected a share of the budget in (0, 1], got {seed_fraction}"
+        )
+    if target_confidence is not None and not (0.0 <= target_confidence <= 1.0):
+        raise InputError(
+            "acquire", "--target-confidence", f"expected a confidence in [0, 1], got {target_confidence}"
         )
     if predictor not in ("model", "nearest") or (predictor == "nearest" and strategy in MODEL_STRATEGIES):
         raise InputError(
