@@ -289,6 +289,10 @@ from mingraph.cli_sample import predict_sample, simulate_sample  # noqa: E402  (
 
 main.add_command(predict_sample)
 main.add_command(simulate_sample)
+from mingraph.cli_acquire import acquire, acquire_study  # noqa: E402  (acquisition sessions: their own module)
+
+main.add_command(acquire)
+main.add_command(acquire_study)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
