@@ -16,6 +16,7 @@ which pickles) is raised after the remaining tasks are cancelled.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -48,11 +49,16 @@ def dask_client(workers: int, scheduler: str | None = None, say: Callable[[str],
         return
     if workers < 1:
         raise InputError("--workers", "workers", f"expected at least 1 worker process, got {workers}")
+    # the nanny gives each worker OMP/MKL/OpenBLAS 1 thread (torch follows); Numba's parallel kernels
+    # get the cores shared out, so that N workers never run more compute threads than there are cores
+    # (oversubscribed Numba threads doubled each field's CPU time at 2 workers on 2 cores)
+    numba_threads = max(1, (os.cpu_count() or 1) // workers)
     with (
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
+            env={"NUMBA_NUM_THREADS": str(numba_threads)},
             dashboard_address=":0",
             silence_logs=logging.CRITICAL,  # a worker closing at shutdown logs a harmless CommClosedError
         ) as cluster,
