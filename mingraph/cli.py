@@ -231,7 +231,7 @@ def predict(
 @click.option("--protocol", type=click.Choice(["reduced", "full"]), default="reduced", show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True)
 @click.option(
-    "--docs", type=click.Path(path_type=Path), help="Also write results.md and figures here (e.g. docs/)."
+    "--docs", type=click.Path(path_type=Path), help="Also write study.md and figures here (e.g. docs/)."
 )
 @user_errors
 def study(dataset, out, protocol, workers, docs) -> None:

@@ -67,7 +67,7 @@ def run_study(
     docs: str | os.PathLike | None = None,
     seed: int = 0,
 ) -> Path:
-    """Run every step of the study into ``out`` and write ``results.md`` (also to ``docs`` if given)."""
+    """Run every step of the study into ``out`` and write ``results.md`` (also to ``docs`` as ``study.md``)."""
     from mingraph.acquire.dataset import open_dataset
     from mingraph.analyse.evaluate import evaluate
     from mingraph.graphs.build import build_graphs
