@@ -143,3 +143,12 @@ def test_point_spectra_fields_train_on_their_measured_points_only(data, tmp_path
         tmp_path / "run", pts_path, enc, progress=False, epochs=1, **dict(SMALL, max_train_fields=None)
     )
     assert last["epoch"] == 1 and np.isfinite(last["train_loss"])
+
+
+def test_frequency_weights_by_hand():
+    from mingraph.learn.class_weights import frequency_weights
+
+    # frequencies 3/4, 1/4, 0: inverse 4/3 and 4, support-weighted mean 2 -> 2/3 and 2; unseen 0
+    np.testing.assert_allclose(frequency_weights(np.array([3, 1, 0]), 1.0), [2 / 3, 2, 0], rtol=1e-6)
+    np.testing.assert_allclose(frequency_weights(np.array([3, 1, 0]), 1.0, cap=1.5), [2 / 3, 1, 0], rtol=1e-6)
+    np.testing.assert_allclose(frequency_weights(np.array([3, 1]), 0.0), [1, 1], rtol=1e-6)

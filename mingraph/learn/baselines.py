@@ -18,6 +18,7 @@ from torch import nn
 from mingraph.errors import InputError
 from mingraph.files import load_artifact, save_artifact
 from mingraph.graphs.structure import StructuredGraph
+from mingraph.learn.class_weights import frequency_weights
 
 UNET_FORMAT = "mingraph-unet"
 UNET_VERSION = 1
@@ -84,12 +85,8 @@ def _class_weights(y: torch.Tensor, n: int, kind: str) -> torch.Tensor | None:
     """
     if kind == "none":
         return None
-    counts = torch.bincount(y[y >= 0], minlength=n).double()
-    freq = counts / counts.sum()
-    w = torch.where(counts > 0, freq.clamp_min(1e-12) ** (-0.5 if kind == "sqrt-inverse" else -1.0), 0.0)
-    w = w / (w * freq).sum()
-    lo = w[counts > 0].min()
-    return w.clamp(max=50 * lo).float()
+    counts = torch.bincount(y[y >= 0], minlength=n).numpy()
+    return frequency_weights(counts, 0.5 if kind == "sqrt-inverse" else 1.0, cap=50.0)
 
 
 def _augment(xb: torch.Tensor, yb: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

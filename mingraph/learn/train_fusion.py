@@ -33,6 +33,7 @@ from mingraph.errors import InputError
 from mingraph.files import save_artifact, write_text
 from mingraph.graphs.candidates import build_candidate_graph
 from mingraph.learn.bundle import make_bundle
+from mingraph.learn.class_weights import frequency_weights
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion
 from mingraph.metrics import confusion, scores
 from mingraph.spectra.encoder import class_probabilities, load_encoder
@@ -70,21 +71,12 @@ def _spectra(field, rc: np.ndarray, draw: int) -> np.ndarray:
 def measurable(field) -> np.ndarray | None:
     """(H, W) bool of the pixels that have a spectrum, or None when the source answers any pixel.
 
-    Point-spectra fields (point analyses, TIMA dots: ``PointSpectra`` or a field with an
-    ``eds_mask``) train on their measured points only: each step draws a random subset of them
-    (nothing is invented where no spectrum was measured).
+    Point-spectra fields (point analyses, TIMA dots: ``PointSpectra``) train on their measured
+    points only: each step draws a random subset of them (nothing is invented where no spectrum
+    was measured).
     """
     mask = getattr(field.eds, "measured_mask", None)
-    if mask is None:
-        mask = field.eds_mask if not _answers_anywhere(field.eds) else None
     return None if mask is None else np.asarray(mask, bool)
-
-
-def _answers_anywhere(eds) -> bool:
-    from mingraph.acquire.fields import DenseSpectrumImage
-    from mingraph.acquire.simulate.eds import SimulatedEds
-
-    return isinstance(eds, (SimulatedEds, DenseSpectrumImage))
 
 
 def draw_points(valid: np.ndarray, measured: np.ndarray | None, fraction: float, rng: np.random.Generator):
@@ -222,9 +214,7 @@ def train_fusion(
         cnt = (
             sum(np.bincount(f.labels[f.valid & (f.labels >= 0)], minlength=len(names)) for f in fields) + 100
         )
-        freq = cnt / cnt.sum()
-        weight = torch.as_tensor(freq ** -cfg["balanced"], dtype=torch.float32)
-        weight = weight / (weight * torch.as_tensor(freq, dtype=torch.float32)).sum()
+        weight = frequency_weights(cnt, cfg["balanced"])  # +100 pixels a class: no unseen class
     run.mkdir(parents=True, exist_ok=True)
     paths = {"dataset": str(Path(dataset).resolve()), "encoder": str(Path(encoder).resolve())}
     write_text(run / "config.json", json.dumps(cfg | paths | {"arch": "fusion"}, indent=2))
