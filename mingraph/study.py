@@ -120,15 +120,19 @@ def run_study(
             step(f"train {name} (resume)", lambda: train(run, resume=True, epochs=cfg["epochs"]))
         else:
             step(f"train {name}", lambda: train(run, config=cfg, **src))
-    if not (out / "fusion" / "best.pt").is_file():
-        from mingraph.learn.train_fusion import train_fusion
+    from mingraph.learn.train_fusion import train_fusion
 
-        shutil.rmtree(out / "fusion", ignore_errors=True)  # an interrupted run restarts (no resume yet)
+    fusion = out / "fusion"
+    if (fusion / "resume.pt").is_file():  # an interrupted run continues to its epochs (a finished one: no-op)
+        step(
+            "train fusion model (resume)",
+            lambda: train_fusion(fusion, ds.path, enc, progress=False, resume=True),
+        )
+    else:
+        shutil.rmtree(fusion, ignore_errors=True)  # stopped inside its first epoch: nothing to keep
         step(
             "train fusion model",
-            lambda: train_fusion(
-                out / "fusion", ds.path, enc, progress=False, seed=seed, **p.get("fusion", {})
-            ),
+            lambda: train_fusion(fusion, ds.path, enc, progress=False, seed=seed, **p.get("fusion", {})),
         )
     if not (out / "unet.pt").is_file():
         step(
