@@ -66,6 +66,9 @@ def train(shards, online, run, epochs, config, encoder, backend, device, resume,
     click.echo(
         f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}"
     )
+    from mingraph.learn.distributed import end_worker
+
+    end_worker()  # under torchrun: leave before gloo's exit-time teardown can abort a finished run
 
 
 @click.command()

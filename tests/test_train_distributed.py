@@ -67,7 +67,9 @@ def _rank_main(rank: int, port: int, out: str) -> None:
         grads.append([p.grad.clone() for p in model.parameters()])
         opt.step()
     torch.save({"share": mine, "grads": grads, "params": list(model.parameters())}, f"{out}/rank{rank}.pt")
+    net = loss = None
     ddp.teardown(dist)
+    ddp.end_worker()  # as `mingraph train` does under torchrun
 
 
 def _free_port() -> int:
@@ -124,3 +126,18 @@ def test_train_under_torchrun_is_repeatable(shards, tmp_path, runs):  # noqa: F8
         weights.append(torch.load(tmp_path / f"run{i}" / "last.pt", weights_only=True)["model_state"])
     for k in weights[0]:
         torch.testing.assert_close(weights[0][k], weights[1][k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "world, out", [("2", "written"), ("1", "written and went on"), (None, "written and went on")]
+)
+def test_end_worker_leaves_at_once_under_torchrun_only(world, out):
+    code = (
+        "import sys; from mingraph.learn.distributed import end_worker\n"
+        "sys.stdout.write('written'); end_worker(); sys.stdout.write(' and went on')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WORLD_SIZE"} | {"PYTHONPATH": str(REPO)}
+    if world is not None:
+        env["WORLD_SIZE"] = world
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout == out, res.stderr  # buffered output flushed before leaving

@@ -14,7 +14,9 @@ validates and writes metrics and checkpoints.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +119,29 @@ def barrier(dist: Dist) -> None:
 
 
 def teardown(dist: Dist) -> None:
-    """Leave the process group (the last step of a distributed run)."""
+    """Leave the process group (the last step of a distributed run): wait for every rank, free
+    what still holds the group (a DistributedDataParallel wrapper the caller has dropped), then
+    destroy it."""
     if dist.world > 1 and dist_active():
         torch.distributed.barrier()
+        gc.collect()
         torch.distributed.destroy_process_group()
+
+
+def end_worker() -> None:
+    """End a torchrun worker that has finished its work (outputs written, :func:`teardown` done):
+    flush stdout and stderr and leave with status 0 at once (``os._exit``), without interpreter
+    finalisation and C++ static destructors.  There, gloo's worker threads can abort the process
+    after a run that finished well (SIGABRT, "terminate called without an active exception"; seen
+    once in CI on a rank waiting to exit; see pytorch/pytorch PR 179291 on gloo threads at
+    finalisation).  torchrun would then report the whole run failed.  Does nothing outside
+    torchrun (WORLD_SIZE unset or 1), so in-process callers such as ``mingraph study`` go on."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return
+    if world <= 1:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -409,6 +409,8 @@ def train(
             tqdm.write(
                 f"epoch {epoch + 1}: loss {last['train_loss']:.4f}  val F1 {last['val_f1_weighted']:.4f}  {last['graphs_per_s']:.1f} graphs/s"
             )
+    # the DDP wrapper (and the last graph through it) hold the process group: free them first
+    net = loss = None
     ddp.teardown(dist)
     return last
 
