@@ -35,7 +35,9 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "st" / "eval" / "metrics.json").read_text())
     methods = {r["method"] for r in metrics["results"]}
     both = {"fusion model", "GAT (paper)", "GAT (kNN graph)", "nearest EDS", "UNet (BSE only)"}
-    assert both | {"fusion model (default_model.pt)"} <= methods  # the study's models and the shipped one
+    assert (
+        both | {"fusion model, shipped (default_model.pt)"} <= methods
+    )  # the study's models and the shipped one
     assert len(methods) == 9  # and the two classical fusion baselines and the learnt candidate pick
     for m in methods:
         assert f"| {m} | 1 |" in text and f"| {m} | 10 |" in text

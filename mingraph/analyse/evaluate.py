@@ -25,6 +25,7 @@ from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.graphs.structure import batch_graphs, size_groups
 from mingraph.learn.bundle import Bundle, load_bundle
 from mingraph.metrics import confusion, scores, tile_mean_scores
+from mingraph.predict import default_model_path
 
 EVAL_SEED = 20_240_601
 
@@ -219,12 +220,14 @@ def evaluate(
     main = model_label(bundle)
     compare_bundles = {}
     for path in compare or ():
-        other = load_bundle(resolve_model(path))
+        other_path = resolve_model(path)
+        other = load_bundle(other_path)
         if other.class_names != names:
             raise InputError(path, "class_names", "this model's classes differ from the dataset's")
         label = model_label(other)
         if label == main or label in compare_bundles:  # two models of one kind: name them by file
-            label = f"{label} ({Path(path).name})"
+            shipped = other_path.resolve() == default_model_path().resolve()
+            label = f"{label}{', shipped' if shipped else ''} ({Path(path).name})"
         compare_bundles[label] = other
     classical = dict(classical or {})
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):
