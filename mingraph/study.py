@@ -28,7 +28,7 @@ PROTOCOLS: dict[str, dict] = {
         "max_tiles": {"train": 400, "val": 48, "test": 40},
         "train": {"epochs": 3, "max_train_graphs": 160, "val_max_graphs": 48},
         "online": False,
-        "unet": {"epochs": 20, "patience": 5, "max_tiles": 400, "val_max_tiles": 48},
+        "unet": {"epochs": 60, "patience": 10, "max_tiles": 400, "val_max_tiles": 48},
         "fusion": {"epochs": 3, "max_train_fields": 400, "val_max_fields": 16},
     },
     "full": {
@@ -128,8 +128,8 @@ def run_study(
             "train fusion model (resume)",
             lambda: train_fusion(fusion, ds.path, enc, progress=False, resume=True),
         )
-    else:
-        shutil.rmtree(fusion, ignore_errors=True)  # stopped inside its first epoch: nothing to keep
+    elif not (fusion / "last.pt").is_file():  # stopped inside its first epoch: nothing to keep
+        shutil.rmtree(fusion, ignore_errors=True)
         step(
             "train fusion model",
             lambda: train_fusion(fusion, ds.path, enc, progress=False, seed=seed, **p.get("fusion", {})),

@@ -46,6 +46,10 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
     for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
         Image.open(tmp_path / "docs" / "img" / name).verify()
     assert (tmp_path / "docs" / "study.md").read_text() == text
-    # a second run resumes: nothing is retrained, results are rewritten identically
+    # a second run resumes: nothing is retrained, results are rewritten identically; a finished
+    # fusion run without resume state (older runs wrote none) is kept, not trained again
+    (tmp_path / "st" / "fusion" / "resume.pt").unlink()
+    fusion_last = (tmp_path / "st" / "fusion" / "last.pt").stat().st_mtime_ns
     again = study.run_study(ds, tmp_path / "st", "tiny", workers=1)
     assert again.read_text().split("## Table 1")[1] == text.split("## Table 1")[1]
+    assert (tmp_path / "st" / "fusion" / "last.pt").stat().st_mtime_ns == fusion_last  # not rewritten
