@@ -37,7 +37,9 @@ from mingraph.errors import InputError
     help="TESCAN TIMA field folder (bse.png, xray.map[.gz], pixelmask.png; profile.xml in its parent).",
 )
 @click.option(
-    "--valid", type=click.Path(path_type=Path), help="Image of valid (specimen) pixels; default: all."
+    "--valid",
+    type=click.Path(path_type=Path),
+    help="Image of valid (specimen) pixels; default: all (a TIMA field: its job's MinBse-MaxBse BSE window).",
 )
 @click.option(
     "--classes",

@@ -66,9 +66,7 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
         from mingraph.acquire.tima import read_tima_field
 
         d = read_tima_field(spec.source)
-        sample = Field(
-            d["bse"], np.ones(d["bse"].shape, bool), None, bundle.class_names, px, NoSpectra(spec.source)
-        )
+        sample = Field(d["bse"], d["valid"], None, bundle.class_names, px, NoSpectra(spec.source))
         rc = check_points(d["rc"], sample.shape, spec.source)
         emb = point_features(bundle, d["spectra"])
     else:

@@ -273,3 +273,32 @@ def test_a_task_run_again_returns_its_finished_field(sim):
     info = run_field(s.fields[3], {"out": str(d / "serial"), "model": str(d / "no-model.pt")}, s.fields)
     assert info == json.loads((folder / "field.json").read_text())
     assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+
+
+def test_tima_resin_below_the_jobs_bse_window_is_not_classified(tmp_path, real_dir):
+    """A TIMA job's MinBse (15 % here) separates specimen from resin: darker pixels get no phase."""
+    import shutil
+
+    from PIL import Image
+    from test_tima import write_xray_map
+
+    field = tmp_path / "job" / "1"
+    field.mkdir(parents=True)
+    shutil.copy(real_dir / "field-profile.xml", field.parent / "profile.xml")
+    raw = np.full((48, 64), 20000, np.uint16)
+    raw[:, :20] = 33000  # a bright phase
+    raw[:, 48:] = 5000  # resin: 7.6 % of the scale
+    raw[0, 0] = 9830  # 14.9996 %: just below the window
+    Image.fromarray(raw).save(field / "bse.png")
+    dots = np.zeros(raw.shape, bool)
+    dots[2::4, 2:48:4] = True  # TIMA measures dots on the specimen only
+    Image.fromarray(dots.astype(np.uint8) * 255).save(field / "pixelmask.png")
+    counts = np.zeros((int(dots.sum()), 3000), np.uint16)
+    counts[:, 174] = np.where(raw[dots] > 30000, 2, 30)  # Si Ka on the darker phase
+    counts[:, 640] = np.where(raw[dots] > 30000, 30, 2)  # Fe Ka on the bright one
+    write_xray_map(field / "xray.map", counts, 1, counts.shape[0], np.where(counts.max(0) > 0, 16, 0))
+    predict_sample(tmp_path / "job", tmp_path / "out", workers=0, progress=False)
+    phases = tifffile.imread(tmp_path / "out" / "fields" / "1" / "phase_map.tif")
+    outside = raw.astype(np.int64) * 100 < 15 * 65535
+    assert outside.sum() == 48 * 16 + 1
+    assert (phases[outside] == 255).all() and (phases[~outside] != 255).all()

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mingraph.acquire.dataset import open_dataset
-from mingraph.acquire.tima import read_profile, read_xray_map
+from mingraph.acquire.tima import read_profile, read_tima_field, read_xray_map, specimen_mask
 from mingraph.cli import main
 from mingraph.errors import InputError
 
@@ -92,6 +92,7 @@ def test_profile(real_dir):
     p = read_profile(real_dir / "field-profile.xml")
     assert p.mode == "Dots" and p.pixel_spacing_um == 3 and p.field_width_um == 1500
     assert p.dot_spacing_um == 9 and p.bright_phase_bse == (60, 100) and p.x_ray_count == 1000
+    assert p.bse_window == (15, 100)
     assert p.fields["1"] == (-4.5, 8.25) and len(p.fields) == 5
 
 
@@ -142,3 +143,46 @@ def test_field_folder_faults(real_dir, tmp_path):
     (field / "xray.map").unlink()
     res = CliRunner().invoke(main, ["import", str(tmp_path / "a"), "--tima", str(field)])
     assert res.exit_code == 2 and "xray.map: missing" in res.output
+
+
+def test_specimen_mask_by_hand():
+    raw = np.array([[9830, 9831, 65535, 0, 32768]], np.uint16)  # 15 % of 65535 is 9830.25
+    bse = raw.astype(np.float32) / 65535
+    assert specimen_mask(bse, (15, 100)).tolist() == [[False, True, True, False, True]]
+    assert specimen_mask(bse, (15, 50)).tolist() == [[False, True, False, False, False]]  # 32768 is 50.0008 %
+    measured = np.array([[True, False, False, False, False]])  # a dot is specimen by the instrument's choice
+    assert specimen_mask(bse, (15, 50), measured).tolist() == [[True, True, False, False, False]]
+
+
+def test_real_field_specimen_is_the_profiles_bse_window(real_dir, tmp_path):
+    field, mask, _ = _job(tmp_path, real_dir)
+    raw = np.asarray(Image.open(real_dir / "field-bse.png")).astype(np.int64)
+    expected = (raw * 100 >= 15 * 65535) & (raw * 100 <= 100 * 65535)  # integer brute force
+    assert expected[mask].all()  # TIMA measured dots only inside its window
+    t = read_tima_field(field)
+    assert np.array_equal(t["valid"], expected) and 0.99 < t["valid"].mean() < 1.0
+    assert t["meta"]["bse_window_percent"] == [15, 100]
+    res = CliRunner().invoke(main, ["import", str(tmp_path / "ds"), "--tima", str(field), "--split", "train"])
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(open_dataset(tmp_path / "ds").field(0).valid, expected)
+    # a mask the user gives wins over the profile's window
+    Image.fromarray(np.full(raw.shape, 255, np.uint8)).save(tmp_path / "all.png")
+    args = ["import", str(tmp_path / "ds2"), "--tima", str(field), "--valid", str(tmp_path / "all.png")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert open_dataset(tmp_path / "ds2").field(0).valid.all()
+
+
+def test_profile_bse_window_faults(real_dir, tmp_path):
+    field, _, _ = _job(tmp_path, real_dir)
+    prof = field.parent / "profile.xml"
+    text = prof.read_text()
+    prof.write_text(
+        text.replace("<MinBse>15</MinBse>", "<MinBse>50</MinBse>").replace("<MaxBse>100", "<MaxBse>20")
+    )
+    with pytest.raises(InputError, match="profile.xml: MinBse: expected 0 <= MinBse < MaxBse <= 100"):
+        read_profile(prof)
+    prof.write_text(text.replace("<MinBse>15</MinBse>", ""))
+    said = []
+    assert read_tima_field(field, said.append)["valid"].all()
+    assert any("no MinBse/MaxBse: every pixel of 1 is taken as specimen" in line for line in said)

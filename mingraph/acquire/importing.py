@@ -62,7 +62,7 @@ def field_record(
             "import", "spectra", "give a hypermap (--spectra) or point spectra (--points), not both"
         )
     cube = file_px = calibration = None
-    rc = point_spectra = tima_meta = None
+    rc = point_spectra = tima_meta = tima_valid = None
     if f.tima is not None:
         if any(x is not None for x in (f.bse, f.spectra, f.points, f.eds_mask)):
             raise InputError(
@@ -73,7 +73,7 @@ def field_record(
         from mingraph.acquire.tima import read_tima_field
 
         t = read_tima_field(f.tima, say)
-        bse_img, file_px, tima_meta = t["bse"], t["pixel_size_um"], t["meta"]
+        bse_img, file_px, tima_meta, tima_valid = t["bse"], t["pixel_size_um"], t["meta"], t["valid"]
         if t["rc"].shape[0] == bse_img.size:  # high-resolution mode: a spectrum at every pixel
             cube = t["spectra"].reshape(*bse_img.shape, -1)
         else:
@@ -128,7 +128,10 @@ def field_record(
         mask = measured
         if calibration.get("rebinned"):
             say(f"{f.points}: {summary_line(calibration)}")
-    valid_mask = read_mask(f.valid, shape, "valid") if f.valid is not None else np.ones(shape, bool)
+    if f.valid is not None:  # the user's specimen mask wins over the TIMA profile's BSE window
+        valid_mask = read_mask(f.valid, shape, "valid")
+    else:
+        valid_mask = tima_valid if tima_valid is not None else np.ones(shape, bool)
     if f.classes is not None:
         names = read_class_names(f.classes)
     else:

@@ -133,6 +133,7 @@ class TimaProfile:
     field_width_um: float | None = None
     dot_spacing_um: float | None = None
     bright_phase_bse: tuple[float, float] | None = None  # BSE % range measured extra
+    bse_window: tuple[float, float] | None = None  # MinBse, MaxBse: BSE % range taken as specimen
     x_ray_count: int | None = None
     fields: dict = field(default_factory=dict)  # dirname -> (dx, dy) stage position
 
@@ -162,6 +163,13 @@ def read_profile(path: str | Path) -> TimaProfile:
     if not px or px <= 0:
         raise InputError(path, "PixelSpacing", f"expected a positive spacing in µm, got {px}")
     lo, hi = num("MinBseBrightPhase"), num("MaxBseBrightPhase")
+    win = (num("MinBse"), num("MaxBse"))
+    if None not in win and not 0 <= win[0] < win[1] <= 100:
+        raise InputError(
+            path,
+            "MinBse",
+            f"expected 0 <= MinBse < MaxBse <= 100 (% of the BSE scale), got {win[0]:g}, {win[1]:g}",
+        )
     fields = {}
     for f in root.iter("Field"):
         name = (f.findtext("dirname") or "").strip()
@@ -174,9 +182,29 @@ def read_profile(path: str | Path) -> TimaProfile:
         field_width_um=num("FieldWidth"),
         dot_spacing_um=num("DotSpacing"),
         bright_phase_bse=None if lo is None or hi is None else (lo, hi),
+        bse_window=None if None in win else win,
         x_ray_count=None if count is None else int(count),
         fields=fields,
     )
+
+
+def specimen_mask(
+    bse: np.ndarray, window: tuple[float, float], measured: np.ndarray | None = None
+) -> np.ndarray:
+    """The pixels a TIMA job takes as specimen: BSE within its ``[MinBse, MaxBse]`` window.
+
+    ``bse`` (H, W) float in [0, 1] (a 16-bit image over 65535, :func:`mingraph.acquire.readers.read_bse`);
+    ``window`` in % of that full scale, both ends included; ``measured`` (H, W) bool, the pixels
+    where a "Dots" job measured EDS, which are specimen by the instrument's own choice and are kept
+    even if rounding puts them just outside.  TIMA measures dots only inside the window: on the
+    public field (``shared/data/real``, MinBse 15) every one of its 31 766 dots has BSE of at least
+    15.01 % and 0.5 % of the pixels (holes, cracks, resin) fall below.  Pixels outside are not
+    classified (phase id -1, 255 in ``phase_map.tif``) and not counted in the mineralogy.
+    Returns (H, W) bool.
+    """
+    pct = np.asarray(bse, np.float64) * 100.0
+    mask = (pct >= window[0]) & (pct <= window[1])
+    return mask | measured if measured is not None else mask
 
 
 def find_profile(field_dir: Path) -> Path | None:
@@ -188,10 +216,12 @@ def find_profile(field_dir: Path) -> Path | None:
 
 
 def read_tima_field(field_dir: str | Path, say=None) -> dict:
-    """A TIMA field folder as {bse, rc, spectra, pixel_size_um, profile, meta}.
+    """A TIMA field folder as {bse, rc, spectra, valid, pixel_size_um, meta}.
 
     ``rc`` (n, 2) are the measured pixels (the mask's, row-major; every pixel without a mask) and
-    ``spectra`` (n, 3000) their counts.  Raises InputError naming the file.
+    ``spectra`` (n, 3000) their counts; ``valid`` (H, W) bool the specimen (:func:`specimen_mask`
+    of the profile's MinBse/MaxBse; every pixel when the profile gives no window).  Raises
+    InputError naming the file.
     """
     from mingraph.acquire.readers import read_bse, read_mask
 
@@ -217,6 +247,14 @@ def read_tima_field(field_dir: str | Path, say=None) -> dict:
     if profile is None:
         say(f"{d}: no profile.xml in {d.parent} (or its configuration/): pixel size unknown")
     meta = {"tima_field": str(d)}
+    valid = np.ones(bse.shape, bool)
+    if profile is not None and profile.bse_window is not None:
+        valid = specimen_mask(bse, profile.bse_window, mask if mask_path.is_file() else None)
+        meta.update(
+            bse_window_percent=list(profile.bse_window), specimen_fraction=round(float(valid.mean()), 6)
+        )
+    elif profile is not None:
+        say(f"{prof_path}: no MinBse/MaxBse: every pixel of {d.name} is taken as specimen")
     if profile is not None:
         meta.update(
             tima_mode=profile.mode,
@@ -237,6 +275,7 @@ def read_tima_field(field_dir: str | Path, say=None) -> dict:
         "bse": bse,
         "rc": rc,
         "spectra": spectra,
+        "valid": valid,
         "pixel_size_um": None if profile is None else profile.pixel_spacing_um,
         "meta": meta,
     }
