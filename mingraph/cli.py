@@ -154,6 +154,7 @@ def predict(
     pixel_size,
     seed,
     block,
+    device,
     overwrite,
     **mineralogy,
 ) -> None:
@@ -161,9 +162,10 @@ def predict(
 
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
+    from mingraph.learn.distributed import pick_device
     from mingraph.predict import library_densities, load_model, measure_points, measured_field, run_predict
 
-    bundle = load_model(model)
+    bundle = load_model(model, pick_device(device))
     if sum(x is not None for x in (input_, sim_size, bse)) != 1:
         raise InputError(
             "predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE"

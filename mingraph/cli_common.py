@@ -36,7 +36,7 @@ def parse_fractions(value: str) -> list[float]:
 
 def predict_options(f):
     """The options of commands that predict fields (``predict``, ``predict-sample``): --model,
-    --fraction, --pattern, --seed and --block (they arrive as keyword arguments)."""
+    --fraction, --pattern, --seed, --block and --device (they arrive as keyword arguments)."""
     from pathlib import Path
 
     opts = [
@@ -62,6 +62,12 @@ def predict_options(f):
             default=1024,
             show_default=True,
             help="Block size for large fields.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help="Where the model runs: cpu, cuda, cuda:N, or auto (CUDA when present).",
         ),
     ]
     return with_options(f, opts)

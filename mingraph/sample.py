@@ -93,7 +93,8 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     folder = Path(cfg["out"]) / "fields" / spec.name
     if (folder / "field.json").is_file():
         return json.loads((folder / "field.json").read_text())
-    bundle = _cached(f"model:{cfg['model']}", lambda: load_model(cfg["model"]))
+    device = cfg.get("device", "cpu")
+    bundle = _cached(f"model:{cfg['model']}:{device}", lambda: load_model(cfg["model"], device))
     cpu0 = time.process_time()
     sample, rc, emb = load_field(spec, bundle, cfg)
     pred = predict_field(bundle, sample.bse, sample.valid, rc, emb, block=cfg["block"], progress=False)
@@ -175,6 +176,7 @@ def predict_sample(
     pattern: str = "random",
     seed: int = 0,
     block: int = 1024,
+    device: str = "cpu",
     overview_px: int = 2048,
     min_confidence: float = 0.5,
     minerals=None,
@@ -189,7 +191,9 @@ def predict_sample(
 
     ``workers`` Dask worker processes of a LocalCluster (0: serially in this process), or the
     cluster at ``scheduler``; ``fraction``/``pattern`` draw EDS points on dataset fields (TIMA and
-    manifest fields bring their measured points).  ``on_field(i, info)`` is called as each field
+    manifest fields bring their measured points); ``device`` where each worker runs the model
+    ("cpu", "cuda", "cuda:N"; not a setting of the run, so a run may resume on another device).
+    ``on_field(i, info)`` is called as each field
     finishes.  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
     InputError naming the file, field and expectation for bad input or a mismatched resume.
     """
@@ -229,6 +233,7 @@ def predict_sample(
         minerals=minerals,
         step=step,
         pixel_size_um=s.pixel_size_um,
+        device=device,
     )
     done = [f for f in s.fields if (out / "fields" / f.name / "field.json").is_file()]
     todo = [f for f in s.fields if f not in done]

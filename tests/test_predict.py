@@ -190,3 +190,24 @@ def test_bad_inputs(bundle, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "ok" / "report.html").is_file()
+
+
+def test_device_option(bundle, tmp_path):
+    """--device picks where the model runs; a device that is not there is refused before any output."""
+    _, path = bundle
+    base = ["--simulate", "40", "--model", str(path), "--fraction", "0.05"]
+    r = CliRunner()
+    for dev in ("cpu", "auto"):
+        res = r.invoke(main, ["predict", *base, "--device", dev, "--out", str(tmp_path / dev)])
+        assert res.exit_code == 0, res.output
+    a, b = (tifffile.imread(tmp_path / d / "phase_map.tif") for d in ("cpu", "auto"))
+    if not torch.cuda.is_available():  # auto is the CPU here: the same map
+        assert np.array_equal(a, b)
+    bad = [("nonsense", "--device: device: expected cpu, cuda, cuda:N or auto, got 'nonsense'")]
+    if not torch.cuda.is_available():
+        bad.append(("cuda", "--device: device: CUDA was asked for but no CUDA device is available"))
+    for dev, msg in bad:
+        for cmd in (["predict", *base], ["predict-sample", str(tmp_path / "none"), "--model", str(path)]):
+            res = r.invoke(main, [*cmd, "--device", dev, "--out", str(tmp_path / "x")])
+            assert res.exit_code == 2 and msg in res.output, res.output
+            assert not (tmp_path / "x").exists()
