@@ -52,11 +52,9 @@ def predict_sample(
     sample's modal mineralogy, grains, particles, association, liberation, overview and report.
 
     A run killed part-way resumes in the same OUT: finished fields are kept, the rest predicted."""
-    from mingraph.learn.distributed import pick_device
     from mingraph.predict import load_model
     from mingraph.sample import predict_sample as run
 
-    device = str(pick_device(device))  # refused here, before any worker starts, when it is not there
     names = load_model(model).class_names
     res = run(
         sample,

@@ -66,7 +66,12 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
         from mingraph.acquire.tima import read_tima_field
 
         d = read_tima_field(spec.source)
-        sample = Field(d["bse"], d["valid"], None, bundle.class_names, px, NoSpectra(spec.source))
+        valid = d["valid"]
+        if spec.valid is not None:  # a manifest's specimen mask wins over the profile's BSE window
+            from mingraph.acquire.readers import read_mask
+
+            valid = read_mask(spec.valid, d["bse"].shape, "valid")
+        sample = Field(d["bse"], valid, None, bundle.class_names, px, NoSpectra(spec.source))
         rc = check_points(d["rc"], sample.shape, spec.source)
         emb = point_features(bundle, d["spectra"])
     else:
@@ -93,7 +98,9 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     folder = Path(cfg["out"]) / "fields" / spec.name
     if (folder / "field.json").is_file():
         return json.loads((folder / "field.json").read_text())
-    device = cfg.get("device", "cpu")
+    from mingraph.learn.distributed import pick_device
+
+    device = pick_device(cfg.get("device", "cpu"))  # on the worker: "auto" means this worker's GPU
     bundle = _cached(f"model:{cfg['model']}:{device}", lambda: load_model(cfg["model"], device))
     cpu0 = time.process_time()
     sample, rc, emb = load_field(spec, bundle, cfg)
@@ -176,7 +183,7 @@ def predict_sample(
     pattern: str = "random",
     seed: int = 0,
     block: int = 1024,
-    device: str = "cpu",
+    device: str = "auto",
     overview_px: int = 2048,
     min_confidence: float = 0.5,
     minerals=None,
@@ -192,7 +199,9 @@ def predict_sample(
     ``workers`` Dask worker processes of a LocalCluster (0: serially in this process), or the
     cluster at ``scheduler``; ``fraction``/``pattern`` draw EDS points on dataset fields (TIMA and
     manifest fields bring their measured points); ``device`` where each worker runs the model
-    ("cpu", "cuda", "cuda:N"; not a setting of the run, so a run may resume on another device).
+    (cpu, cuda, cuda:N or auto: CUDA when the worker has it), checked here unless the fields go to
+    a remote ``scheduler`` whose workers may have devices this machine lacks; not a setting of the
+    run, so a run may resume on another device.
     ``on_field(i, info)`` is called as each field
     finishes.  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
     InputError naming the file, field and expectation for bad input or a mismatched resume.
@@ -204,6 +213,10 @@ def predict_sample(
     from mingraph.sample_results import write_sample_results
 
     say = say or (lambda line: None)
+    if scheduler is None:  # a local cluster has this machine's devices: refuse a missing one now
+        from mingraph.learn.distributed import pick_device
+
+        pick_device(device)
     s = open_sample(sample)
     out = Path(out)
     bundle = load_model(model)
@@ -223,6 +236,7 @@ def predict_sample(
         block=block,
         min_confidence=min_confidence,
         overview_px=overview_px,
+        **({"specimen": "tima-bse-window"} if s.kind == "tima" else {}),  # TIMA fields: MinBse-MaxBse
     )
     _prepare_out(out, settings, overwrite)
     step = overview_step(s.shape_px, overview_px)

@@ -203,7 +203,9 @@ def test_device_option(bundle, tmp_path):
     a, b = (tifffile.imread(tmp_path / d / "phase_map.tif") for d in ("cpu", "auto"))
     if not torch.cuda.is_available():  # auto is the CPU here: the same map
         assert np.array_equal(a, b)
-    bad = [("nonsense", "--device: device: expected cpu, cuda, cuda:N or auto, got 'nonsense'")]
+    bad = [
+        (d, f"--device: device: expected cpu, cuda, cuda:N or auto, got '{d}'") for d in ("nonsense", "meta")
+    ]
     if not torch.cuda.is_available():
         bad.append(("cuda", "--device: device: CUDA was asked for but no CUDA device is available"))
     for dev, msg in bad:

@@ -302,3 +302,8 @@ def test_tima_resin_below_the_jobs_bse_window_is_not_classified(tmp_path, real_d
     outside = raw.astype(np.int64) * 100 < 15 * 65535
     assert outside.sum() == 48 * 16 + 1
     assert (phases[outside] == 255).all() and (phases[~outside] != 255).all()
+    # a manifest's specimen mask wins over the profile's window
+    Image.fromarray(np.full(raw.shape, 255, np.uint8)).save(tmp_path / "all.png")
+    (tmp_path / "m.csv").write_text("tima,valid,pixel_size,name\njob/1,all.png,3,1\n")
+    predict_sample(tmp_path / "m.csv", tmp_path / "out2", workers=0, progress=False)
+    assert (tifffile.imread(tmp_path / "out2" / "fields" / "1" / "phase_map.tif") != 255).all()

@@ -150,6 +150,8 @@ def test_specimen_mask_by_hand():
     bse = raw.astype(np.float32) / 65535
     assert specimen_mask(bse, (15, 100)).tolist() == [[False, True, True, False, True]]
     assert specimen_mask(bse, (15, 50)).tolist() == [[False, True, False, False, False]]  # 32768 is 50.0008 %
+    top = np.array([[13107, 13108, 0, 0, 0]], np.uint16).astype(np.float32) / 65535  # 20.0000 %, 20.0015 %
+    assert specimen_mask(top, (0, 20)).tolist() == [[True, False, True, True, True]]  # both ends included
     measured = np.array([[True, False, False, False, False]])  # a dot is specimen by the instrument's choice
     assert specimen_mask(bse, (15, 50), measured).tolist() == [[True, True, False, False, False]]
 
@@ -182,7 +184,9 @@ def test_profile_bse_window_faults(real_dir, tmp_path):
     )
     with pytest.raises(InputError, match="profile.xml: MinBse: expected 0 <= MinBse < MaxBse <= 100"):
         read_profile(prof)
-    prof.write_text(text.replace("<MinBse>15</MinBse>", ""))
+    prof.write_text(text.replace("<MaxBse>100</MaxBse>", ""))  # one end: the other is the scale's
+    assert read_profile(prof).bse_window == (15, 100)
+    prof.write_text(text.replace("<MinBse>15</MinBse>", "").replace("<MaxBse>100</MaxBse>", ""))
     said = []
     assert read_tima_field(field, said.append)["valid"].all()
     assert any("no MinBse/MaxBse: every pixel of 1 is taken as specimen" in line for line in said)

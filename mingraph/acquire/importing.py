@@ -130,6 +130,8 @@ def field_record(
             say(f"{f.points}: {summary_line(calibration)}")
     if f.valid is not None:  # the user's specimen mask wins over the TIMA profile's BSE window
         valid_mask = read_mask(f.valid, shape, "valid")
+        if tima_meta is not None:
+            tima_meta.pop("specimen_fraction", None)  # of a window not used
     else:
         valid_mask = tima_valid if tima_valid is not None else np.ones(shape, bool)
     if f.classes is not None:

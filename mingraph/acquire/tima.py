@@ -164,12 +164,14 @@ def read_profile(path: str | Path) -> TimaProfile:
         raise InputError(path, "PixelSpacing", f"expected a positive spacing in µm, got {px}")
     lo, hi = num("MinBseBrightPhase"), num("MaxBseBrightPhase")
     win = (num("MinBse"), num("MaxBse"))
-    if None not in win and not 0 <= win[0] < win[1] <= 100:
-        raise InputError(
-            path,
-            "MinBse",
-            f"expected 0 <= MinBse < MaxBse <= 100 (% of the BSE scale), got {win[0]:g}, {win[1]:g}",
-        )
+    if win != (None, None):  # one end given: the other is the scale's end
+        win = (0.0 if win[0] is None else win[0], 100.0 if win[1] is None else win[1])
+        if not 0 <= win[0] < win[1] <= 100:
+            raise InputError(
+                path,
+                "MinBse",
+                f"expected 0 <= MinBse < MaxBse <= 100 (% of the BSE scale), got {win[0]:g}, {win[1]:g}",
+            )
     fields = {}
     for f in root.iter("Field"):
         name = (f.findtext("dirname") or "").strip()
@@ -182,7 +184,7 @@ def read_profile(path: str | Path) -> TimaProfile:
         field_width_um=num("FieldWidth"),
         dot_spacing_um=num("DotSpacing"),
         bright_phase_bse=None if lo is None or hi is None else (lo, hi),
-        bse_window=None if None in win else win,
+        bse_window=None if win == (None, None) else win,
         x_ray_count=None if count is None else int(count),
         fields=fields,
     )
@@ -193,7 +195,8 @@ def specimen_mask(
 ) -> np.ndarray:
     """The pixels a TIMA job takes as specimen: BSE within its ``[MinBse, MaxBse]`` window.
 
-    ``bse`` (H, W) float in [0, 1] (a 16-bit image over 65535, :func:`mingraph.acquire.readers.read_bse`);
+    ``bse`` (H, W) float in [0, 1] (a 16-bit image over 65535, :func:`mingraph.acquire.readers.read_bse`),
+    compared as 16-bit grey levels so that float rounding cannot move a level across an end;
     ``window`` in % of that full scale, both ends included; ``measured`` (H, W) bool, the pixels
     where a "Dots" job measured EDS, which are specimen by the instrument's own choice and are kept
     even if rounding puts them just outside.  TIMA measures dots only inside the window: on the
@@ -202,8 +205,8 @@ def specimen_mask(
     classified (phase id -1, 255 in ``phase_map.tif``) and not counted in the mineralogy.
     Returns (H, W) bool.
     """
-    pct = np.asarray(bse, np.float64) * 100.0
-    mask = (pct >= window[0]) & (pct <= window[1])
+    level = np.rint(np.asarray(bse, np.float64) * 65535.0)  # 8-bit levels land on multiples of 257
+    mask = (level * 100.0 >= window[0] * 65535.0) & (level * 100.0 <= window[1] * 65535.0)
     return mask | measured if measured is not None else mask
 
 

@@ -25,7 +25,6 @@ from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.graphs.structure import batch_graphs, size_groups
 from mingraph.learn.bundle import Bundle, load_bundle
 from mingraph.metrics import confusion, scores, tile_mean_scores
-from mingraph.predict import default_model_path
 
 EVAL_SEED = 20_240_601
 
@@ -217,6 +216,8 @@ def evaluate(
         if unet_names != names:
             raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
     can_nearest = bundle.encoder.kind == "cnn" and bundle.encoder.n_classes == C
+    from mingraph.predict import default_model_path  # predict (stage 6) imports this module
+
     main = model_label(bundle)
     compare_bundles = {}
     for path in compare or ():
@@ -225,9 +226,10 @@ def evaluate(
         if other.class_names != names:
             raise InputError(path, "class_names", "this model's classes differ from the dataset's")
         label = model_label(other)
-        if label == main or label in compare_bundles:  # two models of one kind: name them by file
-            shipped = other_path.resolve() == default_model_path().resolve()
-            label = f"{label}{', shipped' if shipped else ''} ({Path(path).name})"
+        if other_path.resolve() == default_model_path().resolve():
+            label = f"{label}, shipped ({other_path.name})"
+        elif label == main or label in compare_bundles:  # two models of one kind: name them by file
+            label = f"{label} ({Path(path).name})"
         compare_bundles[label] = other
     classical = dict(classical or {})
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):

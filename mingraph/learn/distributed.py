@@ -42,16 +42,25 @@ class Dist:
 SINGLE = Dist()  # one process: no torchrun
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else CPU; a device that is not there is refused."""
+def pick_device(name: str | torch.device = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU; a device that is not there, or is neither CPU
+    nor CUDA, is refused (InputError)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
-    except RuntimeError:
-        raise InputError("--device", "device", f"expected cpu, cuda, cuda:N or auto, got {name!r}") from None
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise InputError("--device", "device", f"expected cpu, cuda, cuda:N or auto, got {name!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device", "device", "CUDA was asked for but no CUDA device is available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(
+            "--device",
+            "device",
+            f"{name} asked for, but this machine has {torch.cuda.device_count()} CUDA devices",
+        )
     return dev
 
 
