@@ -25,7 +25,7 @@ from mingraph.errors import InputError
 from mingraph.files import atomic_folder
 from mingraph.graphs.candidates import bse_scale, build_candidate_graph
 from mingraph.graphs.structure import batch_graphs, build_structured_graph
-from mingraph.learn.bundle import Bundle, point_classes, point_features
+from mingraph.learn.bundle import Bundle, default_model_path, point_classes, point_features
 from mingraph.learn.fusion_model import predict_fusion
 
 DEFAULT_BLOCK = 1024
@@ -379,12 +379,6 @@ def run_predict(
     res["report"] = out / Path(res["report"]).name
     res["out"] = out
     return res
-
-
-def default_model_path() -> Path:
-    """The model shipped in the package: the fusion model, trained on the simulator (README,
-    docs/results.md)."""
-    return Path(__file__).parent / "data" / "default_model.pt"
 
 
 def paper_model_path() -> Path:

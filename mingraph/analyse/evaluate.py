@@ -23,7 +23,7 @@ from mingraph.errors import InputError
 from mingraph.files import atomic_folder, write_csv, write_text
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.graphs.structure import batch_graphs, size_groups
-from mingraph.learn.bundle import Bundle, load_bundle
+from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
 from mingraph.metrics import confusion, scores, tile_mean_scores
 
 EVAL_SEED = 20_240_601
@@ -216,8 +216,6 @@ def evaluate(
         if unet_names != names:
             raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
     can_nearest = bundle.encoder.kind == "cnn" and bundle.encoder.n_classes == C
-    from mingraph.predict import default_model_path  # predict (stage 6) imports this module
-
     main = model_label(bundle)
     compare_bundles = {}
     for path in compare or ():

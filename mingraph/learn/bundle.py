@@ -54,6 +54,12 @@ def build_model(config: dict) -> torch.nn.Module:
     return GATModel(**cfg)
 
 
+def default_model_path() -> Path:
+    """The model shipped in the package: the fusion model, trained on the simulator (README,
+    docs/results.md)."""
+    return Path(__file__).resolve().parents[1] / "data" / "default_model.pt"
+
+
 def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> Bundle:
     """Read a checkpoint or shipped model, checking its format."""
     from mingraph.spectra.encoder import encoder_from_blob

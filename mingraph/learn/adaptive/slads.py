@@ -178,10 +178,9 @@ if __name__ == "__main__":  # pragma: no cover - regenerates the shipped weights
     import torch
 
     from mingraph.files import write_text
-    from mingraph.learn.bundle import load_bundle
+    from mingraph.learn.bundle import default_model_path, load_bundle
 
     torch.set_num_threads(1)
-    here = Path(__file__).resolve().parents[2] / "data" / "default_model.pt"
-    w = train_erd(load_bundle(here))
+    w = train_erd(load_bundle(default_model_path()))
     write_text(sys.argv[1] if len(sys.argv) > 1 else weights_path(), json.dumps(w, indent=1) + "\n")
     print(w["meta"])
