@@ -251,14 +251,14 @@ def read_tima_field(field_dir: str | Path, say=None) -> dict:
         say(f"{d}: no profile.xml in {d.parent} (or its configuration/): pixel size unknown")
     meta = {"tima_field": str(d)}
     valid = np.ones(bse.shape, bool)
-    if profile is not None and profile.bse_window is not None:
-        valid = specimen_mask(bse, profile.bse_window, mask if mask_path.is_file() else None)
-        meta.update(
-            bse_window_percent=list(profile.bse_window), specimen_fraction=round(float(valid.mean()), 6)
-        )
-    elif profile is not None:
-        say(f"{prof_path}: no MinBse/MaxBse: every pixel of {d.name} is taken as specimen")
     if profile is not None:
+        if profile.bse_window is not None:
+            valid = specimen_mask(bse, profile.bse_window, mask if mask_path.is_file() else None)
+            meta.update(
+                bse_window_percent=list(profile.bse_window), specimen_fraction=round(float(valid.mean()), 6)
+            )
+        else:
+            say(f"{prof_path}: no MinBse/MaxBse: every pixel of {d.name} is taken as specimen")
         meta.update(
             tima_mode=profile.mode,
             dot_spacing_um=profile.dot_spacing_um,

@@ -64,11 +64,22 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def world_size() -> int:
+    """The number of processes torchrun started (``WORLD_SIZE``; 1 without torchrun).  Raises
+    InputError when it is not an integer."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise InputError(
+            "environment", "RANK/WORLD_SIZE", "expected integers (as torchrun sets them)"
+        ) from None
+
+
 def setup(device: str = "auto") -> tuple[Dist, torch.device]:
     """(Dist, device) of this process; joins the torchrun process group when WORLD_SIZE > 1
     (on CUDA each rank takes GPU ``LOCAL_RANK``).  Raises InputError for bad torchrun variables."""
+    world = world_size()
     try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
         rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError:
@@ -145,11 +156,7 @@ def end_worker() -> None:
     once in CI on a rank waiting to exit; see pytorch/pytorch PR 179291 on gloo threads at
     finalisation).  torchrun would then report the whole run failed.  Does nothing outside
     torchrun (WORLD_SIZE unset or 1), so in-process callers such as ``mingraph study`` go on."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        return
-    if world <= 1:
+    if world_size() <= 1:
         return
     sys.stdout.flush()
     sys.stderr.flush()

@@ -34,6 +34,7 @@ from mingraph.files import save_artifact, write_text
 from mingraph.graphs.candidates import build_candidate_graph
 from mingraph.learn.bundle import make_bundle
 from mingraph.learn.class_weights import frequency_weights
+from mingraph.learn.distributed import world_size
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion
 from mingraph.metrics import confusion, scores
 from mingraph.spectra.encoder import class_probabilities, load_encoder
@@ -165,7 +166,7 @@ def train_fusion(
             "train", "config", f"unknown fusion settings {sorted(unknown)}; known: {sorted(cfg)}"
         )
     run = Path(run)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # its items share one generator: no per-rank share yet
+    if world_size() > 1:  # its items share one generator: no per-rank share yet
         raise InputError(
             "torchrun", "WORLD_SIZE", "the fusion trainer runs on one process (torchrun: the GAT)"
         )
