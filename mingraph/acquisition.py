@@ -22,9 +22,10 @@ from pathlib import Path
 from mingraph.acquire.costs import points_table
 from mingraph.acquire.fields import Field
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder, write_csv
+from mingraph.files import write_csv
 from mingraph.learn.adaptive import Session, run_session
 from mingraph.learn.bundle import Bundle
+from mingraph.outputs import atomic_folder, check_new_output
 
 CURVE_COLUMNS = (
     "round",
@@ -110,10 +111,8 @@ def run_acquire(
 ) -> Session:
     """Run :func:`mingraph.learn.adaptive.run_session` (keyword arguments ``kw``) and write its
     files into ``out`` atomically; an existing ``out`` is refused unless ``overwrite``."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(out, "--out", "already exists (pass --overwrite to replace it)")
+    out = check_new_output(out, overwrite)
     session = run_session(sample, bundle, budget, strategy, **kw)
-    with atomic_folder(out, overwrite) as tmp:
+    with atomic_folder(out, overwrite, kind="acquire") as tmp:
         write_session(tmp, sample, session, bundle)
     return session

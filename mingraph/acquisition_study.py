@@ -23,6 +23,7 @@ import numpy as np
 from mingraph.files import save_figure, write_csv, write_text
 from mingraph.learn.adaptive import run_session
 from mingraph.metrics import confusion, scores
+from mingraph.outputs import output_folder
 
 BUDGETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05)
 LARGE_BUDGETS = (0.005, 0.01, 0.025, 0.05)
@@ -155,7 +156,7 @@ def run_study(
     from mingraph.acquire.simulate import simulate_tile
     from mingraph.predict import load_model
 
-    out = Path(out)
+    out = output_folder(out, "acquire-study")
     bundle = load_model(model)
     t0 = time.perf_counter()
     tiles = [simulate_tile(s, size).field(f"test-{s}") for s in seeds]

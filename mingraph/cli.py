@@ -10,6 +10,7 @@ from mingraph import __version__, cli_models
 from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
 from mingraph.cli_common import parse_fractions, predict_options, user_errors
 from mingraph.errors import InputError
+from mingraph.files import check_artifact_output
 
 
 @click.group()
@@ -105,7 +106,7 @@ def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
     """Fit the spectral encoder (spectrum -> 64 values) on labelled spectra of the training split."""
     from mingraph.spectra.fit import fit_encoder_on_dataset
 
-    path = fit_encoder_on_dataset(dataset, out, kind, points, epochs, seed)
+    path = fit_encoder_on_dataset(dataset, check_artifact_output(out), kind, points, epochs, seed)
     click.echo(f"wrote {path}")
 
 

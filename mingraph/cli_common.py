@@ -2,23 +2,78 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import sys
+from pathlib import Path
 
 import click
 
 from mingraph.errors import InputError
+from mingraph.outputs import protect
+
+OUTPUT_OPTIONS = ("out", "docs", "run")  # the commands' output paths; every other path is an input
+_CAUSES = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.ENAMETOOLONG: "name too long",
+    errno.EEXIST: "already exists (another run wrote it meanwhile)",
+    errno.ENOTEMPTY: "not empty (another run wrote it meanwhile)",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EISDIR: "is a folder",
+    errno.EBUSY: "busy (a mount point or in use)",
+    errno.EXDEV: "on another file system than its temporary",
+    errno.EIO: "input/output error",
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an operating-system error: the path, then the cause in plain words.
+
+    Examples
+    --------
+    >>> import errno, os
+    >>> os_error_line(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/out/a.tif"))
+    '/data/out/a.tif: no space left on device'
+    """
+    cause = _CAUSES.get(e.errno, (e.strerror or str(e)).lower())
+    path = e.filename if e.filename is not None else "(file system)"
+    if e.filename2 is not None:
+        path = f"{path} -> {e.filename2}"
+    return f"{path}: {cause}"
+
+
+def _inputs(kwargs: dict) -> list:
+    paths = []
+    for name, v in kwargs.items():
+        if name in OUTPUT_OPTIONS:
+            continue
+        for p in v if isinstance(v, list | tuple) else [v]:
+            if isinstance(p, Path):
+                paths.append(p)
+    return paths
 
 
 def user_errors(fn):
-    """Turn InputError into a one-line message and exit status 2 (no traceback)."""
+    """Turn InputError and operating-system errors into one line and exit status 2 (no traceback).
+
+    Every path option of the command except its outputs (:data:`OUTPUT_OPTIONS`) is an input
+    that no output may replace (:func:`mingraph.outputs.protect`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with protect(_inputs(kwargs)):
+                return fn(*args, **kwargs)
         except InputError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except OSError as e:
+            click.echo(f"error: {os_error_line(e)}", err=True)
             sys.exit(2)
 
     return wrapper

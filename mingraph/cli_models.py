@@ -8,6 +8,7 @@ import click
 
 from mingraph.cli_common import parse_fractions, user_errors
 from mingraph.errors import InputError
+from mingraph.files import check_artifact_output
 
 
 @click.command()
@@ -153,7 +154,14 @@ def train_unet(dataset, out, epochs, patience, class_weight, seed) -> None:
     """Train the BSE-only UNet baseline on DATASET's training split (best epoch on its validation split)."""
     from mingraph.learn.baselines import train_unet as run
 
-    path = run(dataset, out, epochs=epochs, seed=seed, patience=patience, class_weight=class_weight)
+    path = run(
+        dataset,
+        check_artifact_output(out),
+        epochs=epochs,
+        seed=seed,
+        patience=patience,
+        class_weight=class_weight,
+    )
     click.echo(f"wrote {path}")
 
 
@@ -167,7 +175,7 @@ def export_model(run, out, note) -> None:
     from mingraph.analyse.evaluate import resolve_model
     from mingraph.learn.bundle import export_bundle
 
-    click.echo(f"wrote {export_bundle(resolve_model(run), out, note)}")
+    click.echo(f"wrote {export_bundle(resolve_model(run), check_artifact_output(out), note)}")
 
 
 @click.command("convert-model")
@@ -180,4 +188,4 @@ def convert_model(checkpoint, out, source, encoder) -> None:
     """Write a mingraph model file from another project's model (the paper's authors' checkpoint)."""
     from mingraph.learn.convert import convert_model as convert
 
-    click.echo(f"wrote {convert(source, checkpoint, encoder, out)}")
+    click.echo(f"wrote {convert(source, checkpoint, encoder, check_artifact_output(out))}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mingraph.outputs import output_folder
+
 
 def run_demo(
     out: str | Path,
@@ -27,7 +29,7 @@ def run_demo(
     from mingraph.analyse.plots import save_tile_figure
     from mingraph.predict import library_densities, load_model, measure_points, run_predict
 
-    out = Path(out)
+    out = output_folder(out, "demo")
     ds_path = simulate_dataset(out / "dataset", n_tiles, size, seed, overwrite=True, progress=progress)
     ds = open_dataset(ds_path)
     written = [ds_path]

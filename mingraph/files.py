@@ -2,8 +2,8 @@
 
 Every file or folder mingraph writes appears whole under its final name or not at all: it is
 written under a temporary name in the same folder and renamed (``os.replace`` is atomic on one
-file system).  Torch artifacts (encoders, models, UNets) carry a format name and version that
-readers check, and are loaded with ``weights_only=True``.
+file system).  Folders, and what may be replaced, are :mod:`mingraph.outputs`'s.  Torch
+artifacts (encoders, models, UNets) carry a format name and version that readers check, and are loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,49 +18,54 @@ from pathlib import Path
 from typing import Any
 
 from mingraph.errors import InputError
+from mingraph.outputs import UMASK, clean_stale, named_os_error, temp_prefix
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+def _regular_target(path: Path) -> Path:
+    """The file to replace for ``path``: a link is followed to its target, never replaced itself."""
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_file():
+            raise InputError(path, "output", f"is a symbolic link to {target}, which is not a regular file")
+        return target
+    if os.path.lexists(path) and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, socket or pipe)"
+        raise InputError(path, "output", f"exists and is {kind}; never replaced by a file")
+    return path
 
 
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds.
+
+    A symbolic link is followed (its target is replaced, the link kept); a folder, device node,
+    socket or pipe is never replaced.  Operating-system errors name ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_file(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("x")
+    >>> (d / "a.txt").read_text()
+    'x'
+    """
+    path = _regular_target(Path(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path, "tmp"), dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes 0600 files; outputs get the usual permissions
+    except OSError as e:
+        raise named_os_error(e, path) from None
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_folder(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; it replaces ``out`` if the block succeeds.
-
-    An existing ``out`` is refused unless ``overwrite``.
-    """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(out, "output", "already exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        old = None
-        if out.exists():  # moved aside first: the old folder stays whole until the new is in place
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise named_os_error(e, path, Path(tmp)) from None
         raise
 
 
@@ -101,6 +105,38 @@ def save_artifact(obj: dict, path: str | os.PathLike) -> Path:
     with atomic_file(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
+
+
+def check_artifact_output(path: str | os.PathLike, overwrite: bool = True) -> Path:
+    """Refuse, before any work, to write a model or encoder file over a file mingraph did not write.
+
+    An existing ``path`` may be replaced only when it is a mingraph artifact (its ``format``
+    starts with ``mingraph-``) and ``overwrite``; a link is followed to its target.
+
+    Raises
+    ------
+    InputError
+        ``path`` exists and is not a mingraph artifact, or is not a regular file.
+
+    Examples
+    --------
+    >>> check_artifact_output("/nonexistent/model.pt").name
+    'model.pt'
+    """
+    import torch
+
+    path = _regular_target(Path(path))
+    if path.is_file():
+        try:
+            old = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            ours = isinstance(old, dict) and str(old.get("format", "")).startswith("mingraph-")
+        except Exception:
+            ours = False
+        if not ours:
+            raise InputError(path, "output", "exists and was not written by mingraph; never replaced")
+        if not overwrite:
+            raise InputError(path, "output", "already exists")
+    return path
 
 
 def load_artifact(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:

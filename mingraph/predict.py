@@ -22,11 +22,11 @@ import torch
 
 from mingraph.acquire.fields import Field
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder
 from mingraph.graphs.candidates import bse_scale, build_candidate_graph
 from mingraph.graphs.structure import batch_graphs, build_structured_graph
 from mingraph.learn.bundle import Bundle, default_model_path, point_classes, point_features
 from mingraph.learn.fusion_model import predict_fusion
+from mingraph.outputs import atomic_folder, check_new_output
 
 DEFAULT_BLOCK = 1024
 
@@ -358,12 +358,10 @@ def run_predict(
 
     ``min_confidence``, ``minerals``, ``assay`` and ``targets`` as in :func:`write_outputs`.
     """
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(out, "--out", "already exists (pass --overwrite to replace it)")
+    out = check_new_output(out, overwrite)
     eds_rc = check_points(eds_rc, sample.shape, summary.get("input", "input"))
     pred = predict_field(bundle, sample.bse, sample.valid, eds_rc, embeddings, block=block, progress=progress)
-    with atomic_folder(out, overwrite) as tmp:
+    with atomic_folder(out, overwrite, kind="predict") as tmp:
         res = write_outputs(
             tmp,
             sample,

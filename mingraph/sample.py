@@ -18,9 +18,9 @@ results do not depend on the number of workers or their order.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +30,8 @@ import numpy as np
 
 from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder, write_text
+from mingraph.files import write_text
+from mingraph.outputs import atomic_folder, clean_stale, inside, output_folder, protect, safe_name
 
 _CACHE: dict[str, Any] = {}  # per worker process: the model and open datasets
 
@@ -95,7 +96,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     from mingraph.metrics import confusion
     from mingraph.predict import load_model, predict_field
 
-    folder = Path(cfg["out"]) / "fields" / spec.name
+    folder = inside(cfg["out"], "fields", safe_name(spec.name, spec.source, "field name"))
     if (folder / "field.json").is_file():
         return json.loads((folder / "field.json").read_text())
     from mingraph.learn.distributed import pick_device
@@ -130,7 +131,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
         "seconds": round(pred.seconds, 3),
         "cpu_s": round(time.process_time() - cpu0, 3),  # CPU time of the field's work (all threads)
     }
-    with atomic_folder(folder, overwrite=True) as tmp:
+    with atomic_folder(folder, overwrite=True, kind="field") as tmp:
         write_phase_map(tmp / "phase_map.tif", pred.labels, cfg["minerals"].colours, sample.pixel_size_um)
         tifffile.imwrite(tmp / "confidence.tif", pred.confidence, compression="zlib")
         np.savez_compressed(tmp / "field.npz", **figs)
@@ -147,29 +148,56 @@ def _settings(sample: Sample, model: str, **kw) -> dict:
     }
 
 
-def _prepare_out(out: Path, settings: dict, overwrite: bool) -> None:
+def minerals_digest(minerals) -> str:
+    """A digest of what a mineral list gives the classes (names, formulas, densities, colours).
+
+    Two lists that colour or weigh any class differently have different digests, so a resumed
+    run never mixes them (the list is a setting of the run).
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps([list(minerals.names), [f or "" for f in minerals.formulas]]).encode())
+    h.update(np.ascontiguousarray(minerals.densities, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(minerals.colours, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (first 16 hex digits), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _prepare_out(out: Path, settings: dict, overwrite: bool, sample: Sample) -> Path:
+    """Make, reopen (same settings) or replace (``overwrite``, only a folder mingraph wrote) OUT.
+
+    The sample's own files are protected: OUT may not hold any of them."""
+    for f in sample.fields:
+        safe_name(f.name, sample.path, "field name")
+    inputs = [sample.path] + [p for f in sample.fields for p in (f.source, f.points, f.valid)]
+    with protect(inputs):
+        out = output_folder(out, "predict-sample", overwrite=overwrite)
     run = out / "run.json"
-    if out.exists() and overwrite:
-        shutil.rmtree(out)
-    if out.exists():
-        if not run.is_file():
-            if any(out.iterdir()):
-                raise InputError(out, "--out", "exists and holds no predict-sample run (pass --overwrite)")
-        else:
-            try:
-                old = json.loads(run.read_text())
-            except json.JSONDecodeError:
-                raise InputError(run, "json", "unreadable: pass --overwrite to start again") from None
-            diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-            if diff:
-                raise InputError(
-                    run, diff[0], "differs from this run's settings: resume with the same, or --overwrite"
-                )
-    (out / "fields").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "fields").glob(".*.tmp-*"):  # a field being written when the run was killed
-        shutil.rmtree(stale, ignore_errors=True)
+    if run.is_file():
+        try:
+            old = json.loads(run.read_text())
+        except json.JSONDecodeError:
+            raise InputError(run, "json", "unreadable: pass --overwrite to start again") from None
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        if diff:
+            raise InputError(
+                run, diff[0], "differs from this run's settings: resume with the same, or --overwrite"
+            )
+    elif (out / "fields").exists():
+        raise InputError(run, "run.json", "missing beside fields/: pass --overwrite to start again")
+    (out / "fields").mkdir(exist_ok=True)
+    for f in sample.fields:  # a field being written when a run was killed
+        clean_stale(out / "fields" / f.name)
     if not run.is_file():
         write_text(run, json.dumps(settings, indent=2))
+    return out
 
 
 def predict_sample(
@@ -206,9 +234,11 @@ def predict_sample(
     finishes.  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
     InputError naming the file, field and expectation for bad input or a mismatched resume.
     """
+    from mingraph.analyse.evaluate import resolve_model
     from mingraph.analyse.mineralogy.minerals import class_minerals
     from mingraph.analyse.mosaic import overview_step
     from mingraph.engine import run_tasks
+    from mingraph.learn.bundle import default_model_path
     from mingraph.predict import library_densities, load_model
     from mingraph.sample_results import write_sample_results
 
@@ -236,9 +266,11 @@ def predict_sample(
         block=block,
         min_confidence=min_confidence,
         overview_px=overview_px,
+        minerals=minerals_digest(minerals),
+        model_digest=file_digest(default_model_path() if model is None else resolve_model(model)),
         **({"specimen": "tima-bse-window"} if s.kind == "tima" else {}),  # TIMA fields: MinBse-MaxBse
     )
-    _prepare_out(out, settings, overwrite)
+    out = _prepare_out(out, settings, overwrite, s)
     step = overview_step(s.shape_px, overview_px)
     cfg = dict(
         settings,

@@ -9,7 +9,7 @@ import numpy as np
 
 from mingraph.acquire.sample import Sample
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder
+from mingraph.outputs import atomic_folder
 
 
 def read_field_figures(out: Path, sample: Sample) -> tuple[list[dict], list[dict]]:
@@ -68,7 +68,7 @@ def write_sample_results(
         s = scores(sum(f["confusion"] for f in figs))
         metrics = {k: s[k] for k in ("f1_weighted", "f1_macro", "accuracy", "support")}
     lab, bse = stitch(figs, [f.origin_px for f in sample.fields], sample.shape_px, cfg["step"])
-    with atomic_folder(Path(out) / "sample", overwrite=True) as tmp:
+    with atomic_folder(Path(out) / "sample", overwrite=True, kind="sample-results") as tmp:
         extra = {"fields": len(sample.fields), "sample": str(sample.path), "positioned": sample.positioned}
         mineralogy = write_mineralogy_tables(
             tmp / "mineralogy",

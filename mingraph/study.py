@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from mingraph.files import save_figure, write_bytes, write_text
+from mingraph.outputs import output_folder
 
 PROTOCOLS: dict[str, dict] = {
     "reduced": {
@@ -77,8 +78,7 @@ def run_study(
     from mingraph.spectra.fit import fit_encoder_on_dataset
 
     p = PROTOCOLS[protocol]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, "study")
     ds = open_dataset(dataset)
     enc = out / "encoder.pt"
     t0 = time.perf_counter()

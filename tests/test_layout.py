@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 RANK = {
     "errors": 0,
     "files": 0,
+    "outputs": 0,
     "metrics": 0,
     "engine": 0,
     "acquire": 1,

@@ -21,6 +21,7 @@ from mingraph.analyse.mineralogy import association_matrix, modal_mineralogy, sa
 from mingraph.analyse.mineralogy.fields import combine_fields, field_figures
 from mingraph.analyse.mineralogy.minerals import class_minerals
 from mingraph.cli import main
+from mingraph.outputs import temp_prefix
 from mingraph.sample import predict_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -203,7 +204,8 @@ def test_killed_run_resumes_with_every_field_once(sim):
     done = {p.parent.name: p.stat().st_mtime_ns for p in (out / "fields").glob("field-*/field.json")}
     assert 3 <= len(done) < 12
     assert not (out / "sample").exists()
-    (out / "fields" / ".field-011.tmp-left-by-a-kill").mkdir()  # as a kill mid-write leaves it
+    stale = temp_prefix(out / "fields" / "field-011", "tmp", pid=proc.pid) + "left-by-a-kill"
+    (out / "fields" / stale).mkdir()  # as a kill mid-write leaves it
     seen: list[int] = []
     res = predict_sample(d / "smp", out, workers=0, progress=False, on_field=lambda i, info: seen.append(i))
     assert res["skipped"] == len(done) and res["predicted"] == 12 - len(done)

@@ -31,7 +31,7 @@ from mingraph.acquire.dataset import (
 )
 from mingraph.acquire.importing import FieldFiles, field_record
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder
+from mingraph.outputs import atomic_folder, named_os_error, temp_prefix
 
 MANIFEST_COLUMNS = (
     "bse",
@@ -112,7 +112,11 @@ def add_fields(
     existing = open_dataset(out) if out.exists() and not overwrite else None
     out.parent.mkdir(parents=True, exist_ok=True)
     # hypermaps are read lazily into memory-mapped files here, beside the output (same disk)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.import-") as work:
+    try:
+        work_dir = tempfile.TemporaryDirectory(dir=out.parent, prefix=temp_prefix(out, "import"))
+    except OSError as e:
+        raise named_os_error(e, out) from None
+    with work_dir as work:
         names = existing.class_names if existing is not None else []
         records, sources, used = [], [], set()
         for k, f in enumerate(files):
@@ -146,7 +150,7 @@ def append_records(ds: Dataset, records: list, class_names: list[str], sources: 
         raise InputError(ds.path, "class_names", "the merged class list must keep the dataset's ids")
     counts = {s: ds.splits.count(s) for s in SPLITS}
     ids = set(ds.tile_ids)
-    with atomic_folder(ds.path, overwrite=True) as tmp:
+    with atomic_folder(ds.path, overwrite=True, kind="dataset") as tmp:
         for sub in ("spectra", "points"):
             if (ds.path / sub).is_dir():
                 (tmp / sub).mkdir()

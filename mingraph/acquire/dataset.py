@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from mingraph import __version__
 from mingraph.acquire.fields import N_CHANNELS, DenseSpectrumImage, Field, NoSpectra, bse_from_u16, bse_to_u16
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder
+from mingraph.outputs import atomic_folder, check_new_output
 
 SCHEMA_VERSION = 1
 FORMAT = "mingraph-dataset"
@@ -187,9 +187,9 @@ def _stored_counts(spectra: np.ndarray) -> np.ndarray:
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse an existing output unless ``overwrite``; the caller then writes atomically."""
-    if out.exists() and not overwrite:
-        raise InputError(out, "output", "already exists (pass --overwrite to replace it)")
+    """Refuse an existing output unless ``overwrite`` (and then one mingraph may not replace:
+    :mod:`mingraph.outputs`); the caller then writes atomically."""
+    check_new_output(out, overwrite, "output")
 
 
 def write_dataset(
@@ -202,7 +202,7 @@ def write_dataset(
 ) -> Path:
     """Write tiles to ``out`` atomically (temporary folder, then rename); return the path."""
     out = Path(out)
-    with atomic_folder(out, overwrite) as tmp:
+    with atomic_folder(out, overwrite, kind="dataset") as tmp:
         counts = {s: 0 for s in SPLITS}
         ids: set[str] = set()
         writer = pq.ParquetWriter(tmp / "tiles.parquet", TILE_SCHEMA, compression="zstd")

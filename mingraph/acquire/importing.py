@@ -10,6 +10,7 @@ import numpy as np
 from mingraph.acquire.dataset import SPLITS, TileRecord, write_dataset
 from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask
 from mingraph.errors import InputError
+from mingraph.outputs import safe_name
 
 DEFAULT_PIXEL_UM = 1.0
 
@@ -144,6 +145,7 @@ def field_record(
             f.labels, "labels", f"phase id {int(lab.max())} has no name in {f.classes} ({len(names)} names)"
         )
     tile_id = f.name or (Path(f.tima).name if f.tima is not None else Path(f.bse or f.spectra).stem)
+    safe_name(tile_id, f.bse or f.spectra or f.tima, "name")  # a field name becomes a folder name
     rec = TileRecord(
         tile_id=tile_id,
         split=f.split or split_of_name(tile_id, seed),

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from mingraph.errors import InputError
-from mingraph.files import atomic_folder, write_csv, write_text
+from mingraph.files import write_csv, write_text
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.graphs.structure import batch_graphs, size_groups
 from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
 from mingraph.metrics import confusion, scores, tile_mean_scores
+from mingraph.outputs import atomic_folder
 
 EVAL_SEED = 20_240_601
 
@@ -248,7 +249,7 @@ def evaluate(
         if out is not None
         else (Path(model) if Path(model).is_dir() else model_path.parent) / "eval"
     )
-    with atomic_folder(out, overwrite=True) as tmp:
+    with atomic_folder(out, overwrite=True, kind="evaluate") as tmp:
         # tiles are streamed in batches: memory does not grow with the split
         for f in fractions:
             bar = tqdm(total=len(tiles), desc=f"evaluate {f:g}", unit="tile", disable=not progress)

@@ -25,6 +25,7 @@ from mingraph.errors import InputError
 from mingraph.graphs.conventions import CONVENTIONS
 from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
 from mingraph.graphs.structure import StructuredGraph, build_structured_graph
+from mingraph.outputs import output_folder
 
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.05, 0.1)
 
@@ -193,8 +194,7 @@ def build_graphs(
         from mingraph.spectra.encoder import load_encoder
 
         enc_digest = load_encoder(encoder).digest
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out, "build-graphs")
     for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
         stale.unlink()
     jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles, convention)

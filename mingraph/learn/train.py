@@ -29,6 +29,7 @@ from mingraph.learn.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, make_bundle
 from mingraph.learn.distributed import pick_device  # noqa: F401  (the trainers' device rule, kept importable here)
 from mingraph.learn.model import GATModel, to_tensors
 from mingraph.metrics import confusion, scores
+from mingraph.outputs import output_folder
 
 DEFAULT_CONFIG: dict = {
     "epochs": 120,  # the paper's
@@ -354,7 +355,7 @@ def train(
         start, best = int(state["epoch"]) + 1, float(state["best_score"])
     net = ddp.wrap(model, dist, device)  # DistributedDataParallel under torchrun
     progress = progress and dist.main
-    run.mkdir(parents=True, exist_ok=True)
+    run = output_folder(run, "train")
     if dist.main:
         write_text(run / "config.json", json.dumps(cfg, indent=2))
     log_path = run / "metrics.jsonl"

@@ -37,6 +37,7 @@ from mingraph.learn.class_weights import frequency_weights
 from mingraph.learn.distributed import world_size
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion
 from mingraph.metrics import confusion, scores
+from mingraph.outputs import output_folder
 from mingraph.spectra.encoder import class_probabilities, load_encoder
 
 FUSION_CONFIG: dict = {
@@ -216,7 +217,7 @@ def train_fusion(
             sum(np.bincount(f.labels[f.valid & (f.labels >= 0)], minlength=len(names)) for f in fields) + 100
         )
         weight = frequency_weights(cnt, cfg["balanced"])  # +100 pixels a class: no unseen class
-    run.mkdir(parents=True, exist_ok=True)
+    run = output_folder(run, "train")
     paths = {"dataset": str(Path(dataset).resolve()), "encoder": str(Path(encoder).resolve())}
     write_text(run / "config.json", json.dumps(cfg | paths | {"arch": "fusion"}, indent=2))
     lo, hi = np.log(cfg["fraction_range"][0]), np.log(cfg["fraction_range"][1])
