@@ -12,7 +12,7 @@ import click
 from mingraph.errors import InputError
 from mingraph.outputs import protect
 
-OUTPUT_OPTIONS = ("out", "docs", "run")  # the commands' output paths; every other path is an input
+OUTPUT_OPTIONS = ("out", "docs")  # the commands' output paths; every other path is an input
 _CAUSES = {
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",

@@ -17,7 +17,7 @@ from mingraph.files import check_artifact_output
     "--online", type=click.Path(path_type=Path), help="Train on fresh EDS draws from this raw dataset."
 )
 @click.option(
-    "--out", "run", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics)."
+    "--out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics)."
 )
 @click.option("--epochs", type=int, help="Epochs (default 120, the paper's).")
 @click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
@@ -39,8 +39,9 @@ from mingraph.files import check_artifact_output
     help="paper: the paper's GAT; fusion: the fusion model (online, needs a CNN --encoder).",
 )
 @user_errors
-def train(shards, online, run, epochs, config, encoder, backend, device, resume, arch) -> None:
+def train(shards, online, out, epochs, config, encoder, backend, device, resume, arch) -> None:
     """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
+    run = out
     from mingraph.learn.train import train as run_train
 
     if arch == "fusion":
