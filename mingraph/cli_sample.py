@@ -52,6 +52,10 @@ def predict_sample(
     sample's modal mineralogy, grains, particles, association, liberation, overview and report.
 
     A run killed part-way resumes in the same OUT: finished fields are kept, the rest predicted."""
+    if scheduler is not None:  # before OUT/run.json: a wrong address is one line, nothing written
+        from mingraph.engine import check_scheduler
+
+        scheduler = check_scheduler(scheduler)
     from mingraph.predict import load_model
     from mingraph.sample import predict_sample as run
 

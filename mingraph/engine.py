@@ -11,12 +11,19 @@ Tasks must be idempotent: Dask re-runs a task whose worker was lost, so a task t
 writes it atomically (mingraph.files) and first checks whether its output is already whole.
 Results come back in ``items`` order; the first failing task's exception (e.g. an InputError,
 which pickles) is raised after the remaining tasks are cancelled.
+
+``check_scheduler(address)`` tells within seconds whether a Dask scheduler answers at an address
+(the scheme, then a TCP connection, then the Dask handshake and the scheduler's identity); the
+command line calls it before a run creates any output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,17 +37,141 @@ def _dashboard_note() -> str:
     return "" if importlib.util.find_spec("bokeh") else " (served once bokeh is installed: pip install bokeh)"
 
 
+#: seconds that each step of check_scheduler (TCP connection, Dask handshake) may take
+SCHEDULER_TIMEOUT_S = 5.0
+SCHEDULER_EXPECTED = (
+    "expected the address of a Dask scheduler: tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT "
+    "(port 8786 by default; the dashboard's http:// address is not one)"
+)
+
+
+def _split_scheduler(address: str, field: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a scheduler address, or InputError for any other form."""
+    from distributed.comm.addressing import parse_host_port
+
+    scheme, sep, loc = address.partition("://")
+    if not sep:
+        scheme, loc = "tcp", address
+    scheme = scheme.lower()
+    if scheme not in ("tcp", "tls"):
+        raise InputError(
+            address, field, f"the scheme {scheme}:// is not a Dask scheduler's; {SCHEDULER_EXPECTED}"
+        )
+    try:
+        host, port = parse_host_port(loc)
+        port = int(port)
+    except (ValueError, TypeError):
+        raise InputError(address, field, f"no HOST:PORT after the scheme; {SCHEDULER_EXPECTED}") from None
+    if not host or not 0 < port < 65536 or "/" in loc:
+        raise InputError(address, field, f"host {host!r}, port {port} is no address; {SCHEDULER_EXPECTED}")
+    return scheme, host, port
+
+
+async def _identity(address: str, timeout: float):
+    """The Dask handshake with ``address`` and the reply to an ``identity`` request."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    comm = await connect(address, timeout=timeout, **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _probe(address: str, timeout: float):
+    """(reply, None) or (None, exception) of ``_identity`` within ``timeout`` seconds, run on its own
+    event loop in a thread (so that it works whether or not the caller runs a loop)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["reply"] = asyncio.run(asyncio.wait_for(_identity(address, timeout), timeout))
+        except BaseException as e:  # a garbled length prefix asks for exabytes: MemoryError
+            box["error"] = e
+
+    thread = threading.Thread(target=target, name="mingraph-check-scheduler", daemon=True)
+    thread.start()
+    thread.join(timeout + 2.0)
+    if thread.is_alive() or isinstance(box.get("error"), (asyncio.TimeoutError, TimeoutError)):
+        return None, TimeoutError()
+    return box.get("reply"), box.get("error")
+
+
+def check_scheduler(address: str, timeout: float | None = None, field: str = "--scheduler") -> str:
+    """Check that a Dask scheduler answers at ``address``, before anything is written.
+
+    Parameters
+    ----------
+    address : str
+        ``tcp://HOST:PORT``, ``tls://HOST:PORT`` or ``HOST:PORT`` (tcp).
+    timeout : float, optional
+        Seconds for each step (TCP connection, Dask handshake); ``SCHEDULER_TIMEOUT_S`` if None.
+    field : str
+        The option named in the error message.
+
+    Returns
+    -------
+    str
+        The address with its scheme, e.g. ``tcp://head:8786``.
+
+    Raises
+    ------
+    InputError
+        One line for any other scheme (``http://``), a missing port, a host that cannot be
+        resolved or reached, a refused connection, no answer within ``timeout``, or a peer that
+        answers but is not a Dask scheduler (an HTTP server, a dashboard, a Dask worker).
+    """
+    timeout = SCHEDULER_TIMEOUT_S if timeout is None else float(timeout)
+    if not isinstance(address, str) or not address.strip():
+        raise InputError(repr(address), field, SCHEDULER_EXPECTED)
+    address = address.strip()
+    scheme, host, port = _split_scheduler(address, field)
+    from distributed.comm.addressing import unparse_host_port
+
+    normal = f"{scheme}://{unparse_host_port(host, port)}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except TimeoutError:
+        raise InputError(address, field, f"no answer within {timeout:g} s; {SCHEDULER_EXPECTED}") from None
+    except ConnectionRefusedError:
+        raise InputError(
+            address, field, f"nothing listens there (connection refused); {SCHEDULER_EXPECTED}"
+        ) from None
+    except OSError as e:
+        raise InputError(
+            address, field, f"cannot be reached ({e.strerror or e}); {SCHEDULER_EXPECTED}"
+        ) from None
+    reply, error = _probe(normal, timeout)
+    if isinstance(error, TimeoutError):
+        problem = f"a connection opens but no Dask handshake within {timeout:g} s"
+    elif error is not None:
+        problem = f"it answers, but not as a Dask scheduler ({type(error).__name__})"
+    elif not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        kind = reply.get("type") if isinstance(reply, dict) else None
+        problem = (
+            f"a Dask {kind}, not a scheduler, answers there" if kind else "it answers, not as a scheduler"
+        )
+    else:
+        return normal
+    raise InputError(address, field, f"{problem}; {SCHEDULER_EXPECTED}")
+
+
 @contextmanager
 def dask_client(workers: int, scheduler: str | None = None, say: Callable[[str], None] | None = None):
     """A ``distributed.Client``: connected to ``scheduler`` if given, else to a new LocalCluster of
     ``workers`` processes (one thread each, a random dashboard port).  ``say`` receives one line
-    with the dashboard address.  Raises InputError for an unreachable scheduler or workers < 1."""
+    with the dashboard address.  Raises InputError for an unreachable scheduler (check_scheduler)
+    or workers < 1."""
     from distributed import Client, LocalCluster
 
     say = say or (lambda line: None)
     if scheduler:
+        scheduler = check_scheduler(scheduler)
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=f"{4 * SCHEDULER_TIMEOUT_S:g}s")
         except (OSError, TimeoutError) as e:
             raise InputError(scheduler, "--scheduler", f"no Dask scheduler answers there ({e})") from None
         with client:

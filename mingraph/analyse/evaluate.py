@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mingraph.analyse.evaluate_classical import fit_pick, point_class_lut, point_classes, tune_classical
 from mingraph.errors import InputError
 from mingraph.files import write_csv, write_text
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
@@ -87,83 +88,6 @@ def model_maps(bundle: Bundle, fields: list, graphs: list, spectra: list) -> lis
     return [p[0] for p in predict_graphs(bundle, graphs)]
 
 
-def fit_pick(ds, encoder, seed: int, max_tiles: int = 20, pattern: str = "random"):
-    """The learnt candidate pick (:mod:`mingraph.learn.candidate_pick`) fitted on up to
-    ``max_tiles`` training fields of ``ds``, one EDS draw each at 1 % and 5 %; None without any."""
-    from mingraph.learn.candidate_pick import fit_candidate_pick
-    from mingraph.spectra.encoder import classify
-
-    fields, points = [], []
-    for t in ds.indices("train")[:max_tiles]:
-        fld = ds.field(t)
-        if fld.labels is None:
-            continue
-        for f in (0.01, 0.05) if pattern != "mask" else (1.0,):  # mask: the measured points, once
-            g, sp = field_graph(fld, t, f, 0, pattern, seed + 11, 1.0, None)
-            fields.append(fld)
-            points.append((g.eds_rc, classify(encoder, sp) if g.n_eds else np.zeros(0, np.int64)))
-    return fit_candidate_pick(fields, points, seed=seed) if fields else None
-
-
-def tune_classical(
-    ds, encoder, seed: int, fraction: float = 0.01, max_tiles: int = 12, pattern: str = "random"
-) -> dict:
-    """The classical baselines' parameters that score best on the validation split at ``fraction``
-    (weighted F1): geodesic cost weight alpha and segment size; defaults without a val split."""
-    from mingraph.learn.baselines import nearest_eds_labels
-    from mingraph.learn.classical import (
-        GEODESIC_ALPHAS,
-        SEGMENT_SIZES_PX,
-        choose_parameter,
-        geodesic_nearest_eds,
-        segment_vote,
-    )
-    from mingraph.spectra.encoder import classify
-
-    tiles = ds.indices("val")[:max_tiles]
-    if not tiles:
-        return {"alpha": 30.0, "segment_px": 64.0, "tuning": "defaults (no validation split)"}
-    fields, points = [], []
-    for t in tiles:
-        fld = ds.field(t)
-        g, sp = field_graph(fld, t, fraction, 0, pattern, seed + 7, 1.0, None)
-        if g.n_eds and fld.labels is not None:
-            c = classify(encoder, sp)
-            fields.append(fld)
-            points.append((g, c, nearest_eds_labels(g, c)))
-    C = len(ds.class_names)
-
-    def f1(maps) -> float:
-        cm = sum(
-            confusion(np.where(f.valid, f.labels, -1), m, C, unclassified=True) for f, m in zip(fields, maps)
-        )
-        return scores(cm)["f1_weighted"]
-
-    alpha, t_alpha = choose_parameter(
-        GEODESIC_ALPHAS,
-        lambda a: f1(
-            [geodesic_nearest_eds(f.bse, f.valid, g.eds_rc, c, a) for f, (g, c, _) in zip(fields, points)]
-        ),
-    )
-    seg, t_seg = choose_parameter(
-        SEGMENT_SIZES_PX,
-        lambda s: f1(
-            [segment_vote(f.bse, f.valid, g.eds_rc, c, nm, s) for f, (g, c, nm) in zip(fields, points)]
-        ),
-    )
-    return {
-        "alpha": alpha,
-        "segment_px": seg,
-        "tuning": {
-            "split": "val",
-            "tiles": len(fields),
-            "fraction": fraction,
-            "alpha": t_alpha,
-            "segment_px": t_seg,
-        },
-    }
-
-
 def evaluate(
     model: str | os.PathLike,
     dataset: str | os.PathLike,
@@ -192,7 +116,6 @@ def evaluate(
     from mingraph.learn.baselines import load_unet, nearest_eds_labels, predict_unet
     from mingraph.learn.candidate_pick import candidate_pick
     from mingraph.learn.classical import geodesic_nearest_eds, segment_vote
-    from mingraph.spectra.encoder import classify
 
     model_path = resolve_model(model)
     bundle = load_bundle(model_path)
@@ -216,7 +139,9 @@ def evaluate(
         unet_net, unet_names = load_unet(unet)
         if unet_names != names:
             raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
-    can_nearest = bundle.encoder.kind == "cnn" and bundle.encoder.n_classes == C
+    # the EDS points' classes (the encoder's) in the model's ids by name, for the classical baselines
+    lut = point_class_lut(bundle.encoder, names)
+    can_nearest = lut is not None and bool((lut >= 0).any())
     main = model_label(bundle)
     compare_bundles = {}
     for path in compare or ():
@@ -233,10 +158,10 @@ def evaluate(
     classical = dict(classical or {})
     if can_nearest and not {"alpha", "segment_px"} <= set(classical):
         tune_ds = open_dataset(tune_on) if tune_on else ds
-        classical = tune_classical(tune_ds, bundle.encoder, seed, pattern=pattern) | classical
+        classical = tune_classical(tune_ds, bundle.encoder, seed, names, pattern=pattern) | classical
     alpha, segment_px = float(classical.get("alpha", 30.0)), float(classical.get("segment_px", 64.0))
     pick_model = (
-        fit_pick(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, pattern=pattern)
+        fit_pick(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern=pattern)
         if can_nearest
         else None
     )
@@ -282,7 +207,7 @@ def evaluate(
                     chunk_spectra.append(sp)
                     if can_nearest:  # no EDS point: every pixel unclassified, scored as wrong
                         nearest.append(
-                            nearest_eds_labels(g, classify(bundle.encoder, sp))
+                            nearest_eds_labels(g, point_classes(bundle.encoder, sp, lut))
                             if g.n_eds
                             else np.full(smp.shape, -1)
                         )
@@ -291,7 +216,7 @@ def evaluate(
                 for label, other in compare_bundles.items():
                     results[label] = model_maps(other, samples, graphs, spectra)
                 if can_nearest:
-                    cls = [classify(bundle.encoder, sp) for sp in spectra]
+                    cls = [point_classes(bundle.encoder, sp, lut) for sp in spectra]
                     results[f"geodesic nearest EDS (alpha {alpha:g})"] = [
                         geodesic_nearest_eds(s.bse, s.valid, g.eds_rc, c, alpha)
                         for s, g, c in zip(samples, graphs, cls)

@@ -20,7 +20,7 @@ import numpy as np
 from mingraph.acquire.dataset import SPLITS, Dataset, open_dataset
 from mingraph.acquire.fields import Field
 from mingraph.acquire.sampling import PATTERNS, sample_points
-from mingraph.engine import run_tasks
+from mingraph.engine import check_scheduler, run_tasks
 from mingraph.errors import InputError
 from mingraph.graphs.conventions import CONVENTIONS
 from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
@@ -165,7 +165,8 @@ def build_graphs(
     """Precompute graph shards; skips shards already complete. Returns counts of built/skipped.
 
     ``workers`` > 1 builds shards on a Dask LocalCluster of that many processes, ``scheduler``
-    (tcp://host:port) on an existing Dask cluster whose workers see DATASET and OUT.
+    (tcp://host:port) on an existing Dask cluster whose workers see DATASET and OUT; the address is
+    checked (engine.check_scheduler) before OUT is created.
 
     ``convention`` "paper" or "authors" (graphs/conventions.py) is recorded in each shard's job;
     ``lift`` None takes the convention's EDS height (1 or 5)."""
@@ -194,6 +195,8 @@ def build_graphs(
         from mingraph.spectra.encoder import load_encoder
 
         enc_digest = load_encoder(encoder).digest
+    if scheduler is not None:  # before OUT is made: a wrong address is one line, nothing written
+        scheduler = check_scheduler(scheduler)
     out = output_folder(out, "build-graphs")
     for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
         stale.unlink()
