@@ -36,8 +36,9 @@ def test_records_figures_as_json_lines_and_asserts_their_bounds(tmp_path, monkey
         "fusion.numba.forward", 0.02, "s", peer="PyG GATv2Conv", peer_value=0.1, floor=1.5, impl="numba"
     )
     assert f.ok and f.ratio == pytest.approx(5.0)
-    figures.record("simulate.tile", 0.03, "s", peer="gaussian_filter", peer_value=0.001, ratio="value/peer",
-                   ceiling=400)  # fmt: skip
+    figures.record(
+        "simulate.tile", 0.03, "s", peer="gaussian_filter", peer_value=0.001, ratio="value/peer", ceiling=400
+    )
     figures.record("shards.bytes_per_graph", 90_000, "B", ceiling=150_000)
     figures.record("sample.tima_field.cpu", 5.5, "s")  # recorded only
     with pytest.raises(AssertionError) as err:
@@ -104,8 +105,15 @@ def test_table_shows_every_figure_its_bound_and_failures(tmp_path, monkeypatch):
     out = tmp_path / "figures.jsonl"
     monkeypatch.setenv(figures.ENV, str(out))
     figures.record("fusion.numba.forward", 0.02, "s", peer="PyG GATv2Conv", peer_value=0.1, floor=1.5)
-    figures.record("fusion.numba.memory", 1.8e8, "B", peer="PyG GATv2Conv", peer_value=4.36e8,
-                   ratio="value/peer", ceiling=0.7)  # fmt: skip
+    figures.record(
+        "fusion.numba.memory",
+        1.8e8,
+        "B",
+        peer="PyG GATv2Conv",
+        peer_value=4.36e8,
+        ratio="value/peer",
+        ceiling=0.7,
+    )
     figures.record("shards.bytes_per_graph", 90_000, "B", ceiling=150_000)
     figures.record("sample.tima_field.cpu", 5.5, "s")
     figures.record("gat.forward.dgl", 1.0, "s", peer="dgl", peer_value=3.0, floor=5.0, check=False)
