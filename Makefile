@@ -31,8 +31,15 @@ test: lint
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
 	$(BIN)/python -m pytest bench -q -s -p no:cacheprovider --benchmark-min-rounds=3 --benchmark-max-time=0.5
 
+# Every bench figure is appended to $MINGRAPH_BENCH_JSON (a temp file if unset) and printed as a
+# table at the end, also when a bench fails; make's exit status is pytest's.  BENCH_ARGS picks the
+# benches and pytest options (e.g. make bench BENCH_ARGS="bench/test_bench_simulate.py -k tile").
+BENCH_ARGS ?= bench
 bench: $(STAMP)
-	$(BIN)/python -m pytest bench -s -p no:cacheprovider
+	@f="$${MINGRAPH_BENCH_JSON:-$$(mktemp "$${TMPDIR:-/tmp}/mingraph-bench.XXXXXX")}"; \
+	echo "bench figures: $$f"; \
+	MINGRAPH_BENCH_JSON="$$f" $(BIN)/python -m pytest $(BENCH_ARGS) -s -p no:cacheprovider; rc=$$?; \
+	echo; $(BIN)/python bench/figures_table.py "$$f"; echo "(JSON lines: $$f)"; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info

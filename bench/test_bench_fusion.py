@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from figures import record, require
 from peak_memory import peak_during, run_script
 from timing import best_of
 
@@ -80,18 +81,30 @@ def test_cross_layer_vs_pyg_gatv2conv(workload, impl):
         rtol=1e-4,
         atol=1e-4,
     )
-    ratios = {}
+    secs = {}  # mode -> (PyG's seconds, ours)
     with torch.no_grad():
-        ratios["forward"] = best_of(lambda: _pyg(workload)) / best_of(lambda: _ours(workload, impl))
-    ratios["train"] = best_of(lambda: _pyg(workload).sum().backward()) / best_of(
-        lambda: _ours(workload, impl).sum().backward()
+        secs["forward"] = best_of(lambda: _pyg(workload)), best_of(lambda: _ours(workload, impl))
+    secs["train"] = (
+        best_of(lambda: _pyg(workload).sum().backward()),
+        best_of(lambda: _ours(workload, impl).sum().backward()),
     )
+    figs = {
+        k: record(
+            f"fusion.cross_layer.{impl}.{k}",
+            ours,
+            "s",
+            peer="PyG GATv2Conv",
+            peer_value=pyg,
+            floor=FLOOR[impl, k],
+            check=False,
+        )
+        for k, (pyg, ours) in secs.items()
+    }
     print(
         f"\nfusion cross layer ({impl}) vs PyG GATv2Conv: "
-        + ", ".join(f"{k} {v:.1f}x (floor {FLOOR[impl, k]})" for k, v in ratios.items())
+        + ", ".join(f"{k} {f.ratio:.1f}x (floor {f.floor})" for k, f in figs.items())
     )
-    for k, v in ratios.items():
-        assert v >= FLOOR[impl, k], f"{impl} {k}: {v:.2f}x < {FLOOR[impl, k]}"
+    require(*figs.values())
 
 
 # peak memory of forward+backward above the workload's, measured (two runs): PyG 436 MB, torch
@@ -118,8 +131,21 @@ def test_cross_layer_memory_vs_pyg_gatv2conv():
         "\nfusion cross layer peak memory, forward+backward: "
         + ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in peak.items())
     )
-    for impl, ceiling in MEM_CEILING.items():
-        assert peak[impl] <= ceiling * peak["pyg"], f"{impl}: {peak[impl] / peak['pyg']:.2f} of PyG's"
+    require(
+        *(
+            record(
+                f"fusion.cross_layer.{impl}.train_peak_memory",
+                peak[impl],
+                "B",
+                peer="PyG GATv2Conv",
+                peer_value=peak["pyg"],
+                ratio="value/peer",
+                ceiling=ceiling,
+                check=False,
+            )
+            for impl, ceiling in MEM_CEILING.items()
+        )
+    )
 
 
 if __name__ == "__main__":  # subprocess entry: one JSON line on stdout

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from figures import record, require
 from peak_memory import peak_during, run_script, status_bytes
 from timing import best_of
 
@@ -279,7 +280,14 @@ def test_field_2048_structured_memory(benchmark):
     print(
         f"\n2048x2048 at 1%: forward {m['forward_s']:.2f} s, +{m['forward_bytes'] / 1e9:.2f} GB over the graph, process peak {m['process_peak_bytes'] / 1e9:.2f} GB"
     )
-    assert m["process_peak_bytes"] < FIELD_LIMIT_BYTES
+    record(
+        "gat.field_2048.structured.forward.process_peak_memory",
+        m["process_peak_bytes"],
+        "B",
+        ceiling=FIELD_LIMIT_BYTES,
+        forward_s=m["forward_s"],
+        forward_bytes=m["forward_bytes"],
+    )
 
 
 def _measure_missing() -> None:
@@ -305,22 +313,43 @@ def _measure_missing() -> None:
 def test_ratios_meet_their_floors():
     """Structured vs the DGL reference and PyG: speed (same run) and memory (subprocesses)."""
     _measure_missing()
-    lines, failures = [], []
+    lines, figs = [], []
+    tiles = {"forward": TILES, "train": TRAIN_TILES}
     for (mode, peer), floor in SPEED_FLOOR.items():
         if (mode, peer) in RESULTS and (mode, "structured") in RESULTS:
-            ratio = RESULTS[(mode, peer)] / RESULTS[(mode, "structured")]
-            lines.append(f"speed  {mode:8s} vs {peer}: {ratio:6.1f}x (floor {floor})")
-            failures += [lines[-1]] if ratio < floor else []
+            figs.append(
+                record(
+                    f"gat.{mode}_{tiles[mode]}_tiles.structured.seconds.vs_{peer}",
+                    RESULTS[(mode, "structured")],
+                    "s",
+                    peer=peer,
+                    peer_value=RESULTS[(mode, peer)],
+                    floor=floor,
+                    check=False,
+                )
+            )
+            lines.append(f"speed  {mode:8s} vs {peer}: {figs[-1].ratio:6.1f}x (floor {floor})")
     for (mode, peer), floor in MEMORY_FLOOR.items():
         if peer in MEMORY and "structured" in MEMORY:
-            ratio = MEMORY[peer][f"{mode}_bytes"] / MEMORY["structured"][f"{mode}_bytes"]
-            lines.append(f"memory {mode:8s} vs {peer}: {ratio:6.1f}x (floor {floor})")
-            failures += [lines[-1]] if ratio < floor else []
+            figs.append(
+                record(
+                    f"gat.{mode}_{tiles[mode]}_tiles.structured.peak_memory.vs_{peer}",
+                    MEMORY["structured"][f"{mode}_bytes"],
+                    "B",
+                    peer=peer,
+                    peer_value=MEMORY[peer][f"{mode}_bytes"],
+                    floor=floor,
+                    check=False,
+                )
+            )
+            lines.append(f"memory {mode:8s} vs {peer}: {figs[-1].ratio:6.1f}x (floor {floor})")
+    if ("train16", "structured") in RESULTS:  # recorded only
+        record("gat.train_16_tiles.structured.seconds", RESULTS[("train16", "structured")], "s")
     if not any(k[1] == "pyg" for k in RESULTS):
         lines.append("PyG floors NOT checked: torch_geometric is not installed (pip install -e .[peers])")
         warnings.warn(lines[-1], stacklevel=1)
     print("\n" + "\n".join(lines))
-    assert not failures, failures
+    require(*figs)
 
 
 if __name__ == "__main__":  # subprocess entry: one JSON line on stdout

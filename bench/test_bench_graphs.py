@@ -21,6 +21,7 @@ import time
 import numba
 import numpy as np
 import pytest
+from figures import record
 from timing import best_of
 
 from mingraph.graphs.structure import build_structured_graph, edge_list
@@ -74,7 +75,15 @@ def test_tile_build_vs_reference(benchmark, one_core, fraction):
     print(
         f"\n150x150 at {fraction:.1%} ({len(rc)} EDS): ours {ours * 1e3:.3f} ms, reference {ref * 1e3:.0f} ms, {ratio:.0f}x"
     )
-    assert ratio >= TILE_FLOOR[fraction]
+    record(
+        f"graphs.tile_150.build.eds_{fraction:g}",
+        ours,
+        "s",
+        peer="reference builder (plain Python)",
+        peer_value=ref,
+        floor=TILE_FLOOR[fraction],
+        n_eds=len(rc),
+    )
 
 
 def test_tile_explicit_edge_list_vs_reference(benchmark, one_core):
@@ -94,7 +103,14 @@ def test_tile_explicit_edge_list_vs_reference(benchmark, one_core):
     print(
         f"\n150x150 at 1%, build + explicit edge list: ours {ours * 1e3:.2f} ms, reference {ref * 1e3:.0f} ms, {ratio:.0f}x"
     )
-    assert ratio >= EXPLICIT_FLOOR
+    record(
+        "graphs.tile_150.build_and_edge_list.eds_0.01",
+        ours,
+        "s",
+        peer="reference builder (plain Python)",
+        peer_value=ref,
+        floor=EXPLICIT_FLOOR,
+    )
 
 
 def scipy_baseline(h: int, w: int, rc: np.ndarray):
@@ -156,7 +172,15 @@ def test_field_4096_build_vs_scipy(benchmark):
         f"\n4096x4096 at 1% ({len(rc)} EDS, {numba.get_num_threads()} threads): ours {ours:.2f} s, "
         f"scipy cKDTree + Delaunay {ref:.2f} s ({ratio:.1f}x), scipy EDT (arbitrary ties) + Delaunay {edt:.2f} s"
     )
-    assert ratio >= FIELD_FLOOR
+    record(
+        "graphs.field_4096.build.eds_0.01",
+        ours,
+        "s",
+        peer="scipy cKDTree + Delaunay",
+        peer_value=ref,
+        floor=FIELD_FLOOR,
+        threads=numba.get_num_threads(),
+    )
 
 
 def linear_reference(h: int, w: int, rc: np.ndarray):
@@ -201,6 +225,13 @@ def test_time_linear_in_pixels(benchmark, one_core):
         + ", ".join(f"{s}^2 {v * 1e9:.1f} ns" for s, v in per_pixel.items())
         + f"; growth {raw:.2f}, linear reference (scipy EDT) growth {ref:.2f}, ratio {growth:.2f}"
     )
-    assert growth <= LINEAR_CEILING, (
-        "build time grows faster than linearly in pixels (relative to a linear pass)"
+    # at most LINEAR_CEILING: build time must grow (almost) linearly in pixels, relative to a linear pass
+    record(
+        "graphs.per_pixel_growth_512_to_2048",
+        raw,
+        "x",
+        peer="linear reference pass (scipy EDT)",
+        peer_value=ref,
+        ratio="value/peer",
+        ceiling=LINEAR_CEILING,
     )

@@ -23,10 +23,12 @@ import time
 
 import numpy as np
 import pytest
+from figures import record, require
 
 from mingraph.acquire.sample import simulate_sample
 from mingraph.sample import predict_sample
 
+DWELL_S = 1.25e-3  # the instrument's time a spectrum
 # Target 0.8 (issue 13). Wall-clock efficiency on 2 cores shared with ~20 other processes measured
 # 0.40 (docs/performance.md): this floor only catches a run that serialises the fields.  CPU time a
 # field does not depend on the load: its floor is well below the measured ratio.
@@ -67,7 +69,29 @@ def test_fields_per_second_on_1_and_2_workers(sample16, tmp_path):
     print(json.dumps({"bench": "sample-scaling", "fields": 16, "field_px": 128, "fields_per_s": rates,
                       "wall_s": walls, "cpu_s_per_field": cpu, "efficiency_2_workers": eff,
                       "cpu_efficiency_2_workers": cpu_eff, "load_average": os.getloadavg()}))  # fmt: skip
-    assert eff >= EFFICIENCY_FLOOR and cpu_eff >= CPU_EFFICIENCY_FLOOR
+    require(
+        # efficiency: the rate on 2 workers over twice the rate on 1
+        record(
+            "sample.scaling_16x128.fields_per_s_2_workers",
+            rates[2],
+            "fields/s",
+            peer="twice 1 worker's rate",
+            peer_value=2 * rates[1],
+            ratio="value/peer",
+            floor=EFFICIENCY_FLOOR,
+            check=False,
+        ),
+        # CPU efficiency: CPU seconds a field on 1 worker over those on 2
+        record(
+            "sample.scaling_16x128.cpu_s_per_field_2_workers",
+            cpu[2],
+            "s",
+            peer="1 worker",
+            peer_value=cpu[1],
+            floor=CPU_EFFICIENCY_FLOOR,
+            check=False,
+        ),
+    )
 
 
 def test_hundred_field_sample_end_to_end(tmp_path):
@@ -79,6 +103,7 @@ def test_hundred_field_sample_end_to_end(tmp_path):
     print(json.dumps({"bench": "sample-100-fields", "fields": res["fields"], "field_px": 64, "workers": 2,
                       "wall_s": wall, "fields_per_s": res["fields"] / wall, "grains": s["n_grains"]}))  # fmt: skip
     assert res["predicted"] == 100 and (tmp_path / "out" / "sample" / "report.html").is_file()
+    record("sample.100_fields_64.wall", wall, "s", workers=2)  # recorded only
 
 
 def test_cost_of_one_tima_sized_field():
@@ -112,4 +137,16 @@ def test_cost_of_one_tima_sized_field():
             }
         )
     )
-    assert np.isfinite(sum(times[-1]["cpu_s"].values()))
+    cpu_s = sum(times[-1]["cpu_s"].values())
+    assert np.isfinite(cpu_s)
+    # recorded only (issue 24: at most 1.5 core-seconds)
+    record(
+        "sample.tima_field_512.cpu",
+        cpu_s,
+        "s",
+        peer="instrument (1.25 ms a spectrum)",
+        peer_value=len(rc) * DWELL_S,
+        ratio="value/peer",
+        points=len(rc),
+        **times[-1]["cpu_s"],
+    )
