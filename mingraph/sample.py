@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
+from mingraph.engine import check_scheduler
 from mingraph.errors import InputError
 from mingraph.files import write_text
 from mingraph.outputs import atomic_folder, clean_stale, inside, output_folder, protect, safe_name
@@ -243,6 +244,8 @@ def predict_sample(
     from mingraph.sample_results import write_sample_results
 
     say = say or (lambda line: None)
+    if scheduler is not None:  # before OUT is made: a wrong address is one line, nothing written
+        scheduler = check_scheduler(scheduler)
     if scheduler is None:  # a local cluster has this machine's devices: refuse a missing one now
         from mingraph.learn.distributed import pick_device
 

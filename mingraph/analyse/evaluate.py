@@ -26,7 +26,7 @@ from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.graphs.structure import batch_graphs, size_groups
 from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
 from mingraph.metrics import confusion, scores, tile_mean_scores
-from mingraph.outputs import atomic_folder
+from mingraph.outputs import atomic_folder, check_new_output
 
 EVAL_SEED = 20_240_601
 
@@ -118,6 +118,12 @@ def evaluate(
     from mingraph.learn.classical import geodesic_nearest_eds, segment_vote
 
     model_path = resolve_model(model)
+    out = (
+        Path(out)
+        if out is not None
+        else (Path(model) if Path(model).is_dir() else model_path.parent) / "eval"
+    )
+    check_new_output(out, overwrite=True)  # before any work: an output mingraph may not replace is refused
     bundle = load_bundle(model_path)
     ds = open_dataset(dataset)
     from mingraph.analyse.classmap import match_classes
@@ -169,11 +175,6 @@ def evaluate(
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
     unet_cache: dict[int, np.ndarray] = {}
     overlay_paths = []
-    out = (
-        Path(out)
-        if out is not None
-        else (Path(model) if Path(model).is_dir() else model_path.parent) / "eval"
-    )
     with atomic_folder(out, overwrite=True, kind="evaluate") as tmp:
         # tiles are streamed in batches: memory does not grow with the split
         for f in fractions:
