@@ -9,6 +9,7 @@ import click
 from mingraph.cli_common import parse_fractions, user_errors
 from mingraph.errors import InputError
 from mingraph.files import check_artifact_output
+from mingraph.outputs import output_folder
 
 
 @click.command()
@@ -41,7 +42,7 @@ from mingraph.files import check_artifact_output
 @user_errors
 def train(shards, online, out, epochs, config, encoder, backend, device, resume, arch) -> None:
     """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
-    run = out
+    run = output_folder(out, "train", create=False)  # before any work: refused here, not after loading
     from mingraph.learn.train import train as run_train
 
     if arch == "fusion":

@@ -236,10 +236,14 @@ def write_marker(folder: Path, kind: str, entries: list[str] | None = None) -> N
     if entries is not None:
         obj["entries"] = sorted(entries)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(folder / MARKER, "tmp"), dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-    os.chmod(tmp, 0o666 & ~UMASK)
-    os.replace(tmp, folder / MARKER)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1)
+        os.chmod(tmp, 0o666 & ~UMASK)
+        os.replace(tmp, folder / MARKER)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def check_replaceable(out: Path, what: str = "--out") -> None:
@@ -385,7 +389,7 @@ def atomic_folder(out: str | os.PathLike, overwrite: bool = False, kind: str = "
         raise
 
 
-def output_folder(out: str | os.PathLike, kind: str, overwrite: bool = False) -> Path:
+def output_folder(out: str | os.PathLike, kind: str, overwrite: bool = False, create: bool = True) -> Path:
     """Make (or reopen, to resume) an output folder that a command writes into file by file.
 
     A new or empty folder is taken and marked; an existing one must carry mingraph's marker of
@@ -400,6 +404,8 @@ def output_folder(out: str | os.PathLike, kind: str, overwrite: bool = False) ->
         The kind of output; a folder of another kind is not resumed into.
     overwrite : bool
         Start again: the old folder (if mingraph wrote it) is removed first.
+    create : bool
+        False: only check, before any work, that ``out`` may be used (nothing is made or removed).
 
     Returns
     -------
@@ -427,6 +433,8 @@ def output_folder(out: str | os.PathLike, kind: str, overwrite: bool = False) ->
         if out.exists():
             if overwrite:
                 check_replaceable(out)
+                if not create:
+                    return out
                 clean_stale(out)
                 old = _temp_folder(out, "old")
                 os.replace(out, old / out.name)
@@ -446,6 +454,8 @@ def output_folder(out: str | os.PathLike, kind: str, overwrite: bool = False) ->
                         "--out",
                         f"holds a mingraph {marker.get('kind')} output, not a {kind} run to resume",
                     )
+        if not create:
+            return out
         out.mkdir(parents=True, exist_ok=True)
         if read_marker(out) is None or not (out / MARKER).is_file():
             write_marker(out, kind)

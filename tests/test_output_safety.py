@@ -237,16 +237,28 @@ import json, os, subprocess, sys
 from click.testing import CliRunner
 from mingraph.cli import main
 root, table = sys.argv[1], json.loads(sys.argv[2])
-subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", f"{root}/full"], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", f"{root}/full"], check=True)
 subprocess.run(["mount", "--bind", f"{root}/ro", f"{root}/ro"], check=True)
 subprocess.run(["mount", "-o", "remount,ro,bind", f"{root}/ro"], check=True)
+try:  # fill the disk: every write that follows meets ENOSPC
+    with open(f"{root}/full/filler", "wb") as f:
+        while True:
+            f.write(b"x" * 4096)
+            f.flush()
+except OSError:
+    pass
 os.chdir(root)
 res = {}
 for name, argv in table.items():
     for where in ("ro", "full"):
         out = f"{root}/{where}/new-{name}"
         r = CliRunner().invoke(main, [out if a == "OUT" else a for a in argv])
-        left = sorted(p for p in os.listdir(f"{root}/{where}") if p.startswith("."))
+        left = sorted(
+            os.path.join(d, n)
+            for d, ds, fs in os.walk(f"{root}/{where}")
+            for n in ds + fs
+            if n.startswith(".") and any(t in n for t in (".tmp-", ".old-", ".import-", ".tmp"))
+        )
         res[f"{name}:{where}"] = [r.exit_code, r.output[-600:], left, repr(r.exception)]
 print(json.dumps(res))
 """
