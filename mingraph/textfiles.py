@@ -15,7 +15,7 @@ training configurations are all read here, so that every one accepts and refuses
 - Duplicate names are refused in one line naming the duplicate: CSV column names, JSON object
   keys, and any list checked with :func:`check_unique`.
 - A cell that starts with ``'`` before ``=``, ``+``, ``-``, ``@``, tab or CR reads without that
-  ``'``: it is the formula escape :func:`csv_cell` adds when mingraph writes a CSV.
+  ``'``: it is the formula escape :func:`mingraph.escapes.csv_cell` adds when mingraph writes a CSV.
 
 Files mingraph writes for itself (run.json, field.json, config.json, metrics.jsonl) are not read here.
 """
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from mingraph.errors import InputError
+from mingraph.escapes import csv_uncell
 
 DELIMITERS = ",;\t"
 _SNIFF_LINES = 50
@@ -45,8 +46,6 @@ _UTF16_32 = (
 _SAVE_AS = "save it as UTF-8 (in Excel: 'CSV UTF-8')"
 # a decimal comma: digits, one comma, digits (an exponent allowed); nothing else
 _DECIMAL_COMMA = re.compile(r"^([+-]?\d+),(\d+)([eE][+-]?\d+)?$")
-# what spreadsheets take as the start of a formula (OWASP, "CSV injection")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _show(delimiter: str) -> str:
@@ -238,53 +237,6 @@ def parse_number(text: str, delimiter: str | None = ",") -> float:
             f"got {s!r}: ambiguous (a decimal comma or a thousands separator?); write it with a point"
         )
     raise ValueError(f"got {s!r}: a comma is the delimiter here; write decimals with a point")
-
-
-def csv_cell(value: Any) -> Any:
-    """A value as a CSV cell that a spreadsheet will not run: text starting with ``=``, ``+``, ``-``,
-    ``@``, tab or CR gets a leading ``'`` (OWASP); numbers, and text that is a number, are unchanged.
-
-    Text that already starts with ``'`` before such a character gets one more, so that
-    :func:`csv_uncell` (used by :func:`read_table`) gives back exactly the text.
-
-    Parameters
-    ----------
-    value : Any
-        The cell.
-
-    Returns
-    -------
-    Any
-        ``value``, or the escaped text.
-    """
-    if not isinstance(value, str):
-        return value
-    rest = value.lstrip("'")
-    if not rest.startswith(_FORMULA_START):
-        return value
-    try:
-        float(value)
-        return value  # "-1.5", "+3": a number, not a formula
-    except ValueError:
-        return "'" + value
-
-
-def csv_uncell(cell: str) -> str:
-    """The text of a cell that :func:`csv_cell` escaped (the inverse; other cells unchanged).
-
-    Parameters
-    ----------
-    cell : str
-        The cell as read.
-
-    Returns
-    -------
-    str
-        ``cell`` without the escape's ``'``.
-    """
-    if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA_START):
-        return cell[1:]
-    return cell
 
 
 def read_table(path: str | os.PathLike, what: str, required: Iterable[str] = ()) -> Table:
