@@ -14,8 +14,8 @@ import html
 import re
 from typing import Any
 
-# what spreadsheets take as the start of a formula (OWASP, "CSV injection")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# what spreadsheets take as the start of a formula (OWASP, "CSV injection"); LF too, as CR is written as LF
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def csv_cell(value: Any) -> Any:
@@ -23,7 +23,8 @@ def csv_cell(value: Any) -> Any:
     ``@``, tab or CR gets a leading ``'`` (OWASP); numbers, and text that is a number, are unchanged.
 
     Text that already starts with ``'`` before such a character gets one more, so that
-    :func:`csv_uncell` (used by :func:`read_table`) gives back exactly the text.
+    :func:`csv_uncell` (used by :func:`mingraph.textfiles.read_table`) gives back the text
+    exactly, but for line breaks, which are written as LF (a bare CR would end the row).
 
     Parameters
     ----------
@@ -37,14 +38,15 @@ def csv_cell(value: Any) -> Any:
     """
     if not isinstance(value, str):
         return value
-    rest = value.lstrip("'")
-    if not rest.startswith(_FORMULA_START):
-        return value
+    # a CR is no line end to Python's csv writer (it would split the row): line breaks as LF, quoted
+    text = value.replace("\r\n", "\n").replace("\r", "\n")
+    if not value.lstrip("'").startswith(_FORMULA_START):
+        return text
     try:
         float(value)
         return value  # "-1.5", "+3": a number, not a formula
     except ValueError:
-        return "'" + value
+        return "'" + text
 
 
 def csv_uncell(cell: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import os
 import re
@@ -236,6 +237,8 @@ def parse_number(text: str, delimiter: str | None = ",") -> float:
         raise ValueError(
             f"got {s!r}: ambiguous (a decimal comma or a thousands separator?); write it with a point"
         )
+    if delimiter is None:
+        raise ValueError(f"got {s!r}: a decimal comma is not read here; write the number with a point")
     raise ValueError(f"got {s!r}: a comma is the delimiter here; write decimals with a point")
 
 
@@ -265,7 +268,7 @@ def read_table(path: str | os.PathLike, what: str, required: Iterable[str] = ())
     path = Path(path)
     text = read_text_input(path, what)
     delim = sniff_delimiter(text)
-    reader = csv.reader(text.splitlines(), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     header: list[str] | None = None
     named: list[tuple[int, str]] = []
     rows: list[dict[str, str]] = []

@@ -9,6 +9,7 @@ so the ids of fields already in the dataset never change.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -73,7 +74,7 @@ def read_class_map(path: str | Path) -> dict[str, str]:
     delim = sniff_delimiter(text)
     out: dict[str, str] = {}
     lines: dict[str, int] = {}
-    reader = csv.reader(text.splitlines(), delimiter=delim)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     first = True
     for row in reader:
         row = [c.strip() for c in row]
