@@ -6,6 +6,9 @@ A mineral list is a CSV or JSON file with one entry per mineral:
   ``density`` (g/cm³; optional), ``colour`` (``#rrggbb``; optional), ``aliases`` (other names the
   classifier may use; ``;``-separated in CSV, a list in JSON; optional).
 - CSV: a header row with those columns. JSON: a list of objects, or ``{"minerals": [...]}``.
+  Read by :mod:`mingraph.textfiles` (UTF-8 with or without a BOM, delimiter ``,`` ``;`` or tab,
+  decimal commas in a ``;`` file; quote an aliases cell there). A name or alias given twice
+  (case and surrounding spaces ignored) is refused.
 
 The classes of a model are matched to entries by name or alias (case and surrounding spaces
 ignored). A class with no entry, or an entry without a density or formula, gets none: mass %,
