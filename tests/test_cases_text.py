@@ -16,6 +16,7 @@ from conftest import REPO
 from mingraph.acquire.collection import read_class_map, read_manifest
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.readers import read_class_names
+from mingraph.acquire.sample import open_sample
 from mingraph.analyse import mineralogy as M
 from mingraph.analyse.mineralogy.assay import read_assay
 from mingraph.analyse.mineralogy.minerals import MineralEntry, read_mineral_list, write_mineral_list
@@ -192,6 +193,25 @@ def test_a_manifest_imports_the_same_however_a_spreadsheet_saved_it(tmp_path):
     (tmp_path / "mixed.csv").write_text("bse,labels,name\nf ä.tif,f ä_lab.tif,a\ng.tif;g_lab.tif;b,x,y,z\n")
     out = one_line_error(run("import", tmp_path / "ds_mixed", "--manifest", tmp_path / "mixed.csv"))
     assert "line 3" in out and "4 cells but the header has 3 columns" in out
+
+
+def test_a_sample_manifest_reads_stage_positions_with_decimal_commas(tmp_path):
+    for stem in "ab":
+        tifffile.imwrite(tmp_path / f"{stem}.tif", np.zeros((4, 4), np.uint16))
+        np.savez(tmp_path / f"{stem}.npz", rc=np.zeros((1, 2), int), spectra=np.zeros((1, 3000)))
+    head = "bse;points;pixel_size;name;stage_x_um;stage_y_um\r\n"
+    (tmp_path / "m.csv").write_text(
+        head + "a.tif;a.npz;0,5;a;0;0\r\nb.tif;b.npz;0,5;b;2;-1,5\r\n", encoding="utf-8-sig"
+    )
+    s = open_sample(tmp_path / "m.csv")
+    # by hand: 0.5 µm pixels; b is 2 µm right (4 columns) and 1.5 µm lower (y up: 3 rows down)
+    assert s.pixel_size_um == 0.5 and s.positioned
+    assert [(f.name, f.origin_px) for f in s.fields] == [("a", (0, 0)), ("b", (3, 4))]
+    (tmp_path / "bad.csv").write_text(head + "a.tif;a.npz;0,5;a;0;0\r\nb.tif;b.npz;0,5;b;2;-1.5,0\r\n")
+    with pytest.raises(
+        InputError, match="bad.csv: line 3: stage_y_um: expected a number in µm; got '-1.5,0'"
+    ):
+        open_sample(tmp_path / "bad.csv")
 
 
 def test_decimal_commas_only_where_unambiguous():
