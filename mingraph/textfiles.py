@@ -75,7 +75,9 @@ def read_text_input(path: str | os.PathLike, what: str) -> str:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, what, "file not found")
+        raise InputError(
+            path, what, "not a file (a folder or a device)" if path.exists() else "file not found"
+        )
     try:
         data = path.read_bytes()
     except OSError as e:
