@@ -81,7 +81,7 @@ def write_csv(path: str | os.PathLike, rows: list[list[Any]]) -> Path:
     """Write a table (header row first) as CSV, atomically.
 
     Text cells that a spreadsheet would take for a formula (starting with ``=``, ``+``, ``-``,
-    ``@``, tab or CR; a mineral or field name from a user's file) get a leading ``'``
+    ``@``, tab or a line break; a mineral or field name from a user's file) get a leading ``'``
     (:func:`mingraph.escapes.csv_cell`); numbers, and text that is a number, are written as
     they are. mingraph's own readers take the ``'`` off again.
     """
