@@ -36,16 +36,12 @@ def simulate(
     out: Path, n_tiles: int, size: int, seed: int, overwrite: bool, split: str | None, params
 ) -> None:
     """Simulate a labelled dataset of SEM tiles (BSE, phases, on-demand EDS spectra) into OUT."""
-    import json
-
     from mingraph.acquire.importing import simulate_dataset
+    from mingraph.textfiles import read_json_input
 
-    try:
-        sim = json.loads(params.read_text()) if params else None
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(
-            params, "params", f"expected a readable JSON object of simulator parameters ({e})"
-        ) from None
+    sim = read_json_input(params, "params") if params else None
+    if sim is not None and not isinstance(sim, dict):
+        raise InputError(params, "params", "expected a JSON object of simulator parameters")
     path = simulate_dataset(out, n_tiles, size, seed, overwrite=overwrite, split=split, params=sim)
     click.echo(f"wrote {n_tiles} tiles to {path}")
 

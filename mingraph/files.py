@@ -82,9 +82,17 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_csv(path: str | os.PathLike, rows: list[list[Any]]) -> Path:
-    """Write a table (header row first) as CSV, atomically."""
+    """Write a table (header row first) as CSV, atomically.
+
+    Text cells that a spreadsheet would take for a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, tab or a line break; a mineral or field name from a user's file) get a leading ``'``
+    (:func:`mingraph.escapes.csv_cell`); numbers, and text that is a number, are written as
+    they are. mingraph's own readers take the ``'`` off again.
+    """
+    from mingraph.escapes import csv_cell
+
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
+    csv.writer(buf, lineterminator="\n").writerows([csv_cell(c) for c in r] for r in rows)
     return write_text(path, buf.getvalue())
 
 

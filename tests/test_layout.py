@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 # rank of each stage; a module may import from its own stage or any stage below it
 RANK = {
     "errors": 0,
+    "escapes": 0,
+    "textfiles": 0,
     "files": 0,
     "outputs": 0,
     "metrics": 0,

@@ -9,6 +9,7 @@ so the ids of fields already in the dataset never change.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import shutil
@@ -32,6 +33,14 @@ from mingraph.acquire.dataset import (
 from mingraph.acquire.importing import FieldFiles, field_record
 from mingraph.errors import InputError
 from mingraph.outputs import atomic_folder, named_os_error, temp_prefix
+from mingraph.textfiles import (
+    Table,
+    check_unique,
+    read_json_input,
+    read_table,
+    read_text_input,
+    sniff_delimiter,
+)
 
 MANIFEST_COLUMNS = (
     "bse",
@@ -56,23 +65,35 @@ def read_class_map(path: str | Path) -> dict[str, str]:
 
     Several old names may map to one new name (a merge)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file", "not found")
     if path.suffix.lower() == ".json":
-        try:
-            obj = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(path, "json", f"unreadable ({e})") from None
-        if not isinstance(obj, dict) or not all(isinstance(v, str) and v for v in obj.values()):
+        obj = read_json_input(path, "class map")
+        if not isinstance(obj, dict) or not all(isinstance(v, str) and v.strip() for v in obj.values()):
             raise InputError(path, "class map", 'expected an object {"name": "new name", ...}')
-        return {str(k): v for k, v in obj.items()}
-    out = {}
-    for i, row in enumerate(csv.reader(path.read_text().splitlines())):
-        if not row or (i == 0 and [c.strip().lower() for c in row] in (["from", "to"], ["old", "new"])):
+        return {str(k): v.strip() for k, v in obj.items()}
+    text = read_text_input(path, "class map")
+    delim = sniff_delimiter(text)
+    out: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    first = True
+    for row in reader:
+        row = [c.strip() for c in row]
+        i = reader.line_num
+        if not any(row):
             continue
-        if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise InputError(path, f"line {i + 1}", f"expected 'old name,new name', got {row}")
-        out[row[0].strip()] = row[1].strip()
+        if first and [c.lower() for c in row] in (["from", "to"], ["old", "new"]):
+            first = False
+            continue
+        first = False
+        if len(row) != 2 or not row[0] or not row[1]:
+            raise InputError(path, f"line {i}", f"expected 'old name{delim}new name', got {row}")
+        if row[0] in out:
+            raise InputError(
+                path,
+                f"line {i}",
+                f"{row[0]!r} appears twice (also line {lines[row[0]]}): names must be unique",
+            )
+        out[row[0]], lines[row[0]] = row[1], i
     return out
 
 
@@ -185,30 +206,38 @@ def append_records(ds: Dataset, records: list, class_names: list[str], sources: 
 
 def read_manifest(path: str | os.PathLike) -> list[FieldFiles]:
     """Fields listed in a CSV manifest: a header row naming some of ``MANIFEST_COLUMNS``, then one
-    field a row; paths relative to the manifest's folder; empty cells mean absent."""
+    field a row; paths relative to the manifest's folder; empty cells mean absent.
+
+    Read as every text input is (:func:`mingraph.textfiles.read_table`: UTF-8 with or without a
+    BOM, delimiter sniffed, decimal commas where unambiguous); a field name given twice is refused."""
+    return read_manifest_table(path)[0]
+
+
+def read_manifest_table(path: str | os.PathLike) -> tuple[list[FieldFiles], Table]:
+    """(the fields of :func:`read_manifest`, the table they were read from, one row per field)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file", "not found")
-    rows = list(csv.DictReader(path.read_text().splitlines()))
-    if not rows:
+    table = read_table(path, "manifest")
+    if not table.rows:
         raise InputError(path, "manifest", "no fields (expected a header row, then one field a row)")
-    unknown = sorted(set(rows[0]) - set(MANIFEST_COLUMNS))
+    unknown = sorted(set(table.header) - set(MANIFEST_COLUMNS))
     if unknown:
-        raise InputError(path, "columns", f"unknown {unknown}; expected some of {list(MANIFEST_COLUMNS)}")
+        raise InputError(
+            path,
+            "columns",
+            f"unknown {unknown} (delimiter {table.delimiter!r}); expected some of {list(MANIFEST_COLUMNS)}",
+        )
     out = []
-    for i, row in enumerate(rows, start=2):
-        cell = {k: (v or "").strip() or None for k, v in row.items()}
+    for i, row in enumerate(table.rows):
+        cell = {k: v.strip() or None for k, v in row.items()}
         kw = {k: (path.parent / cell[k]) if cell.get(k) else None for k in PATH_COLUMNS}
-        try:
-            px = float(cell["pixel_size"]) if cell.get("pixel_size") else None
-        except ValueError:
-            raise InputError(
-                path, f"line {i}: pixel_size", f"expected µm, got {cell['pixel_size']!r}"
-            ) from None
+        px = table.number(i, "pixel_size", "µm")
         if cell.get("split") and cell["split"] not in SPLITS:
-            raise InputError(path, f"line {i}: split", f"expected one of {SPLITS}, got {cell['split']!r}")
+            raise InputError(
+                path, f"line {table.lines[i]}: split", f"expected one of {SPLITS}, got {cell['split']!r}"
+            )
         out.append(FieldFiles(**kw, pixel_size_um=px, split=cell.get("split"), name=cell.get("name")))
-    return out
+    check_unique([f.name for f in out if f.name], path, "name", "field name")
+    return out, table
 
 
 def dataset_info(path: str | os.PathLike) -> str:

@@ -81,17 +81,20 @@ def points_table(rc: np.ndarray, rounds: np.ndarray, pixel_size_um: float) -> li
 def read_points_table(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rc int64 (n, 2), rounds int64 (n,), xy_um float64 (n, 2)) from a :func:`points_table` CSV.
     Raises InputError naming the file when a column is missing or a value is not a number."""
-    import csv
+    from mingraph.textfiles import read_table
 
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
     need = ("round", "row", "col", "x_um", "y_um")
-    if rows and any(k not in rows[0] for k in need):
+    table = read_table(path, "points table")
+    rows = table.rows
+    if any(k not in table.header for k in need):
         raise InputError(path, "columns", f"expected the columns {', '.join(need)}")
     try:
         rc = np.array([[int(r["row"]), int(r["col"])] for r in rows], np.int64).reshape(-1, 2)
         rounds = np.array([int(r["round"]) for r in rows], np.int64)
-        xy = np.array([[float(r["x_um"]), float(r["y_um"])] for r in rows], np.float64).reshape(-1, 2)
     except ValueError as e:
-        raise InputError(path, "points", f"expected integer row/col/round and numeric µm ({e})") from None
+        raise InputError(path, "points", f"expected integer row/col/round ({e})") from None
+    xy = np.array(
+        [[table.number(i, c, "a number in µm", True) for c in ("x_um", "y_um")] for i in range(len(rows))],
+        np.float64,
+    ).reshape(-1, 2)
     return rc, rounds, xy

@@ -99,16 +99,16 @@ def read_point_list(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """Point spectra as single-spectrum files (Bruker .spx, EMSA .msa) listed in a CSV with a
     header ``row,col,spectrum`` (paths relative to the CSV), each rebinned onto the grid:
     (rc (n, 2), spectra (n, 3000), record summing the files' counts left out)."""
-    import csv
-
     from mingraph.acquire.spectrum_files import read_spectrum
+    from mingraph.textfiles import read_table
 
-    rows = list(csv.DictReader(path.read_text().splitlines()))
-    if not rows or set(rows[0]) != {"row", "col", "spectrum"}:
+    table = read_table(path, "point list")
+    rows = table.rows
+    if not rows or set(table.header) != {"row", "col", "spectrum"}:
         raise InputError(path, "columns", "expected a header row,col,spectrum and one measured point a line")
     rc, spectra = [], []
     record = {"files": len(rows), "rebinned": False, "counts_below_0_ev": 0.0, "counts_above_grid": 0.0}
-    for i, r in enumerate(rows, start=2):
+    for i, r in zip(table.lines, rows):
         try:
             rc.append((int(r["row"]), int(r["col"])))
         except (TypeError, ValueError):

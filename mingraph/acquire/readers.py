@@ -7,12 +7,12 @@ read through rosettasciio (the ``io`` extra) in ``spectrum_files.py``; these wra
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from mingraph.errors import InputError
+from mingraph.textfiles import check_unique, read_json_input, read_text_input
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -124,41 +124,42 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None, field: str
 
 
 def read_class_names(path: str | Path) -> list[str]:
-    """Class names from JSON (a list, or {id: name}) or a text file with one name a line."""
+    """Class names from JSON (a list, or {id: name}) or a text file with one name a line.
+
+    Read as every text input is (:func:`mingraph.textfiles.read_text_input`: UTF-8 with or without
+    a BOM); a name given twice (or an id, in JSON) is refused."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file", "not found")
-    text = path.read_text()
     if path.suffix.lower() == ".json":
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(path, "json", f"unreadable ({e})") from None
+        obj = read_json_input(path, "class names")
         if isinstance(obj, dict):
-            try:
-                ids = {int(k): str(v) for k, v in obj.items()}
-            except ValueError:
-                raise InputError(path, "class ids", "keys must be integer class ids") from None
+            ids: dict[int, str] = {}
+            for k, v in obj.items():
+                try:
+                    i = int(k)
+                except ValueError:
+                    raise InputError(
+                        path, "class ids", f"keys must be integer class ids, got {k!r}"
+                    ) from None
+                if i in ids:
+                    raise InputError(path, "class ids", f"id {i} appears twice ({k!r})")
+                if not isinstance(v, str) or not v.strip():
+                    raise InputError(path, "class names", f"id {i}: expected a non-empty name, got {v!r}")
+                ids[i] = v.strip()
             if not ids or min(ids) < 0:
                 raise InputError(path, "class ids", "expected non-negative integer ids")
-            return [ids.get(i, f"phase {i}") for i in range(max(ids) + 1)]
-        if isinstance(obj, list) and all(isinstance(x, str) for x in obj):
-            _check_unique(path, obj)
-            return obj
-        raise InputError(path, "class names", "expected a list of names or an {id: name} object")
-    names = [ln.strip() for ln in text.rstrip("\n").splitlines()]
-    if not names or not all(names):
-        raise InputError(path, "class names", "expected one non-empty name per line (line k names class k-1)")
-    _check_unique(path, names)
+            names = [ids.get(i, f"phase {i}") for i in range(max(ids) + 1)]
+        elif isinstance(obj, list) and all(isinstance(x, str) and x.strip() for x in obj) and obj:
+            names = [x.strip() for x in obj]
+        else:
+            raise InputError(path, "class names", "expected a list of names or an {id: name} object")
+    else:
+        names = [ln.strip() for ln in read_text_input(path, "class names").rstrip("\n").splitlines()]
+        if not names or not all(names):
+            raise InputError(
+                path, "class names", "expected one non-empty name per line (line k names class k-1)"
+            )
+    check_unique(names, path, "class names")
     return names
-
-
-def _check_unique(path: Path, names: list[str]) -> None:
-    seen: set[str] = set()
-    for n in names:
-        if n in seen:
-            raise InputError(path, "class names", f"{n!r} appears twice")
-        seen.add(n)
 
 
 def read_spectrum_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:

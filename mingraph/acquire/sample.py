@@ -187,16 +187,13 @@ def _dataset(path: Path) -> Sample:
 
 
 def _manifest(path: Path) -> Sample:
-    import csv
+    from mingraph.acquire.collection import read_manifest_table
 
-    from mingraph.acquire.collection import read_manifest
-
-    files = read_manifest(path)
-    rows = list(csv.DictReader(path.read_text().splitlines()))
+    files, table = read_manifest_table(path)
     names, sources, shapes, points, valids, centres, sizes = [], [], [], [], [], [], []
     kind = []
-    for i, (f, row) in enumerate(zip(files, rows), start=2):
-        where = f"line {i}"
+    for i, f in enumerate(files):
+        where = f"line {table.lines[i]}"
         if f.tima is not None:
             src = Path(f.tima)
             shapes.append(image_shape(src / "bse.png"))
@@ -212,11 +209,8 @@ def _manifest(path: Path) -> Sample:
         points.append(None if f.points is None else str(f.points))
         valids.append(None if f.valid is None else str(f.valid))
         sizes.append(f.pixel_size_um)
-        try:
-            xy = [float(row[c]) for c in STAGE_COLUMNS] if all(row.get(c) for c in STAGE_COLUMNS) else None
-        except ValueError:
-            raise InputError(path, f"{where}: stage_x_um/stage_y_um", "expected numbers in µm") from None
-        centres.append(xy)
+        xy = [table.number(i, c, "a number in µm") for c in STAGE_COLUMNS]
+        centres.append(xy if all(v is not None for v in xy) else None)
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise InputError(path, "name", f"field name {dup!r} appears twice: names must be unique")

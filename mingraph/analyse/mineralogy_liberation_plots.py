@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mingraph.analyse.plots import plot_text
 from mingraph.files import save_figure
 
 
@@ -23,7 +24,7 @@ def liberation_plot(path: Path, res, targets: list[int]) -> Path:
     for k in targets:
         t = by_id[k]
         col = res.minerals.colours[k]
-        ax.plot(x, t.yield_pct, "-", color=col, lw=1.8, label=res.names[k])
+        ax.plot(x, t.yield_pct, "-", color=col, lw=1.8, label=plot_text(res.names[k]))
         if t.yield_ci is not None:
             y = t.yield_pct[edges.astype(int)]
             err = np.clip(np.vstack([y - t.yield_ci[0], t.yield_ci[1] - y]), 0, None)
@@ -55,7 +56,7 @@ def grade_recovery_plot(path: Path, res, targets: list[int]) -> Path:
             "-",
             color=res.minerals.colours[k],
             lw=1.8,
-            label=res.names[k],
+            label=plot_text(res.names[k]),
         )
         if gr.get("ci") is not None:
             band = np.arange(1.0, 101.0)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mingraph.analyse.plots import plot_text
 from mingraph.files import save_figure
 
 
@@ -78,7 +79,7 @@ def modal_plot(path: Path, modal, colours: np.ndarray, area_ci=None, mass_ci=Non
             color="0.4",
         )
     ax.set_yticks(y)
-    ax.set_yticklabels([r["phase"] for r in rows], fontsize=9)
+    ax.set_yticklabels([plot_text(r["phase"]) for r in rows], fontsize=9)
     ax.invert_yaxis()
     ax.set_xlim(0, xmax * 1.18 + 1e-9)
     ax.set_xlabel("area % / mass %" if has_mass else "area %")
@@ -127,7 +128,7 @@ def grain_size_plot(path: Path, grains, modal, colours: np.ndarray, max_phases: 
             ms=3,
             color=colours[k],
             lw=1.8,
-            label=f"{ph['phase']} (n={ph['grains']}, D50={ph['d50_um']:.3g} µm)",
+            label=f"{plot_text(ph['phase'])} (n={ph['grains']}, D50={ph['d50_um']:.3g} µm)",
         )
     ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter
@@ -169,8 +170,8 @@ def association_plot(path: Path, names: list[str], pct: np.ndarray) -> Path:
     im = ax.imshow(shown, cmap=cmap, vmin=0, vmax=100)
     ax.set_xticks(range(m))
     ax.set_yticks(range(m))
-    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=9)
-    ax.set_yticklabels(names, fontsize=9)
+    ax.set_xticklabels([plot_text(n) for n in names], rotation=45, ha="right", fontsize=9)
+    ax.set_yticklabels([plot_text(n) for n in names], fontsize=9)
     if m <= 20:
         for i in range(m):
             for j in range(m):

@@ -9,6 +9,23 @@ import numpy as np
 from mingraph.files import save_figure
 
 
+def plot_text(name: object) -> str:
+    """A name as matplotlib text shown literally: ``$`` escaped, so that a name holding dollar signs
+    is neither typeset as mathtext nor (``$x^$``) a parse error that stops the run.
+
+    Parameters
+    ----------
+    name : object
+        The name (``str(name)`` is used).
+
+    Returns
+    -------
+    str
+        The text to give matplotlib.
+    """
+    return str(name).replace("$", r"\$")
+
+
 def phase_colours(n: int) -> np.ndarray:
     """A fixed (n, 3) float RGB palette: tab20, tab20b, tab20c, then golden-ratio hues."""
     import matplotlib
@@ -69,7 +86,7 @@ def save_tile_figure(
         present, counts = np.unique(labels[labels >= 0], return_counts=True)
         order = present[np.argsort(-counts)]
         pal = phase_colours(len(class_names))
-        handles = [Patch(color=pal[k], label=class_names[k]) for k in order[:20]]
+        handles = [Patch(color=pal[k], label=plot_text(class_names[k])) for k in order[:20]]
         if len(order) > 20:
             handles.append(Patch(color="white", label=f"+{len(order) - 20} more"))
         ax2.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
@@ -77,7 +94,7 @@ def save_tile_figure(
         a.set_xticks([])
         a.set_yticks([])
     if title:
-        fig.suptitle(title)
+        fig.suptitle(plot_text(title))
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -97,7 +114,7 @@ def save_confusion_png(path: str | Path, cm: np.ndarray, class_names: list[str],
     size = min(max(4.0, 0.28 * n + 2), 16)
     fig, ax = plt.subplots(figsize=(size + 1, size))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = [class_names[k] for k in keep]
+    names = [plot_text(class_names[k]) for k in keep]
     ax.set_xticks(range(n), names, rotation=90, fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
     ax.set_xlabel("predicted")
@@ -117,7 +134,7 @@ def save_confusion_png(path: str | Path, cm: np.ndarray, class_names: list[str],
                     )
     fig.colorbar(im, ax=ax, fraction=0.04, label="fraction of true class")
     if title:
-        ax.set_title(title)
+        ax.set_title(plot_text(title))
     return save_figure(fig, path, bbox_inches="tight")
 
 
@@ -156,14 +173,14 @@ def save_overlay_png(
     counts = {k: int((first == k).sum()) for k in present} if first is not None else {}
     order = sorted(present, key=lambda k: -counts.get(k, 0))[:18]
     fig.legend(
-        handles=[Patch(color=pal[k], label=class_names[k]) for k in order],
+        handles=[Patch(color=pal[k], label=plot_text(class_names[k])) for k in order],
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         fontsize=7,
         frameon=False,
     )
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plot_text(title), fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, bbox_inches="tight")
 
@@ -220,7 +237,7 @@ def save_phase_overlay_png(
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
     total = max(int(counts.sum()), 1)
     handles = [
-        Patch(color=pal[k], label=f"{class_names[k]} ({100 * c / total:.1f} %)")
+        Patch(color=pal[k], label=f"{plot_text(class_names[k])} ({100 * c / total:.1f} %)")
         for k, c in sorted(zip(ids, counts), key=lambda x: -x[1])[:24]
     ]
     ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from mingraph.escapes import csv_uncell, md_text
 from mingraph.files import write_text
 
 __all__ = ["write_report"]
@@ -93,9 +94,10 @@ def _rel(path: Any, out_dir: Path) -> str:
 
 
 def _read_csv(path: Any) -> list[dict[str, str]]:
+    """Rows of a CSV mingraph wrote, with the formula escape of :func:`mingraph.files.write_csv` undone."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+            return [{csv_uncell(k): csv_uncell(v or "") for k, v in r.items()} for r in csv.DictReader(f)]
     except OSError:
         return []
 
@@ -112,7 +114,7 @@ def _label(name: str) -> str:
 
 
 def _md_cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    return md_text(s)
 
 
 def _md_table(header: list[str], rows: list[list[str]], align: list[str] | None = None) -> str:
@@ -252,7 +254,7 @@ def write_report(
     linked_images = list(images.items())
 
     # ---------------- Markdown
-    md: list[str] = [f"# {title}", ""]
+    md: list[str] = [f"# {md_text(title)}", ""]
     if summary_rows:
         md += ["## Summary", "", _md_table(["", "value"], summary_rows, ["l", "r"]), ""]
     if scalar_metrics or other_metrics or nested:
@@ -262,7 +264,7 @@ def write_report(
         for k, table in nested.items():
             cols = list(dict.fromkeys(c for v in table.values() for c in v))
             md += [
-                f"**{_label(k)}**",
+                f"**{md_text(_label(k))}**",
                 "",
                 _md_table(
                     ["", *cols],
@@ -275,10 +277,10 @@ def write_report(
         md += ["## Maps", ""]
         for k, p in linked_images:
             rel = _rel(p, out)
-            md.append(f"- [{_label(k)}]({rel})")
+            md.append(f"- [{md_text(_label(k))}]({rel})")
         md.append("")
         for k, p in shown:
-            md += [f"![{_label(k)}]({_rel(p, out)})", ""]
+            md += [f"![{md_text(_label(k))}]({_rel(p, out)})", ""]
     if modal_rows:
         note = ""
         if "unclassified_fraction" in summ or "low_confidence_fraction" in summ:
@@ -292,20 +294,20 @@ def write_report(
             note += " " + str(min_json["rule"])
         md += ["## Modal mineralogy", "", _md_table(modal_header, modal_rows, modal_align), ""]
         if note:
-            md += [note, ""]
+            md += [md_text(note, line_start=True), ""]
     from mingraph.analyse.mineralogy_report import process_sections
 
     sections = process_sections(mineralogy, min_json) if mineralogy else []
     for sec in sections:
-        md += [f"## {sec.title}", "", _md_table(sec.header, sec.rows, sec.align), ""]
-        md += [*[n for n in sec.notes], ""] if sec.notes else []
+        md += [f"## {md_text(sec.title)}", "", _md_table(sec.header, sec.rows, sec.align), ""]
+        md += [*[md_text(n, line_start=True) for n in sec.notes], ""] if sec.notes else []
     if plots:
         md += ["## Plots", ""]
         for k, t in plots:
-            md += [f"### {t}", "", f"![{t}]({_rel(mineralogy[k], out)})", ""]
+            md += [f"### {md_text(t)}", "", f"![{md_text(t)}]({_rel(mineralogy[k], out)})", ""]
     if data_files:
         md += ["## Data files", ""]
-        md += [f"- [{Path(p).name}]({_rel(p, out)}) ({_label(k)})" for k, p in data_files]
+        md += [f"- [{md_text(Path(p).name)}]({_rel(p, out)}) ({md_text(_label(k))})" for k, p in data_files]
         md.append("")
     md_path = write_text(out / "report.md", "\n".join(md).rstrip() + "\n")
 

@@ -255,12 +255,11 @@ def load_config(path: str | os.PathLike | None, overrides: dict | None = None) -
     cfg = dict(DEFAULT_CONFIG)
     if path is not None:
         p = Path(path)
-        try:
-            user = json.loads(p.read_text())
-        except FileNotFoundError:
-            raise InputError(p, "config", "file not found") from None
-        except json.JSONDecodeError as e:
-            raise InputError(p, "config", f"invalid JSON ({e})") from None
+        from mingraph.textfiles import read_json_input
+
+        user = read_json_input(p, "config")
+        if not isinstance(user, dict):
+            raise InputError(p, "config", "expected a JSON object {key: value, ...}")
         unknown = set(user) - set(DEFAULT_CONFIG)
         if unknown:
             raise InputError(p, "config", f"unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")

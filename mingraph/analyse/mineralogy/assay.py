@@ -9,7 +9,6 @@ part; the mass % they cover is reported (``covered_mass_pct``), and the others a
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mingraph.errors import InputError
+from mingraph.textfiles import parse_number, read_table
 
 
 def calculated_assay(mass_pct: np.ndarray, composition: np.ndarray) -> np.ndarray:
@@ -67,28 +67,27 @@ def read_assay(path: str | os.PathLike) -> dict[str, float]:
     Returns element -> wt %. Raises InputError naming the file, row and field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "assay", "file not found")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise InputError(path, "assay", f"unreadable ({type(e).__name__})") from None
-    if not rows or not {"element", "wt_pct"} <= set(rows[0]):
-        raise InputError(path, "header", "expected CSV columns 'element' and 'wt_pct'")
+    table = read_table(path, "assay")
+    if not table.rows or not {"element", "wt_pct"} <= set(table.header):
+        raise InputError(
+            path, "header", f"expected CSV columns 'element' and 'wt_pct' (found {table.header})"
+        )
     out: dict[str, float] = {}
-    for i, r in enumerate(rows):
-        where = f"{path} row {i + 1}"
-        el, factor = _element_factor(r.get("element") or "", where)
+    given: dict[str, str] = {}
+    for i, r in enumerate(table.rows):
+        where = f"{path} line {table.lines[i]}"
+        name = (r.get("element") or "").strip()
+        el, factor = _element_factor(name, where)
         try:
-            v = float(r.get("wt_pct") or "")
+            v = parse_number(r.get("wt_pct") or "", table.delimiter)
         except ValueError:
             v = math.nan
         if not (math.isfinite(v) and 0 <= v <= 100):
             raise InputError(where, "wt_pct", f"expected a number in [0, 100], got {r.get('wt_pct')!r}")
         if el in out:
-            raise InputError(where, "element", f"{el} is given twice")
-        out[el] = v * factor
+            also = "" if given[el] == name else f" (as {given[el]!r} and {name!r})"
+            raise InputError(where, "element", f"{el} is given twice{also}")
+        out[el], given[el] = v * factor, name
     return out
 
 

@@ -6,6 +6,9 @@ A mineral list is a CSV or JSON file with one entry per mineral:
   ``density`` (g/cm³; optional), ``colour`` (``#rrggbb``; optional), ``aliases`` (other names the
   classifier may use; ``;``-separated in CSV, a list in JSON; optional).
 - CSV: a header row with those columns. JSON: a list of objects, or ``{"minerals": [...]}``.
+  Read by :mod:`mingraph.textfiles` (UTF-8 with or without a BOM, delimiter ``,`` ``;`` or tab,
+  decimal commas in a ``;`` file; quote an aliases cell there). A name or alias given twice
+  (case and surrounding spaces ignored) is refused.
 
 The classes of a model are matched to entries by name or alias (case and surrounding spaces
 ignored). A class with no entry, or an entry without a density or formula, gets none: mass %,
@@ -17,8 +20,6 @@ phase colours of :func:`mingraph.analyse.plots.phase_colours`.
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import re
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.errors import InputError
+from mingraph.textfiles import parse_number, read_json_input, read_table
 
 DEFAULT_LIST = Path(__file__).resolve().parents[2] / "data" / "minerals.csv"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -93,7 +95,7 @@ def formula_composition(formula: str, where: str = "formula") -> dict[str, float
     return {xraylib.AtomicNumberToSymbol(int(z)): float(w) for z, w in zip(c["Elements"], c["massFractions"])}
 
 
-def _entry(raw: dict, where: str) -> MineralEntry:
+def _entry(raw: dict, where: str, delimiter: str | None = None) -> MineralEntry:
     def text(key: str) -> str | None:
         v = raw.get(key)
         if v is None:
@@ -111,7 +113,7 @@ def _entry(raw: dict, where: str) -> MineralEntry:
     density = None
     if dens is not None and str(dens).strip() != "":
         try:
-            density = float(dens)
+            density = parse_number(dens, delimiter) if isinstance(dens, str) else float(dens)
         except (TypeError, ValueError):
             density = math.nan
         if not (math.isfinite(density) and density > 0):
@@ -131,37 +133,37 @@ def _entry(raw: dict, where: str) -> MineralEntry:
 def read_mineral_list(path: str | os.PathLike) -> list[MineralEntry]:
     """Read a mineral list (CSV or JSON, see the module docstring); InputError names file, row and field."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "mineral list", "file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(path, "mineral list", f"unreadable ({type(e).__name__})") from None
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            raise InputError(path, "mineral list", f"invalid JSON ({e})") from None
+        data = read_json_input(path, "mineral list")
         if isinstance(data, dict):
             data = data.get("minerals")
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise InputError(path, "minerals", "expected a list of objects with 'name', 'formula', 'density'")
-        raws = data
+        entries = [_entry(r, f"{path} row {i + 1}") for i, r in enumerate(data)]
+        where = [f"row {i + 1}" for i in range(len(data))]
     else:
-        rows = list(csv.DictReader(text.splitlines()))
-        if not rows or "name" not in (rows[0].keys()):
+        table = read_table(path, "mineral list")
+        if "name" not in table.header:
             raise InputError(
-                path, "header", "expected a CSV with columns name, formula, density, colour, aliases"
+                path,
+                "header",
+                f"expected a CSV with columns name, formula, density, colour, aliases (found {table.header})",
             )
-        raws = rows
-    entries = [_entry(r, f"{path} row {i + 1}") for i, r in enumerate(raws)]
-    seen: dict[str, str] = {}
-    for e in entries:
-        for key in (e.name, *e.aliases):
-            k = key.strip().lower()
-            if k in seen and seen[k] != e.name:
-                raise InputError(path, "name", f"{key!r} names both {seen[k]!r} and {e.name!r}")
-            seen[k] = e.name
+        entries = [_entry(r, f"{path} line {n}", table.delimiter) for n, r in zip(table.lines, table.rows)]
+        where = [f"line {n}" for n in table.lines]
+    seen: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        for key in dict.fromkeys(k.strip().lower() for k in (e.name, *e.aliases)):
+            j = seen.setdefault(key, i)
+            if j == i:
+                continue
+            if key == e.name.strip().lower() == entries[j].name.strip().lower():
+                raise InputError(
+                    path,
+                    "name",
+                    f"mineral {e.name!r} appears twice ({where[j]} and {where[i]}): names must be unique",
+                )
+            raise InputError(path, "name", f"{key!r} names both {entries[j].name!r} and {e.name!r}")
     if not entries:
         raise InputError(path, "mineral list", "no minerals in the file")
     return entries

@@ -46,8 +46,17 @@ def write_columns(path: Path, columns: dict[str, np.ndarray]) -> Path:
     """A dict of equal-length arrays as CSV (pandas, atomically): fast for millions of rows."""
     import pandas as pd
 
+    from mingraph.escapes import csv_cell
+
+    safe = {}
+    for k, col in columns.items():
+        col = np.asarray(col)
+        if col.dtype.kind in "OUS" and col.size:  # text (phase names): the formula escape, once per value
+            values, inv = np.unique(col.astype(str), return_inverse=True)
+            col = np.asarray([csv_cell(v) for v in values], dtype=object)[inv.reshape(-1)]
+        safe[csv_cell(k)] = col
     with atomic_file(path) as tmp:
-        pd.DataFrame(columns).to_csv(tmp, index=False, float_format="%.6g")
+        pd.DataFrame(safe).to_csv(tmp, index=False, float_format="%.6g")
     return Path(path)
 
 

@@ -77,11 +77,14 @@ def load_weights(path: str | os.PathLike | None = None) -> dict:
     """The regressor's weights (``mean``, ``scale``, ``coef``); cached for the shipped file.
     Raises InputError for a missing or foreign file."""
     p = Path(path) if path is not None else weights_path()
-    try:
-        obj = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(p, "SLADS weights", f"expected a readable JSON file ({e})") from None
-    if obj.get("format") != WEIGHTS_FORMAT or list(obj.get("features", [])) != list(FEATURES):
+    from mingraph.textfiles import read_json_input
+
+    obj = read_json_input(p, "SLADS weights")
+    if (
+        not isinstance(obj, dict)
+        or obj.get("format") != WEIGHTS_FORMAT
+        or list(obj.get("features", [])) != list(FEATURES)
+    ):
         raise InputError(p, "format", f"not a {WEIGHTS_FORMAT} file for features {FEATURES}")
     return obj
 
