@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mingraph.errors import InputError
-from mingraph.outputs import UMASK, clean_stale, named_os_error, temp_prefix
+from mingraph.output_paths import UMASK, clean_stale, named_os_error, temp_prefix
 
 
 def _regular_target(path: Path) -> Path:

@@ -32,7 +32,8 @@ from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
 from mingraph.engine import check_scheduler
 from mingraph.errors import InputError
 from mingraph.files import write_text
-from mingraph.outputs import atomic_folder, clean_stale, inside, output_folder, protect, safe_name
+from mingraph.output_paths import clean_stale, inside, safe_name
+from mingraph.outputs import atomic_folder, output_folder, protect
 
 _CACHE: dict[str, Any] = {}  # per worker process: the model and open datasets
 

@@ -16,6 +16,7 @@ RANK = {
     "textfiles": 0,
     "files": 0,
     "outputs": 0,
+    "output_paths": 0,
     "metrics": 0,
     "engine": 0,
     "acquire": 1,

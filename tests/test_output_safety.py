@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -24,7 +25,8 @@ from conftest import REPO
 
 from mingraph.cli import main
 from mingraph.learn.bundle import default_model_path
-from mingraph.outputs import MARKER, atomic_folder, check_replaceable, output_folder, protect, safe_name
+from mingraph.output_paths import safe_name
+from mingraph.outputs import MARKER, atomic_folder, check_replaceable, output_folder, protect
 
 MODEL = str(default_model_path())
 
@@ -227,7 +229,7 @@ def test_hostile_output_location_is_refused_and_nothing_changes(command, kind, i
     monkeypatch.chdir(cwd)
     res = CliRunner().invoke(main, [out if a == "OUT" else a for a in argv(inputs)])
     assert res.exit_code == 2, (res.output, res.exception)
-    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    lines = [ln for ln in re.split(r"[\r\n]", res.output) if ln.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in res.output, res.output
     assert snapshot(tmp_path) == before
 
@@ -285,7 +287,7 @@ def test_read_only_and_full_disks_give_one_line_and_leave_nothing_half_written(i
     for key, (code, output, left, exc) in res.items():
         name, where = key.split(":")
         assert code == 2, (key, output, exc)
-        err = [ln for ln in output.splitlines() if ln.startswith("error:")]
+        err = [ln for ln in re.split(r"[\r\n]", output) if ln.startswith("error:")]
         assert len(err) == 1 and "Traceback" not in output, (key, output)
         cause = "read-only file system" if where == "ro" else "no space left on device"
         assert cause in err[0] and str(tmp_path / where) in err[0], (key, err)
@@ -338,7 +340,7 @@ def test_output_folder_resumes_only_its_own_kind(tmp_path):
 
 
 def test_killed_replacement_puts_the_old_output_back(tmp_path):
-    from mingraph.outputs import clean_stale, temp_prefix
+    from mingraph.output_paths import clean_stale, temp_prefix
 
     out = tmp_path / "run"
     with atomic_folder(out) as tmp:

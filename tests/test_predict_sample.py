@@ -21,7 +21,7 @@ from mingraph.analyse.mineralogy import association_matrix, modal_mineralogy, sa
 from mingraph.analyse.mineralogy.fields import combine_fields, field_figures
 from mingraph.analyse.mineralogy.minerals import class_minerals
 from mingraph.cli import main
-from mingraph.outputs import temp_prefix
+from mingraph.output_paths import temp_prefix
 from mingraph.sample import predict_sample
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,7 +32,8 @@ from mingraph.acquire.dataset import (
 )
 from mingraph.acquire.importing import FieldFiles, field_record
 from mingraph.errors import InputError
-from mingraph.outputs import atomic_folder, named_os_error, temp_prefix
+from mingraph.output_paths import named_os_error, temp_prefix
+from mingraph.outputs import atomic_folder
 from mingraph.textfiles import (
     Table,
     check_unique,
