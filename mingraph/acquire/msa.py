@@ -128,12 +128,13 @@ def read_msa_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
             raise InputError(
                 path, "header NPOINTS", f"expected a positive whole number, got {head['NPOINTS']!r}"
             )
-        if data.size != int(declared):
+        # fewer values than declared: channels are missing (never zero-filled); more are kept, as
+        # the EMSA standard's own example (NPOINTS 20, 21 points) and HyperSpy's writer have them
+        if data.size < int(declared):
             raise InputError(
                 path,
                 "header NPOINTS",
-                f"says {int(declared)} channels but the data holds {data.size} values "
-                f"({'cut short?' if data.size < declared else 'values beyond the declared length'})",
+                f"says {int(declared)} channels but the data holds {data.size} values (the file is cut short?)",
             )
     axis = {"offset": nums["OFFSET"], "scale": nums["XPERCHAN"], "units": head.get("XUNITS", "")}
     return data, axis
