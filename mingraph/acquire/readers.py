@@ -18,19 +18,8 @@ from mingraph.errors import InputError
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
-_PIL_BYTES = {
-    "1": 1,
-    "L": 1,
-    "P": 1,
-    "LA": 2,
-    "La": 2,
-    "PA": 2,
-    "I;16": 2,
-    "I;16L": 2,
-    "I;16B": 2,
-    "I;16N": 2,
-}
-"""Bytes a pixel of the Pillow modes not of 3 or 4 bytes (RGB, YCbCr: 3; RGBA, CMYK, I, F: 4)."""
+_PIL_SAMPLE_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+"""Bytes a sample of the Pillow modes whose samples are wider than a byte."""
 
 
 def _pil_image():
@@ -75,8 +64,12 @@ def image_header(path: str | Path) -> tuple[tuple[int, ...], int, str]:
                 return shape, int(page.dtype.itemsize), f"{page.dtype}{palette}"
         with _open_pil(path) as im:
             w, h = im.size
-            nbytes = _PIL_BYTES.get(im.mode, 3 if len(im.getbands()) == 3 else 4)
-            return (int(h), int(w)) + ((nbytes,) if nbytes > 1 else ()), 1, im.mode
+            bands = len(im.getbands())
+            return (
+                (int(h), int(w)) + ((bands,) if bands > 1 else ()),
+                _PIL_SAMPLE_BYTES.get(im.mode, 1),
+                im.mode,
+            )
     except InputError:
         raise
     except Exception as e:  # the libraries raise many types for a corrupt file
