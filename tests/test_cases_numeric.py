@@ -440,3 +440,21 @@ def test_stored_points_and_dataset_columns_are_checked_against_their_declared_si
             open_dataset(tmp_path / "ds").field(0)
     pq.write_table(table, tmp_path / "ds" / "tiles.parquet")
     assert open_dataset(tmp_path / "ds").field(0).eds_mask.all()
+
+
+def test_bruker_spx_cut_short_names_its_channel_count(tmp_path):
+    src = REPO.parent / "shared" / "data" / "formats" / "bruker" / "extracted_from_bcf.spx"
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    from mingraph.acquire.spectrum_files import read_spectrum
+
+    text = src.read_bytes()
+    i, j = text.index(b"<Channels>") + len(b"<Channels>"), text.index(b"</Channels>")
+    values = text[i:j].split(b",")
+    assert b"<ChannelCount>%d</ChannelCount>" % len(values) in text  # the declared length
+    (tmp_path / "cut.spx").write_bytes(text[:i] + b",".join(values[:1000]) + text[j:])
+    with pytest.raises(
+        InputError, match=f"cut.spx: ChannelCount: says {len(values)} channels but the file holds 1000"
+    ):
+        read_spectrum(tmp_path / "cut.spx")
+    assert int(read_spectrum(src)[0].sum()) > 0

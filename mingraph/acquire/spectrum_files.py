@@ -210,6 +210,13 @@ def read_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
         if not signals:
             raise InputError(path, "spectrum", "no single spectrum in the file")
         data, axis = np.asarray(signals[0]["data"]), signals[0]["axes"][-1]
+        declared = signals[0].get("original_metadata", {}).get("Spectrum", {}).get("ChannelCount")
+        if isinstance(declared, (int, float)) and data.ndim == 1 and data.size < int(declared):
+            raise InputError(
+                path,
+                "ChannelCount",
+                f"says {int(declared)} channels but the file holds {data.size} (cut short?)",
+            )
     if data.ndim != 1 or data.size == 0:
         raise InputError(path, "spectrum", f"expected a single spectrum, got shape {data.shape}")
     check_counts(data, str(path), "counts")
