@@ -228,6 +228,21 @@ def test_memory_rule_refuses_what_the_process_cannot_get(tmp_path, monkeypatch, 
     monkeypatch.undo()
     with pytest.raises(InputError, match=r"xray.map: header: a 100000 x 100000 map of 3000 channels needs"):
         read_xray_map(tmp_path / "xray.map")
+    # a hypermap read block by block: each block is held to the rule before it is read
+    from rsciio.hspy import file_writer
+    from test_io_import import _eds_signal
+
+    from mingraph.acquire.importing import import_field
+
+    file_writer(
+        str(tmp_path / "m.hspy"), _eds_signal(np.ones((2, 3, N_CHANNELS), np.uint16)), show_progressbar=False
+    )
+    monkeypatch.setattr(limits, "memory_available", lambda: 1000)
+    with pytest.raises(
+        InputError, match=r"m.hspy: spectrum image: a block of 2 x 3 spectra of 3000 channels needs"
+    ):
+        import_field(tmp_path / "ds", bse=tmp_path / "z.tif", spectra=tmp_path / "m.hspy")
+    assert not (tmp_path / "ds").exists()
 
 
 def test_memory_available_sees_an_address_space_limit():

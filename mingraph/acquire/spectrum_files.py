@@ -14,6 +14,7 @@ import numpy as np
 
 from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.fields import check_counts
+from mingraph.acquire.limits import check_allocation
 from mingraph.acquire.readers import bse_levels
 from mingraph.errors import InputError
 
@@ -161,6 +162,11 @@ def _grid_to_file(data, edges: np.ndarray, path: Path, work_dir: Path) -> tuple[
     else:
         wide_t = np.float32
     rows = max(1, BLOCK_BYTES // (w * N_CHANNELS * 4))
+    n_src = data.shape[2]  # the size rule for one block (a header may claim very wide rows)
+    block_bytes = rows * w * (n_src * np.dtype(data.dtype).itemsize + N_CHANNELS * 4)
+    check_allocation(
+        path, "spectrum image", f"a block of {rows} x {w} spectra of {n_src} channels", block_bytes
+    )
     sums = {"counts_below_0_ev": 0.0, "counts_above_grid": 0.0, "counts_total": 0.0}
     hi, rebinned = 0, False
     wide = work_dir / "cube-wide.npy"
