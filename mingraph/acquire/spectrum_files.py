@@ -163,10 +163,9 @@ def _grid_to_file(data, edges: np.ndarray, path: Path, work_dir: Path) -> tuple[
         wide_t = np.float32
     rows = max(1, BLOCK_BYTES // (w * N_CHANNELS * 4))
     n_src = data.shape[2]  # the size rule for one block (a header may claim very wide rows)
-    block_bytes = rows * w * (n_src * np.dtype(data.dtype).itemsize + N_CHANNELS * 4)
-    check_allocation(
-        path, "spectrum image", f"a block of {rows} x {w} spectra of {n_src} channels", block_bytes
-    )
+    r = min(rows, h)
+    block_bytes = r * w * (n_src * np.dtype(data.dtype).itemsize + N_CHANNELS * 4)
+    check_allocation(path, "spectrum image", f"a block of {r} x {w} spectra of {n_src} channels", block_bytes)
     sums = {"counts_below_0_ev": 0.0, "counts_above_grid": 0.0, "counts_total": 0.0}
     hi, rebinned = 0, False
     wide = work_dir / "cube-wide.npy"
