@@ -183,7 +183,28 @@ def _stored_counts(spectra: np.ndarray) -> np.ndarray:
     a = np.asarray(spectra)
     if a.dtype.kind == "u":
         return np.ascontiguousarray(a)
+    if a.dtype != np.float32:  # a narrowing cast: checked against float32's range first
+        from mingraph.acquire.fields import check_counts
+
+        check_counts(a, "dataset", "spectra")
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _check_lengths(row: dict, source: str) -> None:
+    """The declared height x width against the bytes each image column holds (a row cut short
+    would otherwise be zero-padded, or raise a bare reshape error)."""
+    h, w = row["height"], row["width"]
+    if h is None or w is None or h < 1 or w < 1:
+        raise InputError(source, "height, width", f"expected positive sizes, got {h} x {w}")
+    n = h * w
+    want = {"bse": 2 * n, "valid": (n + 7) // 8}
+    if row["eds_mask"]:
+        want["eds_mask"] = (n + 7) // 8
+    for key, size in want.items():
+        if len(row[key] or b"") != size:
+            raise InputError(
+                source, key, f"{len(row[key] or b'')} bytes stored, {size} expected for {h} x {w} pixels"
+            )
 
 
 def prepare_output(out: Path, overwrite: bool) -> None:
@@ -316,6 +337,7 @@ class Dataset:
         r = self._row(i)
         h, w, n = r["height"], r["width"], r["height"] * r["width"]
         src = f"{self.path}/tiles.parquet[{r['tile_id']}]"
+        _check_lengths(r, src)
         bse = bse_from_u16(np.frombuffer(r["bse"], dtype="<u2").reshape(h, w))
         valid = np.unpackbits(np.frombuffer(r["valid"], np.uint8), count=n).reshape(h, w).astype(bool)
         labels = labels_from_bytes(r["labels"], h, w, src) if r["labels"] else None

@@ -148,17 +148,39 @@ class Field:
         return tuple(self.bse.shape)  # type: ignore[return-value]
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Counts are stored and computed as float32 (or unsigned integers): the largest count allowed."""
+
+
 def check_counts(counts: np.ndarray, source: str, field_name: str) -> None:
-    """Refuse spectra with NaN, infinite or negative counts."""
+    """Refuse spectra that mingraph cannot store as they are: non-numeric, NaN, infinite or
+    negative counts, and counts (or a spectrum's total) beyond float32's range (about 3.4e38),
+    which would become infinite when stored.  Every reader of spectra calls it (point files,
+    hypermaps, EMSA/Bruker spectra, the encoder's input)."""
     a = np.asarray(counts)
-    if not np.issubdtype(a.dtype, np.number):
+    if not np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_ or np.iscomplexobj(a):
         raise InputError(source, field_name, f"expected numeric counts, got dtype {a.dtype}")
+    if not a.size:
+        return
     if np.issubdtype(a.dtype, np.floating):
         bad = ~np.isfinite(a)
         if bad.any():
             raise InputError(source, field_name, f"{int(bad.sum())} NaN or infinite counts")
-    if a.size and a.min() < 0:
-        raise InputError(source, field_name, f"negative counts (minimum {a.min()})")
+    lo, hi = a.min(), a.max()
+    if lo < 0:
+        raise InputError(source, field_name, f"negative counts (minimum {lo})")
+    if a.dtype.kind == "f" and a.dtype.itemsize >= 4:  # integers (64-bit too) stay far below
+        over = float(hi) > FLOAT32_MAX
+        if not over and a.ndim and float(hi) * a.shape[-1] > FLOAT32_MAX:  # can a total overflow?
+            over = float(a.sum(axis=-1, dtype=np.float64).max()) > FLOAT32_MAX
+        if over:
+            raise InputError(
+                source,
+                field_name,
+                f"counts up to {float(hi):.3g} (dtype {a.dtype}) are beyond float32's range "
+                f"(0 to {FLOAT32_MAX:.3g}, counts and each spectrum's total), in which mingraph stores "
+                "and computes them: check the units (counts, not a scaled intensity)",
+            )
 
 
 def validate_field(s: Field) -> None:
@@ -196,7 +218,9 @@ def validate_field(s: Field) -> None:
 def bse_to_u16(bse: np.ndarray) -> np.ndarray:
     """BSE in [0, 1] as little-endian uint16 counts of 1/65535 (the storage form of datasets and
     shards); values outside [0, 1] are clipped (BSE is validated on entry, see ``validate_field``)."""
-    return np.round(np.clip(np.asarray(bse, dtype=np.float64), 0.0, 1.0) * 65535.0).astype("<u2")
+    a = np.clip(np.asarray(bse, dtype=np.float32), 0.0, 1.0)  # float32: no float64 copy of the image
+    a *= np.float32(65535.0)
+    return np.rint(a, out=a).astype("<u2")
 
 
 def bse_from_u16(u16: np.ndarray) -> np.ndarray:

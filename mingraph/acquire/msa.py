@@ -122,7 +122,19 @@ def read_msa_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
     data = np.asarray(sig["data"])
     if data.ndim != 1:
         raise InputError(path, "spectrum", f"expected a single spectrum, got shape {data.shape}")
-    if comma and "NPOINTS" in nums and data.size != int(nums["NPOINTS"]):
-        raise InputError(path, "data", f"{data.size} values read, NPOINTS says {int(nums['NPOINTS'])}")
+    if "NPOINTS" in nums:  # a declared length is checked against what the file holds
+        declared = nums["NPOINTS"]
+        if declared != int(declared) or declared < 1:
+            raise InputError(
+                path, "header NPOINTS", f"expected a positive whole number, got {head['NPOINTS']!r}"
+            )
+        # fewer values than declared: channels are missing (never zero-filled); more are kept, as
+        # the EMSA standard's own example (NPOINTS 20, 21 points) and HyperSpy's writer have them
+        if data.size < int(declared):
+            raise InputError(
+                path,
+                "header NPOINTS",
+                f"says {int(declared)} channels but the data holds {data.size} values (the file is cut short?)",
+            )
     axis = {"offset": nums["OFFSET"], "scale": nums["XPERCHAN"], "units": head.get("XUNITS", "")}
     return data, axis

@@ -18,6 +18,7 @@ import numpy as np
 
 from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.fields import check_counts
+from mingraph.acquire.limits import check_allocation
 from mingraph.errors import InputError
 
 
@@ -54,6 +55,7 @@ def read_points(path: str | os.PathLike, with_calibration: bool = False):
     if path.suffix.lower() == ".csv":
         rc, on_grid, record = read_point_list(path)
         return (rc, on_grid, record) if with_calibration else (rc, on_grid.astype(np.float32))
+    _check_npz_size(path)
     try:
         with np.load(path) as z:
             if "rc" not in z or "spectra" not in z:
@@ -93,6 +95,21 @@ def read_points(path: str | os.PathLike, with_calibration: bool = False):
     if with_calibration:
         return rc, on_grid, record
     return rc, on_grid.astype(np.float32)
+
+
+def _check_npz_size(path: Path) -> None:
+    """The size rule for an .npz before anything is decompressed: the arrays' sizes as the zip
+    directory states them (zip reading stops there), plus a float32 copy of the spectra."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return  # np.load says what it is
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(int(i.file_size) for i in zf.infolist())
+    except (OSError, zipfile.BadZipFile):
+        return
+    check_allocation(path, "points", f"arrays of {total:,} bytes", 2 * total)
 
 
 def read_point_list(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -147,7 +164,11 @@ def check_measured(rc: np.ndarray, shape: tuple[int, int], source: object) -> No
 def save_points(path: Path, rc: np.ndarray, spectra: np.ndarray) -> None:
     """Store point spectra sparse: ``rc`` int32 (n, 2), CSR ``ptr`` int64, ``channel`` uint16 and
     ``count`` (the spectra's dtype: unsigned integers, else float32) in an uncompressed .npz."""
-    s = np.asarray(spectra)
+    s, rc = np.asarray(spectra), np.asarray(rc)
+    if rc.size and (rc.min() < 0 or rc.max() > np.iinfo(np.int32).max):
+        raise InputError(path, "rc", f"positions must fit 32 bits, got [{rc.min()}, {rc.max()}]")
+    if s.dtype.kind == "f" and s.dtype.itemsize > 4:  # stored as float32: checked for its range
+        check_counts(s, str(path), "spectra")
     rows, chans = np.nonzero(s)
     ptr = np.zeros(s.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
@@ -166,4 +187,27 @@ def load_points(path: Path, shape: tuple[int, int], source: str):
             arrays = {k: np.asarray(z[k]) for k in ("rc", "ptr", "channel", "count")}
     except Exception as e:
         raise InputError(path, "points", f"unreadable ({type(e).__name__}: {e})") from None
-    return PointSpectra(arrays["rc"], arrays["ptr"], arrays["channel"], arrays["count"], shape, source)
+    rc, ptr, channel, count = (arrays[k] for k in ("rc", "ptr", "channel", "count"))
+    rc = check_rc(rc, path)
+    check_measured(rc, shape, path)
+    n = rc.shape[0]
+    if ptr.shape != (n + 1,) or not np.issubdtype(ptr.dtype, np.integer):
+        raise InputError(
+            path, "ptr", f"expected {n + 1} integer offsets ({n} spectra), got {ptr.dtype} {ptr.shape}"
+        )
+    nnz = channel.size
+    if ptr[0] != 0 or np.any(np.diff(ptr) < 0) or ptr[-1] != nnz or count.shape != (nnz,):
+        raise InputError(
+            path,
+            "ptr",
+            f"the offsets end at {int(ptr[-1])} but {nnz} channels and {count.size} counts are stored "
+            "(offsets must rise from 0 to the number stored)",
+        )
+    from mingraph.acquire.fields import N_CHANNELS
+
+    if nnz and (
+        not np.issubdtype(channel.dtype, np.integer) or channel.min() < 0 or channel.max() >= N_CHANNELS
+    ):
+        raise InputError(path, "channel", f"expected channel indices in [0, {N_CHANNELS - 1}]")
+    check_counts(count, str(path), "count")
+    return PointSpectra(rc, ptr, channel, count, shape, source)

@@ -11,15 +11,40 @@ from pathlib import Path
 
 import numpy as np
 
+from mingraph.acquire.limits import check_image_size, max_pixels
 from mingraph.errors import InputError
 from mingraph.textfiles import check_unique, read_json_input, read_text_input
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
 
-def _read_raw_image(path: Path, intensities: bool = False) -> np.ndarray:
-    """The pixel array of a TIFF or PNG.  With ``intensities``, palette (indexed) images are looked
-    up through their palette, so the values are what the image shows, not palette indices."""
+_PIL_SAMPLE_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+"""Bytes a sample of the Pillow modes whose samples are wider than a byte."""
+
+
+def _pil_image():
+    """Pillow's Image module with its decompression-bomb limit set to mingraph's own size rule
+    (:func:`mingraph.acquire.limits.max_pixels`): every format is held to the same limit."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = max_pixels()
+    return Image
+
+
+def _open_pil(path: Path):
+    import warnings
+
+    Image = _pil_image()
+    with warnings.catch_warnings():  # above the limit the size rule refuses, in its own words
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def image_header(path: str | Path) -> tuple[tuple[int, ...], int, str]:
+    """(shape (H, W[, samples]), bytes a sample, pixel type) of a TIFF or PNG from its header
+    alone: nothing is decoded.  The pixel type is the numpy dtype (TIFF; "uint8 (palette)" for an
+    indexed image) or the Pillow mode (PNG)."""
+    path = Path(path)
     if not path.is_file():
         raise InputError(path, "file", "not found")
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -29,19 +54,63 @@ def _read_raw_image(path: Path, intensities: bool = False) -> np.ndarray:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
+                page = tif.pages.first
+                spp, depth = int(page.samplesperpixel), int(getattr(page, "imagedepth", 1) or 1)
+                shape = (int(page.imagelength), int(page.imagewidth)) + ((spp,) if spp > 1 else ())
+                shape += (depth,) if depth > 1 else ()
+                if page.dtype is None:
+                    raise InputError(path, "image", "a TIFF sample format numpy cannot hold")
+                palette = " (palette)" if page.photometric == tifffile.PHOTOMETRIC.PALETTE else ""
+                return shape, int(page.dtype.itemsize), f"{page.dtype}{palette}"
+        with _open_pil(path) as im:
+            w, h = im.size
+            bands = len(im.getbands())
+            return (
+                (int(h), int(w)) + ((bands,) if bands > 1 else ()),
+                _PIL_SAMPLE_BYTES.get(im.mode, 1),
+                im.mode,
+            )
+    except InputError:
+        raise
+    except Exception as e:  # the libraries raise many types for a corrupt file
+        raise InputError(path, "image", f"unreadable ({type(e).__name__}: {e})") from None
+
+
+def _read_raw_image(path: Path, intensities: bool = False, work_per_pixel: int = 0) -> np.ndarray:
+    """The pixel array of a TIFF or PNG.  With ``intensities``, palette (indexed) images are looked
+    up through their palette, so the values are what the image shows, not palette indices.
+
+    The header's size is first held to the size rule (:func:`mingraph.acquire.limits.check_image_size`),
+    counting the decoded array, the library's own buffer (Pillow), a palette lookup and
+    ``work_per_pixel`` bytes a pixel for what the caller makes of it: nothing is decoded before.
+    """
+    shape, itemsize, kind = image_header(path)
+    tiff = path.suffix.lower() in (".tif", ".tiff")
+    palette = 6 if tiff else 2 * 4  # a lookup to uint16 RGB (tifffile), to RGB(A) + its copy (Pillow)
+    work = work_per_pixel + (palette if intensities and ("palette" in kind or kind in ("P", "PA")) else 0)
+    if not tiff:  # Pillow decodes into its own buffer, then numpy copies it
+        work += int(np.prod(shape[2:], dtype=np.int64)) * itemsize
+    check_image_size(path, "image", shape, itemsize, work)
+    try:
+        if tiff:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages.first
                 a = np.asarray(page.asarray())
                 if intensities and page.photometric == tifffile.PHOTOMETRIC.PALETTE:
                     cmap = np.asarray(page.colormap)  # (3, 2**bits) uint16 RGB
                     a = np.moveaxis(cmap[:, a], 0, -1)
                 return a
-        from PIL import Image
-
-        with Image.open(path) as im:
+        with _open_pil(path) as im:
             if intensities and im.mode in ("P", "PA"):
                 # palette indices are not grey levels: look them up (8-bit RGB palettes)
                 return np.asarray(im.convert("RGBA" if im.mode == "PA" else "RGB"))
             return np.asarray(im)
+    except MemoryError:
+        raise InputError(
+            path, "image", f"{' x '.join(map(str, shape))} {kind}: not enough memory to decode"
+        ) from None
     except Exception as e:  # the libraries raise many types for a corrupt file
         raise InputError(path, "image", f"unreadable ({type(e).__name__}: {e})") from None
 
@@ -49,12 +118,14 @@ def _read_raw_image(path: Path, intensities: bool = False) -> np.ndarray:
 def read_bse(path: str | Path) -> np.ndarray:
     """A grey-level BSE image as float32 (H, W) in [0, 1].
 
-    Integers are scaled by their dtype's maximum (uint8 / 255, uint16 / 65535); palette images
+    Integers are grey levels of 8 or 16 bits (:func:`bse_levels`: uint8 / 255, uint16 / 65535,
+    16-bit levels in a 32-bit container as PIL and ImageJ write them / 65535); palette images
     are read through their palette; colour images (R, G, B differ) are refused, since their pixel
-    values are not BSE intensities.  Raises InputError naming the file.
+    values are not BSE intensities.  The header's size is checked before decoding (the size rule,
+    docs/formats.md).  Raises InputError naming the file.
     """
     path = Path(path)
-    a = _read_raw_image(path, intensities=True)
+    a = _read_raw_image(path, intensities=True, work_per_pixel=6)  # float32 levels + a bool compare
     if a.ndim == 3 and a.shape[2] in (2, 4):  # grey + alpha or RGBA: the alpha must not hide pixels
         alpha = a[..., -1]
         if np.any(alpha != alpha.flat[0]):
@@ -71,20 +142,52 @@ def read_bse(path: str | Path) -> np.ndarray:
     return bse_levels(a, path)
 
 
+def _grey_scale(a: np.ndarray, source: str | Path, field: str) -> int:
+    """The full scale of integer grey levels: 255 for 8-bit containers, 65535 for 16-bit ones,
+    and 65535 for wider ones (int32, uint32, int64, uint64) whose values are 16-bit levels (0 to
+    65535).  Anything else (negative levels, or more than 16 bits) is refused naming the dtype."""
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0:
+        raise InputError(
+            source,
+            field,
+            f"negative grey levels (minimum {lo}) in a {a.dtype} image: expected 8- or 16-bit levels "
+            "(unsigned data stored signed? save it as uint8 or uint16)",
+        )
+    if a.dtype.itemsize <= 2:
+        return 255 if a.dtype.itemsize == 1 else 65535
+    if hi > 65535:
+        raise InputError(
+            source,
+            field,
+            f"levels up to {hi} in a {a.dtype} image: mingraph reads 8- or 16-bit grey levels "
+            "(0-255, 0-65535); a 32-bit integer image is read only when its levels fit 16 bits",
+        )
+    return 65535
+
+
 def bse_levels(a: np.ndarray, source: str | Path, field: str = "bse") -> np.ndarray:
-    """A 2-D BSE array as float32 in [0, 1]: integers divided by their dtype's maximum, floats
-    kept when in [0, 1]; the same rule for a BSE file and a BSE image inside a hypermap."""
+    """A 2-D BSE array as float32 in [0, 1]; the same rule for a BSE file and a BSE image inside a
+    hypermap.
+
+    Integer levels are scaled by what the data holds, not by the container: 8-bit containers
+    (uint8, int8) by 255, 16-bit ones (uint16, int16) by 65535, and 32- or 64-bit integers holding
+    levels 0-65535 (a 16-bit image saved as PIL mode "I" or by ImageJ) by 65535; negative levels,
+    or levels above 65535, are refused naming the dtype.  Floats are kept when in [0, 1].  Works
+    in float32 (no float64 copy of the image).
+    """
     a = np.asarray(a)
     if a.ndim != 2:
         raise InputError(source, field, f"expected a single-channel 2-D image, got shape {a.shape}")
     if a.size == 0:
         raise InputError(source, field, "empty image (0 pixels)")
-    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number):
+    if a.dtype == np.bool_ or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
         raise InputError(source, field, f"expected integer or float grey levels, got dtype {a.dtype}")
     if np.issubdtype(a.dtype, np.integer):
-        if np.issubdtype(a.dtype, np.signedinteger) and a.min() < 0:
-            raise InputError(source, field, "negative grey levels")
-        return (a.astype(np.float64) / np.iinfo(a.dtype).max).astype(np.float32)
+        full = _grey_scale(a, source, field)
+        out = a.astype(np.float32)
+        out /= np.float32(full)  # exact levels: k / full rounds to the float32 nearest
+        return out
     if not np.isfinite(a).all():
         raise InputError(source, field, "NaN or infinite grey levels")
     if a.min() < 0 or a.max() > 1:
@@ -98,7 +201,7 @@ def read_labels(path: str | Path, shape: tuple[int, int] | None = None) -> np.nd
     Palette images give their indices (the ids), not colours.  Ids above 2**31 - 1 are refused.
     """
     path = Path(path)
-    a = _read_raw_image(path)
+    a = _read_raw_image(path, work_per_pixel=13)  # a < 0, np.where's int64, the int32 ids
     if a.ndim != 2:
         raise InputError(path, "labels", f"expected a single-channel 2-D image, got shape {a.shape}")
     if not np.issubdtype(a.dtype, np.integer):
@@ -113,7 +216,7 @@ def read_labels(path: str | Path, shape: tuple[int, int] | None = None) -> np.nd
 def read_mask(path: str | Path, shape: tuple[int, int] | None = None, field: str = "mask") -> np.ndarray:
     """A binary mask image (any non-zero pixel is set) as bool."""
     path = Path(path)
-    a = _read_raw_image(path)
+    a = _read_raw_image(path, work_per_pixel=1)
     if a.ndim == 3:
         a = a[..., 0]
     if a.ndim != 2:

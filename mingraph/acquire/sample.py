@@ -81,25 +81,12 @@ class Sample:
 
 
 def image_shape(path: str | os.PathLike) -> tuple[int, int]:
-    """(H, W) of an image file from its header (PIL, then tifffile), without decoding the pixels."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "image", "file not found")
-    try:
-        from PIL import Image
+    """(H, W) of an image file from its header, without decoding the pixels
+    (:func:`mingraph.acquire.readers.image_header`: the same reader and size rule as the pixels)."""
+    from mingraph.acquire.readers import image_header
 
-        with Image.open(path) as im:
-            return int(im.size[1]), int(im.size[0])
-    except Exception:  # noqa: BLE001 - PIL refuses some TIFFs that tifffile reads
-        pass
-    try:
-        import tifffile
-
-        with tifffile.TiffFile(path) as tf:
-            s = tf.pages[0].shape
-            return int(s[0]), int(s[1])
-    except Exception as e:  # noqa: BLE001
-        raise InputError(path, "image", f"unreadable as an image ({type(e).__name__})") from None
+    shape = image_header(path)[0]
+    return int(shape[0]), int(shape[1])
 
 
 def _layout(

@@ -14,6 +14,7 @@ import numpy as np
 
 from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.fields import check_counts
+from mingraph.acquire.limits import check_allocation
 from mingraph.acquire.readers import bse_levels
 from mingraph.errors import InputError
 
@@ -161,6 +162,10 @@ def _grid_to_file(data, edges: np.ndarray, path: Path, work_dir: Path) -> tuple[
     else:
         wide_t = np.float32
     rows = max(1, BLOCK_BYTES // (w * N_CHANNELS * 4))
+    n_src = data.shape[2]  # the size rule for one block (a header may claim very wide rows)
+    r = min(rows, h)
+    block_bytes = r * w * (n_src * np.dtype(data.dtype).itemsize + N_CHANNELS * 4)
+    check_allocation(path, "spectrum image", f"a block of {r} x {w} spectra of {n_src} channels", block_bytes)
     sums = {"counts_below_0_ev": 0.0, "counts_above_grid": 0.0, "counts_total": 0.0}
     hi, rebinned = 0, False
     wide = work_dir / "cube-wide.npy"
@@ -210,6 +215,13 @@ def read_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
         if not signals:
             raise InputError(path, "spectrum", "no single spectrum in the file")
         data, axis = np.asarray(signals[0]["data"]), signals[0]["axes"][-1]
+        declared = signals[0].get("original_metadata", {}).get("Spectrum", {}).get("ChannelCount")
+        if isinstance(declared, (int, float)) and data.ndim == 1 and data.size < int(declared):
+            raise InputError(
+                path,
+                "ChannelCount",
+                f"says {int(declared)} channels but the file holds {data.size} (cut short?)",
+            )
     if data.ndim != 1 or data.size == 0:
         raise InputError(path, "spectrum", f"expected a single spectrum, got shape {data.shape}")
     check_counts(data, str(path), "counts")

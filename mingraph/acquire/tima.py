@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.acquire.fields import N_CHANNELS
+from mingraph.acquire.fields import N_CHANNELS, bse_to_u16
+from mingraph.acquire.limits import check_allocation
 from mingraph.errors import InputError
 
 MAGIC = b"Tescan X-ray map"
@@ -102,7 +103,9 @@ def read_xray_map(path: str | Path) -> np.ndarray:
             bad = sorted(set(depth.tolist()) - set(DEPTHS))
             if bad:
                 raise InputError(path, "bit depths", f"got {bad}; the format has depths {DEPTHS}")
-            out = np.zeros((h * w, n), np.uint16 if depth.max() > 8 else np.uint8)
+            dtype = np.dtype(np.uint16 if depth.max() > 8 else np.uint8)
+            check_allocation(path, "header", f"a {h} x {w} map of {n} channels", h * w * n * dtype.itemsize)
+            out = np.zeros((h * w, n), dtype)
             for ch, d in enumerate(depth.tolist()):
                 if d == 0:
                     continue
@@ -205,8 +208,9 @@ def specimen_mask(
     classified (phase id -1, 255 in ``phase_map.tif``) and not counted in the mineralogy.
     Returns (H, W) bool.
     """
-    level = np.rint(np.asarray(bse, np.float64) * 65535.0)  # 8-bit levels land on multiples of 257
-    mask = (level * 100.0 >= window[0] * 65535.0) & (level * 100.0 <= window[1] * 65535.0)
+    levels = np.arange(65536, dtype=np.float64)  # 8-bit levels land on multiples of 257
+    inside = (levels * 100.0 >= window[0] * 65535.0) & (levels * 100.0 <= window[1] * 65535.0)
+    mask = inside[bse_to_u16(bse)]  # a lookup of the 16-bit level: no float64 copy of the image
     return mask | measured if measured is not None else mask
 
 

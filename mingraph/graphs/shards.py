@@ -86,7 +86,15 @@ def sparse_spectra(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     s = np.asarray(spectra)
     if s.size and not np.array_equal(s, np.round(s)):
         raise InputError("build-graphs", "spectra", "counts must be whole numbers to be stored sparsely")
+    if s.size and (s.min() < 0 or s.max() > np.iinfo(np.uint32).max):  # stored as uint32: never wrapped
+        raise InputError(
+            "build-graphs",
+            "spectra",
+            f"counts must lie in [0, 2**32 - 1] to be stored, got [{s.min()}, {s.max()}]",
+        )
     rows, chans = np.nonzero(s)
+    if rows.size > np.iinfo(np.int32).max:
+        raise InputError("build-graphs", "spectra", f"{rows.size} non-zero counts exceed a shard's 2**31 - 1")
     ptr = np.zeros(s.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
     return ptr.astype(np.int32), chans.astype(np.uint16), s[rows, chans].astype(np.uint32)
