@@ -395,3 +395,23 @@ def test_os_errors_are_one_line_naming_the_path():
     ]:
         line = os_error_line(OSError(code, os.strerror(code), "/x/out"))
         assert line == f"/x/out: {words}" or (line.startswith("/x/out: ") and words in line)
+
+
+def test_a_lost_race_for_the_same_output_is_refused_not_clobbered(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(Exception, match="another run"):
+        with atomic_folder(out) as tmp_b:
+            (tmp_b / "b.txt").write_text("second")
+            with atomic_folder(out) as tmp_a:  # another run finishes first
+                (tmp_a / "a.txt").write_text("first")
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "a.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing half-written
+
+
+def test_a_name_too_long_is_one_line_naming_it(tmp_path):
+    out = tmp_path / ("n" * 300)
+    res = CliRunner().invoke(main, ["simulate", str(out), "--tiles", "1", "--size", "32"])
+    lines = [ln for ln in re.split(r"[\r\n]", res.output) if ln.startswith("error:")]
+    assert res.exit_code == 2 and len(lines) == 1 and "name too long" in lines[0], res.output
+    assert str(out) in lines[0]
+    assert not list(tmp_path.iterdir())
