@@ -31,10 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.acquire.calibration import axis_edges, is_grid, to_grid
-from mingraph.acquire.fields import N_CHANNELS, check_counts
 from mingraph.acquire.points import check_rc
-from mingraph.acquire.readers import bse_levels
+from mingraph.acquire.signals import bse_array, is_signal, signal_pixel_size_um, spectra_on_grid
 from mingraph.errors import InputError
 from mingraph.learn.bundle import Bundle, load_bundle, point_classes, point_features
 
@@ -163,101 +161,6 @@ def load_model(path: str | os.PathLike | Bundle | None = None, *, device: str = 
     return load_bundle(default_model_path() if path is None else resolve_model(path), device)
 
 
-def _is_signal(x: object) -> bool:
-    return hasattr(x, "axes_manager") and hasattr(x, "data")
-
-
-def _signal_axis(sig) -> dict:
-    ax = sig.axes_manager.signal_axes[0]
-    if getattr(ax, "is_uniform", True):
-        return {"offset": float(ax.offset), "scale": float(ax.scale), "units": ax.units}
-    return {"axis": np.asarray(ax.axis, dtype=np.float64), "units": ax.units}
-
-
-def _pixel_size_from(sig) -> float | None:
-    nav = sig.axes_manager.navigation_axes
-    if len(nav) != 2:
-        return None
-    factors = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}
-    ax = nav[0]
-    f = factors.get(str(ax.units).strip())
-    return None if f is None else float(ax.scale) * f
-
-
-def spectra_on_grid(
-    spectra: Any, points_rc: np.ndarray | None = None, *, energy_axis: Any = None, source: str = "spectra"
-) -> np.ndarray:
-    """Point spectra as (n, 3000) counts on mingraph's grid (10 eV channels from 0 eV).
-
-    Parameters
-    ----------
-    spectra : (n, C) array or HyperSpy signal
-        Counts.  A signal with one navigation axis holds the n point spectra; one with two
-        (a hypermap) is read at ``points_rc``.  A signal's energy axis is taken from it.
-    points_rc : (n, 2) int, optional
-        Where the points are (needed to read a hypermap signal).
-    energy_axis : dict or (C + 1,) array, optional
-        For arrays: ``{"offset", "scale", "units"}`` (eV or keV; offset is channel 0's lower
-        edge), ``{"axis", "units"}`` or the channel edges in eV.  None: the spectra must already
-        be on the grid (3000 channels of 10 eV from 0 eV).
-
-    Returns
-    -------
-    (n, 3000) ndarray
-        float32 counts (unsigned integer counts keep an unsigned dtype), rebinned
-        flux-conservingly when the axis is not the grid
-        (:func:`mingraph.acquire.calibration.to_grid`).
-
-    Raises
-    ------
-    InputError
-        Counts that are negative, not finite or beyond float32; an axis in other units; an
-        array of another length with no ``energy_axis``.
-
-    Examples
-    --------
-    >>> s = np.zeros((2, 2048), np.float32); s[:, 100] = 50   # 20 eV channels from -0.5 keV
-    >>> g = spectra_on_grid(s, energy_axis={"offset": -0.5, "scale": 0.02, "units": "keV"})
-    >>> g.shape, float(g.sum())
-    ((2, 3000), 100.0)
-    """
-    if _is_signal(spectra):
-        sig = spectra
-        energy_axis = _signal_axis(sig)
-        data = np.asarray(sig.data)
-        nav = sig.axes_manager.navigation_dimension
-        if nav == 2:
-            if points_rc is None:
-                raise InputError(source, "points_rc", "a hypermap signal is read at points: give points_rc")
-            rc = check_rc(np.asarray(points_rc), source)
-            data = data[rc[:, 0], rc[:, 1]]
-        elif nav != 1:
-            raise InputError(source, "navigation axes", f"expected 1 (points) or 2 (a map), got {nav}")
-        spectra = data
-    a = np.asarray(spectra)
-    if a.ndim != 2:
-        raise InputError(source, "spectra", f"expected (n, channels) counts, got shape {a.shape}")
-    check_counts(a, source, "spectra")
-    if energy_axis is None:
-        if a.shape[1] != N_CHANNELS:
-            raise InputError(
-                source,
-                "energy_axis",
-                f"{a.shape[1]} channels are not mingraph's grid ({N_CHANNELS} × 10 eV): give energy_axis",
-            )
-        return a if a.dtype.kind == "u" else a.astype(np.float32, copy=False)
-    if isinstance(energy_axis, dict):
-        edges = axis_edges(energy_axis, a.shape[1], source)
-    else:
-        edges = np.asarray(energy_axis, dtype=np.float64)
-        if edges.shape != (a.shape[1] + 1,):
-            raise InputError(source, "energy_axis", f"expected {a.shape[1] + 1} channel edges (eV)")
-    if is_grid(edges) and a.shape[1] == N_CHANNELS:
-        return a if a.dtype.kind == "u" else a.astype(np.float32, copy=False)
-    grid, _ = to_grid(a, edges, source)
-    return grid
-
-
 def classify_spectra(
     spectra: Any,
     *,
@@ -309,18 +212,6 @@ def classify_spectra(
 
     p = np.asarray(class_probabilities(enc, grid), dtype=np.float32)
     return SpectrumClasses(list(bundle.class_names), p, p.argmax(1).astype(np.int64), p.max(1))
-
-
-def _bse_array(bse: Any) -> tuple[np.ndarray, float | None]:
-    if _is_signal(bse):
-        data = np.asarray(bse.data)
-        ax = bse.axes_manager.signal_axes
-        factors = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3}
-        px = None
-        if len(ax) == 2 and str(ax[0].units).strip() in factors:
-            px = float(ax[0].scale) * factors[str(ax[0].units).strip()]
-        return bse_levels(data, "bse"), px
-    return bse_levels(np.asarray(bse), "bse"), None
 
 
 def _minerals(minerals: Any, names: list[str]):
@@ -401,7 +292,7 @@ def phase_map(
         raise InputError(
             "classifier", "classifier", f"expected one of {list(CLASSIFIERS)}, got {classifier!r}"
         )
-    img, px_sig = _bse_array(bse)
+    img, px_sig = bse_array(bse)
     if valid is None:
         valid = np.ones(img.shape, bool)
     valid = np.asarray(valid)
@@ -415,7 +306,7 @@ def phase_map(
         raise InputError("spectra", "spectra", f"{grid.shape[0]} spectra for {rc.shape[0]} points")
     if pixel_size_um is None:
         pixel_size_um = (
-            px_sig if px_sig is not None else (_pixel_size_from(spectra) if _is_signal(spectra) else None)
+            px_sig if px_sig is not None else (signal_pixel_size_um(spectra) if is_signal(spectra) else None)
         )
     bundle = load_model(model)
     feats = point_features(bundle, grid)

@@ -21,7 +21,16 @@ from mingraph.predict import predict_field
 
 
 @pytest.mark.parametrize(
-    "module", ["mingraph.api", "mingraph.outputs", "mingraph.output_paths", "mingraph.files"]
+    "module",
+    [
+        "mingraph.api",
+        "mingraph.acquire.signals",
+        "mingraph.outputs",
+        "mingraph.output_paths",
+        "mingraph.files",
+        "mingraph.learn.registry",
+        "mingraph.learn.tiling",
+    ],
 )
 def test_doctests(module):
     import importlib

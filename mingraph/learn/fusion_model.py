@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph
+from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph, bse_scale, build_candidate_graph
+from mingraph.spectra.encoder import class_probabilities
 from mingraph_kernels.gatv2_candidates import gatv2_candidates
 
 DILATIONS = (1, 2, 4, 8)
@@ -55,6 +56,9 @@ class FusionModel(nn.Module):
     """
 
     arch = "fusion"
+    label = "fusion model"
+    min_margin = 64  # px: the BSE context's reach, and a candidate's distance at low fractions
+    mixes_point_classes = True
 
     def __init__(
         self,
@@ -89,6 +93,41 @@ class FusionModel(nn.Module):
     def eds_dim(self) -> int:
         """Values per EDS point the model takes: the encoder's class probabilities."""
         return self.num_classes
+
+    # the phase-model interface (mingraph.learn.registry.PhaseModel)
+
+    def point_features(self, encoder, spectra: np.ndarray) -> np.ndarray:
+        """The encoder's (n, classes) class probabilities of (n, 3000) count spectra: the EDS
+        evidence the model mixes."""
+        return class_probabilities(encoder, spectra)
+
+    def point_classes(self, encoder, features: np.ndarray) -> np.ndarray:
+        """(n,) int64: the most probable class of each point's evidence."""
+        return np.asarray(features).argmax(1).astype(np.int64)
+
+    def field_context(self, bse: np.ndarray, valid: np.ndarray):
+        """The whole field's BSE standardisation, shared by its blocks (:func:`bse_scale`)."""
+        return bse_scale(bse, valid)
+
+    @torch.no_grad()
+    def block_probabilities(self, bse, valid, rc, features, context, settings: dict) -> Tensor | None:
+        """(h, w, classes) mixture q of one block window; None when the window holds no point."""
+        g = build_candidate_graph(bse, valid, rc, self.k, context)
+        if g.n_eds == 0:
+            return None
+        logp, _ = self(*batch_inputs([g], [features], next(self.parameters()).device))
+        return logp[0].exp()
+
+    def field_maps(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
+        """Class maps of evaluation fields on the points ``graphs[i].eds_rc``."""
+        return [
+            predict_fusion(
+                self,
+                build_candidate_graph(f.bse, f.valid, g.eds_rc, self.k),
+                self.point_features(encoder, sp),
+            )[0]
+            for f, g, sp in zip(fields, graphs, spectra)
+        ]
 
     def context(self, bse: Tensor, valid: Tensor) -> Tensor:
         """(B, H, W, C) pixel features from standardised BSE and valid mask, both (B, H, W)."""
