@@ -173,7 +173,3 @@ def predict_fusion(
     logp, _ = model(*batch_inputs([graph], [eds_prob], next(model.parameters()).device))  # CPU or CUDA
     conf, cls = logp[0].exp().max(-1)
     return cls.cpu().numpy().astype(np.int64), conf.cpu().numpy().astype(np.float32)
-
-
-CONTEXT_RADIUS = 1 + sum(DILATIONS)
-"""Pixels of BSE context on each side that a pixel's features depend on (the convolutions')."""
