@@ -337,12 +337,6 @@ def run_predict(
     return res
 
 
-def paper_model_path() -> Path:
-    """The paper's GAT as shipped before the fusion model (reduced study protocol), kept for
-    comparison (``mingraph evaluate --compare``, ``predict --model``)."""
-    return Path(__file__).parent / "data" / "paper_gat.pt"
-
-
 def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bundle:
     """A model file (or run folder); the shipped default when ``path`` is None."""
     from mingraph.analyse.evaluate import resolve_model

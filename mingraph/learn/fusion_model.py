@@ -7,8 +7,9 @@ pixel links to a single EDS node.  Here, per field:
 
 1. BSE context: the standardised BSE and the valid mask (:mod:`mingraph.graphs.candidates`)
    through a 3×3 stem and residual blocks of dilated 3×3 convolutions (dilations 1, 2, 4, 8:
-   a receptive field of 63 px, farther than the EDS spacing at 1 %), GroupNorm and ReLU, giving a
-   feature f_i per pixel; an EDS point's features are f at its own pixel (it carries its BSE).
+   a receptive field of 33 px, 16 px on each side, farther than the EDS spacing at 1 %),
+   GroupNorm (per-field statistics) and ReLU, giving a feature f_i per pixel; an EDS point's
+   features are f at its own pixel (it carries its BSE).
 2. Cross layer: GATv2 attention of pixel i over its k candidates
    (:func:`mingraph_kernels.gatv2_candidates.gatv2_candidates`), edge features the 9 BSE
    segment features and f_i ⊙ f_j; H heads mixed by learnt softmax weights w_h.  The kernel
@@ -212,7 +213,3 @@ def predict_fusion(
     logp, _ = model(*batch_inputs([graph], [eds_prob], next(model.parameters()).device))  # CPU or CUDA
     conf, cls = logp[0].exp().max(-1)
     return cls.cpu().numpy().astype(np.int64), conf.cpu().numpy().astype(np.float32)
-
-
-CONTEXT_RADIUS = 1 + sum(DILATIONS)
-"""Pixels of BSE context on each side that a pixel's features depend on (the convolutions')."""

@@ -1,6 +1,6 @@
 """The paper's GAT model (three GATConv layers) over a StructuredBatch, with three backends.
 
-Architecture (DESIGN.md, "Layer and model semantics"): PyG ``GAT(65, 56, num_layers=2,
+Architecture (docs/method.md, "The paper's model"): PyG ``GAT(65, 56, num_layers=2,
 out_channels=56, heads=4, edge_dim=1, fill_value=0.0)`` followed by ``GAT(56, 56, num_layers=1,
 out_channels=50, ...)``, i.e.
 
