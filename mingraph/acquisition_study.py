@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.files import save_figure, write_csv, write_text
+from mingraph.files import file_digest, save_figure, write_csv, write_text
 from mingraph.learn.adaptive import run_session
 from mingraph.metrics import confusion, scores
 from mingraph.outputs import output_folder
@@ -42,23 +42,24 @@ def _session(sample, bundle, budget, method, seed):
 
 
 def run_grid(
-    fields: list, bundle, budgets, methods=METHODS, log=print, cache: Path | None = None
+    fields: list, bundle, budgets, methods=METHODS, log=print, cache: Path | None = None, model_tag: str = ""
 ) -> list[dict]:
     """One record per (method, budget): pooled weighted/macro F1, points, mean acquisition
     minutes per field (measurement + inference + choosing) over ``fields``.  Records are appended
-    to ``cache`` (JSON lines) as they finish and read back from it when the run is resumed."""
+    to ``cache`` (JSON lines) as they finish and read back from it when the run is resumed, only
+    for the same ``model_tag`` (the model file's digest): another model's records are never mixed in."""
     n_classes = len(bundle.class_names)
     names = [f.name for f in fields]
     done = {}
     if cache is not None and cache.is_file():
         for line in cache.read_text().splitlines():
             r = json.loads(line)
-            done[(r["method"], r["budget"], tuple(r["fields"]))] = r
+            done[(r["method"], r["budget"], tuple(r["fields"]), r.get("model", ""))] = r
     out = []
     for method in methods:
         for budget in budgets:
-            if (method, budget, tuple(names)) in done:
-                out.append(done[(method, budget, tuple(names))])
+            if (method, budget, tuple(names), model_tag) in done:
+                out.append(done[(method, budget, tuple(names), model_tag)])
                 continue
             cm = np.zeros((n_classes, n_classes + 1), np.int64)
             minutes, points, t0 = [], [], time.perf_counter()
@@ -79,6 +80,7 @@ def run_grid(
                 "minutes_per_field": float(np.mean(minutes)),
             }
             rec["fields"] = names
+            rec["model"] = model_tag
             out.append(rec)
             if cache is not None:
                 cache.parent.mkdir(parents=True, exist_ok=True)
@@ -154,17 +156,24 @@ def run_study(
     (method, budget) records are kept in ``out/records.jsonl``: a rerun resumes, and a rerun with
     fewer ``methods`` reports those only."""
     from mingraph.acquire.simulate import simulate_tile
+    from mingraph.analyse.evaluate import resolve_model
+    from mingraph.learn.bundle import default_model_path
     from mingraph.predict import load_model
 
     out = output_folder(out, "acquire-study")
     bundle = load_model(model)
+    tag = file_digest(default_model_path() if model is None else resolve_model(model))
     t0 = time.perf_counter()
     tiles = [simulate_tile(s, size).field(f"test-{s}") for s in seeds]
-    res = {"tiles": run_grid(tiles, bundle, budgets, methods, log=log, cache=out / "records.jsonl")}
+    res = {
+        "tiles": run_grid(
+            tiles, bundle, budgets, methods, log=log, cache=out / "records.jsonl", model_tag=tag
+        )
+    }
     if large:
         big = [simulate_tile(LARGE_SEED, large).field(f"large-{LARGE_SEED}")]
         res["large"] = run_grid(
-            big, bundle, large_budgets, large_methods, log=log, cache=out / "records.jsonl"
+            big, bundle, large_budgets, large_methods, log=log, cache=out / "records.jsonl", model_tag=tag
         )
     res["settings"] = {
         "size": size,

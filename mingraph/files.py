@@ -9,6 +9,7 @@ artifacts (encoders, models, UNets) carry a format name and version that readers
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import tempfile
@@ -163,3 +164,21 @@ def load_artifact(path: str | os.PathLike, fmt: str, version: int, what: str) ->
     if obj.get("version") != version:
         raise InputError(path, "version", f"expected {version}, got {obj.get('version')}")
     return obj
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (first 16 hex digits), read in 1 MiB blocks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a"
+    >>> _ = p.write_bytes(b"abc")
+    >>> file_digest(p)
+    'ba7816bf8f01cfea'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]

@@ -31,7 +31,7 @@ import numpy as np
 from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
 from mingraph.engine import check_scheduler
 from mingraph.errors import InputError
-from mingraph.files import write_text
+from mingraph.files import file_digest, write_text
 from mingraph.output_paths import clean_stale, inside, safe_name
 from mingraph.outputs import atomic_folder, output_folder, protect
 
@@ -160,15 +160,6 @@ def minerals_digest(minerals) -> str:
     h.update(json.dumps([list(minerals.names), [f or "" for f in minerals.formulas]]).encode())
     h.update(np.ascontiguousarray(minerals.densities, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(minerals.colours, dtype=np.float64).tobytes())
-    return h.hexdigest()[:16]
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes (first 16 hex digits), read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
     return h.hexdigest()[:16]
 
 

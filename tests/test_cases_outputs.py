@@ -184,3 +184,22 @@ def test_case23_a_resume_with_another_mineral_list_is_refused(tmp_path):
     assert (tifffile.TiffFile(d / "o" / "fields" / "a" / "phase_map.tif").pages[0].colormap == kept).all()
     res = run("predict-sample", "manifest.csv", "--out", "o", "--workers", "0", cwd=d)  # same list: resumes
     assert res.exit_code == 0 and (d / "o" / "fields" / "b" / "field.json").is_file()
+
+
+def test_acquire_study_never_resumes_another_models_records(tmp_path):
+    import json
+
+    from mingraph.acquire.simulate import simulate_tile
+    from mingraph.acquisition_study import run_grid
+    from mingraph.api import load_model
+
+    fields = [simulate_tile(5, 48).field("t5")]
+    cache = tmp_path / "records.jsonl"
+    theirs = {"method": "random", "budget": 0.02, "fields": ["t5"], "model": "other", "f1_weighted": -1.0}
+    cache.write_text(json.dumps(theirs) + "\n")
+    bundle = load_model()
+    recs = run_grid(fields, bundle, [0.02], ["random"], log=lambda s: None, cache=cache, model_tag="mine")
+    assert recs[0]["f1_weighted"] != -1.0 and recs[0]["model"] == "mine"  # measured, not taken
+    again = run_grid(fields, bundle, [0.02], ["random"], log=lambda s: None, cache=cache, model_tag="mine")
+    assert again == recs  # its own records are resumed
+    assert len(cache.read_text().splitlines()) == 2
