@@ -18,6 +18,18 @@ def real_data_dir() -> Path | None:
     return d if (d / "tile-bse.png").is_file() else None
 
 
+CASES = REPO.parent / "shared" / "cases"
+"""The failing inputs of public bug reports (../shared/cases, its README says what each is)."""
+
+
+def case(name: str) -> Path:
+    """The shared case folder ``name``; the test skips when the shared folder is absent."""
+    d = CASES / name
+    if not d.is_dir():
+        pytest.skip(f"{d} not found (the shared cases sit beside the repository)")
+    return d
+
+
 @pytest.fixture
 def real_dir() -> Path:
     d = real_data_dir()

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 import tifffile
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import case
 from PIL import Image
 
 from mingraph.acquire.dataset import TileRecord, label_bytes, labels_from_bytes, open_dataset, write_dataset
@@ -18,15 +18,6 @@ from mingraph.cli import main
 from mingraph.errors import InputError
 from mingraph.graphs.build import build_graphs
 from mingraph.graphs.shards import SHARD_SCHEMA, Shard, label_width
-
-CASES = REPO.parent / "shared" / "cases"
-
-
-def case(name: str):
-    d = CASES / name
-    if not d.is_dir():
-        pytest.skip(f"{d} not found (the shared cases sit beside the repository)")
-    return d
 
 
 def run(*args: str):

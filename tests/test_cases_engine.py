@@ -15,7 +15,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_cases import case
+from conftest import case
 
 from mingraph import engine
 from mingraph.cli import main

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import tifffile
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, case
 from PIL import Image
 
 from mingraph.acquire import limits
@@ -27,15 +27,6 @@ from mingraph.acquire.tima import read_xray_map, specimen_mask
 from mingraph.cli import main
 from mingraph.errors import InputError
 from mingraph.graphs.shards import sparse_spectra
-
-CASES = REPO.parent / "shared" / "cases"
-
-
-def case(name: str):
-    d = CASES / name
-    if not d.is_dir():
-        pytest.skip(f"{d} not found (the shared cases sit beside the repository)")
-    return d
 
 
 def run(*args: str):

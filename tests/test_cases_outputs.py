@@ -14,18 +14,9 @@ import sys
 import pytest
 import tifffile
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, case
 
 from mingraph.cli import main
-
-CASES = REPO.parent / "shared" / "cases"
-
-
-def case(name: str):
-    d = CASES / name
-    if not d.is_dir():
-        pytest.skip(f"{d} not found (the shared cases sit beside the repository)")
-    return d
 
 
 def scratch_copy(name: str, tmp_path):

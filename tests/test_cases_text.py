@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import case
 
 from mingraph.acquire.collection import read_class_map, read_manifest
 from mingraph.acquire.dataset import open_dataset
@@ -26,15 +26,6 @@ from mingraph.errors import InputError
 from mingraph.escapes import csv_cell, csv_uncell, md_text
 from mingraph.files import write_csv
 from mingraph.textfiles import parse_number, read_json_input, read_table, sniff_delimiter
-
-CASES = REPO.parent / "shared" / "cases"
-
-
-def case(name: str):
-    d = CASES / name
-    if not d.is_dir():
-        pytest.skip(f"{d} not found (the shared cases sit beside the repository)")
-    return d
 
 
 def run(*args):
