@@ -45,6 +45,12 @@ class Settings:
     z_unknown: float = 4.0  # z of the best fit above which no class fits
     tolerance: float = 0.05  # relative model error τ tolerated (deviance τ² N)
     mix_deviance: float = 30.0  # deviance fall (in units of φ) that flags a mixture
+    refine: bool = True  # refit spectra that fit no class with every element free (quantify.py)
+    refine_classes: int = 6  # classes tried per refitted spectrum
+    rel_tol: float = 0.35  # composition test: relative tolerance of a formula cation's share
+    abs_tol: float = 0.03  # composition test: absolute tolerance of a formula cation's share
+    foreign_tol: float = 0.03  # composition test: tolerance of a cation the formula lacks
+    k_sigma: float = 2.0  # composition test: largest |Δ| / σ accepted
     chunk: int = 4096  # spectra per block (memory ~ chunk x candidates x 8 bytes)
 
 
@@ -96,6 +102,63 @@ def _mixture(y: np.ndarray, p1: np.ndarray, p2: np.ndarray, iters: int = 8) -> t
         a = np.clip(a - g / np.minimum(h, -1e-12), 0.0, 1.0)
     ll = (y * np.log(p2 + a[:, None] * d)).sum(1) - (y * np.log(p1)).sum(1)
     return a, ll
+
+
+def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, out: dict) -> None:
+    """Refit the spectra that fit no class (status NO_FIT) with free element amounts, in place.
+
+    For each of the ``refine_classes`` most probable classes, the best candidate's components are
+    fitted by EM; of the classes whose cation composition passes (largest |Δ|/σ within
+    ``k_sigma``), the one of highest likelihood becomes the label, with its probability kept and unknown's reduced to 0.
+    """
+    from mingraph.spectra.quantify import candidate_components, composition_check, fit_amounts
+
+    todo = np.flatnonzero(out["status"] == NO_FIT)
+    if todo.size == 0:
+        return
+    ll = y[todo] @ model.log_shapes
+    order = np.argsort(-post[todo], axis=1)[:, : s.refine_classes]
+    best_worst = np.full(todo.size, np.inf)
+    best_cls = np.full(todo.size, -1)
+    best_wt = np.zeros((todo.size, len(model.elements)))
+    zindex = {z: i for i, z in enumerate(model.elements)}
+    for r in range(order.shape[1]):
+        cls = order[:, r]
+        lo, hi = model.class_start[cls], model.class_start[cls + 1]
+        cand = np.array([lo_ + int(ll[i, lo_:hi_].argmax()) for i, (lo_, hi_) in enumerate(zip(lo, hi))])
+        for kk in np.unique(cand):
+            rows = np.flatnonzero(cand == kk)
+            comps, ids = candidate_components(model, int(kk))
+            a, _ = fit_amounts(y[todo[rows]], np.broadcast_to(comps, (rows.size, *comps.shape)))
+            invisible = sum(w for z, w in zip(model.elements, model.cand_wt[kk]) if z < 8)
+            own_w = {z: w for z, w in zip(model.elements, model.cand_wt[kk])}
+            mass = np.array([own_w.get(z, 0.0) if z in own_w and own_w[z] > 0 else 0.01 for z in ids])
+            amounts = a * mass[None, :] * (ids != 0)[None, :]
+            frac = amounts / np.maximum(amounts.sum(1, keepdims=True), 1e-300) * (1.0 - invisible)
+            worst = composition_check(model, np.full(rows.size, kk), frac, list(ids), s.rel_tol, s.abs_tol, s.foreign_tol)
+            # among the classes whose composition passes, the one the likelihood prefers
+            score = np.where(worst <= s.k_sigma, -ll[rows, kk], np.inf)
+            better = score < best_worst[rows]
+            sel = rows[better]
+            best_worst[sel] = score[better]
+            best_cls[sel] = model.cand_class[kk]
+            wt_full = np.zeros((sel.size, len(model.elements)))
+            for j, z in enumerate(ids):
+                if z in zindex:
+                    wt_full[:, zindex[z]] = frac[better, j]
+            best_wt[sel] = wt_full
+    ok = np.isfinite(best_worst)
+    idx = todo[ok]
+    n_cls = len(model.library)
+    out["label"][idx] = best_cls[ok]
+    out["status"][idx] = OK
+    p = out["probabilities"][idx]
+    p[:, :n_cls] = post[idx]
+    p[:, n_cls] = 0.0
+    rows, top = np.arange(idx.size), p[:, :n_cls].argmax(1)  # the label gets the largest probability
+    p[rows, top], p[rows, best_cls[ok]] = p[rows, best_cls[ok]], p[rows, top]
+    out["probabilities"][idx] = p
+    out["wt"][idx] = 100.0 * best_wt[ok]
 
 
 def classify_spectra(
@@ -203,6 +266,8 @@ def classify_spectra(
         out["fraction"][sl] = np.where(mix, alpha, 1.0)
         out["wt"][sl] = 100.0 * wt
         out["candidate"][sl] = k1
+        if s.refine:
+            _refine(y, post, model, s, {k: v[sl] for k, v in out.items()})
     import xraylib
 
     return PhysicsResult(
