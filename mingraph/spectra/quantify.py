@@ -44,8 +44,9 @@ from mingraph.spectra.calibrate import Instrument
 from mingraph.spectra.mineral_library import mass_composition
 from mingraph.spectra.physics_model import PhysicsModel, to_recorded
 
-MINOR = (11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 24, 25, 26)
-"""Common substituents fitted in every matrix: Na, Mg, Al, Si, P, S, Cl, K, Ca, Ti, Cr, Mn, Fe."""
+MINOR = (11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 24, 25, 26, 29, 30)
+"""Elements fitted in every matrix: Na, Mg, Al, Si, P, S, Cl, K, Ca, Ti, Cr, Mn, Fe, Cu, Zn (not Ba
+or Ce, whose L lines sit under Ti K)."""
 VISIBLE_Z = 8
 """Elements from O up are seen in the fitted range (H, Li, Be, B and C are taken from the formula)."""
 
@@ -87,7 +88,9 @@ def element_spectra(formula: str, inst: Instrument) -> tuple[tuple[int, ...], np
         lines.append(to_recorded(binned_peaks(e_line * 1000.0, area, fw), inst))
     e0 = beam * 1000.0
     cont = np.where(e_ch < e0, KRAMERS_K * z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
-    cont = cont * _philibert_f(_mu_rho(comp, e_ch / 1000.0) * cosec, beam, np.minimum(e_ch / 1000.0, beam * 0.99), h)
+    cont = cont * _philibert_f(
+        _mu_rho(comp, e_ch / 1000.0) * cosec, beam, np.minimum(e_ch / 1000.0, beam * 0.99), h
+    )
     from scipy.ndimage import gaussian_filter1d
 
     cont = gaussian_filter1d(cont * eff, fwhm_ev(3000.0, fw) / 2.3548 / CHANNEL_EV, mode="constant")
@@ -151,7 +154,13 @@ def fit_amounts(y: np.ndarray, comps: np.ndarray, iters: int = 60) -> tuple[np.n
 
 
 def composition_check(
-    model: PhysicsModel, cand: np.ndarray, wt: np.ndarray, ids: list[int], rel: float, abs_: float, foreign: float
+    model: PhysicsModel,
+    cand: np.ndarray,
+    wt: np.ndarray,
+    ids: list[int],
+    rel: float,
+    abs_: float,
+    foreign: float,
 ) -> np.ndarray:
     """(n,) largest |Δ| / σ over cations between measured shares ``wt`` (n, J) of elements ``ids``
     and the candidates' (n,): σ = max(abs_, rel · w) for a formula element, ``foreign`` for one
