@@ -15,8 +15,9 @@ the instrument (:mod:`mingraph.spectra.physics_model`).  For each spectrum y of 
 3. Class probabilities: P(c) ∝ mean over c's candidates of exp(−(D_k − D_min) / (2φ)) (a uniform
    prior over classes and over each class's range), times 1 − P(unknown).
 4. Mixture: the best candidates of the two most probable classes mixed, y ~ N (α p_1 + (1−α) p_2),
-   α fitted by Newton's method on the Poisson likelihood; flagged where the deviance falls by more
-   than ``mix_deviance`` · φ with 0.1 ≤ α ≤ 0.9 (two phases under the beam).
+   α fitted by Newton's method on the Poisson likelihood, where the single fit is worse than
+   noise by 2 σ; flagged where the deviance falls by more than ``mix_deviance`` · φ with
+   0.1 ≤ α ≤ 0.9 (two phases under the beam).
 5. Composition: element mass fractions of the best candidate (or of the mixture), in wt %.
 
 Spectra with fewer than ``min_counts`` counts in the fitted range are "unknown: too few counts".
@@ -30,6 +31,8 @@ alone decides, so a mineral missing from the list is unknown rather than its nea
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,8 +257,8 @@ def classify_spectra(
         "candidate": np.zeros(n, np.int64),
     }
     nb = model.shapes.shape[1]
-    posts = []
-    for i0 in range(0, n, s.chunk):
+
+    def one(i0: int) -> np.ndarray:  # one block, written into its rows of ``out``
         raw = y_all[i0 : i0 + s.chunk]
         if not np.isfinite(raw).all() or (raw < 0).any():
             raise InputError("spectra", "counts", "negative or non-finite counts")
@@ -270,27 +273,39 @@ def classify_spectra(
         e, v = model.noise(best, cnt)
         phi = np.maximum(1.0, dev / e)
         rel = np.exp(np.minimum((ll - ll_best[:, None]) / phi[:, None], 0.0))
-        cls_p = np.add.reduceat(rel, starts, axis=1) / sizes
+        cls_p = (rel @ model.class_matrix) / sizes
         post = cls_p / cls_p.sum(1, keepdims=True)
         if reference is not None:  # the joint share of minerals the list does not hold
             ll_ref = y @ reference.log_shapes
-            ref_p = np.add.reduceat(
-                np.exp(np.minimum((ll_ref - ll_best[:, None]) / phi[:, None], 50.0)),
-                reference.class_start[:-1],
-                axis=1,
-            ) / np.diff(reference.class_start)
+            ref_rel = np.exp(np.minimum((ll_ref - ll_best[:, None]) / phi[:, None], 50.0))
+            ref_p = (ref_rel @ reference.class_matrix) / np.diff(reference.class_start)
             outside = ref_p.sum(1) / (ref_p.sum(1) + cls_p.sum(1))
         else:
             outside = np.zeros(m)
-        order = np.argsort(-post, axis=1)[:, :2]
-        c1, c2 = order[:, 0], order[:, 1] if n_cls > 1 else order[:, 0]
-        # the best candidate of each of the two classes, then their two-phase mixture
-        at_max = ll >= np.maximum.reduceat(ll, starts, axis=1)[:, model.cand_class]
-        k1 = (at_max & (model.cand_class[None, :] == c1[:, None])).argmax(1)
-        k2 = (at_max & (model.cand_class[None, :] == c2[:, None])).argmax(1)
-        p = model.shapes
-        alpha, gain = _mixture(y.astype(np.float64), p[k1], p[k2])
-        mix = (2.0 * gain > s.mix_deviance * phi) & (alpha >= 0.1) & (alpha <= 0.9) & (c1 != c2)
+        c1 = post.argmax(1)
+        masked = post.copy()
+        masked[np.arange(m), c1] = -1.0
+        c2 = masked.argmax(1) if n_cls > 1 else c1
+        # the best candidate of c1 (the overall best, unless a range's mean outweighs it); c2's and
+        # the mixture only where the single fit is worse than counting noise by 2 σ
+        k1 = best.copy()
+        k2 = best.copy()
+        mix = np.zeros(m, bool)
+        gain = np.zeros(m)
+        alpha = np.ones(m)
+        redo = np.flatnonzero(model.cand_class[best] != c1)
+        maybe = np.flatnonzero(dev > e + 2.0 * np.sqrt(v))
+        for rows, cls, ks in ((redo, c1, k1), (maybe, c2, k2)):
+            if rows.size:
+                sub = ll[rows]
+                at_max = sub >= np.maximum.reduceat(sub, starts, axis=1)[:, model.cand_class]
+                ks[rows] = (at_max & (model.cand_class[None, :] == cls[rows, None])).argmax(1)
+        if maybe.size and n_cls > 1:
+            p = model.shapes
+            a_m, g_m = _mixture(y[maybe].astype(np.float64), p[k1[maybe]], p[k2[maybe]])
+            alpha[maybe], gain[maybe] = a_m, g_m
+            mix[maybe] = (2.0 * g_m > s.mix_deviance * phi[maybe]) & (a_m >= 0.1) & (a_m <= 0.9)
+            mix &= c1 != c2
         dev_used = np.where(mix, np.maximum(dev - 2.0 * gain, 0.0), dev)
         z = (dev_used - e - s.tolerance**2 * cnt) / np.sqrt(v)
         u = ndtr(z - s.z_unknown)
@@ -314,7 +329,11 @@ def classify_spectra(
         out["fraction"][sl] = np.where(mix, alpha, 1.0)
         out["wt"][sl] = 100.0 * wt
         out["candidate"][sl] = k1
-        posts.append(post)
+        return post
+
+    # blocks on threads: numpy's array operations release the GIL, so the cores share the work
+    with ThreadPoolExecutor(max_workers=min(os.cpu_count() or 1, max(1, -(-n // s.chunk)))) as ex:
+        posts = list(ex.map(one, range(0, n, s.chunk)))
     enough = out["counts"] >= s.min_counts
     disp = float(np.median(out["deviance"][enough] / out["noise_deviance"][enough])) if enough.any() else 1.0
     if s.refine == "always" or (s.refine == "auto" and disp > s.refine_dispersion):

@@ -28,12 +28,12 @@ import xraylib
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
 from mingraph.acquire.simulate.eds_physics import (
+    _N_AVOGADRO,
     KRAMERS_K,
     _element_lines,
     _ionisations,
     _mean_ionisation_kev,
     _mu_rho,
-    _N_AVOGADRO,
     _philibert_f,
     binned_peaks,
     detector_efficiency,
