@@ -16,8 +16,8 @@ the instrument (:mod:`mingraph.spectra.physics_model`).  For each spectrum y of 
    prior over classes and over each class's range), times 1 − P(unknown).
 4. Mixture: the best candidates of the two most probable classes mixed, y ~ N (α p_1 + (1−α) p_2),
    α fitted by Newton's method on the Poisson likelihood, where the single fit is worse than
-   noise by 2 σ; flagged where the deviance falls by more than ``mix_deviance`` · φ with
-   0.1 ≤ α ≤ 0.9 (two phases under the beam).
+   noise by 2 σ; flagged where the deviance falls by more than ``mix_deviance`` · φ + τ² N
+   with 0.1 ≤ α ≤ 0.9 (two phases under the beam; a fall the model error could give is not one).
 5. Composition: element mass fractions of the best candidate (or of the mixture), in wt %.
 
 Spectra with fewer than ``min_counts`` counts in the fitted range are "unknown: too few counts".
@@ -104,6 +104,45 @@ class PhysicsResult:
         return [
             self.names[k] if k < len(self.names) else STATUS[int(s)] for k, s in zip(self.label, self.status)
         ]
+
+
+def _best_pair(
+    y: np.ndarray, k1: np.ndarray, model: PhysicsModel
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two candidates of different classes and α whose mixture α p_a + (1 − α) p_b best explains y.
+
+    Greedy, as conditional-gradient (Frank-Wolfe) steps on the Poisson likelihood: from the best
+    single candidate, the 8 candidates of other classes with the largest likelihood gradient
+    Σ y p_k / p_a are each mixed with it (α fitted) and the best kept; then the first is re-chosen
+    the same way against the second.  Returns (a, b, α, log-likelihood Σ y log(mixture)).
+    """
+    p = model.shapes
+    cls = model.cand_class
+    rows = np.arange(y.shape[0])
+
+    def partner(fixed: np.ndarray, base: np.ndarray, n_try: int = 8):
+        """The candidate of another class than ``fixed`` that mixes best with it (of the n_try
+        of largest gradient), its α and the mixture's log-likelihood."""
+        g = (y / base) @ p.T
+        g[cls[None, :] == cls[fixed][:, None]] = -np.inf
+        tries = np.argsort(-g, axis=1)[:, :n_try]
+        best = (np.full(y.shape[0], -np.inf), tries[:, 0].copy(), np.ones(y.shape[0]))
+        for t in range(tries.shape[1]):
+            k = tries[:, t]
+            a, _ = _mixture(y, p[fixed], p[k])
+            ll = (y * np.log(a[:, None] * p[fixed] + (1 - a[:, None]) * p[k])).sum(1)
+            better = ll > best[0]
+            best[0][better], best[1][better], best[2][better] = ll[better], k[better], a[better]
+        return best
+
+    ka = k1
+    ll1, kb, a = partner(ka, p[ka])
+    ll2, ka2, a2 = partner(kb, a[:, None] * p[ka] + (1 - a[:, None]) * p[kb])
+    take = ll2 > ll1  # the first re-chosen against the mixture: kb with share a2, ka2 with 1 - a2
+    ka = np.where(take, ka2, ka)
+    a = np.where(take, 1.0 - a2, a)
+    del rows
+    return ka, kb, a, np.maximum(ll1, ll2)
 
 
 def _mixture(y: np.ndarray, p1: np.ndarray, p2: np.ndarray, iters: int = 8) -> tuple[np.ndarray, np.ndarray]:
@@ -295,17 +334,27 @@ def classify_spectra(
         alpha = np.ones(m)
         redo = np.flatnonzero(model.cand_class[best] != c1)
         maybe = np.flatnonzero(dev > e + 2.0 * np.sqrt(v))
-        for rows, cls, ks in ((redo, c1, k1), (maybe, c2, k2)):
+        for rows, cls, ks in ((redo, c1, k1),):
             if rows.size:
                 sub = ll[rows]
                 at_max = sub >= np.maximum.reduceat(sub, starts, axis=1)[:, model.cand_class]
                 ks[rows] = (at_max & (model.cand_class[None, :] == cls[rows, None])).argmax(1)
         if maybe.size and n_cls > 1:
-            p = model.shapes
-            a_m, g_m = _mixture(y[maybe].astype(np.float64), p[k1[maybe]], p[k2[maybe]])
-            alpha[maybe], gain[maybe] = a_m, g_m
-            mix[maybe] = (2.0 * g_m > s.mix_deviance * phi[maybe]) & (a_m >= 0.1) & (a_m <= 0.9)
-            mix &= c1 != c2
+            ka, kb, a_m, g_m = _best_pair(y[maybe].astype(np.float64), k1[maybe], model)
+            g_m = g_m - ll_best[maybe]  # log-likelihood gained over the best single candidate
+            need = s.mix_deviance * phi[maybe] + s.tolerance**2 * cnt[maybe]
+            flag = (2.0 * g_m > need) & (a_m >= 0.1) & (a_m <= 0.9)
+            rows = maybe[flag]
+            dom = a_m[flag] >= 0.5  # the dominant phase is the label, the other its partner
+            k1[rows] = np.where(dom, ka[flag], kb[flag])
+            k2[rows] = np.where(dom, kb[flag], ka[flag])
+            alpha[rows] = np.where(dom, a_m[flag], 1.0 - a_m[flag])
+            gain[rows] = g_m[flag]
+            mix[rows] = True
+            c1[rows], c2[rows] = model.cand_class[k1[rows]], model.cand_class[k2[rows]]
+            post[rows] = 0.0
+            post[rows, c1[rows]] = alpha[rows]
+            post[rows, c2[rows]] = 1.0 - alpha[rows]
         dev_used = np.where(mix, np.maximum(dev - 2.0 * gain, 0.0), dev)
         z = (dev_used - e - s.tolerance**2 * cnt) / np.sqrt(v)
         u = ndtr(z - s.z_unknown)
