@@ -282,3 +282,43 @@ def test_real_chevkinite_map_gives_its_phases():
         }
         if els & absent:
             assert (r.label == k).mean() <= 0.02, lib[k].name
+
+
+def test_classify_spectra_command_writes_one_row_per_spectrum_in_order(tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+
+    from mingraph.cli import main
+
+    shapes = phase_shapes({"beam_kev": 20.0})
+    names = [m.name for m in MINERALS]
+    pick = [names.index(n) for n in ("titanite", "ilmenite", "fluorapatite", "quartz", "titanite")]
+    y = np.random.default_rng(11).poisson(shapes[pick] * 8000.0).astype(np.uint16)
+    y = np.concatenate([y, np.random.default_rng(12).poisson(shapes[pick[:1]] * 40.0).astype(np.uint16)])
+    rc = np.array([[5, 1], [0, 0], [3, 9], [7, 2], [1, 1], [2, 2]])
+    pts = tmp_path / "points.npz"
+    np.savez(pts, rc=rc, spectra=y)
+    out = tmp_path / "classes.csv"
+    run = CliRunner().invoke(main, ["classify-spectra", str(pts), "--out", str(out)])
+    assert run.exit_code == 2 and "--beam-kev" in run.output
+    run = CliRunner().invoke(main, ["classify-spectra", str(pts), "--out", str(out), "--beam-kev", "20"])
+    assert run.exit_code == 0, run.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert [(int(r["row"]), int(r["col"])) for r in rows] == [tuple(x) for x in rc]
+    assert [r["mineral"] for r in rows] == [
+        "titanite",
+        "ilmenite",
+        "fluorapatite",
+        "quartz",
+        "titanite",
+        "unknown: too few counts",
+    ]
+    assert float(rows[3]["Si_wt_pct"]) == pytest.approx(46.7, abs=0.5)
+    assert json_calibration(out.with_suffix(".json"))["source"] == "fitted"
+
+
+def json_calibration(path):
+    import json
+
+    return json.loads(path.read_text())["calibration"]["instrument"]
