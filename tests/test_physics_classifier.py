@@ -322,3 +322,25 @@ def json_calibration(path):
     import json
 
     return json.loads(path.read_text())["calibration"]["instrument"]
+
+
+def test_continuum_scale_is_recovered_and_the_parts_sum_to_the_simulator_physics():
+    from mingraph.spectra.physics_model import fit_continuum_scale, with_continuum
+
+    lib = simulator_library()[:20]
+    m = build_model(lib, INST)
+    full = build_model(lib, INST)
+    e = m.edges
+    ref = np.array(
+        [
+            np.add.reduceat(
+                to_recorded(_phase_physics(x.formula, 20.0, 35.0, 130.0), INST)[e[0] : e[-1]], e[:-1] - e[0]
+            )
+            for x in lib
+        ]
+    )
+    assert np.allclose(full.line_part + full.continuum_part, ref, rtol=1e-9, atol=1e-30)
+    truth = with_continuum(m, 2.5)
+    y = np.random.default_rng(13).poisson(np.repeat(truth.shapes, 10, axis=0) * 20000.0)
+    cand = np.repeat(np.arange(20), 10)
+    assert fit_continuum_scale(m, y, cand) == pytest.approx(2.5, rel=0.03)

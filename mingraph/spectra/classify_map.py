@@ -20,7 +20,7 @@ from mingraph.errors import InputError
 from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
 from mingraph.spectra.mineral_library import LibraryMineral, read_library
 from mingraph.spectra.physics import PhysicsResult, Settings, classify_spectra, reference_model
-from mingraph.spectra.physics_model import build_model
+from mingraph.spectra.physics_model import build_model, fit_continuum_scale, with_continuum
 
 
 def bin_map(cube: np.ndarray, n: int) -> np.ndarray:
@@ -63,6 +63,7 @@ def classify_counts(
     library: list[LibraryMineral] | None = None,
     settings: Settings | None = None,
     reference: bool = True,
+    fit_continuum: bool = False,
 ) -> tuple[PhysicsResult, CalibrationFit, dict]:
     """Calibrate from the summed spectrum, then classify every spectrum.
 
@@ -78,10 +79,14 @@ def classify_counts(
         Classifier thresholds.
     reference
         Use the shipped library's other minerals as reference minerals.
+    fit_continuum
+        Fit the instrument's continuum level (one factor on the physics' Kramers continuum) to the
+        spectra as a first pass assigns them, then classify with it.
 
     Returns
     -------
-    (result, calibration fit, timings in seconds {"calibration", "model", "classify"})
+    (result, calibration fit, {"calibration", "model", "classify"} seconds and the fitted
+    "continuum_scale")
 
     Raises
     ------
@@ -96,8 +101,14 @@ def classify_counts(
     fit = fit_calibration(y.sum(0, dtype=np.float64), start, library_elements(lib))
     t1 = time.perf_counter()
     model = build_model(lib, fit.instrument)
+    if fit_continuum:  # the instrument's continuum level, from a first pass's assignments
+        first = classify_spectra(y, model, Settings(refine="never"))
+        use = first.counts >= (settings or Settings()).min_counts
+        if use.any():
+            model = with_continuum(model, fit_continuum_scale(model, model.bin(y[use]), first.candidate[use]))
     ref = reference_model(model) if reference else None
     t2 = time.perf_counter()
     res = classify_spectra(y, model, settings, reference=ref)
     t3 = time.perf_counter()
-    return res, fit, {"calibration": t1 - t0, "model": t2 - t1, "classify": t3 - t2}
+    timings = {"calibration": t1 - t0, "model": t2 - t1, "classify": t3 - t2}
+    return res, fit, timings | {"continuum_scale": model.continuum_scale}

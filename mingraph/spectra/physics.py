@@ -168,7 +168,9 @@ def reference_model(model: PhysicsModel, library: list | None = None) -> Physics
     lib = read_library() if library is None else library
     named = {k.strip().lower() for m in model.library for k in (m.name, *m.aliases)}
     rest = [m for m in lib if not ({k.strip().lower() for k in (m.name, *m.aliases)} & named)]
-    return build_model(rest, model.instrument, lo_ev=float(model.edges[0] * 10.0)) if rest else None
+    if not rest:
+        return None
+    return build_model(rest, model.instrument, float(model.edges[0] * 10.0), model.continuum_scale)
 
 
 def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, out: dict) -> None:

@@ -135,6 +135,9 @@ class PhysicsModel:
     elements: list[int]
     noise_mean: np.ndarray
     noise_var: np.ndarray
+    line_part: np.ndarray | None = None  # (K, B) binned line photons per electron, unnormalised
+    continuum_part: np.ndarray | None = None  # (K, B) binned continuum photons per electron
+    continuum_scale: float = 1.0
 
     @property
     def names(self) -> list[str]:
@@ -189,7 +192,9 @@ def _end_member_spectrum(formula: str, inst: Instrument) -> np.ndarray:
     return to_recorded(true, inst)
 
 
-def build_model(library: list[LibraryMineral], inst: Instrument, lo_ev: float = 450.0) -> PhysicsModel:
+def build_model(
+    library: list[LibraryMineral], inst: Instrument, lo_ev: float = 450.0, continuum_scale: float = 1.0
+) -> PhysicsModel:
     """The expected spectra of every class of ``library`` (all lattice points of each range) at ``inst``.
 
     Parameters
@@ -200,6 +205,8 @@ def build_model(library: list[LibraryMineral], inst: Instrument, lo_ev: float = 
         Beam, take-off, resolution and calibration.
     lo_ev
         Lowest energy used (eV; the default leaves out the carbon coat's C Kα).
+    continuum_scale
+        Factor on the physics' continuum (1 = Kramers' textbook constant; see :func:`with_continuum`).
 
     Raises
     ------
@@ -215,41 +222,88 @@ def build_model(library: list[LibraryMineral], inst: Instrument, lo_ev: float = 
     """
     if not library:
         raise InputError("mineral library", "minerals", "no minerals to classify against")
+    from mingraph.spectra.quantify import element_spectra
+
     edges = bin_edges(inst, lo_ev)
-    rows, cls, xs, comps = [], [], [], []
+    lines, conts, cls, xs, comps = [], [], [], [], []
     for c, minr in enumerate(library):
         ems = [_end_member_spectrum(f, inst) for _, f in minr.end_members]
+        cont = [element_spectra(f, inst)[2] for _, f in minr.end_members]
         for x in minr.grid():
             mw, wt = mass_composition(minr, x)
             s = sum(w * e for w, e in zip(mw, ems))
-            rows.append(np.add.reduceat(s[edges[0] : edges[-1]], edges[:-1] - edges[0]))
+            k = sum(w * e for w, e in zip(mw, cont))
+            lines.append(
+                np.add.reduceat(s[edges[0] : edges[-1]] - k[edges[0] : edges[-1]], edges[:-1] - edges[0])
+            )
+            conts.append(np.add.reduceat(k[edges[0] : edges[-1]], edges[:-1] - edges[0]))
             cls.append(c)
             xs.append(x)
             comps.append(wt)
-    shapes = np.array(rows)
-    shapes /= shapes.sum(1, keepdims=True)
-    shapes = (1.0 - FLOOR) * shapes + FLOOR / shapes.shape[1]
     elements = sorted({z for w in comps for z in w})
     cand_wt = np.array([[w.get(z, 0.0) for z in elements] for w in comps])
     cand_class = np.asarray(cls, dtype=np.int64)
     class_start = np.searchsorted(cand_class, np.arange(len(library) + 1))
+    m = PhysicsModel(
+        list(library), inst, edges, None, None, cand_class, class_start, xs, cand_wt, elements, None, None
+    )
+    m.line_part, m.continuum_part = np.maximum(np.array(lines), 0.0), np.array(conts)
+    return with_continuum(m, continuum_scale)
+
+
+def with_continuum(model: PhysicsModel, scale: float) -> PhysicsModel:
+    """``model`` with every candidate's continuum times ``scale`` (shapes and noise tables redone).
+
+    The physics' Kramers constant is a textbook value; a real detector's continuum (including
+    counts it records short of their energy) sits above it, so the classifier fits one factor
+    for the instrument (:func:`fit_continuum_scale`).
+    """
+    shapes = model.line_part + scale * model.continuum_part
+    shapes = shapes / shapes.sum(1, keepdims=True)
+    shapes = (1.0 - FLOOR) * shapes + FLOOR / shapes.shape[1]
     n = np.exp(LOG_N_GRID)
-    mean = np.empty((len(rows), n.size))
+    mean = np.empty((shapes.shape[0], n.size))
     var = np.empty_like(mean)
     for g, ng in enumerate(n):
-        m, v = noise_moments(shapes * ng)
-        mean[:, g], var[:, g] = m.sum(1), v.sum(1)
-    return PhysicsModel(
-        list(library),
-        inst,
-        edges,
+        mu, v = noise_moments(shapes * ng)
+        mean[:, g], var[:, g] = mu.sum(1), v.sum(1)
+    out = PhysicsModel(
+        model.library,
+        model.instrument,
+        model.edges,
         shapes,
         np.ascontiguousarray(np.log(shapes).T.astype(np.float32)),
-        cand_class,
-        class_start,
-        xs,
-        cand_wt,
-        elements,
+        model.cand_class,
+        model.class_start,
+        model.cand_x,
+        model.cand_wt,
+        model.elements,
         mean,
         var,
     )
+    out.line_part, out.continuum_part, out.continuum_scale = (
+        model.line_part,
+        model.continuum_part,
+        float(scale),
+    )
+    return out
+
+
+def fit_continuum_scale(model: PhysicsModel, binned: np.ndarray, cand: np.ndarray) -> float:
+    """The continuum factor (0.25-8) maximising Σ_i y_i · log p_{k_i} for spectra (n, B) assigned
+    to candidates ``cand`` (n,) (bounded Brent search on its logarithm, ``scipy.optimize``)."""
+    from scipy.optimize import minimize_scalar
+
+    y = np.asarray(binned, dtype=np.float64)
+    ks, inv = np.unique(cand, return_inverse=True)
+    ysum = np.zeros((ks.size, y.shape[1]))
+    np.add.at(ysum, inv, y)  # the likelihood only needs each candidate's summed counts
+    lp, cp = model.line_part[ks], model.continuum_part[ks]
+
+    def nll(t: float) -> float:
+        p = lp + np.exp(t) * cp
+        p = p / p.sum(1, keepdims=True)
+        p = (1.0 - FLOOR) * p + FLOOR / p.shape[1]
+        return -float(np.sum(ysum * np.log(p)))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.25), np.log(8.0)), method="bounded").x))
