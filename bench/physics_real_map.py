@@ -68,6 +68,7 @@ def main() -> None:
     start = Instrument(20.0, 35.0, 130.0, source="metadata")
     cube = np.asarray(h.cube)
     dense, fit, times = classify_counts(cube.reshape(-1, 3000), start, lib)
+    dense_k, _, times_k = classify_counts(cube.reshape(-1, 3000), start, lib, fit_continuum=True)
     grid_idx = np.array([r * 30 + c for r in range(0, 30, 3) for c in range(0, 30, 3)])
     grid, fit_g, _ = classify_counts(cube.reshape(-1, 3000)[grid_idx], start, lib)
     out["chevkinite"] = {
@@ -76,6 +77,7 @@ def main() -> None:
         "calibration": fit.to_dict(),
         "dense": summary(dense, lib),
         "grid_11pc": summary(grid, lib) | {"calibration": fit_g.instrument.to_dict()},
+        "dense_continuum_fitted": summary(dense_k, lib) | {"continuum_scale": times_k["continuum_scale"]},
         "dense_vs_grid_agreement": round(float((dense.label[grid_idx] == grid.label).mean()), 4),
     }
     p45 = read_hypermap(root / "P45_the_default_job.bcf")
