@@ -62,6 +62,7 @@ class Settings:
     refine: str = "auto"  # refit spectra that fit no class with every element free: auto, always, never
     refine_dispersion: float = 1.5  # auto: refit when the median D / E(N) of the set exceeds this
     refine_classes: int = 6  # classes tried per refitted spectrum
+    refine_pick: str = "composition"  # of the classes passing: the closest composition, or "likelihood"
     rel_tol: float = 0.35  # composition test: relative tolerance of a formula cation's share
     abs_tol: float = 0.03  # composition test: absolute tolerance of a formula cation's share
     foreign_tol: float = 0.03  # composition test: tolerance of a cation the formula lacks
@@ -178,7 +179,9 @@ def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, o
 
     For each of the ``refine_classes`` most probable classes, the best candidate's components are
     fitted by EM; of the classes whose cation composition passes (largest |Δ|/σ within
-    ``k_sigma``), the one of highest likelihood becomes the label, with its probability kept and unknown's reduced to 0.
+    ``k_sigma``), the closest (``refine_pick="composition"``: smallest largest |Δ|/σ, as vendors'
+    composition rules) or the most likely (``"likelihood"``, which the physics' O Kα and continuum
+    errors on real detectors bias) becomes the label; unknown's probability drops to 0.
     """
     from mingraph.spectra.quantify import candidate_components, composition_check, fit_amounts
 
@@ -208,7 +211,8 @@ def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, o
                 model, np.full(rows.size, kk), frac, list(ids), s.rel_tol, s.abs_tol, s.foreign_tol
             )
             # among the classes whose composition passes, the one the likelihood prefers
-            score = np.where(worst <= s.k_sigma, -ll[rows, kk], np.inf)
+            key = worst if s.refine_pick == "composition" else -ll[rows, kk]
+            score = np.where(worst <= s.k_sigma, key, np.inf)
             better = score < best_worst[rows]
             sel = rows[better]
             best_worst[sel] = score[better]
@@ -313,12 +317,13 @@ def classify_spectra(
         dev = np.maximum(2.0 * (h - ll_best), 0.0)
         e, v = model.noise(best, cnt)
         phi = np.maximum(1.0, dev / e)
-        rel = np.exp(np.minimum((ll - ll_best[:, None]) / phi[:, None], 0.0))
+        lb32, inv_phi = ll_best.astype(np.float32)[:, None], (1.0 / phi).astype(np.float32)[:, None]
+        rel = np.exp(np.minimum((ll - lb32) * inv_phi, 0.0))  # float32 throughout: memory-bound
         cls_p = (rel @ model.class_matrix) / sizes
         post = cls_p / cls_p.sum(1, keepdims=True)
         if reference is not None:  # the joint share of minerals the list does not hold
             ll_ref = y @ reference.log_shapes
-            ref_rel = np.exp(np.minimum((ll_ref - ll_best[:, None]) / phi[:, None], 50.0))
+            ref_rel = np.exp(np.minimum((ll_ref - lb32) * inv_phi, 50.0))
             ref_p = (ref_rel @ reference.class_matrix) / np.diff(reference.class_start)
             outside = ref_p.sum(1) / (ref_p.sum(1) + cls_p.sum(1))
         else:
