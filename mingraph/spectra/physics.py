@@ -60,7 +60,8 @@ class Settings:
     tolerance: float = 0.05  # relative model error τ tolerated (deviance τ² N)
     mix_deviance: float = 30.0  # deviance fall (in units of φ) that flags a mixture
     refine: str = "auto"  # refit spectra that fit no class with every element free: auto, always, never
-    refine_dispersion: float = 1.5  # auto: refit when the median D / E(N) of the set exceeds this
+    refine_dispersion: float = 1.2  # auto: refit when the median D / E(N) of the set exceeds this
+    refine_min_counts: float = 800.0  # refit only spectra this full: below, noise hides model error
     refine_classes: int = 6  # classes tried per refitted spectrum
     refine_pick: str = "composition"  # of the classes passing: the closest composition, or "likelihood"
     rel_tol: float = 0.35  # composition test: relative tolerance of a formula cation's share
@@ -185,7 +186,7 @@ def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, o
     """
     from mingraph.spectra.quantify import candidate_components, composition_check, fit_amounts
 
-    todo = np.flatnonzero(out["status"] == NO_FIT)
+    todo = np.flatnonzero((out["status"] == NO_FIT) & (out["counts"] >= s.refine_min_counts))
     if todo.size == 0:
         return
     ll = y[todo] @ model.log_shapes
@@ -193,6 +194,7 @@ def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, o
     best_worst = np.full(todo.size, np.inf)
     best_cls = np.full(todo.size, -1)
     best_wt = np.zeros((todo.size, len(model.elements)))
+    first_wt = np.zeros_like(best_wt)
     zindex = {z: i for i, z in enumerate(model.elements)}
     for r in range(order.shape[1]):
         cls = order[:, r]
@@ -210,7 +212,7 @@ def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, o
             worst = composition_check(
                 model, np.full(rows.size, kk), frac, list(ids), s.rel_tol, s.abs_tol, s.foreign_tol
             )
-            # among the classes whose composition passes, the one the likelihood prefers
+            # among the classes whose composition passes, the closest (or the most likely)
             key = worst if s.refine_pick == "composition" else -ll[rows, kk]
             score = np.where(worst <= s.k_sigma, key, np.inf)
             better = score < best_worst[rows]
@@ -222,7 +224,12 @@ def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, o
                 if z in zindex:
                     wt_full[:, zindex[z]] = frac[better, j]
             best_wt[sel] = wt_full
+            if r == 0:  # what an unknown spectrum reports: its composition in the likeliest matrix
+                for j, z in enumerate(ids):
+                    if z in zindex:
+                        first_wt[rows, zindex[z]] = frac[:, j]
     ok = np.isfinite(best_worst)
+    out["wt"][todo[~ok]] = 100.0 * first_wt[~ok]
     idx = todo[ok]
     n_cls = len(model.library)
     out["label"][idx] = best_cls[ok]
