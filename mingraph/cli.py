@@ -295,3 +295,6 @@ main.add_command(acquire_study)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+from mingraph.cli_classify import classify_spectra_cmd  # noqa: E402  (physics classifier)
+
+main.add_command(classify_spectra_cmd)

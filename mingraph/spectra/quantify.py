@@ -1,0 +1,179 @@
+"""Standardless composition of a spectrum in the matrix of its best class, and the composition test.
+
+Natural minerals are not their ideal formulas: biotite carries Ti, ilmenite Mn, amphiboles Na and
+K.  Where a spectrum fits no candidate within counting noise, it is refitted with every element
+free: y ~ Poisson(Σ_j a_j L_j), where the components L_j are the candidate's own line spectra of
+each element (per its mass fraction in the formula), its continuum, and 1 wt % of each common
+substituent (``MINOR``) in its pure-element physics.  The non-negative amounts a_j are the
+Poisson maximum-likelihood solution by the EM algorithm for Poisson linear models (Shepp & Vardi
+1982; Richardson 1972, Lucy 1974), run for a fixed number of multiplicative updates from the
+formula.  The amounts give the element wt % (standardless: the matrix physics of the candidate
+stands in for standards; oxygen by fit, normalised to the candidate's invisible H, Li, Be, B
+and C).
+
+The composition test compares the cations (Z >= 11, renormalised to 1, so the poorly modelled
+O Kα at 0.5 keV does not decide) with the candidate's: an element passes when it lies within
+``k`` σ, σ = max(abs_tol, rel_tol · w) for an element of the formula and ``foreign_tol`` for
+one it lacks.  A spectrum that passes is that class; one that fails
+is unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import xraylib
+
+from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
+from mingraph.acquire.simulate.eds_physics import (
+    _N_AVOGADRO,
+    KRAMERS_K,
+    _element_lines,
+    _ionisations,
+    _mean_ionisation_kev,
+    _mu_rho,
+    _philibert_f,
+    binned_peaks,
+    detector_efficiency,
+    fwhm_ev,
+)
+from mingraph.acquire.simulate.minerals import composition
+from mingraph.spectra.calibrate import Instrument
+from mingraph.spectra.mineral_library import mass_composition
+from mingraph.spectra.physics_model import PhysicsModel, to_recorded
+
+MINOR = (11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 24, 25, 26, 29, 30)
+"""Elements fitted in every matrix: Na, Mg, Al, Si, P, S, Cl, K, Ca, Ti, Cr, Mn, Fe, Cu, Zn (not Ba
+or Ce, whose L lines sit under Ti K)."""
+VISIBLE_Z = 8
+"""Elements from O up are seen in the fitted range (H, Li, Be, B and C are taken from the formula)."""
+
+
+@cache
+def element_spectra(formula: str, inst: Instrument) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Each element's recorded line spectrum per unit of its mass fraction, and the continuum.
+
+    The same physics as :func:`mingraph.acquire.simulate.eds_physics._phase_physics` (xraylib
+    lines, Bethe ionisation over the Joy-Luo stopping power, Philibert absorption in this matrix,
+    Kramers continuum, detector efficiency), kept apart per element.
+
+    Returns
+    -------
+    (Z, ...), lines (n_elements, 3000) photons per electron per steradian per unit mass fraction,
+    continuum (3000,); all on the recorded grid of ``inst``.
+    """
+    beam, takeoff, fw = float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev)
+    comp = composition(formula)
+    zs = np.array([z for z, _ in comp], dtype=np.float64)
+    ws = np.array([w for _, w in comp])
+    a_s = np.array([xraylib.AtomicWeight(int(z)) for z in zs])
+    z_over_a = float(np.sum(ws * zs / a_s))
+    ln_j = float(np.sum(ws * zs / a_s * np.log([_mean_ionisation_kev(int(z)) for z in zs])) / z_over_a)
+    z_bar, a_bar = float(np.sum(ws * zs)), float(np.sum(ws * a_s))
+    h = 1.2 * a_bar / z_bar**2
+    cosec = 1.0 / math.sin(math.radians(takeoff))
+    eff = detector_efficiency()
+    e_ch = (np.arange(N_CHANNELS) + 0.5) * CHANNEL_EV
+    lines = []
+    for (z, w), a in zip(comp, a_s):
+        e_line, omega_r, nb, edge = _element_lines(z, beam)
+        if e_line.size == 0:
+            lines.append(np.zeros(N_CHANNELS))
+            continue
+        n_ion = _ionisations(edge, beam, z_over_a, ln_j) * nb * (_N_AVOGADRO / a)  # per unit mass fraction
+        area = n_ion * omega_r / (4.0 * math.pi) * _philibert_f(_mu_rho(comp, e_line) * cosec, beam, edge, h)
+        area = area * np.interp(e_line * 1000.0, e_ch, eff)
+        lines.append(to_recorded(binned_peaks(e_line * 1000.0, area, fw), inst))
+    e0 = beam * 1000.0
+    cont = np.where(e_ch < e0, KRAMERS_K * z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
+    cont = cont * _philibert_f(
+        _mu_rho(comp, e_ch / 1000.0) * cosec, beam, np.minimum(e_ch / 1000.0, beam * 0.99), h
+    )
+    from scipy.ndimage import gaussian_filter1d
+
+    cont = gaussian_filter1d(cont * eff, fwhm_ev(3000.0, fw) / 2.3548 / CHANNEL_EV, mode="constant")
+    cont = np.maximum(cont, 0.0) * (e_ch < e0) * (eff > 0)
+    return tuple(int(z) for z in zs), np.array(lines), to_recorded(cont, inst)
+
+
+def candidate_components(model: PhysicsModel, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(J, B) binned components of candidate k and their atomic numbers (J,) (0 = continuum).
+
+    Own elements at their formula mass fraction (amount 1 = the formula), the continuum, then 1 wt %
+    of every ``MINOR`` element the candidate lacks.
+    """
+    minr = model.library[model.cand_class[k]]
+    mw, wt = mass_composition(minr, model.cand_x[k])
+    e = model.edges
+    own: dict[int, np.ndarray] = {}
+    cont = np.zeros(N_CHANNELS)
+    for wi, (_, f) in zip(mw, minr.end_members):
+        zs, lines, c = element_spectra(f, model.instrument)
+        fracs = dict(composition(f))
+        for z, line in zip(zs, lines):
+            own[z] = own.get(z, 0.0) + wi * fracs[z] * line
+        cont = cont + wi * c
+    comps, ids = [], []
+    for z in sorted(own):
+        if z >= VISIBLE_Z:
+            comps.append(own[z])
+            ids.append(z)
+    comps.append(cont)
+    ids.append(0)
+    for z in MINOR:
+        if z not in own:
+            _, lines, _ = element_spectra(xraylib.AtomicNumberToSymbol(z), model.instrument)
+            comps.append(0.01 * lines[0])
+            ids.append(z)
+    a = np.array([np.add.reduceat(c[e[0] : e[-1]], e[:-1] - e[0]) for c in comps])
+    return a, np.array(ids)
+
+
+def fit_amounts(y: np.ndarray, comps: np.ndarray, iters: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson ML non-negative amounts a (n, J) of components (n, J, B) for counts y (n, B), by EM.
+
+    Starts from 1 for the first components and 0.1 for ``MINOR`` ones (EM keeps a zero at zero),
+    all scaled to the total counts.  Returns (amounts (n, J), expected counts (n, B)).
+
+    >>> c = np.array([[[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]]])
+    >>> a, mu = fit_amounts(np.array([[30.0, 10.0, 40.0]]), c, iters=500)
+    >>> np.round(a, 2).tolist()
+    [[30.0, 10.0]]
+    """
+    y = np.asarray(y, dtype=np.float64)
+    tot = comps.sum(2)  # (n, J)
+    a = np.ones(tot.shape)
+    scale = y.sum(1) / np.maximum(np.einsum("nj,njb->nb", a, comps).sum(1), 1e-300)
+    a *= scale[:, None]
+    for _ in range(iters):
+        mu = np.einsum("nj,njb->nb", a, comps)
+        a *= np.einsum("njb,nb->nj", comps, y / np.maximum(mu, 1e-300)) / np.maximum(tot, 1e-300)
+    return a, np.einsum("nj,njb->nb", a, comps)
+
+
+def composition_check(
+    model: PhysicsModel,
+    cand: np.ndarray,
+    wt: np.ndarray,
+    ids: list[int],
+    rel: float,
+    abs_: float,
+    foreign: float,
+) -> np.ndarray:
+    """(n,) largest |Δ| / σ over cations between measured shares ``wt`` (n, J) of elements ``ids``
+    and the candidates' (n,): σ = max(abs_, rel · w) for a formula element, ``foreign`` for one
+    the formula lacks."""
+    out = np.zeros(len(cand))
+    zs = model.elements
+    for i, kk in enumerate(cand):
+        ref = {z: w for z, w in zip(zs, model.cand_wt[kk]) if z >= 11 and w > 0}
+        meas = {z: w for z, w in zip(ids, wt[i]) if z >= 11}
+        tr, tm = sum(ref.values()) or 1.0, sum(meas.values()) or 1.0
+        worst = 0.0
+        for z in set(ref) | set(meas):
+            r, mm = ref.get(z, 0.0) / tr, meas.get(z, 0.0) / tm
+            worst = max(worst, abs(mm - r) / (max(abs_, rel * r) if z in ref else foreign))
+        out[i] = worst
+    return out
