@@ -1,13 +1,17 @@
 """Pixel agreement of ``mingraph predict`` (converted authors' model) with the authors' pipeline.
 
-    PYTHONPATH=. python bench/authors_agreement.py OUT [--shared ../shared]
+    PYTHONPATH=. python bench/authors_agreement.py OUT [--shared SHARED]
+
+SHARED (default: the ``shared`` folder beside the repository) holds ``models/authors/`` (the
+authors' released ``model.ckpt`` and ``eds_emb_model.onnx``) and ``data/real/`` (the public real
+examples of the README, "Development").
 
 Writes into OUT: ``authors.pt`` (``mingraph convert-model --from authors``), and per case a BSE
 image, a POINTS.npz and ``mingraph predict``'s output folder; then runs the authors' own pipeline
 (tests/authors_reference.py: their builder's edge lists merged by PyG's ``to_undirected``, the
 checkpoint's two PyG GAT blocks, onnxruntime on the raw spectra) on the same input and prints the
 share of pixels with equal class ids: over all pixels, and over the pixels whose nearest EDS
-point is unique (no distance tie).  Cases: the real TIMA tile of ``shared/data/real`` (150×150)
+point is unique (no distance tie).  Cases: the real TIMA tile of ``SHARED/data/real`` (150×150)
 with EDS points drawn at random (1 %, 5 %) and on a regular grid (TIMA "dots", ties everywhere),
 and a 256×256 crop of the real field with TIMA's own measured-pixel mask.  The spectra are
 simulated (no real spectra are public): Poisson counts (2000 per spectrum) of the simulator's

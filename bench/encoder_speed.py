@@ -1,6 +1,9 @@
 """Embedding speed (spectra/s) of the authors' ONNX encoder against mingraph's CNN encoder.
 
-    PYTHONPATH=. python bench/encoder_speed.py [--shared ../shared] [--n 20000]
+    PYTHONPATH=. python bench/encoder_speed.py [--shared SHARED] [--n 20000]
+
+SHARED (default: the ``shared`` folder beside the repository) holds the authors' released encoder,
+``models/authors/eds_emb_model.onnx``.
 
 Both embed the same raw Poisson spectra (n × 3000, ~2000 counts each) through
 ``Encoder.embed`` (what ``predict`` and ``build-graphs`` call), in batches of 4096, with 1 thread

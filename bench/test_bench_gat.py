@@ -1,6 +1,6 @@
 """GAT benchmarks: the ``structured`` backend against the ``dgl`` reference, ``sparse`` and PyG.
 
-Run with ``pytest bench/``.  Workload (DESIGN.md, "Numbers to beat"): 16 tiles of 150x150 at 1%
+Run with ``pytest bench/``.  Workload (docs/performance.md, "GAT layers"): 16 tiles of 150x150 at 1%
 EDS (random positions, random 64-value features), the paper's 3-layer model with its default
 random initialisation, the same weights for every backend and for PyG's ``GAT`` (loaded with
 :func:`mingraph.learn.model.pyg_state_dict`).

@@ -1,6 +1,7 @@
 """Shard size: bytes per 150×150 graph at 1 % EDS with embeddings, against its explicit edge list.
 
-DESIGN.md: the compact form must fit in 150 KB where the explicit edge list takes ~2.7 MB.
+Target (docs/method.md, "Compact form"): the compact form fits in 150 KB, where the explicit edge list
+of the same graph takes megabytes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def test_shard_bytes_per_graph(benchmark, tmp_path):
     print(
         f"\nshard bytes per 150x150 graph at 1% EDS (with embeddings): {per_graph / 1e3:.1f} KB; explicit edge list {explicit / 1e6:.2f} MB; {ratio:.0f}x smaller"
     )
-    record("shards.bytes_per_graph_150", per_graph, "B", ceiling=150_000)  # DESIGN.md target
+    record("shards.bytes_per_graph_150", per_graph, "B", ceiling=150_000)  # docs/method.md target
     # measured ~24x
     record(
         "shards.bytes_per_graph_150.vs_edge_list",

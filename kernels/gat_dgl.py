@@ -8,7 +8,7 @@
 
 It follows PyG's ``GATConv`` literally (the edge term is computed per edge from ``lin_edge`` and
 ``att_edge``, not folded), which is what makes it a reference for the faster backends.  DGL's own
-``GATConv``/``EdgeGATConv`` are not this layer (DESIGN.md).  The graph must already hold one
+``GATConv``/``EdgeGATConv`` are not this layer (docs/method.md, "GAT layer").  The graph must already hold one
 self-loop per node with edge attribute 0; edges point source → destination.
 """
 

@@ -1,7 +1,7 @@
 """The parameters of one GAT layer, shared by every backend (``dgl``, ``sparse``, ``structured``).
 
 The layer is PyG's ``GATConv(in, C, heads=H, edge_dim=1, add_self_loops=True, fill_value=0.0)``
-(see DESIGN.md, "Layer and model semantics"):
+(docs/method.md, "GAT layer"):
 
 .. math::
     \\mathbf{z}_j = \\mathbf{\\Theta}\\mathbf{x}_j \\in \\mathbb{R}^{H \\times C},\\qquad

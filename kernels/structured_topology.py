@@ -98,7 +98,7 @@ def build_structured_topology(
     own_scale: float = 1.0,
     eds_mult: float | np.ndarray | Tensor = 1.0,
 ) -> StructuredTopology:
-    """Derive the kernels' index arrays from a batch's compact form (DESIGN.md semantics).
+    """Derive the kernels' index arrays from a batch's compact form (docs/method.md, "Graph semantics").
 
     ``nearest`` (B, H, W) holds global EDS indices (-1 without EDS nodes), ``eds_rc`` (N, 2)
     pixel positions, ``eds_graph`` (N,) graph of each EDS node, ``delaunay`` (M, 2) global

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from mingraph.cli_common import parse_fractions, user_errors
-from mingraph.errors import InputError
 from mingraph.files import check_artifact_output
 from mingraph.outputs import output_folder
 
@@ -43,32 +42,20 @@ from mingraph.outputs import output_folder
 def train(shards, online, out, epochs, config, encoder, backend, device, resume, arch) -> None:
     """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
     run = output_folder(out, "train", create=False)  # before any work: refused here, not after loading
-    from mingraph.learn.train import train as run_train
+    from mingraph.learn.trainers import TRAINERS
 
-    if arch == "fusion":
-        from mingraph.learn.train_fusion import train_fusion
-
-        if shards is not None or config or backend or device:
-            raise InputError(
-                "train", "--arch fusion", "takes --online DATASET, --encoder, --epochs and --resume only"
-            )
-        last = train_fusion(run, online, encoder, resume=resume, epochs=epochs)
-        return click.echo(f"done: epoch {last['epoch']}, validation {last['val_selection']:.4f}; in {run}")
-
-    last = run_train(
+    line = TRAINERS[arch](
         run,
-        shards,
-        online,
-        config,
-        resume,
+        shards=shards,
+        online=online,
+        config=config,
+        encoder=encoder,
         epochs=epochs,
-        encoder=None if encoder is None else str(encoder),
+        resume=resume,
         backend=backend,
         device=device,
     )
-    click.echo(
-        f"done: epoch {last.get('epoch', -1) + 1}, val F1 {last.get('val_f1_weighted', float('nan')):.4f}; checkpoints in {run}"
-    )
+    click.echo(line)
     from mingraph.learn.distributed import end_worker
 
     end_worker()  # under torchrun: leave before gloo's exit-time teardown can abort a finished run

@@ -48,11 +48,14 @@ def protect(paths: Iterable[str | os.PathLike | None]) -> Iterator[None]:
 
     Examples
     --------
-    >>> with protect(["/tmp"]):
-    ...     check_replaceable(Path("/"), "--out")
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "manifest.csv").write_text("bse,points")
+    >>> with protect([d / "manifest.csv"]):  # doctest: +ELLIPSIS
+    ...     check_replaceable(d, "--out")
     Traceback (most recent call last):
     ...
-    mingraph.errors.InputError: /: --out: holds an input of this command (/tmp); never replaced
+    mingraph.errors.InputError: ...: --out: holds an input of this command (.../manifest.csv); never replaced
     """
     global _PROTECTED
     old = _PROTECTED

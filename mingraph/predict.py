@@ -22,10 +22,8 @@ import torch
 
 from mingraph.acquire.fields import Field
 from mingraph.errors import InputError
-from mingraph.graphs.candidates import bse_scale, build_candidate_graph
-from mingraph.graphs.structure import batch_graphs, build_structured_graph
 from mingraph.learn.bundle import Bundle, default_model_path, point_classes, point_features
-from mingraph.learn.fusion_model import predict_fusion
+from mingraph.learn.tiling import block_probabilities
 from mingraph.outputs import atomic_folder, check_new_output
 
 DEFAULT_BLOCK = 1024
@@ -40,14 +38,6 @@ class Prediction:
     eds_rc: np.ndarray
     seconds: float
     eds_classes: np.ndarray | None = None  # (N,) the encoder's class of each EDS point, if it has one
-
-
-def block_margin(shape: tuple[int, int], n_eds: int, minimum: int = 32) -> int:
-    """Overlap margin: 4 mean EDS spacings (so 3 hops of Delaunay neighbours stay inside), ≥ minimum."""
-    if n_eds == 0:
-        return minimum
-    spacing = float(np.sqrt(shape[0] * shape[1] / n_eds))
-    return int(max(minimum, np.ceil(4 * spacing)))
 
 
 def check_points(eds_rc: np.ndarray, shape: tuple[int, int], source: str) -> np.ndarray:
@@ -82,11 +72,8 @@ def predict_field(
     progress: bool = True,
 ) -> Prediction:
     """Classify every pixel of a field from its BSE image and its EDS points' features
-    (:func:`mingraph.learn.bundle.point_features`), block by block with overlapping margins."""
-    from tqdm import tqdm
-
-    if block < 16:
-        raise InputError("--block", "block", f"expected a block side of at least 16 pixels, got {block}")
+    (:func:`mingraph.learn.bundle.point_features`), block by block with overlapping margins
+    (:func:`mingraph.learn.tiling.block_probabilities`)."""
     t0 = time.perf_counter()
     h, w = bse.shape
     model, cfg = bundle.model, bundle.config
@@ -107,40 +94,11 @@ def predict_field(
             ) from None
     labels = np.full((h, w), -1, np.int16)
     conf = np.zeros((h, w), np.float32)
-    margin = block_margin((h, w), eds_rc.shape[0], minimum=64 if bundle.arch == "fusion" else 32)
-    starts_r = list(range(0, h, block))
-    starts_c = list(range(0, w, block))
-    jobs = [(r, c) for r in starts_r for c in starts_c]
-    backend = cfg.get("backend", "structured")
-    scale = bse_scale(bse, valid) if bundle.arch == "fusion" else None  # the whole field's, for every block
-    for r0, c0 in tqdm(jobs, desc="predict", unit="block", disable=not progress or len(jobs) == 1):
-        r1, c1 = min(r0 + block, h), min(c0 + block, w)
-        wr0, wc0 = (max(0, r0 - margin), max(0, c0 - margin)) if len(jobs) > 1 else (0, 0)
-        wr1, wc1 = (min(h, r1 + margin), min(w, c1 + margin)) if len(jobs) > 1 else (h, w)
-        inside = (eds_rc[:, 0] >= wr0) & (eds_rc[:, 0] < wr1) & (eds_rc[:, 1] >= wc0) & (eds_rc[:, 1] < wc1)
-        local = eds_rc[inside] - np.array([wr0, wc0], np.int32)
-        sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
-        if bundle.arch == "fusion":
-            cand = build_candidate_graph(
-                bse[wr0:wr1, wc0:wc1], valid[wr0:wr1, wc0:wc1], local, model.k, scale
-            )
-            cls_f, p_f = predict_fusion(model, cand, embeddings[inside])
-            labels[r0:r1, c0:c1] = cls_f[sl]
-            conf[r0:r1, c0:c1] = p_f[sl]
-            continue
-        g = build_structured_graph(
-            bse[wr0:wr1, wc0:wc1],
-            local,
-            embeddings[inside],
-            lift=cfg.get("lift", 1.0),
-            eds_edges=cfg.get("eds_edges", "delaunay"),
-            k=cfg.get("k", 6),
-            convention=cfg.get("convention", "paper"),
-        )
-        pix, _ = model(batch_graphs([g]), backend=backend)
-        p, cls = torch.softmax(pix[0], -1).max(-1)
-        labels[r0:r1, c0:c1] = cls[sl].cpu().numpy()
-        conf[r0:r1, c0:c1] = p[sl].cpu().numpy()
+    for sl, p in block_probabilities(model, cfg, bse, valid, eds_rc, embeddings, block, progress):
+        if p is not None:
+            c, cls = p.max(-1)
+            labels[sl] = cls.cpu().numpy()
+            conf[sl] = c.cpu().numpy()
     labels[~valid] = -1
     conf[~valid] = 0.0
     return Prediction(labels, conf, eds_rc, time.perf_counter() - t0, point_classes(bundle, embeddings))
@@ -377,12 +335,6 @@ def run_predict(
     res["report"] = out / Path(res["report"]).name
     res["out"] = out
     return res
-
-
-def paper_model_path() -> Path:
-    """The paper's GAT as shipped before the fusion model (reduced study protocol), kept for
-    comparison (``mingraph evaluate --compare``, ``predict --model``)."""
-    return Path(__file__).parent / "data" / "paper_gat.pt"
 
 
 def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bundle:

@@ -45,7 +45,7 @@ PROTOCOLS: dict[str, dict] = {
     },
 }
 
-PAPER_TABLE1 = {  # the paper's Table 1, their private TESCAN data (DESIGN.md)
+PAPER_TABLE1 = {  # the paper's Table 1, their private TESCAN data (docs/study.md)
     "UNet (BSE only)": {"precision": 0.806, "recall": 0.804, "f1": 0.835},
     "GDLS 1%": {"precision": 0.743, "recall": 0.687, "f1": 0.701},
     "GDLS 5%": {"precision": 0.836, "recall": 0.797, "f1": 0.811},

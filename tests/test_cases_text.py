@@ -19,7 +19,7 @@ from mingraph.acquire.readers import read_class_names
 from mingraph.acquire.sample import open_sample
 from mingraph.analyse import mineralogy as M
 from mingraph.analyse.mineralogy.assay import read_assay
-from mingraph.analyse.mineralogy.minerals import MineralEntry, read_mineral_list, write_mineral_list
+from mingraph.analyse.mineralogy.minerals import MineralEntry, read_mineral_list
 from mingraph.analyse.report import write_report
 from mingraph.cli import main
 from mingraph.errors import InputError
@@ -366,7 +366,9 @@ def test_names_from_a_mineral_list_are_safe_in_every_mineralogy_output(tmp_path)
     md, html = (tmp_path / "report.md").read_text(), (tmp_path / "report.html").read_text()
     assert "| =cmd\\|' /C calc'!A0 |" in md and "| -x |" in md and "| \\$x^\\$ &lt;b&gt; |" in md
     assert ">=cmd|&#x27; /C calc&#x27;!A0</" in html and "$x^$ &lt;b&gt;" in html and "<b>" not in html
-    # a mineral list written by mingraph reads back the same
+    # a mineral list written by mingraph's CSV writer (formula-like names escaped) reads back the same
     entries = [MineralEntry("=a", "SiO2", 2.65), MineralEntry("+b", None, None, "#ff0000", ("-c",))]
-    write_mineral_list(tmp_path / "list.csv", entries)
+    rows = [["name", "formula", "density", "colour", "aliases"]]
+    rows += [["=a", "SiO2", "2.65", "", ""], ["+b", "", "", "#ff0000", "-c"]]
+    write_csv(tmp_path / "list.csv", rows)
     assert read_mineral_list(tmp_path / "list.csv") == entries

@@ -162,3 +162,28 @@ def test_fusion_cross_layer_kernels_agree_with_the_torch_reference():
         res[impl] = [logp, att] + [p.grad.clone() for p in model.parameters()]
     for a, b in zip(res["numba"], res["torch"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_receptive_field_in_the_docstring_is_the_convolutions():
+    """The BSE context's receptive field, from the layers themselves: summed kernel extents, and
+    a probe (one perturbed pixel; GroupNorm, whose statistics span the field, taken out)."""
+    import mingraph.learn.fusion_model as fm
+
+    torch.manual_seed(0)
+    model = FusionModel(channels=8).double().eval()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.stride == (1, 1) for c in convs)
+    extent = 1 + sum(c.dilation[0] * (c.kernel_size[0] - 1) for c in convs)
+    for block in model.blocks:
+        block.n = torch.nn.Identity()
+    size, mid = 2 * extent + 1, extent
+    bse = torch.rand(1, size, size, dtype=torch.float64)
+    valid = torch.ones_like(bse)
+    poked = bse.clone()
+    poked[0, mid, mid] += 1.0
+    with torch.no_grad():
+        changed = (model.context(poked, valid) - model.context(bse, valid)).abs().amax(-1)[0] > 1e-9
+    rows, cols = np.nonzero(changed.numpy())
+    assert rows.max() - rows.min() + 1 == extent and cols.max() - cols.min() + 1 == extent
+    assert rows.min() == mid - extent // 2 and cols.min() == mid - extent // 2
+    assert extent == 33 and f"receptive field of {extent} px" in " ".join(fm.__doc__.split())

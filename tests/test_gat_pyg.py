@@ -13,7 +13,7 @@ from mingraph_kernels.gat_structured import gat_conv_structured
 
 pyg_nn = pytest.importorskip("torch_geometric.nn")
 
-# The parameter shapes of the authors' released checkpoint (DESIGN.md).
+# The parameter shapes of the authors' released checkpoint (docs/method.md, "The paper's model").
 CHECKPOINT_SHAPES = {
     "0.convs.0.lin.weight": (56, 65),
     "0.convs.0.lin_edge.weight": (56, 1),

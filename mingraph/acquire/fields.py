@@ -1,6 +1,6 @@
 """Samples: a BSE image, its valid mask and labels, and an EDS source to ask for spectra.
 
-A sample is what every later stage consumes (DESIGN.md, "Pipeline").  Sparse acquisition is
+A sample is what every later stage consumes (docs/architecture.md).  Sparse acquisition is
 "ask the EDS source at these pixels", so simulated and measured data look the same downstream.
 """
 

@@ -203,7 +203,7 @@ def specimen_mask(
     ``window`` in % of that full scale, both ends included; ``measured`` (H, W) bool, the pixels
     where a "Dots" job measured EDS, which are specimen by the instrument's own choice and are kept
     even if rounding puts them just outside.  TIMA measures dots only inside the window: on the
-    public field (``shared/data/real``, MinBse 15) every one of its 31 766 dots has BSE of at least
+    public field of Juránek et al. 2022 (MinBse 15) every one of its 31 766 dots has BSE of at least
     15.01 % and 0.5 % of the pixels (holes, cracks, resin) fall below.  Pixels outside are not
     classified (phase id -1, 255 in ``phase_map.tif``) and not counted in the mineralogy.
     Returns (H, W) bool.

@@ -10,20 +10,17 @@ the mean over tiles of each tile's support-weighted precision, recall and F1 (``
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mingraph.analyse.evaluate_classical import fit_pick, point_class_lut, point_classes, tune_classical
 from mingraph.errors import InputError
 from mingraph.files import write_csv, write_text
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
-from mingraph.graphs.structure import batch_graphs, size_groups
 from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
 from mingraph.metrics import confusion, scores, tile_mean_scores
 from mingraph.outputs import atomic_folder, check_new_output
@@ -42,50 +39,15 @@ def resolve_model(run_or_file: str | os.PathLike) -> Path:
     return p
 
 
-@torch.no_grad()
-def predict_graphs(bundle: Bundle, graphs: list, batch: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(class map, max softmax probability) of each graph, batching graphs of equal size."""
-    out: list = [None] * len(graphs)
-    backend = bundle.config.get("backend", "structured")
-    device = next(bundle.model.parameters()).device
-    for ids in size_groups(graphs):
-        for k in range(0, len(ids), batch):
-            chunk = ids[k : k + batch]
-            pix, _ = bundle.model(batch_graphs([graphs[i] for i in chunk]), backend=backend)
-            prob = torch.softmax(pix.to(device), -1)
-            conf, cls = prob.max(-1)
-            for j, i in enumerate(chunk):
-                out[i] = (cls[j].cpu().numpy(), conf[j].cpu().numpy())
-    return out
-
-
 def model_label(bundle: Bundle) -> str:
-    """The name a model's scores carry: "fusion model" or "GAT (paper)"."""
-    return "fusion model" if bundle.arch == "fusion" else "GAT (paper)"
+    """The name a model's scores carry (its class's ``label``: "fusion model", "GAT (paper)")."""
+    return bundle.model.label
 
 
 def model_maps(bundle: Bundle, fields: list, graphs: list, spectra: list) -> list[np.ndarray]:
     """Class maps of a model on fields whose EDS points (``graphs[i].eds_rc``) and measured
     ``spectra`` are given: every method is scored on the same points."""
-    if bundle.arch == "fusion":
-        from mingraph.graphs.candidates import build_candidate_graph
-        from mingraph.learn.fusion_model import predict_fusion
-        from mingraph.spectra.encoder import class_probabilities
-
-        return [
-            predict_fusion(
-                bundle.model,
-                build_candidate_graph(f.bse, f.valid, g.eds_rc, bundle.model.k),
-                class_probabilities(bundle.encoder, sp),
-            )[0]
-            for f, g, sp in zip(fields, graphs, spectra)
-        ]
-    # each GAT sees its own encoder's embeddings of the same measured spectra
-    graphs = [
-        dataclasses.replace(g, eds_feat=bundle.encoder.embed(sp)) if g.n_eds else g
-        for g, sp in zip(graphs, spectra)
-    ]
-    return [p[0] for p in predict_graphs(bundle, graphs)]
+    return bundle.model.field_maps(bundle.encoder, bundle.config, fields, graphs, spectra)
 
 
 def evaluate(
@@ -248,7 +210,7 @@ def evaluate(
                         )[0]
                         for t, smp in zip(chunk, samples)
                     ]
-                    results["GAT (kNN graph)"] = [p[0] for p in predict_graphs(knn, kg)]
+                    results["GAT (kNN graph)"] = [p[0] for p in knn.model.graph_maps(kg, knn.config)]
                 if can_nearest:
                     results["nearest EDS"] = nearest
                 if unet_net is not None:

@@ -4,7 +4,7 @@ Two conventions build the same kind of graph (pixels on an 8-neighbour grid, EDS
 among themselves and to pixels) with different edge attributes (docs/formats.md, "Graph
 conventions"):
 
-``paper`` (the default, DESIGN.md "Graph semantics")
+``paper`` (the default, docs/method.md "Graph semantics")
     grid edges 1 / √2; EDS–EDS edges the 2-D distance d; pixel ↔ EDS edges
     sqrt(dr² + dc² + h²) with h = 1; nearest EDS ties broken by the lowest index; < 3 or
     collinear points joined by a chain (``mingraph_kernels.delaunay``).

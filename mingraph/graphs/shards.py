@@ -1,9 +1,9 @@
 """Graph shards: precomputed compact graphs (one row per tile × EDS fraction × draw) in Arrow IPC files.
 
 Shards are uncompressed Arrow IPC files, so they memory-map: array columns are binary blobs that
-``np.frombuffer`` views without copying.  A shard stores the compact form (DESIGN.md): BSE,
-masks, labels, EDS positions, Delaunay edges and either 64-value embeddings (with an encoder) or
-the sampled spectra as sparse (channel, count) lists.  The per-pixel nearest-EDS map is derived
+``np.frombuffer`` views without copying.  A shard stores the compact form (docs/method.md,
+"Compact form"): BSE, masks, labels, EDS positions, Delaunay edges and either 64-value embeddings
+(with an encoder) or the sampled spectra as sparse (channel, count) lists.  The per-pixel nearest-EDS map is derived
 from the EDS positions on read (it is cheaper to recompute than to store).  Each shard's
 metadata records the schema version, producer and a digest of the job that made it, so a
 re-run skips shards that are complete and current, and the reader refuses foreign files.

@@ -1,4 +1,4 @@
-"""The structured graph: the compact form of one field's BSE + EDS graph (DESIGN.md).
+"""The structured graph: the compact form of one field's BSE + EDS graph (docs/method.md, "Compact form").
 
 Grid edges are implied by (H, W); cross edges by the per-pixel nearest-EDS map; only the
 Delaunay edges between EDS nodes are stored.  Explicit edge lists and DGL graphs are derived.
@@ -304,8 +304,8 @@ def edge_list(
 
 
 def assemble_node_features(bse, eds_feat):
-    """(P + N, 1 + D) node features in our node order (DESIGN.md): pixels ``[bse, 0...]``, EDS
-    nodes ``[0, embedding]``.  ``bse`` any shape with P values, ``eds_feat`` (N, D); numpy arrays
+    """(P + N, 1 + D) node features in our node order (docs/method.md, "Node features"): pixels
+    ``[bse, 0...]``, EDS nodes ``[0, embedding]``.  ``bse`` any shape with P values, ``eds_feat`` (N, D); numpy arrays
     give a float32 array, torch tensors a tensor of their dtype and device."""
     flat = bse.reshape(-1)
     n_pix, (n_eds, d) = flat.shape[0], eds_feat.shape

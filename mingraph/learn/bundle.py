@@ -18,6 +18,7 @@ import torch
 
 from mingraph.files import load_artifact, save_artifact
 from mingraph.learn.model import GATModel
+from mingraph.learn.registry import build_model
 from mingraph.spectra.encoder import encoder_blob
 
 BUNDLE_FORMAT = "mingraph-model"
@@ -28,7 +29,7 @@ BUNDLE_VERSION = 1
 class Bundle:
     """A trained model as used by evaluate/predict: GAT, encoder, classes and graph settings."""
 
-    model: torch.nn.Module  # GATModel (arch "paper") or FusionModel (arch "fusion")
+    model: torch.nn.Module  # a PhaseModel (mingraph.learn.registry): GATModel or FusionModel
     encoder: object
     class_names: list[str]
     config: dict
@@ -36,22 +37,8 @@ class Bundle:
 
     @property
     def arch(self) -> str:
-        """ "paper" (the paper's GAT on the structured graph) or "fusion" (k-nearest-EDS graph)."""
-        return getattr(self.model, "arch", "paper")
-
-
-def build_model(config: dict) -> torch.nn.Module:
-    """The model a file's ``model_config`` describes: ``arch`` "paper" (the paper's GAT, the
-    default of files written before the key existed) or "fusion" (:mod:`mingraph.learn.fusion_model`)."""
-    cfg = dict(config)
-    arch = cfg.pop("arch", "paper")
-    if arch == "fusion":
-        from mingraph.learn.fusion_model import FusionModel
-
-        return FusionModel(**cfg)
-    if arch != "paper":
-        raise ValueError(f"unknown model architecture {arch!r}")
-    return GATModel(**cfg)
+        """The model's registered architecture (:data:`mingraph.learn.registry.MODELS`)."""
+        return self.model.arch
 
 
 def default_model_path() -> Path:
@@ -97,18 +84,15 @@ def export_bundle(model_file: str | os.PathLike, out: str | os.PathLike, note: s
 
 
 def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
-    """(n, D) float32 per-point features a model takes from (n, 3000) measured count spectra: the
-    encoder's 64-value embeddings for the paper's GAT, the encoder's class probabilities for the
-    fusion model (its EDS evidence).  Raises InputError when the file holds no encoder."""
+    """(n, D) float32 per-point features a model takes from (n, 3000) measured count spectra
+    (:meth:`~mingraph.learn.registry.PhaseModel.point_features`: the encoder's 64-value embeddings
+    for the paper's GAT, its class probabilities for the fusion model).  Raises InputError when the
+    file holds no encoder."""
     from mingraph.errors import InputError
 
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
-    if bundle.arch == "fusion":
-        from mingraph.spectra.encoder import class_probabilities
-
-        return class_probabilities(bundle.encoder, spectra)
-    return bundle.encoder.embed(spectra)
+    return bundle.model.point_features(bundle.encoder, spectra)
 
 
 def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
@@ -117,13 +101,4 @@ def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
     enc = bundle.encoder
     if enc is None or getattr(enc, "kind", None) != "cnn" or not enc.n_classes or len(features) == 0:
         return None
-    if bundle.arch == "fusion":  # the features are the classifier's probabilities
-        return np.asarray(features).argmax(1).astype(np.int64)
-    with torch.no_grad():
-        head = enc.network().head
-        return (
-            head(torch.as_tensor(np.asarray(features), dtype=torch.float32))
-            .argmax(1)
-            .numpy()
-            .astype(np.int64)
-        )
+    return bundle.model.point_classes(enc, features)

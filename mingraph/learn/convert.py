@@ -4,7 +4,7 @@
 github.com/Unexp1ainable/GNN_mineral_segmentation, MIT) and their ONNX spectral encoder
 (``eds_emb_model.onnx``).  The checkpoint's ``state_dict`` holds two PyG ``GAT`` blocks,
 ``features.convs.{0,1}.*`` and ``classification.convs.0.*``: exactly :class:`GATModel`'s three
-layers (DESIGN.md, "Layer and model semantics").  The model file records the ``authors`` graph
+layers (docs/method.md, "The paper's model").  The model file records the ``authors`` graph
 convention and EDS height 5 (``graphs.conventions``), the graph the checkpoint was trained on, so
 ``predict``, ``evaluate`` and the API build that graph without options.  Their 50 class ids are
 TESCAN TIMA phase ids of a private dataset: the classes are named ``authors-0`` … ``authors-49``.
@@ -22,7 +22,7 @@ from mingraph.learn.bundle import make_bundle
 from mingraph.learn.model import GATModel, load_pyg_state_dict
 
 SOURCES = ("authors",)
-# hyper-parameters of the authors' checkpoint that GATModel reproduces (DESIGN.md)
+# hyper-parameters of the authors' checkpoint that GATModel reproduces (docs/method.md)
 AUTHORS_HPARAMS = {
     "in_channels": 65,
     "hidden_channels": 56,

@@ -7,8 +7,9 @@ pixel links to a single EDS node.  Here, per field:
 
 1. BSE context: the standardised BSE and the valid mask (:mod:`mingraph.graphs.candidates`)
    through a 3×3 stem and residual blocks of dilated 3×3 convolutions (dilations 1, 2, 4, 8:
-   a receptive field of 63 px, farther than the EDS spacing at 1 %), GroupNorm and ReLU, giving a
-   feature f_i per pixel; an EDS point's features are f at its own pixel (it carries its BSE).
+   a receptive field of 33 px, 16 px on each side, farther than the EDS spacing at 1 %),
+   GroupNorm (per-field statistics) and ReLU, giving a feature f_i per pixel; an EDS point's
+   features are f at its own pixel (it carries its BSE).
 2. Cross layer: GATv2 attention of pixel i over its k candidates
    (:func:`mingraph_kernels.gatv2_candidates.gatv2_candidates`), edge features the 9 BSE
    segment features and f_i ⊙ f_j; H heads mixed by learnt softmax weights w_h.  The kernel
@@ -26,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph
+from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph, bse_scale, build_candidate_graph
+from mingraph.spectra.encoder import class_probabilities
 from mingraph_kernels.gatv2_candidates import gatv2_candidates
 
 DILATIONS = (1, 2, 4, 8)
@@ -55,6 +57,9 @@ class FusionModel(nn.Module):
     """
 
     arch = "fusion"
+    label = "fusion model"
+    min_margin = 64  # px: the BSE context's reach, and a candidate's distance at low fractions
+    mixes_point_classes = True
 
     def __init__(
         self,
@@ -89,6 +94,41 @@ class FusionModel(nn.Module):
     def eds_dim(self) -> int:
         """Values per EDS point the model takes: the encoder's class probabilities."""
         return self.num_classes
+
+    # the phase-model interface (mingraph.learn.registry.PhaseModel)
+
+    def point_features(self, encoder, spectra: np.ndarray) -> np.ndarray:
+        """The encoder's (n, classes) class probabilities of (n, 3000) count spectra: the EDS
+        evidence the model mixes."""
+        return class_probabilities(encoder, spectra)
+
+    def point_classes(self, encoder, features: np.ndarray) -> np.ndarray:
+        """(n,) int64: the most probable class of each point's evidence."""
+        return np.asarray(features).argmax(1).astype(np.int64)
+
+    def field_context(self, bse: np.ndarray, valid: np.ndarray):
+        """The whole field's BSE standardisation, shared by its blocks (:func:`bse_scale`)."""
+        return bse_scale(bse, valid)
+
+    @torch.no_grad()
+    def block_probabilities(self, bse, valid, rc, features, context, settings: dict) -> Tensor | None:
+        """(h, w, classes) mixture q of one block window; None when the window holds no point."""
+        g = build_candidate_graph(bse, valid, rc, self.k, context)
+        if g.n_eds == 0:
+            return None
+        logp, _ = self(*batch_inputs([g], [features], next(self.parameters()).device))
+        return logp[0].exp()
+
+    def field_maps(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
+        """Class maps of evaluation fields on the points ``graphs[i].eds_rc``."""
+        return [
+            predict_fusion(
+                self,
+                build_candidate_graph(f.bse, f.valid, g.eds_rc, self.k),
+                self.point_features(encoder, sp),
+            )[0]
+            for f, g, sp in zip(fields, graphs, spectra)
+        ]
 
     def context(self, bse: Tensor, valid: Tensor) -> Tensor:
         """(B, H, W, C) pixel features from standardised BSE and valid mask, both (B, H, W)."""
@@ -173,7 +213,3 @@ def predict_fusion(
     logp, _ = model(*batch_inputs([graph], [eds_prob], next(model.parameters()).device))  # CPU or CUDA
     conf, cls = logp[0].exp().max(-1)
     return cls.cpu().numpy().astype(np.int64), conf.cpu().numpy().astype(np.float32)
-
-
-CONTEXT_RADIUS = 1 + sum(DILATIONS)
-"""Pixels of BSE context on each side that a pixel's features depend on (the convolutions')."""

@@ -1,6 +1,6 @@
 """The paper's GAT model (three GATConv layers) over a StructuredBatch, with three backends.
 
-Architecture (DESIGN.md, "Layer and model semantics"): PyG ``GAT(65, 56, num_layers=2,
+Architecture (docs/method.md, "The paper's model"): PyG ``GAT(65, 56, num_layers=2,
 out_channels=56, heads=4, edge_dim=1, fill_value=0.0)`` followed by ``GAT(56, 56, num_layers=1,
 out_channels=50, ...)``, i.e.
 
@@ -16,6 +16,7 @@ compact graph; the fast one).  ``load_pyg_state_dict`` loads the authors' checkp
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,7 +25,14 @@ import torch
 from torch import Tensor
 
 from mingraph.graphs.conventions import topology_kwargs
-from mingraph.graphs.structure import StructuredBatch, assemble_node_features, edge_list
+from mingraph.graphs.structure import (
+    StructuredBatch,
+    assemble_node_features,
+    batch_graphs,
+    build_structured_graph,
+    edge_list,
+    size_groups,
+)
 from mingraph_kernels.gat_params import GATConvParams
 from mingraph_kernels.gat_sparse import CsrEdges, build_csr, gat_conv_sparse
 from mingraph_kernels.gat_structured import gat_conv_structured
@@ -141,6 +149,9 @@ class GATModel(torch.nn.Module):
     """The paper's 3-layer GAT (65 → 56 → 56 → 50 classes, 4 heads) with selectable backend."""
 
     arch = "paper"
+    label = "GAT (paper)"
+    min_margin = 32  # px: its 3 layers reach 3 pixels and 3 EDS hops (block_margin adds 4 spacings)
+    mixes_point_classes = False
 
     def __init__(
         self,
@@ -171,6 +182,69 @@ class GATModel(torch.nn.Module):
                 ),
             ]
         )
+
+    # the phase-model interface (mingraph.learn.registry.PhaseModel)
+
+    def point_features(self, encoder, spectra: np.ndarray) -> np.ndarray:
+        """The encoder's (n, 64) embeddings of (n, 3000) count spectra."""
+        return encoder.embed(spectra)
+
+    @torch.no_grad()
+    def point_classes(self, encoder, features: np.ndarray) -> np.ndarray:
+        """(n,) int64: the encoder's classifier head on the embeddings."""
+        head = encoder.network().head
+        return (
+            head(torch.as_tensor(np.asarray(features), dtype=torch.float32))
+            .argmax(1)
+            .numpy()
+            .astype(np.int64)
+        )
+
+    def field_context(self, bse: np.ndarray, valid: np.ndarray) -> None:
+        """No whole-field statistics: each block's graph stands alone."""
+        return None
+
+    @torch.no_grad()
+    def block_probabilities(self, bse, valid, rc, features, context, settings: dict) -> Tensor:
+        """(h, w, classes) softmax of the pixel logits of one block's structured graph, built
+        with the model file's graph settings (lift, EDS edges, k, convention, backend)."""
+        g = build_structured_graph(
+            bse,
+            rc,
+            features,
+            lift=settings.get("lift", 1.0),
+            eds_edges=settings.get("eds_edges", "delaunay"),
+            k=settings.get("k", 6),
+            convention=settings.get("convention", "paper"),
+        )
+        pix, _ = self(batch_graphs([g]), backend=settings.get("backend", "structured"))
+        return torch.softmax(pix[0], -1)
+
+    def field_maps(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
+        """Class maps of evaluation fields: each graph gets this model's encoder's embeddings of
+        the same measured spectra, and graphs of equal size run batched."""
+        graphs = [
+            dataclasses.replace(g, eds_feat=encoder.embed(sp)) if g.n_eds else g
+            for g, sp in zip(graphs, spectra)
+        ]
+        return [p[0] for p in self.graph_maps(graphs, settings)]
+
+    @torch.no_grad()
+    def graph_maps(
+        self, graphs: list, settings: dict, batch: int = 16
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(class map, max softmax probability) of each structured graph, batching equal sizes."""
+        out: list = [None] * len(graphs)
+        backend = settings.get("backend", "structured")
+        device = next(self.parameters()).device
+        for ids in size_groups(graphs):
+            for k in range(0, len(ids), batch):
+                chunk = ids[k : k + batch]
+                pix, _ = self(batch_graphs([graphs[i] for i in chunk]), backend=backend)
+                conf, cls = torch.softmax(pix.to(device), -1).max(-1)
+                for j, i in enumerate(chunk):
+                    out[i] = (cls[j].cpu().numpy(), conf[j].cpu().numpy())
+        return out
 
     @property
     def config(self) -> dict:

@@ -219,21 +219,3 @@ def class_minerals(
         for j, s in enumerate(elements):
             comp[k, j] = c.get(s, 0.0)
     return ClassMinerals(names, dens, formulas, cols, elements, comp, missing, no_d, no_f, source)
-
-
-def write_mineral_list(path: str | os.PathLike, entries: Sequence[MineralEntry]) -> Path:
-    """Write a mineral list as CSV (atomically), the format :func:`read_mineral_list` reads."""
-    from mingraph.files import write_csv
-
-    rows = [["name", "formula", "density", "colour", "aliases"]]
-    rows += [
-        [
-            e.name,
-            e.formula or "",
-            "" if e.density is None else repr(e.density),
-            e.colour or "",
-            ";".join(e.aliases),
-        ]
-        for e in entries
-    ]
-    return write_csv(path, rows)

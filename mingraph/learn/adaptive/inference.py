@@ -5,7 +5,7 @@ The fusion model's output q_i is a mixture of its EDS points' class probabilitie
 this gives the class argmax q, the confidence max q, the Shannon entropy −Σ q log q (nats) and
 the margin q₍₁₎ − q₍₂₎ between the two most probable classes (the uncertainty measures of
 active learning, Settles 2009, "Active Learning Literature Survey", §3.1).  Large fields run in
-blocks with overlapping margins, as :func:`mingraph.predict.predict_field` does.
+blocks with overlapping margins (:func:`mingraph.learn.tiling.block_probabilities`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from mingraph.errors import InputError
-from mingraph.graphs.candidates import bse_scale, build_candidate_graph
 from mingraph.learn.bundle import Bundle
-from mingraph.learn.fusion_model import batch_inputs
+from mingraph.learn.tiling import block_probabilities
 
 MAP_NAMES = ("labels", "confidence", "entropy", "margin")
 
@@ -55,33 +54,23 @@ def fusion_maps(
     with a margin of max(64, 4 EDS spacings).  Raises InputError for a model that is not the
     fusion model (the maps need its class mixture).
     """
-    if bundle.arch != "fusion":
-        raise InputError("model", "arch", f"adaptive acquisition needs the fusion model, got {bundle.arch!r}")
+    if not bundle.model.mixes_point_classes:
+        raise InputError(
+            "model",
+            "arch",
+            f"adaptive acquisition needs a model that mixes its points' classes, got {bundle.arch!r}",
+        )
     h, w = bse.shape
     out = _empty((h, w))
     rc = np.asarray(eds_rc, np.int64).reshape(-1, 2)
     if len(rc) == 0:
         return out
-    model = bundle.model
-    model.eval()
-    margin = int(max(64, np.ceil(4 * np.sqrt(h * w / len(rc)))))
-    scale = bse_scale(bse, valid)
-    single = h <= block and w <= block
-    for r0 in range(0, h, block):
-        for c0 in range(0, w, block):
-            r1, c1 = min(r0 + block, h), min(c0 + block, w)
-            wr0, wc0 = (0, 0) if single else (max(0, r0 - margin), max(0, c0 - margin))
-            wr1, wc1 = (h, w) if single else (min(h, r1 + margin), min(w, c1 + margin))
-            inside = (rc[:, 0] >= wr0) & (rc[:, 0] < wr1) & (rc[:, 1] >= wc0) & (rc[:, 1] < wc1)
-            if not inside.any():
-                continue
-            g = build_candidate_graph(
-                bse[wr0:wr1, wc0:wc1], valid[wr0:wr1, wc0:wc1], rc[inside] - [wr0, wc0], model.k, scale
-            )
-            logp, _ = model(*batch_inputs([g], [eds_prob[inside]]))
-            sl = (slice(r0 - wr0, r1 - wr0), slice(c0 - wc0, c1 - wc0))
-            for name, t in zip(MAP_NAMES, _summaries(logp[0].exp())):
-                out[name][r0:r1, c0:c1] = t.numpy()[sl]
+    bundle.model.eval()
+    for sl, p in block_probabilities(bundle.model, bundle.config, bse, valid, rc, eds_prob, block):
+        if p is None:
+            continue
+        for name, t in zip(MAP_NAMES, _summaries(p)):
+            out[name][sl] = t.numpy()
     for name in MAP_NAMES:
         out[name][~valid] = -1 if name == "labels" else 0
     return out
