@@ -20,8 +20,8 @@ from mingraph.errors import InputError
 from mingraph.files import save_artifact
 from mingraph.learn.bundle import make_bundle
 from mingraph.learn.model import GATModel
-from mingraph.learn.train import DEFAULT_CONFIG
 from mingraph.learn.tiling import block_margin
+from mingraph.learn.train import DEFAULT_CONFIG
 from mingraph.predict import measure_points, predict_field, run_predict
 from mingraph.spectra.encoder import fit_pca
 
