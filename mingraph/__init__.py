@@ -10,7 +10,7 @@ The names below are loaded on first use, so ``import mingraph`` stays light (the
 imports only what each command needs).
 """
 
-__version__ = "0.1.0"
+from mingraph.version import __version__ as __version__
 
 __all__ = [
     "PhaseMap",

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from mingraph import __version__, cli_models
+from mingraph import cli_models
 from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
 from mingraph.cli_common import parse_fractions, predict_options, user_errors
 from mingraph.errors import InputError
 from mingraph.files import check_artifact_output
+from mingraph.version import __version__
 
 
 @click.group()

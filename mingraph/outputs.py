@@ -107,7 +107,7 @@ def read_marker(folder: Path) -> dict | None:
 
 def write_marker(folder: Path, kind: str, entries: list[str] | None = None) -> None:
     """Write ``folder``'s marker: the producer, the kind and (whole folders) their entries."""
-    from mingraph import __version__
+    from mingraph.version import __version__
 
     obj = {"producer": f"mingraph {__version__}", "kind": kind}
     if entries is not None:

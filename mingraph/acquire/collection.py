@@ -30,7 +30,7 @@ from mingraph.acquire.dataset import (
     store_eds,
     write_dataset,
 )
-from mingraph.acquire.importing import FieldFiles, field_record
+from mingraph.acquire.field_files import FieldFiles, field_record
 from mingraph.errors import InputError
 from mingraph.output_paths import named_os_error, temp_prefix
 from mingraph.outputs import atomic_folder

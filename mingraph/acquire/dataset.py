@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mingraph import __version__
 from mingraph.acquire.fields import N_CHANNELS, DenseSpectrumImage, Field, NoSpectra, bse_from_u16, bse_to_u16
 from mingraph.errors import InputError
 from mingraph.outputs import atomic_folder, check_new_output
+from mingraph.version import __version__
 
 SCHEMA_VERSION = 1
 FORMAT = "mingraph-dataset"

@@ -14,8 +14,8 @@ import numpy as np
 
 from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.fields import check_counts
+from mingraph.acquire.grey_levels import bse_levels
 from mingraph.acquire.limits import check_allocation
-from mingraph.acquire.readers import bse_levels
 from mingraph.errors import InputError
 
 LENGTH_UM = {"µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mingraph.analyse.report import _float, _read_csv
+from mingraph.analyse.report_csv import parse_float, read_rows
 
 
 @dataclass
@@ -25,8 +25,8 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-_read = _read_csv
-_f = _float
+_read = read_rows
+_f = parse_float
 
 
 def _ci(row: Mapping[str, str], value: str, digits: int = 2) -> str:

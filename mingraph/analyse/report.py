@@ -6,7 +6,6 @@ can be zipped, moved or served as it is. Both files are written atomically.
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 import math
@@ -16,7 +15,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mingraph.escapes import csv_uncell, md_text
+from mingraph.analyse.mineralogy_report import process_sections
+from mingraph.analyse.report_csv import parse_float, read_rows
+from mingraph.escapes import md_text
 from mingraph.files import write_text
 
 __all__ = ["write_report"]
@@ -93,22 +94,6 @@ def _rel(path: Any, out_dir: Path) -> str:
     return quote(Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix(), safe="/")
 
 
-def _read_csv(path: Any) -> list[dict[str, str]]:
-    """Rows of a CSV mingraph wrote, with the formula escape of :func:`mingraph.files.write_csv` undone."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return [{csv_uncell(k): csv_uncell(v or "") for k, v in r.items()} for r in csv.DictReader(f)]
-    except OSError:
-        return []
-
-
-def _float(s: Any) -> float | None:
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return None
-
-
 def _label(name: str) -> str:
     return name.replace("_", " ")
 
@@ -144,16 +129,16 @@ def _modal_rows(
     mineralogy: Mapping[str, Any], colours: Mapping[str, str], n_particles: int
 ) -> tuple[list[str], list[list[str]], list[str], list[str]]:
     """Modal table (phases present, most abundant first) joined with grain counts and D50."""
-    modal = _read_csv(mineralogy["modal_csv"]) if "modal_csv" in mineralogy else []
+    modal = read_rows(mineralogy["modal_csv"]) if "modal_csv" in mineralogy else []
     grains = (
-        {r.get("class_id"): r for r in _read_csv(mineralogy["grain_summary_csv"])}
+        {r.get("class_id"): r for r in read_rows(mineralogy["grain_summary_csv"])}
         if "grain_summary_csv" in mineralogy
         else {}
     )
-    present = [r for r in modal if (_float(r.get("pixels")) or 0) > 0]
-    present.sort(key=lambda r: -(_float(r.get("area_pct")) or 0.0))
-    has_mass = any(_float(r.get("mass_pct")) is not None for r in present)
-    has_ci = any(_float(r.get("area_ci_low")) is not None for r in present)
+    present = [r for r in modal if (parse_float(r.get("pixels")) or 0) > 0]
+    present.sort(key=lambda r: -(parse_float(r.get("area_pct")) or 0.0))
+    has_mass = any(parse_float(r.get("mass_pct")) is not None for r in present)
+    has_ci = any(parse_float(r.get("area_ci_low")) is not None for r in present)
     header = ["phase", "area % (95 % interval)" if has_ci else "area %"]
     header += (["mass % (95 % interval)" if has_ci else "mass %"] if has_mass else []) + ["pixels"]
     if grains:
@@ -163,20 +148,20 @@ def _modal_rows(
     def with_ci(v: float | None, lo: Any, hi: Any) -> str:
         if v is None:
             return "-"
-        lo, hi = _float(lo), _float(hi)
+        lo, hi = parse_float(lo), parse_float(hi)
         return f"{v:.2f}" + (f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else "")
 
     for r in present:
         row = [
             r.get("phase", ""),
-            with_ci(_float(r.get("area_pct")) or 0.0, r.get("area_ci_low"), r.get("area_ci_high")),
+            with_ci(parse_float(r.get("area_pct")) or 0.0, r.get("area_ci_low"), r.get("area_ci_high")),
         ]
         if has_mass:
-            row.append(with_ci(_float(r.get("mass_pct")), r.get("mass_ci_low"), r.get("mass_ci_high")))
-        row.append(_num(int(_float(r.get("pixels")) or 0)))
+            row.append(with_ci(parse_float(r.get("mass_pct")), r.get("mass_ci_low"), r.get("mass_ci_high")))
+        row.append(_num(int(parse_float(r.get("pixels")) or 0)))
         if grains:
             g = grains.get(r.get("class_id"), {})
-            row += [_num(int(_float(g.get("grains")) or 0)), _num(_float(g.get("d50_um")), 3)]
+            row += [_num(int(parse_float(g.get("grains")) or 0)), _num(parse_float(g.get("d50_um")), 3)]
         rows.append(row)
         swatches.append(colours.get(r.get("phase", ""), ""))
     align = ["l"] + ["r"] * (len(header) - 1)
@@ -295,8 +280,6 @@ def write_report(
         md += ["## Modal mineralogy", "", _md_table(modal_header, modal_rows, modal_align), ""]
         if note:
             md += [md_text(note, line_start=True), ""]
-    from mingraph.analyse.mineralogy_report import process_sections
-
     sections = process_sections(mineralogy, min_json) if mineralogy else []
     for sec in sections:
         md += [f"## {md_text(sec.title)}", "", _md_table(sec.header, sec.rows, sec.align), ""]

@@ -23,9 +23,9 @@ from torch import nn
 from mingraph.acquire.fields import N_CHANNELS, check_counts
 from mingraph.errors import InputError
 from mingraph.files import load_artifact, save_artifact
+from mingraph.spectra.onnx_runtime import onnx_embed
+from mingraph.spectra.window import CH_HI, CH_LO, EMBED_DIM
 
-CH_LO, CH_HI = 20, 1556  # 0.2 .. 15.56 keV, as the paper
-EMBED_DIM = 64
 ARTIFACT_FORMAT = "mingraph-encoder"
 ARTIFACT_VERSION = 1
 
@@ -92,8 +92,6 @@ class Encoder:
         if spectra.shape[0] == 0:
             return np.zeros((0, EMBED_DIM), np.float32)
         if self.kind == "onnx":
-            from mingraph.spectra.onnx_encoder import onnx_embed
-
             return onnx_embed(self, spectra, batch)
         x = normalise_counts(spectra)
         if self.kind == "pca":

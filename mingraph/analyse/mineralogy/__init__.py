@@ -15,8 +15,8 @@ Conventions used throughout (and in the CSVs):
 - Modules: ``minerals`` (mineral lists, xraylib formulas), ``modal``, ``grains``, ``association``,
   ``particles`` (resin + watershed), ``liberation`` (classes, free surface, yield, locking,
   grade–recovery), ``assay`` (calculated assay, deportment), ``bootstrap`` (95 % intervals),
-  ``process`` (all of it in one call), ``phasemap`` (palette TIFF, legend), ``tables`` and
-  ``process_tables`` (CSV writers). docs/mineralogy.md describes the outputs.
+  ``process`` (all of it in one call), ``phasemap`` (palette TIFF, legend), ``tables``,
+  ``process_tables`` and ``csv_tables`` (CSV writers). docs/mineralogy.md describes the outputs.
 - mass % = area x density, renormalised. For a polished section of a randomly oriented sample, the
   area fraction of a phase estimates its volume fraction (Delesse's principle), so mass follows
   through the density; this is the standard approximation of TIMA / MLA / QEMSCAN modal reports.

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from mingraph.analyse.mineralogy.assay import assay_rows
+from mingraph.analyse.mineralogy.csv_tables import write_columns, write_rows
 from mingraph.analyse.mineralogy.liberation import LIB_CLASSES, N_LIB
 from mingraph.analyse.mineralogy.process import SampleMineralogy
 
@@ -152,11 +153,9 @@ def grade_recovery_rows(res: SampleMineralogy) -> list[dict[str, Any]]:
 
 def write_process_tables(out: Path, res: SampleMineralogy, assay: dict[str, float] | None) -> dict[str, Path]:
     """Write particles, assay, deportment, liberation, yield, locking and grade–recovery CSVs into ``out``."""
-    from mingraph.analyse.mineralogy.tables import _write_csv, write_columns
-
     paths = {"particles_csv": write_columns(out / "particles.csv", particle_columns(res))}
     cm = res.minerals
-    paths["assay_csv"] = _write_csv(
+    paths["assay_csv"] = write_rows(
         out / "assay.csv",
         assay_rows(cm.elements, res.assay_wt_pct, res.assay_ci, assay),
         [
@@ -171,7 +170,7 @@ def write_process_tables(out: Path, res: SampleMineralogy, assay: dict[str, floa
     )
     carriers = [k for k in range(len(res.names)) if res.pixels[k] > 0 and np.isfinite(res.mass_pct[k])]
     dep = res.deportment_pct
-    paths["deportment_csv"] = _write_csv(
+    paths["deportment_csv"] = write_rows(
         out / "deportment.csv",
         [
             {"element": el, **{res.names[k]: float(dep[k, j]) for k in carriers}}
@@ -186,5 +185,5 @@ def write_process_tables(out: Path, res: SampleMineralogy, assay: dict[str, floa
         ("locking_csv", "locking.csv", locking_rows, LOCKING_COLUMNS),
         ("grade_recovery_csv", "grade_recovery.csv", grade_recovery_rows, GRADE_RECOVERY_COLUMNS),
     ):
-        paths[key] = _write_csv(out / fname, fn(res), cols)
+        paths[key] = write_rows(out / fname, fn(res), cols)
     return paths

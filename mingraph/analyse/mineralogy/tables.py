@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,52 +11,22 @@ from typing import Any
 import numpy as np
 
 from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix
+from mingraph.analyse.mineralogy.csv_tables import write_columns, write_rows
 from mingraph.analyse.mineralogy.grains import GRAIN_COLUMNS
 from mingraph.analyse.mineralogy.inputs import BACKGROUND, UNCLASSIFIED, _check_pixel_size
 from mingraph.analyse.mineralogy.minerals import ClassMinerals, MineralEntry, class_minerals
 from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
 from mingraph.analyse.mineralogy.process import SampleMineralogy, sample_mineralogy
+from mingraph.analyse.mineralogy.process_tables import write_process_tables
 from mingraph.analyse.mineralogy_plots import association_plot, grain_size_plot, modal_plot
 from mingraph.analyse.plots import hex_colour
-from mingraph.files import atomic_file, write_csv, write_text
+from mingraph.files import write_text
 
 RULE = (
     "Pixels with no class or a confidence below the threshold are unclassified: they belong to their "
     "particle (its size) but to no phase's area, mass, grain, particle composition, liberation or locking; "
     "they are reported as a fraction of the specimen."
 )
-
-
-def _csv_value(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v)) if math.isfinite(v) else ""
-    return v
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] | None = None) -> Path:
-    """Rows of dicts as CSV (``columns`` or the first row's keys), written atomically."""
-    cols = columns if columns is not None else (list(rows[0]) if rows else [])
-    return write_csv(path, [cols] + [[_csv_value(r.get(c)) for c in cols] for r in rows])
-
-
-def write_columns(path: Path, columns: dict[str, np.ndarray]) -> Path:
-    """A dict of equal-length arrays as CSV (pandas, atomically): fast for millions of rows."""
-    import pandas as pd
-
-    from mingraph.escapes import csv_cell
-
-    safe = {}
-    for k, col in columns.items():
-        col = np.asarray(col)
-        if col.dtype.kind in "OUS" and col.size:  # text (phase names): the formula escape, once per value
-            values, inv = np.unique(col.astype(str), return_inverse=True)
-            col = np.asarray([csv_cell(v) for v in values], dtype=object)[inv.reshape(-1)]
-        safe[csv_cell(k)] = col
-    with atomic_file(path) as tmp:
-        pd.DataFrame(safe).to_csv(tmp, index=False, float_format="%.6g")
-    return Path(path)
 
 
 def _minerals_for(names: list[str], densities: Any, minerals: ClassMinerals | None) -> ClassMinerals:
@@ -161,8 +130,6 @@ def write_mineralogy_tables(
     """The files of :func:`write_mineralogy` from figures already computed (one field's, or a whole
     sample's: mingraph.analyse.mineralogy.fields); ``field_px`` (H, W) the area they cover, ``extra``
     more keys for the JSON summary."""
-    from mingraph.analyse.mineralogy.process_tables import write_process_tables
-
     names = list(res.names)
     cm = res.minerals
     px = float(pixel_size_um)
@@ -186,12 +153,12 @@ def write_mineralogy_tables(
                 "in_mineral_list": names[k] not in cm.missing,
             }
         )
-    paths["modal_csv"] = _write_csv(out / "modal.csv", rows)
+    paths["modal_csv"] = write_rows(out / "modal.csv", rows)
     paths["grains_csv"] = write_columns(
         out / "grains.csv",
         {c: grains.grains[c] for c in (*GRAIN_COLUMNS, *sorted(set(grains.grains) - set(GRAIN_COLUMNS)))},
     )
-    paths["grain_summary_csv"] = _write_csv(out / "grain_summary.csv", grains.phases)
+    paths["grain_summary_csv"] = write_rows(out / "grain_summary.csv", grains.phases)
     dist_cols = [
         "class_id",
         "phase",
@@ -203,7 +170,7 @@ def write_mineralogy_tables(
         "cum_area_pct_passing",
         "cum_number_pct_passing",
     ]
-    paths["grain_size_distribution_csv"] = _write_csv(
+    paths["grain_size_distribution_csv"] = write_rows(
         out / "grain_size_distribution.csv", grains.distribution, dist_cols
     )
 
@@ -222,7 +189,7 @@ def write_mineralogy_tables(
         ("association_csv", "association.csv", pct),
         ("association_boundary_csv", "association_boundary_um.csv", bnd),
     ):
-        paths[key] = _write_csv(
+        paths[key] = write_rows(
             out / fname,
             [
                 {"phase": sub_names[i], **{sub_names[j]: float(mat[i, j]) for j in range(len(present))}}

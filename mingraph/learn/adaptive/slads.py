@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from mingraph.acquire.strategies import AcquisitionState
 from mingraph.errors import InputError
-from mingraph.learn.adaptive.uncertainty import bse_structure
+from mingraph.learn.adaptive.bse_maps import bse_structure
 
 FEATURES = ("distance", "structure", "contrast", "entropy", "one_minus_margin")
 WEIGHTS_FORMAT = "mingraph-slads-erd"
