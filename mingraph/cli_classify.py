@@ -19,6 +19,8 @@ import numpy as np
 from mingraph.cli_common import user_errors
 from mingraph.errors import InputError
 
+PRODUCER = "mingraph classify-spectra"
+
 
 def _beam_from_file(path: Path) -> float | None:
     """Beam energy (kV) a Bruker or HyperSpy file states, else None."""
@@ -74,16 +76,20 @@ def read_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | 
     "--fwhm", type=float, default=130.0, show_default=True, help="Starting FWHM at Mn Kα, eV (fitted)."
 )
 @click.option("--bin", "bin_n", type=int, default=1, show_default=True, help="Sum N x N map pixels first.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a table (and its .json) that classify-spectra wrote earlier."
+)
 @user_errors
 def classify_spectra_cmd(
-    source: Path, out: Path, minerals, beam_kev, takeoff: float, fwhm: float, bin_n: int
+    source: Path, out: Path, minerals, beam_kev, takeoff: float, fwhm: float, bin_n: int, overwrite: bool
 ):
     """Name the mineral of every spectrum of SOURCE from physics (no training): POINTS.npz, a map, or one spectrum."""
-    from mingraph.files import write_csv, write_text
+    from mingraph.files import check_table_output, file_digest, write_csv, write_text
     from mingraph.spectra.calibrate import Instrument
     from mingraph.spectra.classify_map import classify_counts
     from mingraph.spectra.mineral_library import read_library
 
+    out, record_path = check_table_output(out, PRODUCER, overwrite)
     spectra, rc, file_kv = read_input(source, bin_n)
     kv = beam_kev if beam_kev is not None else file_kv
     if kv is None:
@@ -124,6 +130,8 @@ def classify_spectra_cmd(
         )
     write_csv(out, rows)
     record = {
+        "producer": PRODUCER,
+        "table_digest": file_digest(out),
         "source": str(source),
         "spectra": len(names),
         "bin": bin_n,
@@ -132,7 +140,11 @@ def classify_spectra_cmd(
         "dispersion": res.dispersion,
         "minerals": str(minerals) if minerals else "shipped library",
     }
-    write_text(out.with_suffix(".json"), json.dumps(record, indent=1, default=float) + "\n")
+    try:
+        write_text(record_path, json.dumps(record, indent=1, default=float) + "\n")
+    except BaseException:
+        out.unlink(missing_ok=True)  # no table without its record (it would read as a stranger's)
+        raise
     unknown = sum(1 for x in res.label if x >= n_cls)
     click.echo(
         f"{len(names)} spectra: {len(names) - unknown} classified, {unknown} unknown; calibration "

@@ -58,6 +58,17 @@ def _inputs(kwargs: dict) -> list:
     return paths
 
 
+def _error_line(text: str) -> None:
+    """Print ``error: TEXT`` on a line of its own (after closing any progress bar left open by
+    the failure, so the line never continues a bar) and exit with status 2."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    click.echo(f"error: {text}", err=True)
+    sys.exit(2)
+
+
 def user_errors(fn):
     """Turn InputError and operating-system errors into one line and exit status 2 (no traceback).
 
@@ -70,11 +81,9 @@ def user_errors(fn):
             with protect(_inputs(kwargs)):
                 return fn(*args, **kwargs)
         except InputError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            _error_line(str(e))
         except OSError as e:
-            click.echo(f"error: {os_error_line(e)}", err=True)
-            sys.exit(2)
+            _error_line(os_error_line(e))
 
     return wrapper
 

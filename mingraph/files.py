@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -108,12 +109,15 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100, **kwargs: Any
 
 
 def save_artifact(obj: dict, path: str | os.PathLike) -> Path:
-    """``torch.save`` a dictionary atomically."""
+    """``torch.save`` a dictionary atomically.
+
+    The dictionary is serialised in memory first, so a full or read-only disk gives an
+    ``OSError`` naming ``path`` (torch's own writer reports it as a ``RuntimeError``)."""
     import torch
 
-    with atomic_file(path) as tmp:
-        torch.save(obj, tmp)
-    return Path(path)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return write_bytes(path, buf.getvalue())
 
 
 def check_artifact_output(path: str | os.PathLike, overwrite: bool = True) -> Path:
@@ -146,6 +150,66 @@ def check_artifact_output(path: str | os.PathLike, overwrite: bool = True) -> Pa
         if not overwrite:
             raise InputError(path, "output", "already exists")
     return path
+
+
+def check_table_output(path: str | os.PathLike, producer: str, overwrite: bool = False) -> tuple[Path, Path]:
+    """Refuse, before any work, to write a table (and its ``.json`` record) over files mingraph did not write.
+
+    A table output is ``path`` plus its record ``path.with_suffix(".json")``.  An existing pair
+    may be replaced only with ``overwrite`` and only when the record names ``producer`` and
+    the table's bytes still have the digest the record holds (a table a person has edited since
+    is theirs; a record whose table is gone may be replaced).  A link is followed to its target; folders and device nodes are never replaced.
+
+    Parameters
+    ----------
+    path : path-like
+        The table (``.csv``) to write.
+    producer : str
+        The command that writes it, e.g. ``"mingraph classify-spectra"``.
+    overwrite : bool
+        Whether a table this producer wrote may be replaced.
+
+    Returns
+    -------
+    (Path, Path)
+        The table and record paths to write (link targets resolved).
+
+    Raises
+    ------
+    InputError
+        Either file exists and is not this producer's unedited output, or ``overwrite`` is false.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> check_table_output(d / "t.csv", "mingraph classify-spectra")[1].name
+    't.json'
+    >>> _ = (d / "t.csv").write_text("a,b\\n")
+    >>> check_table_output(d / "t.csv", "mingraph classify-spectra", overwrite=True)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mingraph.errors.InputError: ...t.csv: output: exists and was not written by mingraph classify-spectra; never replaced
+    """
+    table = _regular_target(Path(path))
+    record = _regular_target(table.with_suffix(".json"))
+    if table.suffix.lower() == ".json":
+        raise InputError(path, "output", "expected a .csv table name (its .json record goes beside it)")
+    if not (table.exists() or record.exists()):
+        return table, record
+    try:
+        rec = json.loads(record.read_text(encoding="utf-8"))
+        ours = rec.get("producer") == producer and (
+            not table.exists() or rec.get("table_digest") == file_digest(table)
+        )
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    if not ours:
+        culprit = table if table.exists() else record
+        raise InputError(culprit, "output", f"exists and was not written by {producer}; never replaced")
+    if not overwrite:
+        raise InputError(table, "output", "already exists (give --overwrite to replace it)")
+    return table, record
 
 
 def load_artifact(path: str | os.PathLike, fmt: str, version: int, what: str) -> dict:

@@ -120,6 +120,11 @@ COMMANDS = {
         False,
         True,
     ),
+    "classify-spectra": (
+        lambda i: ["classify-spectra", i["points"], "--out", "OUT", "--beam-kev", "20", "--overwrite"],
+        True,
+        True,
+    ),
     "fit-encoder": (lambda i: ["fit-encoder", i["ds"], "OUT", "--kind", "pca"], True, True),
     "export-model": (lambda i: ["export-model", MODEL, "OUT"], True, True),
     "train-unet": (lambda i: ["train-unet", i["ds"], "OUT", "--epochs", "1"], True, False),

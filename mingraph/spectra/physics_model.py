@@ -31,33 +31,17 @@ import numpy as np
 from scipy.special import xlogy
 from scipy.stats import poisson
 
-from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
+from mingraph.acquire.fields import CHANNEL_EV
 from mingraph.acquire.simulate.eds_physics import _phase_physics
 from mingraph.errors import InputError
 from mingraph.spectra.calibrate import Instrument
+from mingraph.spectra.element_spectra import element_spectra, to_recorded
 from mingraph.spectra.mineral_library import LibraryMineral, mass_composition
 
 FLOOR = 1e-4
 """Fraction of every spectrum's counts spread uniformly over the bins (what no model holds)."""
 LOG_N_GRID = np.linspace(np.log(20.0), np.log(2e6), 64)
 """Total counts (log) at which each candidate's noise-only deviance mean and variance are tabulated."""
-
-
-def to_recorded(spectrum: np.ndarray, inst: Instrument) -> np.ndarray:
-    """(3000,) spectrum on the true 10 eV grid -> where the instrument records it on the grid.
-
-    Grid channel j holds the counts of true energies [offset + gain·10 j, offset + gain·10 (j+1)):
-    the true spectrum's cumulative sum, linear within each channel, differenced at those edges.
-
-    >>> s = np.zeros(3000); s[100] = 10.0
-    >>> r = to_recorded(s, Instrument(offset_ev=20.0))
-    >>> int(np.argmax(r)), float(r.sum())
-    (98, 10.0)
-    """
-    s = np.asarray(spectrum, dtype=np.float64)
-    grid = np.arange(N_CHANNELS + 1) * CHANNEL_EV
-    cum = np.concatenate([[0.0], np.cumsum(s)])
-    return np.diff(np.interp(inst.true_energy(grid), grid, cum))
 
 
 @cache
@@ -222,8 +206,6 @@ def build_model(
     """
     if not library:
         raise InputError("mineral library", "minerals", "no minerals to classify against")
-    from mingraph.spectra.quantify import element_spectra
-
     edges = bin_edges(inst, lo_ev)
     lines, conts, cls, xs, comps = [], [], [], [], []
     for c, minr in enumerate(library):

@@ -1,0 +1,96 @@
+"""The simulator's X-ray physics on an instrument's recorded channel grid, one element at a time.
+
+:func:`to_recorded` moves a spectrum on the true 10 eV grid to where an instrument with a given
+energy offset and gain records it; :func:`element_spectra` gives each element's line spectrum
+(per unit mass fraction) and the continuum of a formula, recorded so.  The classifier's model
+(:mod:`mingraph.spectra.physics_model`) and the free-element refit
+(:mod:`mingraph.spectra.quantify`) both build on them.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import xraylib
+
+from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
+from mingraph.acquire.simulate.eds_physics import (
+    _N_AVOGADRO,
+    KRAMERS_K,
+    _element_lines,
+    _ionisations,
+    _mean_ionisation_kev,
+    _mu_rho,
+    _philibert_f,
+    binned_peaks,
+    detector_efficiency,
+    fwhm_ev,
+)
+from mingraph.acquire.simulate.minerals import composition
+from mingraph.spectra.calibrate import Instrument
+
+
+def to_recorded(spectrum: np.ndarray, inst: Instrument) -> np.ndarray:
+    """(3000,) spectrum on the true 10 eV grid -> where the instrument records it on the grid.
+
+    Grid channel j holds the counts of true energies [offset + gain·10 j, offset + gain·10 (j+1)):
+    the true spectrum's cumulative sum, linear within each channel, differenced at those edges.
+
+    >>> s = np.zeros(3000); s[100] = 10.0
+    >>> r = to_recorded(s, Instrument(offset_ev=20.0))
+    >>> int(np.argmax(r)), float(r.sum())
+    (98, 10.0)
+    """
+    s = np.asarray(spectrum, dtype=np.float64)
+    grid = np.arange(N_CHANNELS + 1) * CHANNEL_EV
+    cum = np.concatenate([[0.0], np.cumsum(s)])
+    return np.diff(np.interp(inst.true_energy(grid), grid, cum))
+
+
+@cache
+def element_spectra(formula: str, inst: Instrument) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Each element's recorded line spectrum per unit of its mass fraction, and the continuum.
+
+    The same physics as :func:`mingraph.acquire.simulate.eds_physics._phase_physics` (xraylib
+    lines, Bethe ionisation over the Joy-Luo stopping power, Philibert absorption in this matrix,
+    Kramers continuum, detector efficiency), kept apart per element.
+
+    Returns
+    -------
+    (Z, ...), lines (n_elements, 3000) photons per electron per steradian per unit mass fraction,
+    continuum (3000,); all on the recorded grid of ``inst``.
+    """
+    beam, takeoff, fw = float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev)
+    comp = composition(formula)
+    zs = np.array([z for z, _ in comp], dtype=np.float64)
+    ws = np.array([w for _, w in comp])
+    a_s = np.array([xraylib.AtomicWeight(int(z)) for z in zs])
+    z_over_a = float(np.sum(ws * zs / a_s))
+    ln_j = float(np.sum(ws * zs / a_s * np.log([_mean_ionisation_kev(int(z)) for z in zs])) / z_over_a)
+    z_bar, a_bar = float(np.sum(ws * zs)), float(np.sum(ws * a_s))
+    h = 1.2 * a_bar / z_bar**2
+    cosec = 1.0 / math.sin(math.radians(takeoff))
+    eff = detector_efficiency()
+    e_ch = (np.arange(N_CHANNELS) + 0.5) * CHANNEL_EV
+    lines = []
+    for (z, w), a in zip(comp, a_s):
+        e_line, omega_r, nb, edge = _element_lines(z, beam)
+        if e_line.size == 0:
+            lines.append(np.zeros(N_CHANNELS))
+            continue
+        n_ion = _ionisations(edge, beam, z_over_a, ln_j) * nb * (_N_AVOGADRO / a)  # per unit mass fraction
+        area = n_ion * omega_r / (4.0 * math.pi) * _philibert_f(_mu_rho(comp, e_line) * cosec, beam, edge, h)
+        area = area * np.interp(e_line * 1000.0, e_ch, eff)
+        lines.append(to_recorded(binned_peaks(e_line * 1000.0, area, fw), inst))
+    e0 = beam * 1000.0
+    cont = np.where(e_ch < e0, KRAMERS_K * z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
+    cont = cont * _philibert_f(
+        _mu_rho(comp, e_ch / 1000.0) * cosec, beam, np.minimum(e_ch / 1000.0, beam * 0.99), h
+    )
+    from scipy.ndimage import gaussian_filter1d
+
+    cont = gaussian_filter1d(cont * eff, fwhm_ev(3000.0, fw) / 2.3548 / CHANNEL_EV, mode="constant")
+    cont = np.maximum(cont, 0.0) * (e_ch < e0) * (eff > 0)
+    return tuple(int(z) for z in zs), np.array(lines), to_recorded(cont, inst)
