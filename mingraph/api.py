@@ -36,7 +36,7 @@ from mingraph.acquire.signals import bse_array, is_signal, signal_pixel_size_um,
 from mingraph.errors import InputError
 from mingraph.learn.bundle import Bundle, load_bundle, point_classes, point_features
 
-CLASSIFIERS = ("encoder",)
+CLASSIFIERS = ("encoder", "physics")
 """Where point classes come from: ``encoder``, the model file's trained spectral encoder."""
 
 
@@ -168,8 +168,10 @@ def classify_spectra(
     classifier: str = "encoder",
     points_rc: np.ndarray | None = None,
     energy_axis: Any = None,
+    beam_kev: float | None = None,
+    minerals: str | os.PathLike | None = None,
 ) -> SpectrumClasses:
-    """Class probabilities of point spectra over the model's classes.
+    """Class probabilities of point spectra over the model's classes, or a mineral library's.
 
     Parameters
     ----------
@@ -177,10 +179,17 @@ def classify_spectra(
         Counts (see :func:`spectra_on_grid` for axes).
     model : path-like, Bundle or None
         The model whose classifier and class list are used (default: the shipped model).
-    classifier : {"encoder"}
-        ``encoder``: the model file's trained CNN spectral encoder.
+    classifier : {"encoder", "physics"}
+        ``encoder``: the model file's trained CNN spectral encoder.  ``physics``: the physics
+        classifier (:class:`~mingraph.spectra.point_classifier.PhysicsClassifier`), calibrated
+        on these spectra' sum, over the mineral library ``minerals`` (default: the shipped one),
+        with a last class ``"unknown"`` where no mineral fits.
     points_rc, energy_axis
         As in :func:`spectra_on_grid`.
+    beam_kev : float, optional
+        Beam energy (kV) for the physics; default: what a HyperSpy signal's metadata states.
+    minerals : path-like, optional
+        The physics classifier's mineral library or list.
 
     Returns
     -------
@@ -203,8 +212,14 @@ def classify_spectra(
         raise InputError(
             "classifier", "classifier", f"expected one of {list(CLASSIFIERS)}, got {classifier!r}"
         )
-    bundle = load_model(model)
     grid = spectra_on_grid(spectra, points_rc, energy_axis=energy_axis)
+    if classifier == "physics":
+        from mingraph.spectra.point_classifier import UNKNOWN, PhysicsClassifier
+
+        clf = PhysicsClassifier(_start(spectra, beam_kev), minerals)
+        p = clf.class_probabilities(grid)
+        return SpectrumClasses([*clf.names, UNKNOWN], p, p.argmax(1).astype(np.int64), p.max(1))
+    bundle = load_model(model)
     enc = bundle.encoder
     if enc is None or getattr(enc, "kind", None) != "cnn" or not enc.n_classes:
         raise InputError("model", "encoder", "this model's encoder has no classifier (a CNN with classes)")
@@ -212,6 +227,17 @@ def classify_spectra(
 
     p = np.asarray(class_probabilities(enc, grid), dtype=np.float32)
     return SpectrumClasses(list(bundle.class_names), p, p.argmax(1).astype(np.int64), p.max(1))
+
+
+def _start(spectra: Any, beam_kev: float | None):
+    """The physics' starting instrument: ``beam_kev``, else a HyperSpy signal's metadata."""
+    from mingraph.acquire.spectrum_files import instrument_metadata
+    from mingraph.spectra.point_classifier import instrument_from
+
+    params = {}
+    if is_signal(spectra):
+        params = {"instrument": instrument_metadata({"metadata": spectra.metadata.as_dictionary()})}
+    return instrument_from(params, beam_kev, "spectra")
 
 
 def _minerals(minerals: Any, names: list[str]):
@@ -242,6 +268,7 @@ def phase_map(
     pixel_size_um: float | None = None,
     energy_axis: Any = None,
     block: int = 1024,
+    beam_kev: float | None = None,
 ) -> PhaseMap:
     """Classify every pixel of a field from its BSE image and spectra measured at a few points.
 
@@ -257,15 +284,21 @@ def phase_map(
         as in :func:`spectra_on_grid`.
     model : path-like, Bundle or None
         The model (default: the shipped fusion model).
-    classifier : {"encoder"}
-        Where the points' class evidence comes from (:data:`CLASSIFIERS`).
+    classifier : {"encoder", "physics"}
+        Where the points' class evidence comes from (:data:`CLASSIFIERS`).  With ``physics``
+        the classes are the mineral library's (``minerals``, default the shipped library) and
+        points no mineral fits make unclassified (-1) pixels; the model must mix its points'
+        classes (the fusion model).
     minerals : path-like, ClassMinerals or None
         A mineral list (names, formulas, densities, colours) for the legend; default: the
-        shipped list matched to the model's classes.
+        shipped list matched to the model's classes.  With ``physics``, the library it
+        classifies with (a path, or None).
     valid : (H, W) bool, optional
         Specimen pixels (default: all).
     pixel_size_um : float, optional
         Pixel size in µm (default: from a BSE or hypermap signal, else unknown).
+    beam_kev : float, optional
+        Beam energy (kV) for the physics; default: what a HyperSpy signal's metadata states.
     energy_axis : dict or array, optional
         The spectra's energy axis when they are arrays not on mingraph's grid.
     block : int
@@ -309,6 +342,12 @@ def phase_map(
             px_sig if px_sig is not None else (signal_pixel_size_um(spectra) if is_signal(spectra) else None)
         )
     bundle = load_model(model)
+    if classifier == "physics":
+        from mingraph.analyse.mineralogy.minerals import class_minerals, library_entries
+        from mingraph.learn.bundle import with_classifier
+
+        bundle = with_classifier(bundle, "physics", _start(spectra, beam_kev), minerals)
+        minerals = class_minerals(bundle.class_names, library_entries(bundle.encoder.library))
     feats = point_features(bundle, grid)
     pred = predict_field(bundle, img, valid, rc, feats, block=block, progress=False)
     cm = _minerals(minerals, list(bundle.class_names))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mingraph import cli_models
-from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
+from mingraph.analyse.mineralogy_cli import mineralogy_options
 from mingraph.cli_common import parse_fractions, predict_options, user_errors
 from mingraph.errors import InputError
 from mingraph.files import check_artifact_output
@@ -153,6 +153,8 @@ def predict(
     seed,
     block,
     device,
+    classifier,
+    beam_kev,
     overwrite,
     **mineralogy,
 ) -> None:
@@ -161,17 +163,33 @@ def predict(
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
     from mingraph.learn.distributed import pick_device
-    from mingraph.predict import library_densities, load_model, measure_points, measured_field, run_predict
+    from mingraph.predict import (
+        library_densities,
+        load_model,
+        measure_points,
+        measured_field,
+        point_mineralogy,
+        point_record,
+        run_predict,
+    )
 
     bundle = load_model(model, pick_device(device))
     if sum(x is not None for x in (input_, sim_size, bse)) != 1:
         raise InputError(
             "predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE"
         )
+    from mingraph.learn.bundle import with_classifier
+    from mingraph.spectra.point_classifier import choose_classifier
+
+    def evidence(measured: bool, params: dict | None, source: object):
+        chosen, start = choose_classifier(classifier, measured, params, beam_kev, source, click.echo)
+        return chosen, with_classifier(bundle, chosen, start, mineralogy.get("minerals"))
+
     if sim_size is not None:
         from mingraph.acquire.simulate import simulate_tile
 
         sample = simulate_tile(seed, sim_size).field(f"simulated-{sim_size}-seed{seed}")
+        chosen, bundle = evidence(False, {"instrument": {"beam_kev": 20.0}}, "--simulate")
         rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
         label = f"simulated {sim_size}x{sim_size} field, seed {seed}"
     elif bse is not None:
@@ -184,6 +202,7 @@ def predict(
                 "pixel size: not given; using 1 µm (grain sizes and areas in these units): pass --pixel-size"
             )
             pixel_size = 1.0
+        chosen, bundle = evidence(True, None, points)
         sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle, labels, classes)
         label = f"{bse} + {points}"
     else:
@@ -191,6 +210,10 @@ def predict(
 
         ds = open_dataset(input_)
         sample = ds.field(ds.find(tile))
+        from mingraph.acquire.simulate.eds import SimulatedEds
+
+        measured = not isinstance(sample.eds, SimulatedEds)
+        chosen, bundle = evidence(measured, sample.meta.get("eds_params"), f"{input_} tile {sample.name}")
         rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
         label = f"{input_} tile {sample.name}"
     if (labels is not None or classes is not None) and bse is None:
@@ -208,11 +231,11 @@ def predict(
         bundle,
         rc,
         emb,
-        {"input": label, "model": str(model or "default")},
+        {"input": label, "model": str(model or "default")} | point_record(bundle, chosen),
         overwrite,
         block,
         library_densities(bundle.class_names),
-        **mineralogy_kwargs(bundle.class_names, **mineralogy),
+        **point_mineralogy(bundle, mineralogy),
     )
     if res["metrics"]:
         m = res["metrics"]

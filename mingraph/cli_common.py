@@ -100,7 +100,8 @@ def parse_fractions(value: str) -> list[float]:
 
 def predict_options(f):
     """The options of commands that predict fields (``predict``, ``predict-sample``): --model,
-    --fraction, --pattern, --seed, --block and --device (they arrive as keyword arguments)."""
+    --fraction, --pattern, --seed, --block, --device, --classifier and --beam-kev (they arrive as
+    keyword arguments)."""
     from pathlib import Path
 
     opts = [
@@ -132,6 +133,18 @@ def predict_options(f):
             default="auto",
             show_default=True,
             help="Where the model runs: cpu, cuda, cuda:N, or auto (CUDA when present).",
+        ),
+        click.option(
+            "--classifier",
+            type=click.Choice(["physics", "encoder", "onnx"]),
+            help="Point classifier: physics (no training; any --minerals list), the model's encoder, or "
+            "the authors' ONNX encoder of a converted model. Default: physics for measured spectra, "
+            "encoder for simulated ones.",
+        ),
+        click.option(
+            "--beam-kev",
+            type=click.FloatRange(1, 30),
+            help="Beam energy in kV for the physics classifier (default: what the spectrum file states).",
         ),
     ]
     return with_options(f, opts)

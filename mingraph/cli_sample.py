@@ -44,6 +44,8 @@ def predict_sample(
     seed,
     block,
     device,
+    classifier,
+    beam_kev,
     overview_px,
     overwrite,
     **mineralogy,
@@ -59,7 +61,14 @@ def predict_sample(
     from mingraph.predict import load_model
     from mingraph.sample import predict_sample as run
 
-    names = load_model(model).class_names
+    library_file = None
+    if classifier == "physics" or (classifier is None and beam_kev is not None):
+        from mingraph.spectra.mineral_library import read_library
+
+        library_file = mineralogy.pop("minerals", None)
+        names = [m.name for m in read_library(library_file)]
+    else:
+        names = load_model(model).class_names
     res = run(
         sample,
         out,
@@ -74,6 +83,9 @@ def predict_sample(
         overview_px=overview_px,
         overwrite=overwrite,
         say=click.echo,
+        classifier=classifier,
+        beam_kev=beam_kev,
+        library_file=library_file,
         **mineralogy_kwargs(names, **mineralogy),
     )
     click.echo(

@@ -77,7 +77,16 @@ def predict_field(
     t0 = time.perf_counter()
     h, w = bse.shape
     model, cfg = bundle.model, bundle.config
-    if embeddings.shape != (eds_rc.shape[0], model.eds_dim):
+    n_cls = len(bundle.class_names)
+    extra = int(bool(getattr(bundle.encoder, "unknown_column", False)))  # the physics' unknown column
+    if model.mixes_point_classes:  # any classes: the model only mixes them
+        if embeddings.ndim != 2 or embeddings.shape != (eds_rc.shape[0], n_cls + extra):
+            raise InputError(
+                "model",
+                "EDS features",
+                f"expected {n_cls + extra} class probabilities per EDS point, got {embeddings.shape[1:]}",
+            )
+    elif embeddings.shape != (eds_rc.shape[0], model.eds_dim):
         raise InputError(
             "model",
             "EDS features",
@@ -99,6 +108,7 @@ def predict_field(
             c, cls = p.max(-1)
             labels[sl] = cls.cpu().numpy()
             conf[sl] = c.cpu().numpy()
+    labels[labels >= n_cls] = -1  # unknown: no mineral of the list fits (unclassified)
     labels[~valid] = -1
     conf[~valid] = 0.0
     return Prediction(labels, conf, eds_rc, time.perf_counter() - t0, point_classes(bundle, embeddings))
@@ -120,12 +130,23 @@ def measure_points(
     rc = sample_points(sample.valid, fraction, pattern, np.random.default_rng(seed), sample.eds_mask)
     if rc.shape[0] == 0 and pattern == "mask":
         raise InputError(sample.name, "eds_mask", "the sampling mask selects no valid pixel")
+    if hasattr(bundle.encoder, "calibrate"):  # the physics: the instrument from the points' sum first
+        total = np.zeros(3000, np.float64)
+        for i in range(0, rc.shape[0], chunk):
+            total += np.asarray(sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1])).sum(
+                0, dtype=np.float64
+            )
+        bundle.encoder.calibrate(total)
     # read and embed in chunks: a 10 000² field at 1 % has a million spectra (12 GB as float32)
     emb = [
         point_features(bundle, sample.eds.spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1]))
         for i in range(0, rc.shape[0], chunk)
     ]
-    return rc, np.concatenate(emb) if emb else np.zeros((0, bundle.model.eds_dim), np.float32)
+    if emb:
+        return rc, np.concatenate(emb)
+    if hasattr(bundle.encoder, "class_probabilities"):
+        return rc, bundle.encoder.class_probabilities(np.zeros((0, 3000), np.float32))
+    return rc, np.zeros((0, bundle.model.eds_dim), np.float32)
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -291,6 +312,8 @@ def write_outputs(
     (out / "summary.json").write_text(
         json.dumps({"summary": summary, "metrics": metrics}, indent=2, default=str)
     )
+    if hasattr(bundle.encoder, "record"):  # the physics: its list and the fitted calibration
+        (out / "point_classifier.json").write_text(json.dumps(bundle.encoder.record(), indent=1) + "\n")
     report = write_report(out, images, mineralogy, summary, metrics)
     return {"report": report, "metrics": metrics, "summary": summary}
 
@@ -357,3 +380,40 @@ def library_densities(class_names: list[str]) -> np.ndarray | None:
     if [m.name for m in MINERALS] != list(class_names):
         return None
     return np.array([m.density for m in MINERALS], dtype=np.float64)
+
+
+def point_record(bundle: Bundle, classifier: str) -> dict:
+    """What a prediction's summary records of its point classifier: its name and, for the
+    physics, the mineral list and the fitted calibration."""
+    enc = bundle.encoder
+    if not hasattr(enc, "record"):
+        return {"classifier": classifier}
+    rec = enc.record()
+    out = {
+        "classifier": f"{classifier} ({rec['classes']} minerals: {rec['minerals']}; unknown where none fits)"
+    }
+    cal = (rec.get("calibration") or {}).get("instrument")
+    if rec.get("note"):
+        out["calibration"] = rec["note"]
+    elif cal:
+        out["calibration (fitted)"] = (
+            f"{cal['beam_kev']:g} kV, offset {cal['offset_ev']:+.1f} eV, gain {cal['gain']:.5f}, "
+            f"FWHM at Mn Kα {cal['fwhm_mnka_ev']:.1f} eV (point_classifier.json)"
+        )
+    return out
+
+
+def point_mineralogy(bundle: Bundle, options: dict) -> dict:
+    """The mineralogy keyword arguments of :func:`run_predict` from the command's options; with the
+    physics classifier, the classes' densities, colours and formulas come from its library (the
+    ``--minerals`` list it classified with)."""
+    from mingraph.analyse.mineralogy_cli import mineralogy_kwargs
+
+    library = getattr(bundle.encoder, "library", None)
+    if library is None:
+        return mineralogy_kwargs(bundle.class_names, **options)
+    from mingraph.analyse.mineralogy.minerals import class_minerals, library_entries
+
+    kw = mineralogy_kwargs(bundle.class_names, **{**options, "minerals": None})
+    source = str(options.get("minerals") or "shipped library")
+    return kw | {"minerals": class_minerals(bundle.class_names, library_entries(library), source=source)}

@@ -61,6 +61,7 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
 
         ds = _cached(f"dataset:{spec.source}", lambda: open_dataset(spec.source))
         sample = ds.field(ds.find(spec.tile))
+        bundle = field_classifier(bundle, cfg, sample.meta.get("eds_params"), spec.source)
         rc, emb = measure_points(
             sample, bundle, cfg["fraction"], cfg["pattern"], field_seed(cfg["seed"], spec.index)
         )
@@ -74,10 +75,12 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
             from mingraph.acquire.readers import read_mask
 
             valid = read_mask(spec.valid, d["bse"].shape, "valid")
+        bundle = field_classifier(bundle, cfg, None, spec.source)
         sample = Field(d["bse"], valid, None, bundle.class_names, px, NoSpectra(spec.source))
         rc = check_points(d["rc"], sample.shape, spec.source)
         emb = point_features(bundle, d["spectra"])
     else:
+        bundle = field_classifier(bundle, cfg, None, spec.source)
         sample, rc, emb = measured_field(spec.source, spec.points, spec.valid, px, bundle)
     if sample.shape != tuple(spec.shape):
         raise InputError(
@@ -85,7 +88,19 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
             f"field {spec.name}",
             f"image is {sample.shape}, the sample was laid out with {spec.shape}",
         )
-    return sample, rc, emb
+    return sample, rc, emb, bundle
+
+
+def field_classifier(bundle, cfg: dict, params: dict | None, source: object):
+    """The model with the run's point classifier for one field: with the physics, a classifier of
+    its own, calibrated to this field's points (its beam from ``--beam-kev`` or the field's file)."""
+    if cfg.get("classifier", "encoder") != "physics":
+        return bundle
+    from mingraph.learn.bundle import with_classifier
+    from mingraph.spectra.point_classifier import instrument_from
+
+    start = instrument_from(params, cfg.get("beam_kev"), source)
+    return with_classifier(bundle, "physics", start, cfg.get("library_file"))
 
 
 def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
@@ -106,7 +121,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     device = pick_device(cfg.get("device", "cpu"))  # on the worker: "auto" means this worker's GPU
     bundle = _cached(f"model:{cfg['model']}:{device}", lambda: load_model(cfg["model"], device))
     cpu0 = time.process_time()
-    sample, rc, emb = load_field(spec, bundle, cfg)
+    sample, rc, emb, bundle = load_field(spec, bundle, cfg)
     pred = predict_field(bundle, sample.bse, sample.valid, rc, emb, block=cfg["block"], progress=False)
     own = owned_mask(fields, spec.index)
     n = len(bundle.class_names)
@@ -214,6 +229,9 @@ def predict_sample(
     progress: bool = True,
     say: Callable[[str], None] | None = None,
     on_field: Callable[[int, dict], None] | None = None,
+    classifier: str | None = None,
+    beam_kev: float | None = None,
+    library_file: str | os.PathLike | None = None,
 ) -> dict:
     """Predict every field of SAMPLE (a TIMA job, dataset or manifest) into OUT, then the sample's results.
 
@@ -224,7 +242,12 @@ def predict_sample(
     a remote ``scheduler`` whose workers may have devices this machine lacks; not a setting of the
     run, so a run may resume on another device.
     ``on_field(i, info)`` is called as each field
-    finishes.  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
+    finishes.  ``classifier`` the point classifier (:data:`~mingraph.spectra.point_classifier.CLASSIFIERS`;
+    default: ``physics`` where ``beam_kev`` is given, else the model's encoder, with a notice for
+    measured fields);
+    with ``physics`` every field is calibrated on its own points, its beam energy from ``beam_kev``
+    or the field's file, its classes those of the mineral library ``library_file`` (default: the
+    shipped one).  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
     InputError naming the file, field and expectation for bad input or a mismatched resume.
     """
     from mingraph.analyse.evaluate import resolve_model
@@ -245,6 +268,25 @@ def predict_sample(
     s = open_sample(sample)
     out = Path(out)
     bundle = load_model(model)
+    from mingraph.learn.bundle import with_classifier
+
+    if classifier is None:  # the physics needs the beam energy, which point files do not state
+        classifier = "physics" if beam_kev is not None else "encoder"
+        if beam_kev is None and s.kind in ("tima", "manifest"):
+            say(
+                f"{s.path}: the model's encoder classifies the spectra; give --beam-kev for the "
+                "physics classifier (no training, any mineral list, unknowns)"
+            )
+    if classifier == "physics":  # the classes are the library's, whatever the model was trained on
+        from mingraph.spectra.calibrate import Instrument
+
+        bundle = with_classifier(bundle, "physics", Instrument(beam_kev or 20.0), library_file)
+        if minerals is None:
+            from mingraph.analyse.mineralogy.minerals import library_entries
+
+            minerals = class_minerals(bundle.class_names, library_entries(bundle.encoder.library))
+    else:
+        with_classifier(bundle, classifier)  # refuses onnx with another encoder now
     names = bundle.class_names
     if minerals is None:
         minerals = class_minerals(names)
@@ -261,6 +303,8 @@ def predict_sample(
         block=block,
         min_confidence=min_confidence,
         overview_px=overview_px,
+        classifier=classifier,
+        beam_kev=beam_kev,
         minerals=minerals_digest(minerals),
         model_digest=file_digest(default_model_path() if model is None else resolve_model(model)),
         **({"specimen": "tima-bse-window"} if s.kind == "tima" else {}),  # TIMA fields: MinBse-MaxBse
@@ -275,6 +319,7 @@ def predict_sample(
         step=step,
         pixel_size_um=s.pixel_size_um,
         device=device,
+        library_file=None if library_file is None else str(library_file),
     )
     done = [f for f in s.fields if (out / "fields" / f.name / "field.json").is_file()]
     todo = [f for f in s.fields if f not in done]

@@ -30,6 +30,9 @@ from mingraph.predict import predict_field
         "mingraph.files",
         "mingraph.learn.registry",
         "mingraph.learn.tiling",
+        "mingraph.spectra.point_classifier",
+        "mingraph.acquire.spectrum_files",
+        "mingraph.analyse.mineralogy.minerals",
     ],
 )
 def test_doctests(module):

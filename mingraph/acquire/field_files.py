@@ -63,6 +63,7 @@ def field_record(
             "import", "spectra", "give a hypermap (--spectra) or point spectra (--points), not both"
         )
     cube = file_px = calibration = None
+    instrument: dict = {}
     rc = point_spectra = tima_meta = tima_valid = None
     if f.tima is not None:
         if any(x is not None for x in (f.bse, f.spectra, f.points, f.eds_mask)):
@@ -84,7 +85,7 @@ def field_record(
         from mingraph.acquire.spectrum_files import read_hypermap
 
         hm = read_hypermap(f.spectra, work_dir)
-        cube, file_px, calibration = hm.cube, hm.pixel_size_um, hm.calibration
+        cube, file_px, calibration, instrument = hm.cube, hm.pixel_size_um, hm.calibration, hm.instrument
         say(f"{f.spectra}: {summary_line(calibration)}")
         if f.bse is None:
             if hm.bse is None:
@@ -158,11 +159,14 @@ def field_record(
         spectra=cube if cube is not None else point_spectra,
         eds_rc=rc,
         spectra_file=hm.cube_file if f.spectra is not None else None,
+        eds_params={"instrument": instrument} if instrument else {},
     )
     sources = {
         k: str(v) for k, v in vars(f).items() if v is not None and k not in ("pixel_size_um", "split", "name")
     }
     meta = {"sources": sources, **({"calibration": calibration} if calibration is not None else {})}
+    if instrument:
+        meta["instrument"] = instrument
     if tima_meta is not None:
         meta["tima"] = tima_meta
     return rec, names, meta

@@ -7,7 +7,7 @@ expected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,38 @@ class Hypermap:
     pixel_size_um: float | None  # from the map's spatial axes; None when the file does not say
     calibration: dict  # calibration.to_grid's record
     cube_file: Path | None = None  # the memory-mapped .npy holding ``cube`` (lazy reading)
+    instrument: dict = field(
+        default_factory=dict
+    )  # what the file states: beam_kev, takeoff_deg, fwhm_mnka_ev
+
+
+def instrument_metadata(sig: dict) -> dict:
+    """The acquisition conditions a HyperSpy/rosettasciio signal states, in mingraph's names:
+    ``beam_kev`` (``SEM.beam_energy``, kV), ``takeoff_deg`` (``Detector.EDS.elevation_angle``,
+    degrees; the take-off angle of an untilted specimen) and ``fwhm_mnka_ev``
+    (``Detector.EDS.energy_resolution_MnKa``, eV); keys the file lacks are left out.
+
+    Examples
+    --------
+    >>> instrument_metadata({"metadata": {"Acquisition_instrument": {"SEM": {"beam_energy": 20}}}})
+    {'beam_kev': 20.0}
+    """
+    sem = sig.get("metadata", {}).get("Acquisition_instrument", {})
+    sem = sem.get("SEM") or sem.get("TEM") or {}
+    eds = sem.get("Detector", {}).get("EDS", {})
+    out = {}
+    for key, value in (
+        ("beam_kev", sem.get("beam_energy")),
+        ("takeoff_deg", eds.get("elevation_angle")),
+        ("fwhm_mnka_ev", eds.get("energy_resolution_MnKa")),
+    ):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(v) and v > 0:
+            out[key] = v
+    return out
 
 
 def _reader(path: Path):
@@ -135,7 +167,9 @@ def read_hypermap(path: str | Path, work_dir: str | Path | None = None) -> Hyper
     bse = (
         None if chosen is None else bse_levels(np.asarray(chosen["data"]), path, f"image {_title(chosen)!r}")
     )
-    return Hypermap(cube, bse, None if chosen is None else _title(chosen), px, calib, cube_file)
+    return Hypermap(
+        cube, bse, None if chosen is None else _title(chosen), px, calib, cube_file, instrument_metadata(sig)
+    )
 
 
 BLOCK_BYTES = 256 << 20

@@ -99,6 +99,55 @@ def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
     """(N,) int64 class of each EDS point from its :func:`point_features`, by the encoder's
     classifier (what nearest-EDS labelling uses); None when the encoder has no classifier."""
     enc = bundle.encoder
-    if enc is None or getattr(enc, "kind", None) != "cnn" or not enc.n_classes or len(features) == 0:
+    if enc is None or len(features) == 0:
+        return None
+    if getattr(enc, "kind", None) == "physics":  # the unknown column gives -1 (unclassified)
+        cls = bundle.model.point_classes(enc, features)
+        return np.where(cls >= len(bundle.class_names), -1, cls)
+    if getattr(enc, "kind", None) != "cnn" or not enc.n_classes:
         return None
     return bundle.model.point_classes(enc, features)
+
+
+def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) -> Bundle:
+    """The model with its point evidence from ``classifier`` (:data:`~mingraph.spectra.point_classifier.CLASSIFIERS`).
+
+    ``encoder`` and ``onnx`` keep the model file's encoder (``onnx`` checks that it is the authors'
+    ONNX network); ``physics`` puts a :class:`~mingraph.spectra.point_classifier.PhysicsClassifier`
+    (instrument ``start``, mineral list ``minerals``) in its place, and the library's mineral
+    names in place of the model's classes: a model that only mixes its points' classes (the
+    fusion model) takes any list unchanged.
+
+    Raises
+    ------
+    InputError
+        For an unknown classifier, ``physics`` with a model that reads embeddings (the paper's
+        GAT), and ``onnx`` or ``encoder`` with a model file whose encoder is not that one.
+    """
+    import dataclasses
+
+    from mingraph.errors import InputError
+    from mingraph.spectra.point_classifier import CLASSIFIERS, PhysicsClassifier
+
+    if classifier not in CLASSIFIERS:
+        raise InputError(
+            "--classifier", "classifier", f"expected one of {', '.join(CLASSIFIERS)}, got {classifier!r}"
+        )
+    kind = getattr(bundle.encoder, "kind", None)
+    if classifier == "physics":
+        if not bundle.model.mixes_point_classes:
+            raise InputError(
+                "--classifier",
+                "physics",
+                f"the {bundle.model.label} reads the encoder's embeddings, not class probabilities: "
+                "give --classifier encoder (or use the fusion model)",
+            )
+        clf = PhysicsClassifier(start, minerals)
+        return dataclasses.replace(bundle, encoder=clf, class_names=list(clf.names))
+    if bundle.encoder is None:
+        raise InputError("model", "encoder", "this model file holds no spectral encoder")
+    if classifier == "onnx" and kind != "onnx":
+        raise InputError(
+            "--classifier", "onnx", f"this model's encoder is a {kind} network, not the authors' ONNX one"
+        )
+    return bundle

@@ -99,7 +99,10 @@ class FusionModel(nn.Module):
 
     def point_features(self, encoder, spectra: np.ndarray) -> np.ndarray:
         """The encoder's (n, classes) class probabilities of (n, 3000) count spectra: the EDS
-        evidence the model mixes."""
+        evidence the model mixes (any classifier with a ``class_probabilities`` method, e.g. the
+        physics classifier, whose classes need not be the model's)."""
+        if hasattr(encoder, "class_probabilities"):
+            return encoder.class_probabilities(spectra)
         return class_probabilities(encoder, spectra)
 
     def point_classes(self, encoder, features: np.ndarray) -> np.ndarray:

@@ -39,6 +39,15 @@ from mingraph.acquire.simulate.eds_physics import (
 from mingraph.errors import InputError
 
 SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+MIN_CALIBRATION_COUNTS = 2000
+"""Counts (in the fitted range) a summed spectrum needs for :func:`fit_calibration`."""
+
+
+def calibration_counts(summed: np.ndarray, start: Instrument, lo_ev: float = 250.0) -> float:
+    """Counts of ``summed`` in the range :func:`fit_calibration` fits (``lo_ev`` up to 95 % of the
+    beam energy, at most 20 keV)."""
+    hi_ev = min(0.95 * start.beam_kev * 1000.0, 20000.0)
+    return float(np.asarray(summed, np.float64)[int(lo_ev // CHANNEL_EV) : int(hi_ev // CHANNEL_EV)].sum())
 
 
 @dataclass(frozen=True)
@@ -206,7 +215,7 @@ def fit_calibration(
     hi_ev = min(0.95 * start.beam_kev * 1000.0, 20000.0) if hi_ev is None else hi_ev
     lo, hi = int(lo_ev // CHANNEL_EV), int(hi_ev // CHANNEL_EV)
     yw = y[lo:hi]
-    if yw.sum() < 2000:
+    if yw.sum() < MIN_CALIBRATION_COUNTS:
         raise InputError("summed spectrum", "counts", f"{yw.sum():.0f} counts: too few to fit a calibration")
     zs = list(range(6, 93)) if elements is None else sorted(set(int(z) for z in elements))
     lines, owner = [], []

@@ -174,6 +174,38 @@ def default_mineral_list() -> list[MineralEntry]:
     return read_mineral_list(DEFAULT_LIST)
 
 
+def library_entries(library: Sequence) -> list[MineralEntry]:
+    """Mineral-list entries of a physics library (:class:`~mingraph.spectra.mineral_library.LibraryMineral`):
+    name, density, colour, aliases, and the formula; a series gets the formula of the middle of
+    its composition range (end members' atoms weighted by the grid's mean mole fractions), so
+    deportment and the assay check see its elements.
+
+    Examples
+    --------
+    >>> from mingraph.spectra.mineral_library import read_library
+    >>> bio = next(e for e in library_entries(read_library()) if e.name == "biotite")
+    >>> sorted(formula_composition(bio.formula))[:4]
+    ['Al', 'Fe', 'H', 'K']
+    """
+    import xraylib
+
+    out = []
+    for m in library:
+        formula = m.formula
+        if formula is None:
+            x = m.grid().mean(0)
+            atoms: dict[int, float] = {}
+            for xi, (_, f) in zip(x, m.end_members):
+                c = xraylib.CompoundParser(f)
+                for z, n in zip(c["Elements"], c["nAtoms"]):
+                    atoms[int(z)] = atoms.get(int(z), 0.0) + float(xi) * float(n)
+            formula = "".join(
+                f"{xraylib.AtomicNumberToSymbol(z)}{round(n, 4):g}" for z, n in sorted(atoms.items()) if n > 0
+            )
+        out.append(MineralEntry(m.name, formula, m.density, m.colour, tuple(m.aliases)))
+    return out
+
+
 def class_minerals(
     class_names: Sequence[str], entries: Sequence[MineralEntry] | None = None, source: str = "default"
 ) -> ClassMinerals:

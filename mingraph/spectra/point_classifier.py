@@ -1,0 +1,213 @@
+"""The point classifiers a phase model can take its EDS evidence from, chosen by ``--classifier``.
+
+- ``physics`` (:class:`PhysicsClassifier`): the physics classifier of
+  :mod:`mingraph.spectra.physics` over a mineral library, calibrated to the instrument from the
+  summed spectrum of the points it is given.  Its class probabilities have one column more than
+  the library has minerals: **unknown**, for a spectrum that no mineral of the list fits.  It
+  needs no training, and any library (any names, any number of classes) feeds a model that only
+  mixes its points' classes (the fusion model).
+- ``encoder``: the spectral encoder the model file holds (the CNN trained with the model, whose
+  classes are the model's).
+- ``onnx``: the same, where the model file's encoder is the authors' ONNX network (the paper's
+  GAT converted from the authors' checkpoint).
+
+:func:`default_classifier` picks ``physics`` for measured spectra and ``encoder`` for the
+simulator's, whose spectra the encoder was trained on.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mingraph.errors import InputError
+from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
+
+CLASSIFIERS = ("physics", "encoder", "onnx")
+"""The point classifiers ``--classifier`` takes."""
+UNKNOWN = "unknown"
+"""The name of the physics classifier's last column: no mineral of the list fits."""
+
+
+def default_classifier(measured: bool) -> str:
+    """``physics`` for measured spectra (a hypermap, point spectra, a TIMA field), else ``encoder``.
+
+    Examples
+    --------
+    >>> default_classifier(True), default_classifier(False)
+    ('physics', 'encoder')
+    """
+    return "physics" if measured else "encoder"
+
+
+def choose_classifier(
+    classifier: str | None,
+    measured: bool,
+    params: dict | None,
+    beam_kev: float | None,
+    source: object,
+    say=None,
+) -> tuple[str, Instrument | None]:
+    """The point classifier of a field and, for the physics, its starting instrument.
+
+    ``classifier`` as given (``--classifier``), else :func:`default_classifier`.  Where the physics
+    is only the default and neither ``--beam-kev`` nor the file states the beam energy (point
+    spectra in an .npz, a TIMA field), the model's encoder is used and ``say`` tells the user how
+    to get the physics; given explicitly, the physics without a beam energy is an error.
+
+    Raises
+    ------
+    InputError
+        ``--classifier physics`` where the beam energy is unknown.
+
+    Examples
+    --------
+    >>> choose_classifier(None, True, {"instrument": {"beam_kev": 20.0}}, None, "f")[0]
+    'physics'
+    >>> choose_classifier(None, True, {}, None, "f", say=print)[0]  # doctest: +ELLIPSIS
+    f: the beam energy is not stated, so the model's encoder classifies the spectra...
+    'encoder'
+    """
+    chosen = classifier or default_classifier(measured)
+    if chosen != "physics":
+        return chosen, None
+    known = beam_kev is not None or (params or {}).get("instrument", {}).get("beam_kev") is not None
+    if classifier is None and not known:
+        if say is not None:
+            say(
+                f"{source}: the beam energy is not stated, so the model's encoder classifies the spectra; "
+                "give --beam-kev for the physics classifier (no training, any mineral list, unknowns)"
+            )
+        return "encoder", None
+    return "physics", instrument_from(params, beam_kev, source)
+
+
+class PhysicsClassifier:
+    """The physics classifier as a model's point evidence: (n, C + 1) probabilities, last = unknown.
+
+    Parameters
+    ----------
+    start : Instrument
+        The conditions the file states (beam kV, take-off angle; offset, gain and FWHM at Mn Kα
+        are starting values): :meth:`calibrate` refines offset, gain and FWHM from the data.
+    minerals : path-like or None
+        A mineral library or plain mineral list (:func:`mingraph.spectra.mineral_library.read_library`);
+        None: the shipped library.
+
+    Attributes
+    ----------
+    kind : str
+        ``"physics"``.
+    names : list of str
+        The library's mineral names, in its order: the class ids of the probabilities' first C columns.
+    unknown_column : bool
+        True: the probabilities' last column is unknown.
+    fit : CalibrationFit or None
+        The fitted calibration, once :meth:`calibrate` has run.
+
+    Examples
+    --------
+    >>> clf = PhysicsClassifier(Instrument(beam_kev=20.0))
+    >>> len(clf.names) >= 150, clf.unknown_column
+    (True, True)
+    """
+
+    kind = "physics"
+    unknown_column = True
+
+    def __init__(self, start: Instrument, minerals: str | os.PathLike | None = None):
+        from mingraph.spectra.mineral_library import read_library
+
+        self.start = start
+        self.minerals = None if minerals is None else str(minerals)
+        self.library = read_library(minerals)
+        self.names = [m.name for m in self.library]
+        self.fit: CalibrationFit | None = None
+        self.note = ""
+        self._model = self._reference = None
+
+    def calibrate(self, summed: np.ndarray) -> CalibrationFit:
+        """Fit offset, gain and FWHM to the (3000,) summed spectrum of the points, then build the
+        library's expected spectra at the fitted instrument (and the shipped library's other
+        minerals as reference minerals, so a spectrum one of them explains better is unknown).
+
+        A sum with fewer counts than a calibration needs (``MIN_CALIBRATION_COUNTS``) keeps the
+        file's values, and :attr:`note` says so; spectra of too few counts each come out
+        "unknown: too few counts" (sum neighbouring pixels first: ``classify-spectra --bin``).
+        """
+        from mingraph.spectra.calibrate import MIN_CALIBRATION_COUNTS, calibration_counts
+        from mingraph.spectra.classify_map import library_elements
+        from mingraph.spectra.physics import reference_model
+        from mingraph.spectra.physics_model import build_model
+
+        n = calibration_counts(summed, self.start)
+        if n < MIN_CALIBRATION_COUNTS:  # e.g. a few points of a low-count map: the file's values stand
+            self.fit = CalibrationFit(self.start, self.start, (), float("nan"), 0)
+            self.note = (
+                f"{n:.0f} counts in the points' summed spectrum, too few to calibrate "
+                f"({MIN_CALIBRATION_COUNTS} needed): the file's calibration is used"
+            )
+        else:
+            self.fit = fit_calibration(
+                np.asarray(summed, np.float64), self.start, library_elements(self.library)
+            )
+        self._model = build_model(self.library, self.fit.instrument)
+        self._reference = reference_model(self._model)
+        return self.fit
+
+    def class_probabilities(self, spectra: np.ndarray) -> np.ndarray:
+        """(n, C + 1) float32 class probabilities of (n, 3000) count spectra; the last column is
+        unknown.  Calibrates on these spectra first when :meth:`calibrate` has not run."""
+        from mingraph.spectra.physics import classify_spectra
+
+        y = np.asarray(spectra)
+        if y.ndim != 2 or y.shape[1] != 3000:
+            raise InputError("spectra", "shape", f"expected (n, 3000) counts, got {y.shape}")
+        if len(y) == 0:
+            return np.zeros((0, len(self.names) + 1), np.float32)
+        if self._model is None:
+            self.calibrate(y.sum(0, dtype=np.float64))
+        res = classify_spectra(y, self._model, reference=self._reference)
+        return np.asarray(res.probabilities, np.float32)
+
+    def record(self) -> dict:
+        """What outputs store: the classifier, its list and the fitted calibration."""
+        return {
+            "classifier": "physics",
+            "minerals": self.minerals or "shipped library",
+            "classes": len(self.names),
+            "calibration": None if self.fit is None else self.fit.to_dict(),
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+def instrument_from(params: dict | None, beam_kev: float | None, source: object) -> Instrument:
+    """The starting :class:`Instrument` of a measured field: ``--beam-kev`` if given, else what its
+    file recorded at import (``params["instrument"]``: ``beam_kev``, ``takeoff_deg``,
+    ``fwhm_mnka_ev``).
+
+    Raises
+    ------
+    InputError
+        When neither gives the beam energy (the physics cannot be computed without it).
+
+    Examples
+    --------
+    >>> instrument_from({"instrument": {"beam_kev": 15.0}}, None, "f").beam_kev
+    15.0
+    >>> instrument_from({}, 25.0, "f").source
+    'options'
+    """
+    rec = dict((params or {}).get("instrument") or {})
+    if beam_kev is not None:
+        rec["beam_kev"] = float(beam_kev)
+    if rec.get("beam_kev") is None:
+        raise InputError(
+            source,
+            "beam energy",
+            "the physics classifier needs the beam kV, which the file does not state: "
+            "give --beam-kev (or --classifier encoder)",
+        )
+    kw = {k: float(rec[k]) for k in ("beam_kev", "takeoff_deg", "fwhm_mnka_ev") if rec.get(k) is not None}
+    return Instrument(**kw, source="options" if beam_kev is not None else "metadata")
