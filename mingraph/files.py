@@ -152,6 +152,27 @@ def check_artifact_output(path: str | os.PathLike, overwrite: bool = True) -> Pa
     return path
 
 
+def check_new_file(path: str | os.PathLike) -> Path:
+    """Refuse, before any work, an output file name that exists in any form (file, folder, link,
+    dangling link, device): for outputs whose ownership cannot be told (a picture), nothing is
+    ever replaced.
+
+    Raises
+    ------
+    InputError
+        ``path`` exists.
+
+    Examples
+    --------
+    >>> check_new_file("/nonexistent/spectrum.png").name
+    'spectrum.png'
+    """
+    p = Path(path)
+    if os.path.lexists(p):
+        raise InputError(p, "output", "already exists; never replaced (give a new file name)")
+    return p
+
+
 def check_table_output(path: str | os.PathLike, producer: str, overwrite: bool = False) -> tuple[Path, Path]:
     """Refuse, before any work, to write a table (and its ``.json`` record) over files mingraph did not write.
 

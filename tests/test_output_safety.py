@@ -125,6 +125,7 @@ COMMANDS = {
         True,
         True,
     ),
+    "minerals": (lambda i: ["minerals", "--show", "quartz", "--out", "OUT"], True, True),
     "fit-encoder": (lambda i: ["fit-encoder", i["ds"], "OUT", "--kind", "pca"], True, True),
     "export-model": (lambda i: ["export-model", MODEL, "OUT"], True, True),
     "train-unet": (lambda i: ["train-unet", i["ds"], "OUT", "--epochs", "1"], True, False),
