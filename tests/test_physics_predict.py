@@ -211,3 +211,14 @@ def test_the_papers_gat_refuses_the_physics_in_one_line(tmp_path):
     gat = Bundle(GATModel(), b.encoder, b.class_names, b.config, b.meta)
     with pytest.raises(InputError, match="embeddings"):
         with_classifier(gat, "physics", Instrument())
+
+
+@pytest.mark.parametrize("level", [0.7, 2.0, 6.0])
+def test_flat_poisson_noise_is_no_mineral(level):
+    """Peakless noise of 2,000-18,000 counts fits no mineral: the free-element refit must not
+    name it (it once came out graphite, the one class with no line in the fitted range)."""
+    from mingraph.spectra.classify_map import classify_counts
+
+    y = np.random.default_rng(1).poisson(level, (40, 3000)).astype(np.float32)
+    res, _, _ = classify_counts(y, Instrument(beam_kev=20.0))
+    assert (res.label == len(res.names)).all(), set(res.label_names())
