@@ -122,6 +122,7 @@ def test_report_links_tables_and_numbers(run):
         "phases.tif",
         "report.html",
         "report.md",
+        "report.xlsx",  # the tables as one workbook (tests/test_workbook.py)
     ]
 
 

@@ -177,7 +177,7 @@ def write_report(
     *,
     title: str = "mingraph phase-map report",
 ) -> Path:
-    """Write report.md and report.html in ``out_dir`` (the picture of one field for people); return report.md's path.
+    """Write report.md, report.html and (with ``mineralogy``) report.xlsx in ``out_dir``; return report.md's path.
 
     ``images``: named pictures, e.g. {"phase_map": "phases.tif", "overlay": "overlay.png",
     "confidence": "confidence.png"}; PNG/JPEG/SVG are shown, others (TIFF) linked. ``mineralogy``:
@@ -236,6 +236,8 @@ def write_report(
     shown = [(k, p) for k, p in images.items() if Path(p).suffix.lower() in _IMAGE_SUFFIXES]
     plots = [(k, t) for k, t in _PLOTS if k in mineralogy]
     data_files = [(k, p) for k, p in mineralogy.items() if not k.endswith("_png")]
+    if mineralogy:  # written below, after the HTML: every table as one sheet
+        data_files.append(("workbook: every table, one sheet each", out / "report.xlsx"))
     linked_images = list(images.items())
 
     # ---------------- Markdown
@@ -368,4 +370,8 @@ def write_report(
         h.append("</ul>")
     h += ["</body>", "</html>"]
     write_text(out / "report.html", "\n".join(h) + "\n")
+    if mineralogy:  # the same tables as one workbook (mingraph.analyse.workbook)
+        from mingraph.analyse.workbook import write_workbook
+
+        write_workbook(out / "report.xlsx", mineralogy, summ, metrics)
     return md_path
