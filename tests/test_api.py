@@ -33,6 +33,8 @@ from mingraph.predict import predict_field
         "mingraph.spectra.point_classifier",
         "mingraph.acquire.spectrum_files",
         "mingraph.analyse.mineralogy.minerals",
+        "mingraph.analyse.workbook",
+        "mingraph.spectra.library_view",
     ],
 )
 def test_doctests(module):
