@@ -222,3 +222,25 @@ def test_flat_poisson_noise_is_no_mineral(level):
     y = np.random.default_rng(1).poisson(level, (40, 3000)).astype(np.float32)
     res, _, _ = classify_counts(y, Instrument(beam_kev=20.0))
     assert (res.label == len(res.names)).all(), set(res.label_names())
+
+
+def test_jeol_tem_map_is_refused_in_one_line_before_its_cube_is_read(tmp_path):
+    """rosettasciio's JEOL .pts (a 200 kV TEM map, ~1 count a pixel, no BSE image) reads through
+    rsciio.jeol; import stops at once without a BSE, and the physics refuses a TEM beam."""
+    pts = CHEV.parent.parent / "jeol" / "View000_0000006.pts"
+    if not pts.is_file():
+        pytest.skip(f"{pts} not found")
+    import time
+
+    t0 = time.perf_counter()
+    res = CliRunner().invoke(main, ["import", str(tmp_path / "j"), "--spectra", str(pts)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "no BSE image" in res.output and not (tmp_path / "j").exists()
+    assert time.perf_counter() - t0 < 60  # refused before the 1 GB cube is rebinned (measured 5 s)
+    from mingraph.acquire.spectrum_files import instrument_metadata, read_signals
+
+    sig = next(s for s in read_signals(pts, lazy=True) if len(s["data"].shape) == 3)
+    inst = instrument_metadata(sig)
+    assert inst == {"beam_kev": 200.0, "takeoff_deg": pytest.approx(22.3), "fwhm_mnka_ev": 138.0}
+    with pytest.raises(InputError, match="200 kV"):
+        instrument_from({"instrument": inst}, None, pts)

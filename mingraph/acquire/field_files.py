@@ -84,7 +84,7 @@ def field_record(
         from mingraph.acquire.calibration import summary_line
         from mingraph.acquire.spectrum_files import read_hypermap
 
-        hm = read_hypermap(f.spectra, work_dir)
+        hm = read_hypermap(f.spectra, work_dir, require_bse=f.bse is None)
         cube, file_px, calibration, instrument = hm.cube, hm.pixel_size_um, hm.calibration, hm.instrument
         say(f"{f.spectra}: {summary_line(calibration)}")
         if f.bse is None:

@@ -76,8 +76,10 @@ def _reader(path: Path):
             from rsciio.bruker import file_reader
         elif suffix in (".hspy", ".hdf5"):
             from rsciio.hspy import file_reader
+        elif suffix == ".pts":  # JEOL Analysis Station
+            from rsciio.jeol import file_reader
         else:
-            raise InputError(path, "format", f"expected .bcf, .spx, .hspy or .msa, got {suffix!r}")
+            raise InputError(path, "format", f"expected .bcf, .spx, .pts, .hspy or .msa, got {suffix!r}")
     except ImportError as e:
         raise InputError(path, "reader", f"needs the io extra (pip install 'mingraph[io]'): {e}") from None
     return file_reader
@@ -95,7 +97,9 @@ def read_signals(path: str | Path, lazy: bool = False) -> list[dict]:
     except InputError:
         raise
     except Exception as e:
-        what = {".bcf": "a Bruker .bcf", ".spx": "a Bruker .spx"}.get(path.suffix.lower(), "a HyperSpy file")
+        what = {".bcf": "a Bruker .bcf", ".spx": "a Bruker .spx", ".pts": "a JEOL .pts"}.get(
+            path.suffix.lower(), "a HyperSpy file"
+        )
         raise InputError(path, "file", f"not readable as {what} ({type(e).__name__}: {e})") from None
 
 
@@ -135,14 +139,17 @@ def pixel_size_um(axes: list[dict], source: object) -> float | None:
     return float(np.mean(sizes))
 
 
-def read_hypermap(path: str | Path, work_dir: str | Path | None = None) -> Hypermap:
+def read_hypermap(
+    path: str | Path, work_dir: str | Path | None = None, require_bse: bool = False
+) -> Hypermap:
     """A .bcf or .hspy spectrum image: the first 3-D EDS signal, rebinned onto the 10 eV grid.
 
     The BSE is the image titled BSE/AsB of the map's size, else the only image of the map's size
     (its title is reported), else None.  Integer BSE levels are divided by the dtype's maximum.
     With ``work_dir`` the map is read lazily (rosettasciio's ``lazy=True``), a block of rows at a
     time, and the cube is a memory-mapped ``.npy`` in ``work_dir``: memory stays near one block
-    (``BLOCK_BYTES``) whatever the map's size.
+    (``BLOCK_BYTES``) whatever the map's size.  ``require_bse``: refuse a file without a BSE image
+    before reading the cube (InputError).
     """
     path = Path(path)
     signals = read_signals(path, lazy=work_dir is not None)
@@ -151,6 +158,11 @@ def read_hypermap(path: str | Path, work_dir: str | Path | None = None) -> Hyper
         raise InputError(path, "spectrum image", "no 3-D EDS signal (height x width x energy) in the file")
     sig = cubes[0]
     shape = tuple(sig["data"].shape)
+    images = [s for s in signals if len(s["data"].shape) == 2 and tuple(s["data"].shape) == shape[:2]]
+    named = [s for s in images if any(t in _title(s).upper() for t in BSE_TITLES)]
+    chosen = named[0] if named else (images[0] if len(images) == 1 else None)
+    if require_bse and chosen is None:  # before the (long) rebinning of the cube
+        raise InputError(path, "bse", "the file holds no BSE image of the map's size: pass --bse")
     edges = axis_edges(sig["axes"][-1], shape[-1], path)
     cube_file = None
     if work_dir is None:
@@ -161,9 +173,6 @@ def read_hypermap(path: str | Path, work_dir: str | Path | None = None) -> Hyper
         cube, calib = _grid_to_file(sig["data"], edges, path, Path(work_dir))
         cube_file = Path(cube.filename)
     px = pixel_size_um(sig["axes"][:2], path)
-    images = [s for s in signals if len(s["data"].shape) == 2 and tuple(s["data"].shape) == shape[:2]]
-    named = [s for s in images if any(t in _title(s).upper() for t in BSE_TITLES)]
-    chosen = named[0] if named else (images[0] if len(images) == 1 else None)
     bse = (
         None if chosen is None else bse_levels(np.asarray(chosen["data"]), path, f"image {_title(chosen)!r}")
     )

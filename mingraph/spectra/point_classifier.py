@@ -190,7 +190,8 @@ def instrument_from(params: dict | None, beam_kev: float | None, source: object)
     Raises
     ------
     InputError
-        When neither gives the beam energy (the physics cannot be computed without it).
+        When neither gives the beam energy (the physics cannot be computed without it), or it lies
+        outside an SEM's 1-30 kV (a TEM map's thin-film physics is not the classifier's).
 
     Examples
     --------
@@ -208,6 +209,13 @@ def instrument_from(params: dict | None, beam_kev: float | None, source: object)
             "beam energy",
             "the physics classifier needs the beam kV, which the file does not state: "
             "give --beam-kev (or --classifier encoder)",
+        )
+    if not 1.0 <= float(rec["beam_kev"]) <= 30.0:
+        raise InputError(
+            source,
+            "beam energy",
+            f"{float(rec['beam_kev']):g} kV: the physics classifier models a bulk specimen under an SEM "
+            "beam (1-30 kV), not a thin film in a TEM: give --classifier encoder",
         )
     kw = {k: float(rec[k]) for k in ("beam_kev", "takeoff_deg", "fwhm_mnka_ev") if rec.get(k) is not None}
     return Instrument(**kw, source="options" if beam_kev is not None else "metadata")
