@@ -390,7 +390,7 @@ def point_record(bundle: Bundle, classifier: str) -> dict:
         return {"classifier": classifier}
     rec = enc.record()
     out = {
-        "classifier": f"{classifier} ({rec['classes']} minerals: {rec['minerals']}; unknown where none fits)"
+        "classifier": f"{rec['classifier']} ({rec['classes']} minerals: {rec['minerals']}; unknown where none fits)"
     }
     cal = (rec.get("calibration") or {}).get("instrument")
     if rec.get("note"):

@@ -244,3 +244,34 @@ def test_jeol_tem_map_is_refused_in_one_line_before_its_cube_is_read(tmp_path):
     assert inst == {"beam_kev": 200.0, "takeoff_deg": pytest.approx(22.3), "fwhm_mnka_ev": 138.0}
     with pytest.raises(InputError, match="200 kV"):
         instrument_from({"instrument": inst}, None, pts)
+
+
+def test_the_encoder_on_a_real_map_is_gated_by_the_physics(chev):
+    """--classifier encoder on the real map: the encoder says tantalite (97 %); the physics finds
+    no fit for it, so those points are unknown instead of a confident wrong mineral."""
+    out = chev / "gated"
+    res = CliRunner().invoke(
+        main,
+        ["predict", str(chev / "chev"), "--pattern", "grid", "--fraction", "0.1", "--classifier", "encoder"]
+        + ["--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())["summary"]
+    assert summary["classifier"].startswith("encoder, gated by the physics")
+    assert _modal(out).get("tantalite", 0) <= 18  # <= 2 % of the map (ungated: 97 %)
+
+
+def test_the_gate_keeps_the_encoders_answers_where_the_physics_agrees():
+    from mingraph.spectra.encoder import class_probabilities
+    from mingraph.spectra.point_classifier import GatedEncoder
+
+    field, rc, spectra = _simulated()
+    b = load_model()
+    gated = with_classifier(b, "encoder", Instrument(beam_kev=20.0))
+    assert isinstance(gated.encoder, GatedEncoder) and gated.class_names == b.class_names
+    p = gated.encoder.class_probabilities(spectra)
+    ref = class_probabilities(b.encoder, spectra)  # the encoder alone
+    kept = p[:, -1] == 0
+    np.testing.assert_array_equal(p[kept, :-1], ref[kept])
+    assert kept.mean() >= 0.8  # simulated spectra the encoder was trained on: most pass
+    assert (point_classes(gated, p)[~kept] == -1).all()

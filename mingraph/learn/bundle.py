@@ -101,7 +101,7 @@ def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
     enc = bundle.encoder
     if enc is None or len(features) == 0:
         return None
-    if getattr(enc, "kind", None) == "physics":  # the unknown column gives -1 (unclassified)
+    if getattr(enc, "unknown_column", False):  # physics, or a gated encoder: unknown gives -1
         cls = bundle.model.point_classes(enc, features)
         return np.where(cls >= len(bundle.class_names), -1, cls)
     if getattr(enc, "kind", None) != "cnn" or not enc.n_classes:
@@ -113,7 +113,10 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
     """The model with its point evidence from ``classifier`` (:data:`~mingraph.spectra.point_classifier.CLASSIFIERS`).
 
     ``encoder`` and ``onnx`` keep the model file's encoder (``onnx`` checks that it is the authors'
-    ONNX network); ``physics`` puts a :class:`~mingraph.spectra.point_classifier.PhysicsClassifier`
+    ONNX network); given ``start`` (measured spectra of known beam energy), a CNN encoder feeding a
+    model that mixes its points' classes is gated by the physics
+    (:class:`~mingraph.spectra.point_classifier.GatedEncoder`: a class the physics finds no fit
+    for is unknown); ``physics`` puts a :class:`~mingraph.spectra.point_classifier.PhysicsClassifier`
     (instrument ``start``, mineral list ``minerals``) in its place, and the library's mineral
     names in place of the model's classes: a model that only mixes its points' classes (the
     fusion model) takes any list unchanged.
@@ -150,4 +153,8 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
         raise InputError(
             "--classifier", "onnx", f"this model's encoder is a {kind} network, not the authors' ONNX one"
         )
+    if start is not None and kind == "cnn" and bundle.encoder.n_classes and bundle.model.mixes_point_classes:
+        from mingraph.spectra.point_classifier import GatedEncoder
+
+        return dataclasses.replace(bundle, encoder=GatedEncoder(bundle.encoder, bundle.class_names, start))
     return bundle

@@ -49,7 +49,10 @@ def choose_classifier(
     source: object,
     say=None,
 ) -> tuple[str, Instrument | None]:
-    """The point classifier of a field and, for the physics, its starting instrument.
+    """The point classifier of a field and its starting instrument (None where the physics is not run).
+
+    The instrument is given for the physics, and for the encoder on measured spectra whose beam
+    energy is known: there the physics gates the encoder's answer (:class:`GatedEncoder`).
 
     ``classifier`` as given (``--classifier``), else :func:`default_classifier`.  Where the physics
     is only the default and neither ``--beam-kev`` nor the file states the beam energy (point
@@ -70,9 +73,9 @@ def choose_classifier(
     'encoder'
     """
     chosen = classifier or default_classifier(measured)
-    if chosen != "physics":
-        return chosen, None
     known = beam_kev is not None or (params or {}).get("instrument", {}).get("beam_kev") is not None
+    if chosen != "physics":  # measured spectra with a known beam: the physics gates the encoder
+        return chosen, instrument_from(params, beam_kev, source) if (measured and known) else None
     if classifier is None and not known:
         if say is not None:
             say(
@@ -116,12 +119,15 @@ class PhysicsClassifier:
     kind = "physics"
     unknown_column = True
 
-    def __init__(self, start: Instrument, minerals: str | os.PathLike | None = None):
+    def __init__(self, start: Instrument, minerals: str | os.PathLike | list | None = None):
         from mingraph.spectra.mineral_library import read_library
 
         self.start = start
-        self.minerals = None if minerals is None else str(minerals)
-        self.library = read_library(minerals)
+        if isinstance(minerals, list):  # LibraryMineral entries already read
+            self.minerals, self.library = f"{len(minerals)} minerals given", list(minerals)
+        else:
+            self.minerals = None if minerals is None else str(minerals)
+            self.library = read_library(minerals)
         self.names = [m.name for m in self.library]
         self.fit: CalibrationFit | None = None
         self.note = ""
@@ -219,3 +225,82 @@ def instrument_from(params: dict | None, beam_kev: float | None, source: object)
         )
     kw = {k: float(rec[k]) for k in ("beam_kev", "takeoff_deg", "fwhm_mnka_ev") if rec.get(k) is not None}
     return Instrument(**kw, source="options" if beam_kev is not None else "metadata")
+
+
+class GatedEncoder:
+    """A trained CNN encoder whose answer the physics checks: a point whose encoder class the
+    physics finds no fit for becomes unknown (an extra last column), never a confident mineral.
+
+    The physics classifies each point over the model's own classes (those the shipped library
+    names, by name or alias; the rest of the library are reference minerals).  The encoder's
+    class is kept where the physics gives it at least ``min_share`` of its probability; else
+    the point's probabilities move to unknown.  Classes the library does not name are not gated.
+
+    Parameters
+    ----------
+    encoder : Encoder
+        The model file's CNN encoder (kind ``cnn`` with classes).
+    class_names : list of str
+        The model's classes (the encoder's columns).
+    start : Instrument
+        As for :class:`PhysicsClassifier`.
+    min_share : float
+        The least physics probability of the encoder's class that keeps it.
+
+    Examples
+    --------
+    >>> from mingraph.predict import load_model
+    >>> b = load_model()
+    >>> g = GatedEncoder(b.encoder, b.class_names, Instrument(beam_kev=20.0))
+    >>> g.unknown_column, len(g.names) == len(b.class_names)
+    (True, True)
+    """
+
+    kind = "gated"
+    unknown_column = True
+
+    def __init__(self, encoder, class_names: list[str], start: Instrument, min_share: float = 0.01):
+        from mingraph.spectra.mineral_library import read_library
+
+        self.encoder, self.names, self.min_share = encoder, list(class_names), float(min_share)
+        index = {k.strip().lower(): m for m in read_library() for k in (m.name, *m.aliases)}
+        self.gated = [index.get(n.strip().lower()) for n in self.names]
+        listed = [m for m in self.gated if m is not None]
+        self.physics = PhysicsClassifier(start, listed)
+        self._col = {m.name: j for j, m in enumerate(listed)}
+
+    def calibrate(self, summed: np.ndarray) -> CalibrationFit:
+        """Calibrate the physics (:meth:`PhysicsClassifier.calibrate`)."""
+        return self.physics.calibrate(summed)
+
+    def class_probabilities(self, spectra: np.ndarray) -> np.ndarray:
+        """(n, C + 1) float32: the encoder's probabilities where the physics agrees, else unknown."""
+        from mingraph.spectra.encoder import class_probabilities
+
+        p = class_probabilities(self.encoder, spectra)
+        out = np.zeros((len(p), len(self.names) + 1), np.float32)
+        out[:, :-1] = p
+        if len(p) == 0:
+            return out
+        phys = self.physics.class_probabilities(spectra)
+        top = p.argmax(1)
+        share = np.ones(len(p), np.float32)
+        for c, m in enumerate(self.gated):
+            rows = top == c
+            if m is not None and rows.any():
+                share[rows] = phys[rows, self._col[m.name]]
+        bad = share < self.min_share
+        out[bad, :-1] = 0.0
+        out[bad, -1] = 1.0
+        self.rejected = int(bad.sum())
+        return out
+
+    def record(self) -> dict:
+        """The physics' record, with the gate."""
+        rec = self.physics.record()
+        rec.update(
+            classifier="encoder, gated by the physics",
+            classes=len(self.names),
+            minerals="the model's classes",
+        )
+        return rec
