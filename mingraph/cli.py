@@ -181,8 +181,10 @@ def predict(
     from mingraph.learn.bundle import with_classifier
     from mingraph.spectra.point_classifier import choose_classifier
 
+    notices: list[str] = []  # shown once the prediction is written (an error stays one line)
+
     def evidence(measured: bool, params: dict | None, source: object):
-        chosen, start = choose_classifier(classifier, measured, params, beam_kev, source, click.echo)
+        chosen, start = choose_classifier(classifier, measured, params, beam_kev, source, notices.append)
         return chosen, with_classifier(bundle, chosen, start, mineralogy.get("minerals"))
 
     if sim_size is not None:
@@ -245,6 +247,8 @@ def predict(
             else ""
         )
         click.echo(f"F1 (weighted) against the known phases: {m['f1_weighted']:.3f}{near}")
+    for line in notices:
+        click.echo(line)
     click.echo(f"wrote {res['out']} (report: {res['report']})")
 
 
