@@ -59,8 +59,9 @@ def main() -> None:
     from mingraph.learn.bundle import default_model_path, load_bundle, point_classes, point_features
     from mingraph.spectra.calibrate import Instrument, fit_calibration
     from mingraph.spectra.mineral_library import simulator_library
-    from mingraph.spectra.physics import classify_spectra, reference_model
+    from mingraph.spectra.physics import classify_spectra
     from mingraph.spectra.physics_model import build_model
+    from mingraph.spectra.reference_minerals import reference_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--per", type=int, default=4)

@@ -214,9 +214,9 @@ def classify_spectra(
         )
     grid = spectra_on_grid(spectra, points_rc, energy_axis=energy_axis)
     if classifier == "physics":
-        from mingraph.spectra.point_classifier import UNKNOWN, PhysicsClassifier
+        from mingraph.spectra.point_classifier import UNKNOWN, PhysicsClassifier, signal_instrument
 
-        clf = PhysicsClassifier(_start(spectra, beam_kev), minerals)
+        clf = PhysicsClassifier(signal_instrument(spectra, beam_kev), minerals)
         p = clf.class_probabilities(grid)
         return SpectrumClasses([*clf.names, UNKNOWN], p, p.argmax(1).astype(np.int64), p.max(1))
     bundle = load_model(model)
@@ -227,17 +227,6 @@ def classify_spectra(
 
     p = np.asarray(class_probabilities(enc, grid), dtype=np.float32)
     return SpectrumClasses(list(bundle.class_names), p, p.argmax(1).astype(np.int64), p.max(1))
-
-
-def _start(spectra: Any, beam_kev: float | None):
-    """The physics' starting instrument: ``beam_kev``, else a HyperSpy signal's metadata."""
-    from mingraph.acquire.spectrum_files import instrument_metadata
-    from mingraph.spectra.point_classifier import instrument_from
-
-    params = {}
-    if is_signal(spectra):
-        params = {"instrument": instrument_metadata({"metadata": spectra.metadata.as_dictionary()})}
-    return instrument_from(params, beam_kev, "spectra")
 
 
 def _minerals(minerals: Any, names: list[str]):
@@ -345,8 +334,9 @@ def phase_map(
     if classifier == "physics":
         from mingraph.analyse.mineralogy.minerals import class_minerals, library_entries
         from mingraph.learn.bundle import with_classifier
+        from mingraph.spectra.point_classifier import signal_instrument
 
-        bundle = with_classifier(bundle, "physics", _start(spectra, beam_kev), minerals)
+        bundle = with_classifier(bundle, "physics", signal_instrument(spectra, beam_kev), minerals)
         minerals = class_minerals(bundle.class_names, library_entries(bundle.encoder.library))
     feats = point_features(bundle, grid)
     pred = predict_field(bundle, img, valid, rc, feats, block=block, progress=False)

@@ -321,8 +321,11 @@ from mingraph.cli_acquire import acquire, acquire_study  # noqa: E402  (acquisit
 main.add_command(acquire)
 main.add_command(acquire_study)
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
 from mingraph.cli_classify import classify_spectra_cmd  # noqa: E402  (physics classifier)
+from mingraph.cli_minerals import minerals_cmd  # noqa: E402  (mineral lists)
 
 main.add_command(classify_spectra_cmd)
+main.add_command(minerals_cmd)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -23,17 +23,10 @@ from mingraph.spectra.mineral_library import (
     simulator_library,
     validate_library,
 )
-from mingraph.spectra.physics import (
-    NO_FIT,
-    NOT_LISTED,
-    OK,
-    TOO_FEW,
-    Settings,
-    classify_spectra,
-    reference_model,
-)
+from mingraph.spectra.physics import NO_FIT, NOT_LISTED, OK, TOO_FEW, Settings, classify_spectra
 from mingraph.spectra.physics_model import build_model, noise_moments, to_recorded
 from mingraph.spectra.quantify import fit_amounts
+from mingraph.spectra.reference_minerals import reference_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "formats" / "bruker"
 CHEV = SHARED / "30x30_instructively_packed_16bit_compressed.bcf"

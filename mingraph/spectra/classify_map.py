@@ -19,8 +19,9 @@ import xraylib
 from mingraph.errors import InputError
 from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
 from mingraph.spectra.mineral_library import LibraryMineral, read_library
-from mingraph.spectra.physics import PhysicsResult, Settings, classify_spectra, reference_model
+from mingraph.spectra.physics import PhysicsResult, Settings, classify_spectra
 from mingraph.spectra.physics_model import build_model, fit_continuum_scale, with_continuum
+from mingraph.spectra.reference_minerals import reference_model
 
 
 def bin_map(cube: np.ndarray, n: int) -> np.ndarray:

@@ -144,8 +144,8 @@ class PhysicsClassifier:
         """
         from mingraph.spectra.calibrate import MIN_CALIBRATION_COUNTS, calibration_counts
         from mingraph.spectra.classify_map import library_elements
-        from mingraph.spectra.physics import reference_model
         from mingraph.spectra.physics_model import build_model
+        from mingraph.spectra.reference_minerals import reference_model
 
         n = calibration_counts(summed, self.start)
         if n < MIN_CALIBRATION_COUNTS:  # e.g. a few points of a low-count map: the file's values stand
@@ -304,3 +304,21 @@ class GatedEncoder:
             minerals="the model's classes",
         )
         return rec
+
+
+def signal_instrument(spectra, beam_kev: float | None) -> Instrument:
+    """The physics' starting instrument for the Python API: ``beam_kev``, else what a HyperSpy
+    signal's metadata states (:func:`~mingraph.acquire.spectrum_files.instrument_metadata`).
+
+    Raises
+    ------
+    InputError
+        Neither states the beam energy (:func:`instrument_from`).
+    """
+    from mingraph.acquire.signals import is_signal
+    from mingraph.acquire.spectrum_files import instrument_metadata
+
+    params = {}
+    if is_signal(spectra):
+        params = {"instrument": instrument_metadata({"metadata": spectra.metadata.as_dictionary()})}
+    return instrument_from(params, beam_kev, "spectra")
