@@ -16,7 +16,7 @@ run over the same output removes those whose process is gone, and puts back a pr
 that a killed replacement had moved aside.
 
 Operating-system errors keep their type (:class:`OSError`) and name the path; the command line
-turns them into one line (``mingraph.cli_common.user_errors``).
+turns them into one line (``mingraph.cli.common.user_errors``).
 """
 
 from __future__ import annotations

@@ -407,7 +407,7 @@ def point_mineralogy(bundle: Bundle, options: dict) -> dict:
     """The mineralogy keyword arguments of :func:`run_predict` from the command's options; with the
     physics classifier, the classes' densities, colours and formulas come from its library (the
     ``--minerals`` list it classified with)."""
-    from mingraph.analyse.mineralogy_cli import mineralogy_kwargs
+    from mingraph.analyse.mineralogy.run_options import mineralogy_kwargs
 
     library = getattr(bundle.encoder, "library", None)
     if library is None:

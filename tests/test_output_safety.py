@@ -390,7 +390,7 @@ def test_ordinary_field_names_pass(good):
 def test_os_errors_are_one_line_naming_the_path():
     import errno
 
-    from mingraph.cli_common import os_error_line
+    from mingraph.cli.common import os_error_line
 
     for code, words in [
         (errno.EACCES, "permission denied"),

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from mingraph import cli_models
-from mingraph.analyse.mineralogy_cli import mineralogy_options
-from mingraph.cli_common import parse_fractions, predict_options, user_errors
+from mingraph.cli.common import parse_fractions, predict_options, user_errors
+from mingraph.cli.mineralogy_options import mineralogy_options
 from mingraph.errors import InputError
 from mingraph.files import check_artifact_output
 from mingraph.version import __version__
@@ -300,29 +299,31 @@ def demo(
         click.echo(f"wrote {path}")
 
 
-# model commands live in cli_models (train, evaluate, train-unet, export-model, convert-model)
-main.add_command(cli_models.train)
-main.add_command(cli_models.evaluate)
-main.add_command(cli_models.train_unet)
-main.add_command(cli_models.export_model)
-main.add_command(cli_models.convert_model)
+# model commands live in cli/models.py (train, evaluate, train-unet, export-model, convert-model)
+from mingraph.cli.models import convert_model, evaluate, export_model, train, train_unet  # noqa: E402
 
-from mingraph.cli_data import dataset, import_  # noqa: E402  (data commands: their own module)
+main.add_command(train)
+main.add_command(evaluate)
+main.add_command(train_unet)
+main.add_command(export_model)
+main.add_command(convert_model)
+
+from mingraph.cli.data import dataset, import_  # noqa: E402  (data commands: their own module)
 
 main.add_command(import_, "import")
 main.add_command(dataset)
 
-from mingraph.cli_sample import predict_sample, simulate_sample  # noqa: E402  (whole samples)
+from mingraph.cli.sample import predict_sample, simulate_sample  # noqa: E402  (whole samples)
 
 main.add_command(predict_sample)
 main.add_command(simulate_sample)
-from mingraph.cli_acquire import acquire, acquire_study  # noqa: E402  (acquisition sessions: their own module)
+from mingraph.cli.acquire import acquire, acquire_study  # noqa: E402  (acquisition sessions: their own module)
 
 main.add_command(acquire)
 main.add_command(acquire_study)
 
-from mingraph.cli_classify import classify_spectra_cmd  # noqa: E402  (physics classifier)
-from mingraph.cli_minerals import minerals_cmd  # noqa: E402  (mineral lists)
+from mingraph.cli.classify import classify_spectra_cmd  # noqa: E402  (physics classifier)
+from mingraph.cli.minerals import minerals_cmd  # noqa: E402  (mineral lists)
 
 main.add_command(classify_spectra_cmd)
 main.add_command(minerals_cmd)

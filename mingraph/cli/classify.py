@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from mingraph.cli_common import user_errors
+from mingraph.cli.common import user_errors
 from mingraph.errors import InputError
 
 PRODUCER = "mingraph classify-spectra"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mingraph.cli_common import parse_fractions, user_errors
+from mingraph.cli.common import parse_fractions, user_errors
 from mingraph.files import check_artifact_output
 from mingraph.outputs import output_folder
 

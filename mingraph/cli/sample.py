@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from mingraph.analyse.mineralogy_cli import mineralogy_kwargs, mineralogy_options
-from mingraph.cli_common import predict_options, user_errors
+from mingraph.analyse.mineralogy.run_options import mineralogy_kwargs
+from mingraph.cli.common import predict_options, user_errors
+from mingraph.cli.mineralogy_options import mineralogy_options
 from mingraph.errors import InputError
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mingraph.cli_common import user_errors
+from mingraph.cli.common import user_errors
 from mingraph.errors import InputError
 
 
