@@ -183,7 +183,7 @@ def train(small: bool) -> dict:
 
 def field(small: bool) -> dict:
     from mingraph.acquire.simulate import simulate_tile
-    from mingraph.predict import load_model, measure_points, predict_field
+    from mingraph.workflows.predict import load_model, measure_points, predict_field
 
     dev = _device()
     side = 256 if small else 10_000

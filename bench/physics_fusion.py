@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.acquire.simulate import simulate_tile
+from mingraph.common.metrics import confusion, scores
 from mingraph.graphs.structure import build_structured_graph
 from mingraph.learn.baselines import nearest_eds_labels
 from mingraph.learn.bundle import point_classes, with_classifier
-from mingraph.metrics import confusion, scores
-from mingraph.predict import load_model, measure_points, predict_field
 from mingraph.spectra.calibrate import Instrument
+from mingraph.workflows.predict import load_model, measure_points, predict_field
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import pytest
 from figures import record, require
 
 from mingraph.acquire.sample import simulate_sample
-from mingraph.sample import predict_sample
+from mingraph.workflows.sample import predict_sample
 
 DWELL_S = 1.25e-3  # the instrument's time a spectrum
 # Target 0.8 (issue 13). Wall-clock efficiency on 2 cores shared with ~20 other processes measured
@@ -110,7 +110,7 @@ def test_cost_of_one_tima_sized_field():
     from mingraph.acquire.sample import FieldSpec, owned_mask
     from mingraph.acquire.simulate import simulate_tile
     from mingraph.analyse.mineralogy.fields import field_figures
-    from mingraph.predict import load_model, measure_points, predict_field
+    from mingraph.workflows.predict import load_model, measure_points, predict_field
 
     bundle = load_model(None)
     spec = [FieldSpec(0, "f", "files", "-", (512, 512), (0, 0))]

@@ -33,7 +33,7 @@ import numpy as np
 
 from mingraph.acquire.points import check_rc
 from mingraph.acquire.signals import bse_array, is_signal, signal_pixel_size_um, spectra_on_grid
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle, load_bundle, point_classes, point_features
 
 CLASSIFIERS = ("encoder", "physics")
@@ -235,7 +235,7 @@ def _minerals(minerals: Any, names: list[str]):
     if isinstance(minerals, ClassMinerals):
         return minerals
     if minerals is None:
-        from mingraph.predict import library_densities
+        from mingraph.workflows.predict import library_densities
 
         cm = class_minerals(names)
         dens = library_densities(names)
@@ -308,7 +308,7 @@ def phase_map(
     See the module's example.
     """
     from mingraph.analyse.plots import hex_colour
-    from mingraph.predict import check_points, predict_field
+    from mingraph.workflows.predict import check_points, predict_field
 
     if classifier not in CLASSIFIERS:
         raise InputError(

@@ -24,13 +24,13 @@ from mingraph.acquire.strategies import (
     spread_pick,
 )
 from mingraph.cli import main
-from mingraph.errors import InputError
-from mingraph.files import write_csv
+from mingraph.common.errors import InputError
+from mingraph.common.files import write_csv
 from mingraph.learn.adaptive import MODEL_STRATEGIES, STRATEGIES, run_session
 from mingraph.learn.adaptive.inference import fusion_maps
 from mingraph.learn.adaptive.uncertainty import choose_uncertainty
 from mingraph.learn.bundle import point_features
-from mingraph.predict import load_model, predict_field
+from mingraph.workflows.predict import load_model, predict_field
 
 SIZE = 96
 BUDGET = 0.02

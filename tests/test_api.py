@@ -15,9 +15,9 @@ from mingraph import api
 from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn.bundle import point_features
-from mingraph.predict import predict_field
+from mingraph.workflows.predict import predict_field
 
 
 @pytest.mark.parametrize(
@@ -25,9 +25,9 @@ from mingraph.predict import predict_field
     [
         "mingraph.api",
         "mingraph.acquire.signals",
-        "mingraph.outputs",
-        "mingraph.output_paths",
-        "mingraph.files",
+        "mingraph.common.outputs",
+        "mingraph.common.output_paths",
+        "mingraph.common.files",
         "mingraph.learn.registry",
         "mingraph.learn.tiling",
         "mingraph.spectra.point_classifier",

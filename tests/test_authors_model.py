@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.graphs.structure import batch_graphs, build_structured_graph, edge_list
 from mingraph.learn.model import GATModel, pyg_state_dict
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mingraph.acquire.calibration import GRID_EDGES_EV, axis_edges, summary_line, to_grid
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def brute_force(counts: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from mingraph.acquire.dataset import TileRecord, label_bytes, labels_from_bytes,
 from mingraph.acquire.points import check_rc, read_points
 from mingraph.acquire.readers import read_bse, read_msa
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.graphs.build import build_graphs
 from mingraph.graphs.shards import SHARD_SCHEMA, Shard, label_width
 

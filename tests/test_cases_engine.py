@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import case
 
-from mingraph import engine
 from mingraph.cli import main
-from mingraph.engine import check_scheduler
-from mingraph.errors import InputError
+from mingraph.common import engine
+from mingraph.common.engine import check_scheduler
+from mingraph.common.errors import InputError
 
 FAST_S = 1.0  # check_scheduler's step timeout in most tests here (the default is SCHEDULER_TIMEOUT_S)
 

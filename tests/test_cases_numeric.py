@@ -25,7 +25,7 @@ from mingraph.acquire.points import load_points, read_points, save_points
 from mingraph.acquire.readers import bse_levels, image_header, read_bse, read_labels, read_msa
 from mingraph.acquire.tima import read_xray_map, specimen_mask
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.graphs.shards import sparse_spectra
 
 

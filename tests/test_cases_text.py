@@ -22,10 +22,10 @@ from mingraph.analyse.mineralogy.assay import read_assay
 from mingraph.analyse.mineralogy.minerals import MineralEntry, read_mineral_list
 from mingraph.analyse.report import write_report
 from mingraph.cli import main
-from mingraph.errors import InputError
-from mingraph.escapes import csv_cell, csv_uncell, md_text
-from mingraph.files import write_csv
-from mingraph.textfiles import parse_number, read_json_input, read_table, sniff_delimiter
+from mingraph.common.errors import InputError
+from mingraph.common.escapes import csv_cell, csv_uncell, md_text
+from mingraph.common.files import write_csv
+from mingraph.common.textfiles import parse_number, read_json_input, read_table, sniff_delimiter
 
 
 def run(*args):

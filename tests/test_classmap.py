@@ -16,8 +16,8 @@ from mingraph.acquire.simulate import simulate_tile
 from mingraph.analyse.classmap import match_classes
 from mingraph.analyse.evaluate import evaluate
 from mingraph.cli import main
-from mingraph.errors import InputError
-from mingraph.predict import default_model_path
+from mingraph.common.errors import InputError
+from mingraph.workflows.predict import default_model_path
 
 
 def test_match_by_name():

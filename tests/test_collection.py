@@ -14,7 +14,7 @@ from mingraph.acquire.collection import dataset_info, read_class_map
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.importing import import_field, split_of_name
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def _field(d, stem, labels, names=None, n_points=0, seed=0, channels=3000, calib=None):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mingraph.acquire.dataset import TileRecord, open_dataset, split_of, write_dataset
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def _rec(i, h=5, w=7, split="train"):

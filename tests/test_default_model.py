@@ -8,8 +8,8 @@ from conftest import seam_band
 
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.acquire.simulate.minerals import class_names
-from mingraph.metrics import confusion, scores
-from mingraph.predict import default_model_path, load_model, measure_points, predict_field
+from mingraph.common.metrics import confusion, scores
+from mingraph.workflows.predict import default_model_path, load_model, measure_points, predict_field
 
 
 @pytest.fixture(scope="module")

@@ -118,7 +118,7 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
 
 def test_evaluate_refuses_unlabelled_data_and_foreign_baselines(shards, trained, tmp_path):  # noqa: F811
     from mingraph.acquire.dataset import TileRecord, write_dataset
-    from mingraph.errors import InputError
+    from mingraph.common.errors import InputError
 
     rng = np.random.default_rng(0)
     rec = TileRecord(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mingraph.files import save_artifact
+from mingraph.common.files import save_artifact
 from mingraph.graphs.candidates import bse_gradient, build_candidate_graph, standardise_bse
 from mingraph.learn.bundle import load_bundle, make_bundle
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion

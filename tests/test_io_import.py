@@ -15,7 +15,7 @@ from mingraph.acquire.fields import N_CHANNELS
 from mingraph.acquire.importing import import_field
 from mingraph.acquire.readers import read_bse, read_msa, read_spectrum_image
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def test_real_tile_imports_with_its_labels(real_dir, tmp_path):

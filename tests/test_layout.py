@@ -10,22 +10,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # rank of each stage; a module may import from its own stage or any stage below it
-RANK = {
-    "version": 0,
-    "errors": 0,
-    "escapes": 0,
-    "textfiles": 0,
-    "files": 0,
-    "outputs": 0,
-    "output_paths": 0,
-    "metrics": 0,
-    "engine": 0,
-    "acquire": 1,
-    "spectra": 2,
-    "graphs": 3,
-    "learn": 4,
-    "analyse": 5,
-}
+RANK = {"version": 0, "common": 0, "acquire": 1, "spectra": 2, "graphs": 3, "learn": 4, "analyse": 5}
 TOP = 6  # cli, predict, study, demo
 MAX_LINES = 420
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mingraph.metrics import confusion, scores, tile_mean_scores
+from mingraph.common.metrics import confusion, scores, tile_mean_scores
 
 
 def test_hand_worked_example():

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mingraph.analyse import mineralogy as M
 from mingraph.analyse.mineralogy.particles import separate_particles
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 # 4x4, phase 0 in the top-left 3x2 block, phase 1 elsewhere
 L4 = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 1, 1]])

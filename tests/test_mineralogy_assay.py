@@ -15,7 +15,7 @@ from mingraph.analyse.mineralogy.minerals import (
     formula_composition,
     read_mineral_list,
 )
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 # standard atomic weights (IUPAC 2021, abridged): the hand-worked reference, independent of xraylib
 W = {"Fe": 55.845, "S": 32.06, "Si": 28.085, "O": 15.999, "Ca": 40.078, "P": 30.974, "F": 18.998, "H": 1.008}

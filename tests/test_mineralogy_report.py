@@ -24,7 +24,7 @@ from mingraph.cli import main
 def model_path(tmp_path_factory):
     """An untrained paper-shaped model over the simulator's classes with a PCA encoder."""
     from mingraph.acquire.simulate import simulate_tile
-    from mingraph.files import save_artifact
+    from mingraph.common.files import save_artifact
     from mingraph.learn.bundle import make_bundle
     from mingraph.learn.model import GATModel
     from mingraph.learn.train import DEFAULT_CONFIG

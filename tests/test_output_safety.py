@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from mingraph.cli import main
+from mingraph.common.output_paths import safe_name
+from mingraph.common.outputs import MARKER, atomic_folder, check_replaceable, output_folder, protect
 from mingraph.learn.bundle import default_model_path
-from mingraph.output_paths import safe_name
-from mingraph.outputs import MARKER, atomic_folder, check_replaceable, output_folder, protect
 
 MODEL = str(default_model_path())
 
@@ -346,7 +346,7 @@ def test_output_folder_resumes_only_its_own_kind(tmp_path):
 
 
 def test_killed_replacement_puts_the_old_output_back(tmp_path):
-    from mingraph.output_paths import clean_stale, temp_prefix
+    from mingraph.common.output_paths import clean_stale, temp_prefix
 
     out = tmp_path / "run"
     with atomic_folder(out) as tmp:

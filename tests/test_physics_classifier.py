@@ -13,7 +13,7 @@ from scipy.stats import poisson
 
 from mingraph.acquire.simulate.eds_physics import _phase_physics, phase_shapes
 from mingraph.acquire.simulate.minerals import MINERALS
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import Instrument, fit_calibration
 from mingraph.spectra.mineral_library import (
     LibraryMineral,

@@ -16,14 +16,14 @@ from mingraph.acquire.fields import Field
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.acquire.simulate.minerals import class_names
 from mingraph.cli import main
-from mingraph.errors import InputError
-from mingraph.files import save_artifact
+from mingraph.common.errors import InputError
+from mingraph.common.files import save_artifact
 from mingraph.learn.bundle import make_bundle
 from mingraph.learn.model import GATModel
 from mingraph.learn.tiling import block_margin
 from mingraph.learn.train import DEFAULT_CONFIG
-from mingraph.predict import measure_points, predict_field, run_predict
 from mingraph.spectra.encoder import fit_pca
+from mingraph.workflows.predict import measure_points, predict_field, run_predict
 
 
 @pytest.fixture(scope="module")

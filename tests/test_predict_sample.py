@@ -21,8 +21,8 @@ from mingraph.analyse.mineralogy import association_matrix, modal_mineralogy, sa
 from mingraph.analyse.mineralogy.fields import combine_fields, field_figures
 from mingraph.analyse.mineralogy.minerals import class_minerals
 from mingraph.cli import main
-from mingraph.output_paths import temp_prefix
-from mingraph.sample import predict_sample
+from mingraph.common.output_paths import temp_prefix
+from mingraph.workflows.sample import predict_sample
 
 REPO = Path(__file__).resolve().parents[1]
 GRID, SIZE, OVERLAP = (3, 4), 64, 8
@@ -266,7 +266,7 @@ def test_tima_job_and_manifest_layouts(tmp_path, real_dir):
 def test_a_task_run_again_returns_its_finished_field(sim):
     """Dask re-runs a task whose worker was lost: a field already written is returned, not redone
     (the model path below does not exist: loading it would fail)."""
-    from mingraph.sample import run_field
+    from mingraph.workflows.sample import run_field
 
     d, _ = sim
     s = open_sample(d / "smp")

@@ -12,7 +12,7 @@ from conftest import REPO
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.spectrum_files import read_hypermap, read_spectrum
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 FORMATS = REPO.parent / "shared" / "data" / "formats"
 BCF = ["P45_the_default_job", "Hitachi_TM3030Plus", "bcf_v2_50x50px", "16x16_12bit_packed_8bit"]

@@ -8,7 +8,7 @@ import pytest
 
 from mingraph.acquire.dataset import TileRecord, open_dataset, write_dataset
 from mingraph.acquire.sampling import sample_points
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.graphs.build import build_graphs, field_graph
 from mingraph.graphs.shards import Shard, dense_spectra, open_shards, sparse_spectra
 from mingraph.spectra.encoder import fit_pca, save_encoder

@@ -20,7 +20,7 @@ from mingraph.acquire.simulate.minerals import (
     mineral_index,
     reuter_eta,
 )
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 # Bearden (1967) / NIST X-ray transition energies, eV, written out here, not taken from xraylib.
 SI_KA = (2 * 1739.98 + 1739.38) / 3  # Kα1 : Kα2 ≈ 2 : 1

@@ -22,7 +22,7 @@ from mingraph.acquire.simulate import (
 )
 from mingraph.acquire.simulate.bse import render_bse
 from mingraph.acquire.simulate.texture import EPOXY_KIND
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 QTZ, ZRN = mineral_index("quartz"), mineral_index("zircon")
 

@@ -6,8 +6,8 @@ import json
 
 from PIL import Image
 
-from mingraph import study
 from mingraph.acquire.importing import simulate_dataset
+from mingraph.workflows import study
 
 
 def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):

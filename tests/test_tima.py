@@ -14,7 +14,7 @@ from PIL import Image
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.tima import read_profile, read_tima_field, read_xray_map, specimen_mask
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def _pack(values: np.ndarray, depth: int) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mingraph.acquire.dataset import TileRecord, write_dataset
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.graphs.build import build_graphs
 from mingraph.learn.bundle import load_bundle
 from mingraph.learn.train import train

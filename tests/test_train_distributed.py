@@ -144,7 +144,7 @@ def test_end_worker_leaves_at_once_under_torchrun_only(world, out):
 
 
 def test_world_size_and_the_fusion_trainers_refusal(monkeypatch, tmp_path):
-    from mingraph.errors import InputError
+    from mingraph.common.errors import InputError
     from mingraph.learn.train_fusion import train_fusion
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.importing import simulate_dataset
 from mingraph.cli import main
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn import train_fusion as tf
 from mingraph.learn.bundle import load_bundle
 from mingraph.learn.fusion_model import FusionModel, batch_inputs

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from mingraph.analyse.workbook import ORDER, write_workbook
 from mingraph.cli import main
-from mingraph.files import write_csv
+from mingraph.common.files import write_csv
 
 
 def _same(cell, text: str) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 GRID_EDGES_EV = np.arange(N_CHANNELS + 1, dtype=np.float64) * CHANNEL_EV
 """The (3001,) channel edges of mingraph's grid in eV."""

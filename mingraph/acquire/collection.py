@@ -31,10 +31,10 @@ from mingraph.acquire.dataset import (
     write_dataset,
 )
 from mingraph.acquire.field_files import FieldFiles, field_record
-from mingraph.errors import InputError
-from mingraph.output_paths import named_os_error, temp_prefix
-from mingraph.outputs import atomic_folder
-from mingraph.textfiles import (
+from mingraph.common.errors import InputError
+from mingraph.common.output_paths import named_os_error, temp_prefix
+from mingraph.common.outputs import atomic_folder
+from mingraph.common.textfiles import (
     Table,
     check_unique,
     read_json_input,
@@ -209,7 +209,7 @@ def read_manifest(path: str | os.PathLike) -> list[FieldFiles]:
     """Fields listed in a CSV manifest: a header row naming some of ``MANIFEST_COLUMNS``, then one
     field a row; paths relative to the manifest's folder; empty cells mean absent.
 
-    Read as every text input is (:func:`mingraph.textfiles.read_table`: UTF-8 with or without a
+    Read as every text input is (:func:`mingraph.common.textfiles.read_table`: UTF-8 with or without a
     BOM, delimiter sniffed, decimal commas where unambiguous); a field name given twice is refused."""
     return read_manifest_table(path)[0]
 

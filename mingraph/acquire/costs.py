@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def points_table(rc: np.ndarray, rounds: np.ndarray, pixel_size_um: float) -> li
 def read_points_table(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rc int64 (n, 2), rounds int64 (n,), xy_um float64 (n, 2)) from a :func:`points_table` CSV.
     Raises InputError naming the file when a column is missing or a value is not a number."""
-    from mingraph.textfiles import read_table
+    from mingraph.common.textfiles import read_table
 
     need = ("round", "row", "col", "x_um", "y_um")
     table = read_table(path, "points table")

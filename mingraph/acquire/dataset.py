@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mingraph.acquire.fields import N_CHANNELS, DenseSpectrumImage, Field, NoSpectra, bse_from_u16, bse_to_u16
-from mingraph.errors import InputError
-from mingraph.outputs import atomic_folder, check_new_output
+from mingraph.common.errors import InputError
+from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.version import __version__
 
 SCHEMA_VERSION = 1
@@ -209,7 +209,7 @@ def _check_lengths(row: dict, source: str) -> None:
 
 def prepare_output(out: Path, overwrite: bool) -> None:
     """Refuse an existing output unless ``overwrite`` (and then one mingraph may not replace:
-    :mod:`mingraph.outputs`); the caller then writes atomically."""
+    :mod:`mingraph.common.outputs`); the caller then writes atomically."""
     check_new_output(out, overwrite, "output")
 
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from mingraph.acquire.dataset import SPLITS, TileRecord
 from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask
-from mingraph.errors import InputError
-from mingraph.output_paths import safe_name
+from mingraph.common.errors import InputError
+from mingraph.common.output_paths import safe_name
 
 DEFAULT_PIXEL_UM = 1.0
 

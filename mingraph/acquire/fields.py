@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 N_CHANNELS = 3000
 """EDS channels per spectrum."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def _grey_scale(a: np.ndarray, source: str | Path, field: str) -> int:

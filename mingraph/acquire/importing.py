@@ -16,7 +16,7 @@ from mingraph.acquire.field_files import (
     resolve_pixel_size,
     split_of_name,
 )
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 __all__ = [
     "DEFAULT_PIXEL_UM",

@@ -21,7 +21,7 @@ import os
 import resource
 from pathlib import Path
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 MAX_PIXELS = 2**30
 """Default largest image, in pixels (32768 x 32768); ``MINGRAPH_MAX_PIXELS`` overrides it."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 NUMERIC_KEYS = ("NPOINTS", "NCOLUMNS", "XPERCHAN", "OFFSET")
 _COMMA_NUMBER = re.compile(r"^[+-]?\d+,\d*(?:[eE][+-]?\d+)?$")

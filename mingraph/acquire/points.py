@@ -19,7 +19,7 @@ import numpy as np
 from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.fields import check_counts
 from mingraph.acquire.limits import check_allocation
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def check_rc(rc: np.ndarray, source: object, n: int | None = None, field: str = "rc") -> np.ndarray:
@@ -117,7 +117,7 @@ def read_point_list(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     header ``row,col,spectrum`` (paths relative to the CSV), each rebinned onto the grid:
     (rc (n, 2), spectra (n, 3000), record summing the files' counts left out)."""
     from mingraph.acquire.spectrum_files import read_spectrum
-    from mingraph.textfiles import read_table
+    from mingraph.common.textfiles import read_table
 
     table = read_table(path, "point list")
     rows = table.rows

@@ -2,7 +2,7 @@
 
 Spectrum images (Bruker .bcf, HyperSpy .hspy) and single spectra (EMSA .msa, Bruker .spx) are
 read through rosettasciio (the ``io`` extra) in ``spectrum_files.py``; these wrappers stay here.  Every reader checks what it returns and raises
-:class:`~mingraph.errors.InputError` naming the file, the field and what was expected.
+:class:`~mingraph.common.errors.InputError` naming the file, the field and what was expected.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 from mingraph.acquire.grey_levels import bse_levels
 from mingraph.acquire.limits import check_image_size, max_pixels
 from mingraph.acquire.spectrum_files import read_hypermap, read_spectrum
-from mingraph.errors import InputError
-from mingraph.textfiles import check_unique, read_json_input, read_text_input
+from mingraph.common.errors import InputError
+from mingraph.common.textfiles import check_unique, read_json_input, read_text_input
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 
@@ -178,7 +178,7 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None, field: str
 def read_class_names(path: str | Path) -> list[str]:
     """Class names from JSON (a list, or {id: name}) or a text file with one name a line.
 
-    Read as every text input is (:func:`mingraph.textfiles.read_text_input`: UTF-8 with or without
+    Read as every text input is (:func:`mingraph.common.textfiles.read_text_input`: UTF-8 with or without
     a BOM); a name given twice (or an id, in JSON) is refused."""
     path = Path(path)
     if path.suffix.lower() == ".json":

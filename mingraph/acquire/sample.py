@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 STAGE_COLUMNS = ("stage_x_um", "stage_y_um")
 

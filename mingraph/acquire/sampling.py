@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 PATTERNS = ("random", "grid", "mask")
 

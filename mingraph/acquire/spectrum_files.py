@@ -1,7 +1,7 @@
 """Spectrum files through rosettasciio: hypermaps (Bruker .bcf, HyperSpy .hspy) and single spectra
 (EMSA .msa, Bruker .spx), put on mingraph's 10 eV grid (``calibration.py``) with their metadata.
 
-Every reader raises :class:`~mingraph.errors.InputError` naming the file, the field and what was
+Every reader raises :class:`~mingraph.common.errors.InputError` naming the file, the field and what was
 expected.
 """
 
@@ -16,7 +16,7 @@ from mingraph.acquire.calibration import axis_edges, to_grid
 from mingraph.acquire.fields import check_counts
 from mingraph.acquire.grey_levels import bse_levels
 from mingraph.acquire.limits import check_allocation
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 LENGTH_UM = {"µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}
 """Micrometres per unit of a spatial axis (both the micro sign U+00B5 and Greek mu U+03BC)."""

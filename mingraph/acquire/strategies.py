@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass

@@ -32,7 +32,7 @@ import numpy as np
 
 from mingraph.acquire.fields import N_CHANNELS, bse_to_u16
 from mingraph.acquire.limits import check_allocation
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 MAGIC = b"Tescan X-ray map"
 RECORD = 80

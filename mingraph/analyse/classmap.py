@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.analyse.evaluate_classical import fit_pick, point_class_lut, point_classes, tune_classical
-from mingraph.errors import InputError
-from mingraph.files import write_csv, write_text
+from mingraph.common.errors import InputError
+from mingraph.common.files import write_csv, write_text
+from mingraph.common.metrics import confusion, scores, tile_mean_scores
+from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
-from mingraph.metrics import confusion, scores, tile_mean_scores
-from mingraph.outputs import atomic_folder, check_new_output
 
 EVAL_SEED = 20_240_601
 

@@ -19,8 +19,8 @@ import dataclasses
 import numpy as np
 
 from mingraph.analyse.classmap import ClassMatch, match_classes
+from mingraph.common.metrics import confusion, scores
 from mingraph.graphs.build import field_graph
-from mingraph.metrics import confusion, scores
 
 
 def point_class_lut(encoder, model_names: list[str]) -> np.ndarray | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.analyse.plots import plot_text
-from mingraph.files import save_figure
+from mingraph.common.files import save_figure
 
 
 def liberation_plot(path: Path, res, targets: list[int]) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.analyse.plots import plot_text
-from mingraph.files import save_figure
+from mingraph.common.files import save_figure
 
 
 def _err(ci, rows, key, values):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.files import write_bytes
+from mingraph.common.files import write_bytes
 
 NO_FIELD = -2  # a mosaic pixel no field covers
 

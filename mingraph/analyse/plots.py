@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.files import save_figure
+from mingraph.common.files import save_figure
 
 
 def plot_text(name: object) -> str:

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 from mingraph.analyse.mineralogy_report import process_sections
 from mingraph.analyse.report_csv import parse_float, read_rows
-from mingraph.escapes import md_text
-from mingraph.files import write_text
+from mingraph.common.escapes import md_text
+from mingraph.common.files import write_text
 
 __all__ = ["write_report"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 from typing import Any
 
-from mingraph.escapes import csv_uncell
+from mingraph.common.escapes import csv_uncell
 
 
 def read_rows(path: Any) -> list[dict[str, str]]:
-    """Rows of a CSV mingraph wrote, with the formula escape of :func:`mingraph.files.write_csv` undone."""
+    """Rows of a CSV mingraph wrote, with the formula escape of :func:`mingraph.common.files.write_csv` undone."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             return [{csv_uncell(k): csv_uncell(v or "") for k, v in r.items()} for r in csv.DictReader(f)]

@@ -14,7 +14,7 @@ from mingraph.acquire.fields import channel_energies_ev
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.acquire.simulate.minerals import MINERALS
 from mingraph.analyse.plots import phase_colours
-from mingraph.files import save_figure
+from mingraph.common.files import save_figure
 
 TILE_SEEDS = (3, 5, 11, 21)
 SPECTRUM_MINERALS = (

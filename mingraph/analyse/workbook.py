@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mingraph.escapes import csv_uncell
+from mingraph.common.escapes import csv_uncell
 
 ORDER = (
     "modal",
@@ -112,7 +112,7 @@ def write_workbook(
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    from mingraph.files import write_bytes
+    from mingraph.common.files import write_bytes
 
     wb = Workbook()
     run = wb.active

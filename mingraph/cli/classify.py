@@ -17,7 +17,7 @@ import click
 import numpy as np
 
 from mingraph.cli.common import user_errors
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 PRODUCER = "mingraph classify-spectra"
 
@@ -84,7 +84,7 @@ def classify_spectra_cmd(
     source: Path, out: Path, minerals, beam_kev, takeoff: float, fwhm: float, bin_n: int, overwrite: bool
 ):
     """Name the mineral of every spectrum of SOURCE from physics (no training): POINTS.npz, a map, or one spectrum."""
-    from mingraph.files import check_table_output, file_digest, write_csv, write_text
+    from mingraph.common.files import check_table_output, file_digest, write_csv, write_text
     from mingraph.spectra.calibrate import Instrument
     from mingraph.spectra.classify_map import classify_counts
     from mingraph.spectra.mineral_library import read_library

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from mingraph.errors import InputError
-from mingraph.outputs import protect
+from mingraph.common.errors import InputError
+from mingraph.common.outputs import protect
 
 OUTPUT_OPTIONS = ("out", "docs")  # the commands' output paths; every other path is an input
 _CAUSES = {
@@ -73,7 +73,7 @@ def user_errors(fn):
     """Turn InputError and operating-system errors into one line and exit status 2 (no traceback).
 
     Every path option of the command except its outputs (:data:`OUTPUT_OPTIONS`) is an input
-    that no output may replace (:func:`mingraph.outputs.protect`)."""
+    that no output may replace (:func:`mingraph.common.outputs.protect`)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mingraph.cli.common import user_errors
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @click.command("import")

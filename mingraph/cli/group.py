@@ -8,8 +8,8 @@ import click
 
 from mingraph.cli.common import parse_fractions, predict_options, user_errors
 from mingraph.cli.mineralogy_options import mineralogy_options
-from mingraph.errors import InputError
-from mingraph.files import check_artifact_output
+from mingraph.common.errors import InputError
+from mingraph.common.files import check_artifact_output
 from mingraph.version import __version__
 
 
@@ -37,7 +37,7 @@ def simulate(
 ) -> None:
     """Simulate a labelled dataset of SEM tiles (BSE, phases, on-demand EDS spectra) into OUT."""
     from mingraph.acquire.importing import simulate_dataset
-    from mingraph.textfiles import read_json_input
+    from mingraph.common.textfiles import read_json_input
 
     sim = read_json_input(params, "params") if params else None
     if sim is not None and not isinstance(sim, dict):
@@ -162,7 +162,7 @@ def predict(
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
     from mingraph.learn.distributed import pick_device
-    from mingraph.predict import (
+    from mingraph.workflows.predict import (
         library_densities,
         load_model,
         measure_points,
@@ -221,7 +221,7 @@ def predict(
         raise InputError(
             "predict", "--labels", "--labels/--classes go with --bse (a dataset has its own labels)"
         )
-    from mingraph.predict import labels_in_model_classes
+    from mingraph.workflows.predict import labels_in_model_classes
 
     sample, notes = labels_in_model_classes(sample, bundle)
     for line in notes:
@@ -262,7 +262,7 @@ def predict(
 @user_errors
 def study(dataset, out, protocol, workers, docs) -> None:
     """Reproduce the paper's study on DATASET: encoder, shards, GAT, kNN ablation, UNet, evaluation."""
-    from mingraph.study import run_study
+    from mingraph.workflows.study import run_study
 
     path = run_study(dataset, out, protocol, workers, docs)
     table = path.read_text().split("## Table 1", 1)[1].split("The paper's Table 1", 1)[0]
@@ -291,7 +291,7 @@ def demo(
     out: Path, n_tiles: int, size: int, field: int, fraction: float, model: Path | None, seed: int
 ) -> None:
     """Simulate a field, measure 1 % EDS, predict it with the shipped model; write all outputs to OUT."""
-    from mingraph.demo import run_demo
+    from mingraph.workflows.demo import run_demo
 
     for path in run_demo(
         out, n_tiles=n_tiles, size=size, seed=seed, field=field, fraction=fraction, model=model

@@ -29,8 +29,8 @@ def minerals_cmd(minerals, name, beam_kev, takeoff, fwhm, out) -> None:
     picture of its expected spectrum at the given instrument."""
     import xraylib
 
-    from mingraph.errors import InputError
-    from mingraph.files import check_new_file
+    from mingraph.common.errors import InputError
+    from mingraph.common.files import check_new_file
     from mingraph.spectra.calibrate import Instrument
     from mingraph.spectra.library_view import (
         find_mineral,

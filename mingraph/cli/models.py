@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from mingraph.cli.common import parse_fractions, user_errors
-from mingraph.files import check_artifact_output
-from mingraph.outputs import output_folder
+from mingraph.common.files import check_artifact_output
+from mingraph.common.outputs import output_folder
 
 
 @click.command()

@@ -9,7 +9,7 @@ import click
 from mingraph.analyse.mineralogy.run_options import mineralogy_kwargs
 from mingraph.cli.common import predict_options, user_errors
 from mingraph.cli.mineralogy_options import mineralogy_options
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @click.command("predict-sample")
@@ -56,11 +56,11 @@ def predict_sample(
 
     A run killed part-way resumes in the same OUT: finished fields are kept, the rest predicted."""
     if scheduler is not None:  # before OUT/run.json: a wrong address is one line, nothing written
-        from mingraph.engine import check_scheduler
+        from mingraph.common.engine import check_scheduler
 
         scheduler = check_scheduler(scheduler)
-    from mingraph.predict import load_model
-    from mingraph.sample import predict_sample as run
+    from mingraph.workflows.predict import load_model
+    from mingraph.workflows.sample import predict_sample as run
 
     library_file = None
     if classifier == "physics" or (classifier is None and beam_kev is not None):

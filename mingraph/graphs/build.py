@@ -20,12 +20,12 @@ import numpy as np
 from mingraph.acquire.dataset import SPLITS, Dataset, open_dataset
 from mingraph.acquire.fields import Field
 from mingraph.acquire.sampling import PATTERNS, sample_points
-from mingraph.engine import check_scheduler, run_tasks
-from mingraph.errors import InputError
+from mingraph.common.engine import check_scheduler, run_tasks
+from mingraph.common.errors import InputError
+from mingraph.common.outputs import output_folder
 from mingraph.graphs.conventions import CONVENTIONS
 from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
 from mingraph.graphs.structure import StructuredGraph, build_structured_graph
-from mingraph.outputs import output_folder
 
 DEFAULT_FRACTIONS = (0.001, 0.01, 0.05, 0.1)
 
@@ -219,7 +219,7 @@ def build_graphs(
         encoder_path=None if encoder is None else str(encoder),
         out=str(out),
     )
-    try:  # Dask: a LocalCluster of `workers` processes, or the cluster at `scheduler` (mingraph/engine.py)
+    try:  # Dask: a LocalCluster of `workers` processes, or the cluster at `scheduler` (mingraph/common/engine.py)
         run_tasks(
             job,
             todo,

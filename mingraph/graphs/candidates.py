@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph_kernels.candidates import N_FEATURES, segment_features
 
 DEFAULT_K = 8

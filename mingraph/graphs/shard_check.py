@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from mingraph.acquire.fields import N_CHANNELS
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 _SCALARS = ("height", "width", "label_bytes")
 _BLOBS = (

@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 
 from mingraph.acquire.fields import N_CHANNELS, bse_from_u16, bse_to_u16
-from mingraph.errors import InputError
-from mingraph.files import atomic_file
+from mingraph.common.errors import InputError
+from mingraph.common.files import atomic_file
 from mingraph.graphs.structure import StructuredGraph, build_structured_graph
 from mingraph.version import __version__
 

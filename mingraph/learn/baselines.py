@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mingraph.errors import InputError
-from mingraph.files import load_artifact, save_artifact
+from mingraph.common.errors import InputError
+from mingraph.common.files import load_artifact, save_artifact
 from mingraph.graphs.structure import StructuredGraph
 from mingraph.learn.class_weights import frequency_weights
 
@@ -110,7 +110,7 @@ def _stack(tiles) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def _val_scores(net: UNet, x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[float, float]:
     """Pooled support-weighted and macro F1 of the UNet on the validation tiles."""
-    from mingraph.metrics import confusion, scores
+    from mingraph.common.metrics import confusion, scores
 
     net.eval()
     cm = np.zeros((n, n), np.int64)

@@ -4,7 +4,7 @@ as the default model, and read by ``evaluate``, ``predict`` and the API.
 
 Format: a torch-saved dict with ``format == "mingraph-model"`` and ``version``; keys
 ``model_config``, ``model_state``, ``encoder`` (an encoder blob), ``class_names``, ``config``,
-``meta``.  Read through :func:`mingraph.files.load_artifact`, which checks format and version.
+``meta``.  Read through :func:`mingraph.common.files.load_artifact`, which checks format and version.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mingraph.files import load_artifact, save_artifact
+from mingraph.common.files import load_artifact, save_artifact
 from mingraph.learn.model import GATModel
 from mingraph.learn.registry import build_model
 from mingraph.spectra.encoder import encoder_blob
@@ -88,7 +88,7 @@ def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
     (:meth:`~mingraph.learn.registry.PhaseModel.point_features`: the encoder's 64-value embeddings
     for the paper's GAT, its class probabilities for the fusion model).  Raises InputError when the
     file holds no encoder."""
-    from mingraph.errors import InputError
+    from mingraph.common.errors import InputError
 
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
@@ -129,7 +129,7 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
     """
     import dataclasses
 
-    from mingraph.errors import InputError
+    from mingraph.common.errors import InputError
     from mingraph.spectra.point_classifier import CLASSIFIERS, PhysicsClassifier
 
     if classifier not in CLASSIFIERS:

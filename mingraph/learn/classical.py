@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 GEODESIC_ALPHAS = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 """Edge-cost weights tried on the validation split (α = 0 is plain nearest-EDS)."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mingraph.errors import InputError
-from mingraph.files import save_artifact
+from mingraph.common.errors import InputError
+from mingraph.common.files import save_artifact
 from mingraph.graphs.conventions import CONVENTIONS
 from mingraph.learn.bundle import make_bundle
 from mingraph.learn.model import GATModel, load_pyg_state_dict

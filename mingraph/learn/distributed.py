@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def block_margin(shape: tuple[int, int], n_eds: int, minimum: int = 32) -> int:

@@ -21,15 +21,15 @@ import torch
 import torch.nn.functional as F
 
 from mingraph.acquire.fields import NoSpectra
-from mingraph.errors import InputError
-from mingraph.files import load_artifact, save_artifact, write_text
+from mingraph.common.errors import InputError
+from mingraph.common.files import load_artifact, save_artifact, write_text
+from mingraph.common.metrics import confusion, scores
+from mingraph.common.outputs import output_folder
 from mingraph.graphs.structure import StructuredGraph, batch_graphs, size_groups
 from mingraph.learn import distributed as ddp
 from mingraph.learn.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, make_bundle
 from mingraph.learn.distributed import pick_device  # noqa: F401  (the trainers' device rule, kept importable here)
 from mingraph.learn.model import GATModel, to_tensors
-from mingraph.metrics import confusion, scores
-from mingraph.outputs import output_folder
 
 DEFAULT_CONFIG: dict = {
     "epochs": 120,  # the paper's
@@ -255,7 +255,7 @@ def load_config(path: str | os.PathLike | None, overrides: dict | None = None) -
     cfg = dict(DEFAULT_CONFIG)
     if path is not None:
         p = Path(path)
-        from mingraph.textfiles import read_json_input
+        from mingraph.common.textfiles import read_json_input
 
         user = read_json_input(p, "config")
         if not isinstance(user, dict):

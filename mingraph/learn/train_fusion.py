@@ -29,15 +29,15 @@ import torch.nn.functional as F
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.fields import NoSpectra
 from mingraph.acquire.sampling import n_points, sample_points
-from mingraph.errors import InputError
-from mingraph.files import save_artifact, write_text
+from mingraph.common.errors import InputError
+from mingraph.common.files import save_artifact, write_text
+from mingraph.common.metrics import confusion, scores
+from mingraph.common.outputs import output_folder
 from mingraph.graphs.candidates import build_candidate_graph
 from mingraph.learn.bundle import make_bundle
 from mingraph.learn.class_weights import frequency_weights
 from mingraph.learn.distributed import world_size
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion
-from mingraph.metrics import confusion, scores
-from mingraph.outputs import output_folder
 from mingraph.spectra.encoder import class_probabilities, load_encoder
 
 FUSION_CONFIG: dict = {

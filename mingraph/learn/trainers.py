@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 class Trainer(Protocol):

@@ -36,7 +36,7 @@ from mingraph.acquire.simulate.eds_physics import (
     detector_efficiency,
     fwhm_ev,
 )
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 SIGMA_PER_FWHM = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 MIN_CALIBRATION_COUNTS = 2000

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import xraylib
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
 from mingraph.spectra.mineral_library import LibraryMineral, read_library
 from mingraph.spectra.physics import PhysicsResult, Settings, classify_spectra

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from mingraph.acquire.fields import N_CHANNELS, check_counts
-from mingraph.errors import InputError
-from mingraph.files import load_artifact, save_artifact
+from mingraph.common.errors import InputError
+from mingraph.common.files import load_artifact, save_artifact
 from mingraph.spectra.onnx_runtime import onnx_embed
 from mingraph.spectra.window import CH_HI, CH_LO, EMBED_DIM
 

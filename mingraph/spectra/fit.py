@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.acquire.dataset import open_dataset
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def labelled_spectra(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import Instrument
 from mingraph.spectra.mineral_library import LibraryMineral, mass_composition
 
@@ -112,7 +112,7 @@ def save_expected_spectrum(m: LibraryMineral, inst: Instrument, path: str | os.P
     import matplotlib.pyplot as plt
     import xraylib
 
-    from mingraph.files import save_figure
+    from mingraph.common.files import save_figure
 
     s = expected_spectrum(m, inst)
     e = (np.arange(s.size) + 0.5) * 0.01

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import xraylib
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 LIBRARY_FILE = Path(__file__).resolve().parents[1] / "data" / "mineral_library.csv"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.encoder import Encoder
 from mingraph.spectra.onnx_runtime import INSTALL_HINT, onnx_embed, onnx_session
 from mingraph.spectra.window import CH_HI, CH_LO

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.window import CH_HI, CH_LO, EMBED_DIM
 
 INSTALL_HINT = "onnxruntime is not installed: pip install 'mingraph[onnx]'"

@@ -39,7 +39,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from mingraph.acquire.fields import N_CHANNELS
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.physics_model import PhysicsModel
 
 OK, NO_FIT, TOO_FEW, NOT_LISTED = 0, 1, 2, 3

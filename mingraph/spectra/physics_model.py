@@ -33,7 +33,7 @@ from scipy.stats import poisson
 
 from mingraph.acquire.fields import CHANNEL_EV
 from mingraph.acquire.simulate.eds_physics import _phase_physics
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import Instrument
 from mingraph.spectra.element_spectra import element_spectra, to_recorded
 from mingraph.spectra.mineral_library import LibraryMineral, mass_composition

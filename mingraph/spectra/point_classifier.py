@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
 
 CLASSIFIERS = ("physics", "encoder", "onnx")
@@ -249,7 +249,7 @@ class GatedEncoder:
 
     Examples
     --------
-    >>> from mingraph.predict import load_model
+    >>> from mingraph.workflows.predict import load_model
     >>> b = load_model()
     >>> g = GatedEncoder(b.encoder, b.class_names, Instrument(beam_kev=20.0))
     >>> g.unknown_column, len(g.names) == len(b.class_names)

@@ -18,7 +18,7 @@ from mingraph.acquire.simulate.eds import SimulatedEds
 from mingraph.acquire.simulate.eds_physics import DEFAULT_EDS_PARAMS, full_eds_params, mineral_spectrum
 from mingraph.acquire.simulate.minerals import MINERALS, class_names, mineral_index
 from mingraph.acquire.simulate.texture import DEFAULT_TEXTURE_PARAMS, simulate_texture
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 __all__ = [
     "DEFAULT_PARAMS",

@@ -23,7 +23,7 @@ from mingraph.acquire.simulate.eds_physics import (
     full_eds_params,
 )
 from mingraph.acquire.simulate.minerals import MINERALS
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 _EDS_TAG = 0x454453  # "EDS": separates the EDS noise stream from the tile's other streams
 

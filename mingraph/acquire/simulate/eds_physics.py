@@ -31,7 +31,7 @@ from scipy.special import ndtr
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
 from mingraph.acquire.simulate.minerals import EPOXY, LIBRARY_VERSION, MINERALS, composition, resolve
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 DEFAULT_EDS_PARAMS: dict = {
     "beam_kev": 25.0,  # accelerating voltage E0

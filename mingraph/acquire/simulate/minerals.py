@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 import xraylib
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 LIBRARY_VERSION = 1
 """Bumped whenever a formula, a density or the order changes (stored with every simulated dataset)."""

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.errors import InputError
-from mingraph.textfiles import parse_number, read_table
+from mingraph.common.errors import InputError
+from mingraph.common.textfiles import parse_number, read_table
 
 
 def calculated_assay(mass_pct: np.ndarray, composition: np.ndarray) -> np.ndarray:

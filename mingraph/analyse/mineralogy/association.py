@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mingraph.analyse.mineralogy.inputs import BACKGROUND, UNCLASSIFIED, _check_phase_map, _check_pixel_size
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.files import atomic_file, write_csv
+from mingraph.common.files import atomic_file, write_csv
 
 
 def _csv_value(v: Any) -> Any:
@@ -30,7 +30,7 @@ def write_columns(path: Path, columns: dict[str, np.ndarray]) -> Path:
     """A dict of equal-length arrays as CSV (pandas, atomically): fast for millions of rows."""
     import pandas as pd
 
-    from mingraph.escapes import csv_cell
+    from mingraph.common.escapes import csv_cell
 
     safe = {}
     for k, col in columns.items():

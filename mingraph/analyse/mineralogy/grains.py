@@ -21,7 +21,7 @@ from mingraph.analyse.mineralogy.inputs import (
     _class_names,
     _pct,
 )
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 GRAIN_COLUMNS = (
     "grain_id",

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 UNCLASSIFIED = "unclassified"
 BACKGROUND = "background"

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import sparse
 
 from mingraph.analyse.mineralogy.particles import ParticleResult
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 LIB_CLASSES = ["0", *[f"{a}-{a + 10}" for a in range(0, 90, 10)], "90-<100", "100"]
 """The 12 liberation class labels, in order."""

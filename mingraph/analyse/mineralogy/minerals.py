@@ -6,7 +6,7 @@ A mineral list is a CSV or JSON file with one entry per mineral:
   ``density`` (g/cm³; optional), ``colour`` (``#rrggbb``; optional), ``aliases`` (other names the
   classifier may use; ``;``-separated in CSV, a list in JSON; optional).
 - CSV: a header row with those columns. JSON: a list of objects, or ``{"minerals": [...]}``.
-  Read by :mod:`mingraph.textfiles` (UTF-8 with or without a BOM, delimiter ``,`` ``;`` or tab,
+  Read by :mod:`mingraph.common.textfiles` (UTF-8 with or without a BOM, delimiter ``,`` ``;`` or tab,
   decimal commas in a ``;`` file; quote an aliases cell there). A name or alias given twice
   (case and surrounding spaces ignored) is refused.
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.errors import InputError
-from mingraph.textfiles import parse_number, read_json_input, read_table
+from mingraph.common.errors import InputError
+from mingraph.common.textfiles import parse_number, read_json_input, read_table
 
 DEFAULT_LIST = Path(__file__).resolve().parents[2] / "data" / "minerals.csv"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mingraph.analyse.mineralogy.inputs import _check_densities, _check_phase_map, _class_names, _pct
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from mingraph.analyse.mineralogy.inputs import _check_connectivity
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def separate_particles(

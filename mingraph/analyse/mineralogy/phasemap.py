@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.analyse.mineralogy.inputs import _check_pixel_size
-from mingraph.errors import InputError
-from mingraph.files import atomic_file, write_csv, write_text
+from mingraph.common.errors import InputError
+from mingraph.common.files import atomic_file, write_csv, write_text
 
 
 def not_classified_value(n_classes: int) -> int:

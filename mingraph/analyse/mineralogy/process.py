@@ -32,7 +32,7 @@ from mingraph.analyse.mineralogy.grains import (
 from mingraph.analyse.mineralogy.inputs import _check_pixel_size, classified_labels
 from mingraph.analyse.mineralogy.minerals import ClassMinerals
 from mingraph.analyse.mineralogy.particles import ParticleResult, particle_properties, separate_particles
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 @dataclass

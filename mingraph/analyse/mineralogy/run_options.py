@@ -1,6 +1,6 @@
 """The mineralogy settings of a run from the files its options name: the mineral list and assay
-(read and checked) and the targets, as the keyword arguments of :func:`mingraph.predict.run_predict`
-and :func:`mingraph.sample.predict_sample` (the click options are :mod:`mingraph.cli.mineralogy_options`).
+(read and checked) and the targets, as the keyword arguments of :func:`mingraph.workflows.predict.run_predict`
+and :func:`mingraph.workflows.sample.predict_sample` (the click options are :mod:`mingraph.cli.mineralogy_options`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def mineralogy_kwargs(
     """Read the mineral list and assay files (InputError naming file, row and field) into run_predict kwargs."""
     from mingraph.analyse.mineralogy.assay import read_assay
     from mingraph.analyse.mineralogy.minerals import class_minerals, read_mineral_list
-    from mingraph.errors import InputError
+    from mingraph.common.errors import InputError
 
     cm = (
         None

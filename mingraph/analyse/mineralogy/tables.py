@@ -20,7 +20,7 @@ from mingraph.analyse.mineralogy.process import SampleMineralogy, sample_mineral
 from mingraph.analyse.mineralogy.process_tables import write_process_tables
 from mingraph.analyse.mineralogy_plots import association_plot, grain_size_plot, modal_plot
 from mingraph.analyse.plots import hex_colour
-from mingraph.files import write_text
+from mingraph.common.files import write_text
 
 RULE = (
     "Pixels with no class or a confidence below the threshold are unclassified: they belong to their "
@@ -32,7 +32,7 @@ RULE = (
 def _minerals_for(names: list[str], densities: Any, minerals: ClassMinerals | None) -> ClassMinerals:
     if minerals is not None:
         if list(minerals.names) != names:
-            from mingraph.errors import InputError
+            from mingraph.common.errors import InputError
 
             raise InputError("write_mineralogy", "minerals", "matched to other class names than the map's")
         return minerals
@@ -40,7 +40,7 @@ def _minerals_for(names: list[str], densities: Any, minerals: ClassMinerals | No
         return class_minerals(names, [], source="none")
     d = np.asarray(densities, dtype=np.float64).ravel()
     if d.shape[0] != len(names):
-        from mingraph.errors import InputError
+        from mingraph.common.errors import InputError
 
         raise InputError(
             "write_mineralogy", "densities", f"expected {len(names)} densities, got {d.shape[0]}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle
 from mingraph.learn.tiling import block_probabilities
 

@@ -18,7 +18,7 @@ import numpy as np
 from mingraph.acquire.costs import TimeModel, serpentine_order
 from mingraph.acquire.fields import Field
 from mingraph.acquire.strategies import BASIC_STRATEGIES, AcquisitionState, check_budget
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn.adaptive.inference import fusion_maps, nearest_maps
 from mingraph.learn.adaptive.uncertainty import choose_slads, choose_uncertainty
 from mingraph.learn.bundle import Bundle, point_features
@@ -56,8 +56,8 @@ def batch_sizes(n_total: int, rounds: int, seed_fraction: float) -> list[int]:
 
 def score_maps(labels: np.ndarray, truth: np.ndarray, valid: np.ndarray, n_classes: int) -> dict:
     """Weighted and macro F1 of ``labels`` against ``truth`` over valid pixels, unclassified (−1)
-    a miss (:func:`mingraph.metrics.confusion`, as ``mingraph evaluate`` scores)."""
-    from mingraph.metrics import confusion, scores
+    a miss (:func:`mingraph.common.metrics.confusion`, as ``mingraph evaluate`` scores)."""
+    from mingraph.common.metrics import confusion, scores
 
     s = scores(confusion(np.where(valid, truth, -1), labels, n_classes, unclassified=True))
     return {"f1_weighted": s["f1_weighted"], "f1_macro": s["f1_macro"]}

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from mingraph.acquire.strategies import AcquisitionState
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn.adaptive.bse_maps import bse_structure
 
 FEATURES = ("distance", "structure", "contrast", "entropy", "one_minus_margin")
@@ -77,7 +77,7 @@ def load_weights(path: str | os.PathLike | None = None) -> dict:
     """The regressor's weights (``mean``, ``scale``, ``coef``); cached for the shipped file.
     Raises InputError for a missing or foreign file."""
     p = Path(path) if path is not None else weights_path()
-    from mingraph.textfiles import read_json_input
+    from mingraph.common.textfiles import read_json_input
 
     obj = read_json_input(p, "SLADS weights")
     if (
@@ -180,7 +180,7 @@ if __name__ == "__main__":  # pragma: no cover - regenerates the shipped weights
 
     import torch
 
-    from mingraph.files import write_text
+    from mingraph.common.files import write_text
     from mingraph.learn.bundle import default_model_path, load_bundle
 
     torch.set_num_threads(1)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from mingraph.acquire.strategies import AcquisitionState, fill_random, spread_pick
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 from mingraph.learn.adaptive.bse_maps import bse_novelty, bse_structure
 from mingraph.learn.adaptive.slads import expected_reduction
 

@@ -1,9 +1,9 @@
 """User text going out: names from a user's files written so that no output format acts on them.
 
-- CSV (:func:`csv_cell`, used by :func:`mingraph.files.write_csv`): a text cell that a
+- CSV (:func:`csv_cell`, used by :func:`mingraph.common.files.write_csv`): a text cell that a
   spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@``, tab, CR first; OWASP "CSV
   injection") gets a leading ``'``; numbers stay numbers. :func:`csv_uncell` undoes it, and
-  :func:`mingraph.textfiles.read_table` applies it, so mingraph reads back what it wrote.
+  :func:`mingraph.common.textfiles.read_table` applies it, so mingraph reads back what it wrote.
 - Markdown (:func:`md_text`): HTML specials as entities, Markdown's active characters escaped.
 - HTML is written with :func:`html.escape`; JSON with :func:`json.dumps`.
 """
@@ -23,7 +23,7 @@ def csv_cell(value: Any) -> Any:
     ``@``, tab or CR gets a leading ``'`` (OWASP); numbers, and text that is a number, are unchanged.
 
     Text that already starts with ``'`` before such a character gets one more, so that
-    :func:`csv_uncell` (used by :func:`mingraph.textfiles.read_table`) gives back the text
+    :func:`csv_uncell` (used by :func:`mingraph.common.textfiles.read_table`) gives back the text
     exactly, but for line breaks, which are written as LF (a bare CR would end the row).
 
     Parameters

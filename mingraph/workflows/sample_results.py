@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.acquire.sample import Sample
-from mingraph.errors import InputError
-from mingraph.outputs import atomic_folder
+from mingraph.common.errors import InputError
+from mingraph.common.outputs import atomic_folder
 
 
 def read_field_figures(out: Path, sample: Sample) -> tuple[list[dict], list[dict]]:
@@ -45,8 +45,8 @@ def write_sample_results(
     from mingraph.analyse.mineralogy.tables import write_mineralogy_tables
     from mingraph.analyse.mosaic import stitch, write_overview
     from mingraph.analyse.report import write_report
-    from mingraph.files import write_csv
-    from mingraph.metrics import scores
+    from mingraph.common.files import write_csv
+    from mingraph.common.metrics import scores
 
     figs, infos = read_field_figures(out, sample)
     names = list(bundle.class_names)

@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mingraph.errors import InputError
-from mingraph.output_paths import FOLDER_MODE, UMASK, clean_stale, named_os_error, temp_prefix
+from mingraph.common.errors import InputError
+from mingraph.common.output_paths import FOLDER_MODE, UMASK, clean_stale, named_os_error, temp_prefix
 
 MARKER = ".mingraph.json"
 _PROTECTED: tuple[Path, ...] = ()
@@ -55,7 +55,7 @@ def protect(paths: Iterable[str | os.PathLike | None]) -> Iterator[None]:
     ...     check_replaceable(d, "--out")
     Traceback (most recent call last):
     ...
-    mingraph.errors.InputError: ...: --out: holds an input of this command (.../manifest.csv); never replaced
+    mingraph.common.errors.InputError: ...: --out: holds an input of this command (.../manifest.csv); never replaced
     """
     global _PROTECTED
     old = _PROTECTED

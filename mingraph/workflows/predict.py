@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from mingraph.acquire.fields import Field
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
+from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.learn.bundle import Bundle, default_model_path, point_classes, point_features
 from mingraph.learn.tiling import block_probabilities
-from mingraph.outputs import atomic_folder, check_new_output
 
 DEFAULT_BLOCK = 1024
 
@@ -236,7 +236,7 @@ def write_outputs(
     from mingraph.analyse.mineralogy.phasemap import write_legend, write_phase_map
     from mingraph.analyse.plots import save_confidence_png, save_phase_overlay_png
     from mingraph.analyse.report import write_report
-    from mingraph.metrics import confusion, scores
+    from mingraph.common.metrics import confusion, scores
 
     names = bundle.class_names
     cm = minerals if minerals is not None else class_minerals(names)

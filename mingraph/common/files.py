@@ -2,7 +2,7 @@
 
 Every file or folder mingraph writes appears whole under its final name or not at all: it is
 written under a temporary name in the same folder and renamed (``os.replace`` is atomic on one
-file system).  Folders, and what may be replaced, are :mod:`mingraph.outputs`'s.  Torch
+file system).  Folders, and what may be replaced, are :mod:`mingraph.common.outputs`'s.  Torch
 artifacts (encoders, models, UNets) carry a format name and version that readers check, and are loaded with ``weights_only=True``.
 """
 
@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mingraph.errors import InputError
-from mingraph.output_paths import UMASK, clean_stale, named_os_error, temp_prefix
+from mingraph.common.errors import InputError
+from mingraph.common.output_paths import UMASK, clean_stale, named_os_error, temp_prefix
 
 
 def _regular_target(path: Path) -> Path:
@@ -88,10 +88,10 @@ def write_csv(path: str | os.PathLike, rows: list[list[Any]]) -> Path:
 
     Text cells that a spreadsheet would take for a formula (starting with ``=``, ``+``, ``-``,
     ``@``, tab or a line break; a mineral or field name from a user's file) get a leading ``'``
-    (:func:`mingraph.escapes.csv_cell`); numbers, and text that is a number, are written as
+    (:func:`mingraph.common.escapes.csv_cell`); numbers, and text that is a number, are written as
     they are. mingraph's own readers take the ``'`` off again.
     """
-    from mingraph.escapes import csv_cell
+    from mingraph.common.escapes import csv_cell
 
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([csv_cell(c) for c in r] for r in rows)
@@ -210,7 +210,7 @@ def check_table_output(path: str | os.PathLike, producer: str, overwrite: bool =
     >>> check_table_output(d / "t.csv", "mingraph classify-spectra", overwrite=True)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    mingraph.errors.InputError: ...t.csv: output: exists and was not written by mingraph classify-spectra; never replaced
+    mingraph.common.errors.InputError: ...t.csv: output: exists and was not written by mingraph classify-spectra; never replaced
     """
     table = _regular_target(Path(path))
     record = _regular_target(table.with_suffix(".json"))

@@ -1,7 +1,7 @@
 """``mingraph acquire``: run an adaptive acquisition session on a field and write what an
 instrument and a mineralogist need: the final phase map, the ordered point list and the curve.
 
-Files in OUT (the folder appears whole or not at all, :func:`mingraph.files.atomic_folder`):
+Files in OUT (the folder appears whole or not at all, :func:`mingraph.common.files.atomic_folder`):
 
 * ``points.csv``: ``order, round, row, col, x_um, y_um`` in measurement order (pixel centres in
   µm from the top-left corner, :func:`mingraph.acquire.costs.points_table`): the list an
@@ -21,11 +21,11 @@ from pathlib import Path
 
 from mingraph.acquire.costs import points_table
 from mingraph.acquire.fields import Field
-from mingraph.errors import InputError
-from mingraph.files import write_csv
+from mingraph.common.errors import InputError
+from mingraph.common.files import write_csv
+from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.learn.adaptive import Session, run_session
 from mingraph.learn.bundle import Bundle
-from mingraph.outputs import atomic_folder, check_new_output
 
 CURVE_COLUMNS = (
     "round",
@@ -70,7 +70,7 @@ def write_session(out: Path, sample: Field, session: Session, bundle: Bundle) ->
     from mingraph.analyse.mineralogy.minerals import class_minerals
     from mingraph.analyse.mineralogy.phasemap import write_phase_map
     from mingraph.analyse.plots import save_confidence_png, save_phase_overlay_png
-    from mingraph.files import write_text
+    from mingraph.common.files import write_text
 
     cm = class_minerals(bundle.class_names)
     write_csv(out / "points.csv", points_table(session.points, session.rounds, sample.pixel_size_um))

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
-from mingraph.engine import check_scheduler
-from mingraph.errors import InputError
-from mingraph.files import file_digest, write_text
-from mingraph.output_paths import clean_stale, inside, safe_name
-from mingraph.outputs import atomic_folder, output_folder, protect
+from mingraph.common.engine import check_scheduler
+from mingraph.common.errors import InputError
+from mingraph.common.files import file_digest, write_text
+from mingraph.common.output_paths import clean_stale, inside, safe_name
+from mingraph.common.outputs import atomic_folder, output_folder, protect
 
 _CACHE: dict[str, Any] = {}  # per worker process: the model and open datasets
 
@@ -53,7 +53,12 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
     """(Field in the model's classes, EDS positions (n, 2) int32, embeddings (n, d) float32) of one field."""
     from mingraph.acquire.fields import Field, NoSpectra
     from mingraph.learn.bundle import point_features
-    from mingraph.predict import check_points, labels_in_model_classes, measure_points, measured_field
+    from mingraph.workflows.predict import (
+        check_points,
+        labels_in_model_classes,
+        measure_points,
+        measured_field,
+    )
 
     px = cfg["pixel_size_um"]
     if spec.kind == "dataset":
@@ -110,8 +115,8 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     from mingraph.analyse.mineralogy.fields import field_figures
     from mingraph.analyse.mineralogy.phasemap import write_phase_map
     from mingraph.analyse.mosaic import thumbnail
-    from mingraph.metrics import confusion
-    from mingraph.predict import load_model, predict_field
+    from mingraph.common.metrics import confusion
+    from mingraph.workflows.predict import load_model, predict_field
 
     folder = inside(cfg["out"], "fields", safe_name(spec.name, spec.source, "field name"))
     if (folder / "field.json").is_file():
@@ -253,10 +258,10 @@ def predict_sample(
     from mingraph.analyse.evaluate import resolve_model
     from mingraph.analyse.mineralogy.minerals import class_minerals
     from mingraph.analyse.mosaic import overview_step
-    from mingraph.engine import run_tasks
+    from mingraph.common.engine import run_tasks
     from mingraph.learn.bundle import default_model_path
-    from mingraph.predict import library_densities, load_model
-    from mingraph.sample_results import write_sample_results
+    from mingraph.workflows.predict import library_densities, load_model
+    from mingraph.workflows.sample_results import write_sample_results
 
     say = say or (lambda line: None)
     if scheduler is not None:  # before OUT is made: a wrong address is one line, nothing written

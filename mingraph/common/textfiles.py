@@ -15,7 +15,7 @@ training configurations are all read here, so that every one accepts and refuses
 - Duplicate names are refused in one line naming the duplicate: CSV column names, JSON object
   keys, and any list checked with :func:`check_unique`.
 - A cell that starts with ``'`` before ``=``, ``+``, ``-``, ``@``, tab or CR reads without that
-  ``'``: it is the formula escape :func:`mingraph.escapes.csv_cell` adds when mingraph writes a CSV.
+  ``'``: it is the formula escape :func:`mingraph.common.escapes.csv_cell` adds when mingraph writes a CSV.
 
 Files mingraph writes for itself (run.json, field.json, config.json, metrics.jsonl) are not read here.
 """
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mingraph.errors import InputError
-from mingraph.escapes import csv_uncell
+from mingraph.common.errors import InputError
+from mingraph.common.escapes import csv_uncell
 
 DELIMITERS = ",;\t"
 _SNIFF_LINES = 50

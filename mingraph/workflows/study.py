@@ -16,8 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
-from mingraph.files import save_figure, write_bytes, write_text
-from mingraph.outputs import output_folder
+from mingraph.common.files import save_figure, write_bytes, write_text
+from mingraph.common.outputs import output_folder
 
 PROTOCOLS: dict[str, dict] = {
     "reduced": {
@@ -74,8 +74,8 @@ def run_study(
     from mingraph.graphs.build import build_graphs
     from mingraph.learn.baselines import train_unet
     from mingraph.learn.train import train
-    from mingraph.predict import default_model_path
     from mingraph.spectra.fit import fit_encoder_on_dataset
+    from mingraph.workflows.predict import default_model_path
 
     p = PROTOCOLS[protocol]
     out = output_folder(out, "study")
@@ -204,7 +204,7 @@ def write_results(
     lines = [
         "# Results: the paper's study on simulated data",
         "",
-        f"Produced by `mingraph study DATASET OUT --protocol {protocol}` (mingraph/study.py) on "
+        f"Produced by `mingraph study DATASET OUT --protocol {protocol}` (mingraph/workflows/study.py) on "
         f"`{ds.path.name}`: {len(ds)} simulated tiles of {ds.info.get('tile_size', '?')}×{ds.info.get('tile_size', '?')} px, "
         f"{len(ds.class_names)} classes, split {ds.info['splits']}.",
         "",

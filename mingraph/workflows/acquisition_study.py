@@ -6,7 +6,7 @@ Fields: simulated with seeds the shipped model never saw (its training fields ar
 runs a full session (:func:`mingraph.learn.adaptive.run_session`, 3 rounds after a seed set of
 40 % of the budget) with the fusion model; "random + nearest EDS" is random sampling labelled
 by nearest-EDS (the classical reference).  Scores are pooled over the fields' valid pixels
-(:mod:`mingraph.metrics`, unclassified = miss), as ``mingraph evaluate`` pools them.
+(:mod:`mingraph.common.metrics`, unclassified = miss), as ``mingraph evaluate`` pools them.
 
 Run (not in CI: ~30 minutes on 2 loaded CPU cores): ``mingraph acquire-study OUT --docs docs/``.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.files import file_digest, save_figure, write_csv, write_text
+from mingraph.common.files import file_digest, save_figure, write_csv, write_text
+from mingraph.common.metrics import confusion, scores
+from mingraph.common.outputs import output_folder
 from mingraph.learn.adaptive import run_session
-from mingraph.metrics import confusion, scores
-from mingraph.outputs import output_folder
 
 BUDGETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05)
 LARGE_BUDGETS = (0.005, 0.01, 0.025, 0.05)
@@ -158,7 +158,7 @@ def run_study(
     from mingraph.acquire.simulate import simulate_tile
     from mingraph.analyse.evaluate import resolve_model
     from mingraph.learn.bundle import default_model_path
-    from mingraph.predict import load_model
+    from mingraph.workflows.predict import load_model
 
     out = output_folder(out, "acquire-study")
     bundle = load_model(model)

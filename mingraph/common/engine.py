@@ -8,7 +8,7 @@ and writable on the workers, e.g. a shared file system).  ``workers=0`` without 
 the tasks one after another in this process (no Dask), which is the serial reference.
 
 Tasks must be idempotent: Dask re-runs a task whose worker was lost, so a task that writes a file
-writes it atomically (mingraph.files) and first checks whether its output is already whole.
+writes it atomically (mingraph.common.files) and first checks whether its output is already whole.
 Results come back in ``items`` order; the first failing task's exception (e.g. an InputError,
 which pickles) is raised after the remaining tasks are cancelled.
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 
 def _dashboard_note() -> str:

@@ -15,7 +15,7 @@ import shutil
 import socket
 from pathlib import Path
 
-from mingraph.errors import InputError
+from mingraph.common.errors import InputError
 
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -106,7 +106,7 @@ def safe_name(name: str, source: object, field: str = "name") -> str:
     >>> safe_name("../../victim", "manifest.csv")
     Traceback (most recent call last):
     ...
-    mingraph.errors.InputError: manifest.csv: name: '../../victim' is not a single folder name (no /, \\, .., leading dot or NUL)
+    mingraph.common.errors.InputError: manifest.csv: name: '../../victim' is not a single folder name (no /, \\, .., leading dot or NUL)
     """
     bad = (
         not isinstance(name, str)
