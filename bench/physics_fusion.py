@@ -40,7 +40,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=150)
     ap.add_argument("--out", default="docs/data/physics_fusion.json")
     ap.add_argument(
-        "--minerals", default=None, help="The physics' list (default: the simulator's 50, the truth's classes)."
+        "--minerals",
+        default=None,
+        help="The physics' list (default: the simulator's 50, the truth's classes).",
     )
     a = ap.parse_args()
     from mingraph.analyse.mineralogy.minerals import DEFAULT_LIST
@@ -62,7 +64,11 @@ def main() -> None:
             to_lib = np.array([lib_names.index(n.lower()) for n in s.class_names])
             truth = np.where(s.valid, to_lib[s.labels], -1)
             for kind in ("encoder", "physics"):
-                b = base if kind == "encoder" else with_classifier(base, "physics", Instrument(beam_kev=20.0), minerals)
+                b = (
+                    base
+                    if kind == "encoder"
+                    else with_classifier(base, "physics", Instrument(beam_kev=20.0), minerals)
+                )
                 t0 = time.perf_counter()
                 rc, feats = measure_points(s, b, fraction, "random", seed)
                 pred = predict_field(b, s.bse, s.valid, rc, feats, progress=False)
