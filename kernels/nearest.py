@@ -162,3 +162,30 @@ def nearest_eds_map(height: int, width: int, eds_rc: np.ndarray) -> np.ndarray:
     if urc.shape[0] == 0:
         return np.full((int(height), int(width)), -1, np.int32)
     return nearest_map_from_delaunay(height, width, urc, delaunay_unique_edges(urc), first)
+
+
+def nearest_eds_labels(
+    height: int,
+    width: int,
+    eds_rc: np.ndarray,
+    values: np.ndarray,
+    fill=-1,
+    nearest: np.ndarray | None = None,
+) -> np.ndarray:
+    """Nearest-EDS labelling: every pixel takes ``values[k]`` of its nearest EDS point k.
+
+    ``values`` (n,) one entry per point of ``eds_rc`` (a class, a confidence; -1 classes stay
+    unclassified pixels).  The nearest point is :func:`nearest_eds_map`'s (exact, lowest index on
+    ties) unless ``nearest``, an (H, W) map of these points already computed (a graph's), is
+    given.  ``fill`` everywhere when there is no point.  Returns (H, W) of ``values``' dtype.
+    """
+    values = np.asarray(values)
+    n = len(eds_rc)
+    if n == 0:
+        return np.full((int(height), int(width)), fill, values.dtype)
+    if values.shape != (n,):
+        raise ValueError(f"expected {n} values, one per EDS point, got shape {values.shape}")
+    near = nearest_eds_map(height, width, eds_rc) if nearest is None else np.asarray(nearest)
+    if near.shape != (int(height), int(width)):
+        raise ValueError(f"nearest map has shape {near.shape}, expected {(int(height), int(width))}")
+    return values[near]

@@ -17,7 +17,7 @@ from mingraph_kernels.delaunay import (
 )
 from mingraph_kernels.grid import grid_edge_count, grid_edges
 from mingraph_kernels.knn import knn_edges, knn_neighbours
-from mingraph_kernels.nearest import nearest_eds_map
+from mingraph_kernels.nearest import nearest_eds_labels, nearest_eds_map
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KINDS = [
@@ -232,6 +232,42 @@ def test_nearest_clustered_points_in_a_large_field(seed):
     rc = np.stack([rng.integers(0, 12, 300), rng.integers(0, 12, 300)], 1)
     rc = np.concatenate([rc, [[199, 3]]])
     np.testing.assert_array_equal(nearest_eds_map(200, 160, rc), brute_nearest(200, 160, rc))
+
+
+@SETTINGS
+@given(fields())
+def test_nearest_eds_labels_match_brute_force(field):
+    # the one nearest-EDS labelling of the package: each pixel takes its nearest point's value
+    h, w, rc = field
+    values = np.arange(len(rc), dtype=np.int64) * 7 - 1  # point 0 is unclassified (-1)
+    got = nearest_eds_labels(h, w, rc, values)
+    assert got.shape == (h, w) and got.dtype == np.int64
+    if len(rc) == 0:
+        assert (got == -1).all()
+    else:
+        np.testing.assert_array_equal(got, values[brute_nearest(h, w, rc)])
+
+
+def test_nearest_eds_labels_edge_cases():
+    # no point: the fill everywhere, whatever the values' dtype
+    none = nearest_eds_labels(3, 4, np.zeros((0, 2), np.int64), np.zeros(0, np.float32), fill=0)
+    assert none.shape == (3, 4) and none.dtype == np.float32 and (none == 0).all()
+    assert (nearest_eds_labels(2, 2, np.zeros((0, 2), np.int64), np.zeros(0, np.int64)) == -1).all()
+    # one point: every pixel takes its value
+    assert (nearest_eds_labels(5, 6, np.array([[4, 0]]), np.array([3])) == 3).all()
+    # ties go to the lowest index; twins on one pixel too
+    rc = np.array([[2, 2], [0, 2], [2, 0], [0, 0], [1, 1], [1, 1]])
+    vals = np.array([10, 11, 12, 13, 14, 15])
+    got = nearest_eds_labels(3, 3, rc[:4], vals[:4])
+    assert got[1, 1] == 10 and got[0, 1] == 11 and got[1, 0] == 12 and got[2, 1] == 10
+    assert nearest_eds_labels(3, 3, rc, vals)[1, 1] == 14
+    # a map already computed is used as given; bad shapes are refused
+    near = np.zeros((3, 3), np.int32)
+    assert (nearest_eds_labels(3, 3, rc[:4], vals[:4], nearest=near) == 10).all()
+    with pytest.raises(ValueError):
+        nearest_eds_labels(3, 3, rc[:4], vals[:3])
+    with pytest.raises(ValueError):
+        nearest_eds_labels(3, 3, rc[:4], vals[:4], nearest=near[:2])
 
 
 # ----------------------------------------------------------------------------- Delaunay

@@ -19,19 +19,22 @@ from mingraph.common.errors import InputError
 from mingraph.common.files import load_artifact, save_artifact
 from mingraph.graphs.structure import StructuredGraph
 from mingraph.learn.class_weights import frequency_weights
+from mingraph_kernels.nearest import nearest_eds_labels as label_nearest
 
 UNET_FORMAT = "mingraph-unet"
 UNET_VERSION = 1
 
 
 def nearest_eds_labels(graph: StructuredGraph, eds_classes: np.ndarray) -> np.ndarray:
-    """Each pixel takes the class of its nearest EDS point; -1 everywhere when there is none."""
-    if graph.n_eds == 0:
-        return np.full((graph.height, graph.width), -1, np.int64)
-    eds_classes = np.asarray(eds_classes, dtype=np.int64)
-    if eds_classes.shape != (graph.n_eds,):
-        raise ValueError(f"expected {graph.n_eds} EDS classes, got shape {eds_classes.shape}")
-    return eds_classes[graph.nearest_eds]
+    """Each pixel takes the class of its nearest EDS point (the graph's own nearest-EDS map,
+    :func:`mingraph_kernels.nearest.nearest_eds_labels`); -1 everywhere when there is none."""
+    return label_nearest(
+        graph.height,
+        graph.width,
+        graph.eds_rc,
+        np.asarray(eds_classes, dtype=np.int64),
+        nearest=graph.nearest_eds,
+    )
 
 
 def _block(a: int, b: int) -> nn.Sequential:

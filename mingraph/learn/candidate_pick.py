@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from mingraph.graphs.candidates import build_candidate_graph
-from mingraph.graphs.structure import build_structured_graph
+from mingraph_kernels.nearest import nearest_eds_labels
 
 K = 6
 N_USED = 7  # the features of the classifier
@@ -63,8 +63,7 @@ def candidate_pick(
     if len(eds_rc) == 0:
         return np.full(np.shape(bse), -1, np.int64)
     if model is None:  # nothing learnt: nearest-EDS
-        g = build_structured_graph(bse, eds_rc, np.zeros((len(eds_rc), 1), np.float32))
-        return np.asarray(eds_classes, np.int64)[g.nearest_eds]
+        return nearest_eds_labels(*np.shape(bse), eds_rc, np.asarray(eds_classes, np.int64))
     graph = build_candidate_graph(bse, valid, eds_rc, K)
     feats, cand = _pairs(graph, np.asarray(eds_classes, np.int64))
     p = model.predict_proba(feats.reshape(-1, N_USED))[:, 1].reshape(cand.shape)

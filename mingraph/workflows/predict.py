@@ -295,9 +295,9 @@ def write_outputs(
             )
         }
         if pred.eds_classes is not None and len(pred.eds_rc):  # the baseline on the same points
-            from mingraph_kernels.nearest import nearest_eds_map
+            from mingraph_kernels.nearest import nearest_eds_labels
 
-            near = pred.eds_classes[nearest_eds_map(*sample.shape, pred.eds_rc)]
+            near = nearest_eds_labels(*sample.shape, pred.eds_rc, pred.eds_classes)
             ns = scores(
                 confusion(np.where(sample.valid, sample.labels, -1), near, len(names), unclassified=True)
             )

@@ -78,15 +78,18 @@ def fusion_maps(
 
 def nearest_maps(valid: np.ndarray, eds_rc: np.ndarray, eds_prob: np.ndarray) -> dict[str, np.ndarray]:
     """The same maps from nearest-EDS labelling: every pixel takes its nearest point's class
-    probabilities (ties to the lowest index, :func:`mingraph_kernels.nearest.nearest_eds_map`)."""
-    from mingraph_kernels.nearest import nearest_eds_map
+    probabilities (ties to the lowest index, :func:`mingraph_kernels.nearest.nearest_eds_labels`)."""
+    from mingraph_kernels.nearest import nearest_eds_labels, nearest_eds_map
 
     h, w = valid.shape
     out = _empty((h, w))
     if len(eds_rc) == 0:
         return out
-    near = nearest_eds_map(h, w, np.asarray(eds_rc, np.int64))
+    rc = np.asarray(eds_rc, np.int64)
+    near = nearest_eds_map(h, w, rc)  # one search for all the maps
     summ = [t.numpy() for t in _summaries(torch.as_tensor(np.asarray(eds_prob, np.float32)))]
     for name, per_point in zip(MAP_NAMES, summ):
-        out[name] = np.where(valid, per_point[near], -1 if name == "labels" else 0).astype(out[name].dtype)
+        fill = -1 if name == "labels" else 0
+        lab = nearest_eds_labels(h, w, rc, per_point, fill, nearest=near)
+        out[name] = np.where(valid, lab, fill).astype(out[name].dtype)
     return out
