@@ -275,3 +275,18 @@ def test_the_gate_keeps_the_encoders_answers_where_the_physics_agrees():
     np.testing.assert_array_equal(p[kept, :-1], ref[kept])
     assert kept.mean() >= 0.8  # simulated spectra the encoder was trained on: most pass
     assert (point_classes(gated, p)[~kept] == -1).all()
+
+
+def test_predict_sample_of_a_hypermap_dataset_uses_the_physics_by_default(chev):
+    out = chev / "ps"
+    res = CliRunner().invoke(
+        main,
+        ["predict-sample", str(chev / "chev"), "--out", str(out), "--workers", "0"]
+        + ["--fraction", "0.1", "--pattern", "grid"],
+    )
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    settings = run.get("settings", run)
+    assert settings["classifier"] == "physics", settings
+    modal = _modal(out / "sample")
+    assert "tantalite" not in modal and modal.get("chamosite", 0) > 100, modal

@@ -324,6 +324,11 @@ class Dataset:
             f"no tile {tile!r} (ids like {self.tile_ids[0]!r}, or an index below {len(self)})",
         )
 
+    def eds_params(self, i: int) -> dict:
+        """Field ``i``'s EDS settings as stored (for a measured field, ``instrument``: the beam,
+        take-off and FWHM its spectrum file stated), without decoding its images."""
+        return json.loads(self._row(i)["eds_params"] or "{}")
+
     def _row(self, i: int) -> dict:
         if not 0 <= i < len(self):
             raise IndexError(f"tile index {i} out of range for {len(self)} tiles")

@@ -63,6 +63,12 @@ def predict_sample(
     from mingraph.workflows.sample import predict_sample as run
 
     library_file = None
+    if classifier is None and beam_kev is None:  # a dataset whose fields state their beam: physics
+        from mingraph.acquire.sample import open_sample
+        from mingraph.workflows.sample import states_beam
+
+        if states_beam(open_sample(sample)):
+            classifier = "physics"
     if classifier == "physics" or (classifier is None and beam_kev is not None):
         from mingraph.spectra.mineral_library import read_library
 

@@ -96,6 +96,20 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
     return sample, rc, emb, bundle
 
 
+def states_beam(s: Sample) -> bool:
+    """True when every field of a dataset sample recorded its beam energy at import (a hypermap's
+    file states it): the physics classifier is then the default, as for ``predict``."""
+    if s.kind != "dataset" or not s.fields:
+        return False
+    from mingraph.acquire.dataset import open_dataset
+
+    for f in s.fields:
+        ds = _cached(f"dataset:{f.source}", lambda src=f.source: open_dataset(src))
+        if ds.eds_params(ds.find(f.tile)).get("instrument", {}).get("beam_kev") is None:
+            return False
+    return True
+
+
 def field_classifier(bundle, cfg: dict, params: dict | None, source: object):
     """The model with the run's point classifier for one field: with the physics, a classifier of
     its own, calibrated to this field's points (its beam from ``--beam-kev`` or the field's file)."""
@@ -276,7 +290,7 @@ def predict_sample(
     from mingraph.learn.bundle import with_classifier
 
     if classifier is None:  # the physics needs the beam energy, which point files do not state
-        classifier = "physics" if beam_kev is not None else "encoder"
+        classifier = "physics" if beam_kev is not None or states_beam(s) else "encoder"
         if beam_kev is None and s.kind in ("tima", "manifest"):
             say(
                 f"{s.path}: the model's encoder classifies the spectra; give --beam-kev for the "
