@@ -290,3 +290,33 @@ def test_predict_sample_of_a_hypermap_dataset_uses_the_physics_by_default(chev):
     assert settings["classifier"] == "physics", settings
     modal = _modal(out / "sample")
     assert "tantalite" not in modal and modal.get("chamosite", 0) > 100, modal
+
+
+def test_evaluate_scores_the_model_and_every_baseline_on_the_physics_classes(tmp_path):
+    import csv
+
+    r = CliRunner()
+    assert (
+        r.invoke(
+            main, ["simulate", str(tmp_path / "ds"), "--tiles", "3", "--size", "64", "--seed", "5"]
+        ).exit_code
+        == 0
+    )
+    res = r.invoke(
+        main,
+        ["evaluate", str(REPO / "mingraph" / "data" / "default_model.pt"), str(tmp_path / "ds")]
+        + ["--fractions", "0.05", "--split", "train", "--out", str(tmp_path / "ev")]
+        + ["--classifier", "physics", "--beam-kev", "20"],
+    )
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "ev" / "metrics.csv", encoding="utf-8") as f:
+        rows = {row["method"]: float(row["f1_weighted"]) for row in csv.DictReader(f)}
+    assert {"fusion model", "nearest EDS"} <= set(rows)
+    assert rows["fusion model"] >= rows["nearest EDS"]  # the same physics classes on the same points
+    with open(tmp_path / "ev" / "confusion-fusion-0.05.csv", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    assert header[1:-1] == read_library_names() and header[-1] == "unclassified"
+
+
+def read_library_names() -> list[str]:
+    return [m.name for m in read_library()]

@@ -67,10 +67,17 @@ def evaluate(
     progress: bool = True,
     batch: int = 16,
     pattern: str = "random",
+    classifier: str = "encoder",
+    beam_kev: float | None = None,
+    minerals: str | os.PathLike | None = None,
 ) -> dict:
     """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``.
 
-    ``pattern="mask"`` scores on the measured EDS points of each field (point-spectra datasets)."""
+    ``pattern="mask"`` scores on the measured EDS points of each field (point-spectra datasets).
+    ``classifier="physics"`` feeds the model (one that mixes its points' classes) and every
+    baseline the physics classifier's classes over the library ``minerals`` (default: the
+    shipped one; its instrument from ``beam_kev`` or the first field's file); the dataset's
+    labels are matched to the library by name."""
     from tqdm import tqdm
 
     from mingraph.acquire.dataset import open_dataset
@@ -88,6 +95,14 @@ def evaluate(
     check_new_output(out, overwrite=True)  # before any work: an output mingraph may not replace is refused
     bundle = load_bundle(model_path)
     ds = open_dataset(dataset)
+    if classifier != "encoder":
+        from mingraph.learn.bundle import with_classifier
+        from mingraph.spectra.point_classifier import instrument_from
+
+        first = ds.indices(split)[:1]
+        params = ds.eds_params(first[0]) if first else {}
+        start = instrument_from(params, beam_kev, ds.path) if classifier == "physics" else None
+        bundle = with_classifier(bundle, classifier, start, minerals)
     from mingraph.analyse.classmap import match_classes
 
     # scores are in the model's classes; the dataset's labels are matched to them by name
@@ -219,6 +234,7 @@ def evaluate(
                         for t, smp in zip(chunk, samples)
                     ]
                 for m, maps in results.items():
+                    maps[:] = [np.where(p >= C, -1, p) for p in maps]  # the physics' unknown: unclassified
                     per_tile = tile_cms.setdefault((m, f), [])
                     for tr, p in zip(truth, maps):
                         # an unclassified pixel (-1) is a miss of its true class, no false positive

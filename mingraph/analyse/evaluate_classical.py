@@ -40,6 +40,8 @@ def point_class_lut(encoder, model_names: list[str]) -> np.ndarray | None:
         encoder has no classifier head, or its classes are not named and are not as many as the
         model's (an unnamed head of the model's size is taken to be in the model's order).
     """
+    if hasattr(encoder, "class_probabilities"):  # physics (or a gated encoder): its classes are the model's
+        return np.arange(len(model_names), dtype=np.int64)
     if encoder is None or encoder.kind != "cnn" or not encoder.n_classes:
         return None
     names = (encoder.meta or {}).get("class_names")
@@ -56,6 +58,9 @@ def point_classes(encoder, spectra: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
     if len(spectra) == 0:
         return np.zeros(0, np.int64)
+    if hasattr(encoder, "class_probabilities"):  # the unknown column (last) gives -1
+        c = encoder.class_probabilities(spectra).argmax(1).astype(np.int64)
+        return np.where(c < len(lut), lut[np.minimum(c, len(lut) - 1)], -1)
     return lut[classify(encoder, spectra)]
 
 

@@ -44,7 +44,7 @@ def read_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | 
             raise InputError(path, "bin", "binning needs a map (.bcf, .hspy), not a point set")
         rc, spectra = read_points(path)
         return spectra, rc, None
-    if suffix in (".bcf", ".hspy", ".hdf5"):
+    if suffix in (".bcf", ".pts", ".hspy", ".hdf5"):
         from mingraph.acquire.spectrum_files import read_hypermap
         from mingraph.spectra.classify_map import bin_map
 

@@ -89,9 +89,36 @@ def train(shards, online, out, epochs, config, encoder, backend, device, resume,
     show_default=True,
     help="Where EDS is sampled; mask: the measured points (point-spectra fields), one fraction.",
 )
+@click.option(
+    "--classifier",
+    type=click.Choice(["encoder", "physics", "onnx"]),
+    default="encoder",
+    show_default=True,
+    help="Point classifier for the model and every baseline: the model's encoder, or the physics "
+    "(its --minerals list; labels matched by name).",
+)
+@click.option(
+    "--beam-kev", type=click.FloatRange(1, 30), help="Beam kV for the physics (default: the file's)."
+)
+@click.option(
+    "--minerals", type=click.Path(path_type=Path), help="The physics' mineral list (default: shipped)."
+)
 @user_errors
 def evaluate(
-    run, dataset, fractions, split, out, unet, knn_run, max_tiles, compare, tune_on, pattern
+    run,
+    dataset,
+    fractions,
+    split,
+    out,
+    unet,
+    knn_run,
+    max_tiles,
+    compare,
+    tune_on,
+    pattern,
+    classifier,
+    beam_kev,
+    minerals,
 ) -> None:
     """Score RUN (a run folder or model file) on DATASET per EDS fraction, with baselines."""
     from mingraph.analyse.evaluate import evaluate as run_eval
@@ -108,6 +135,9 @@ def evaluate(
         tune_on=tune_on,
         max_tiles=max_tiles,
         pattern=pattern,
+        classifier=classifier,
+        beam_kev=beam_kev,
+        minerals=minerals,
     )
     click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}")
     for r in res["results"]:

@@ -58,7 +58,7 @@ def field_graph(
     )
     n = rc.shape[0]
     spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if n else np.zeros((0, 3000), np.float32)
-    feat = encoder.embed(spectra) if encoder is not None else np.zeros((n, 64), np.float32)
+    feat = encoder.embed(spectra) if hasattr(encoder, "embed") else np.zeros((n, 64), np.float32)
     g = build_structured_graph(
         sample.bse, rc, feat, lift=lift, eds_edges=eds_edges, k=k, convention=convention
     )
