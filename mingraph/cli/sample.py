@@ -63,6 +63,10 @@ def predict_sample(
     from mingraph.workflows.sample import predict_sample as run
 
     library_file = None
+    if scheduler is None:  # a missing device is refused before the sample is read, as predict_sample does
+        from mingraph.learn.distributed import pick_device
+
+        pick_device(device)
     if classifier is None and beam_kev is None:  # a dataset whose fields state their beam: physics
         from mingraph.acquire.sample import open_sample
         from mingraph.workflows.sample import states_beam
