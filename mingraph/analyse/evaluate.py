@@ -24,6 +24,7 @@ from mingraph.common.metrics import confusion, scores, tile_mean_scores
 from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
 from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
+from mingraph.spectra.point_classifier import unclassified_beyond
 
 EVAL_SEED = 20_240_601
 
@@ -234,7 +235,7 @@ def evaluate(
                         for t, smp in zip(chunk, samples)
                     ]
                 for m, maps in results.items():
-                    maps[:] = [np.where(p >= C, -1, p) for p in maps]  # the physics' unknown: unclassified
+                    maps[:] = [unclassified_beyond(p, C) for p in maps]  # the physics' unknown
                     per_tile = tile_cms.setdefault((m, f), [])
                     for tr, p in zip(truth, maps):
                         # an unclassified pixel (-1) is a miss of its true class, no false positive

@@ -22,17 +22,6 @@ from mingraph.common.errors import InputError
 PRODUCER = "mingraph classify-spectra"
 
 
-def _beam_from_file(path: Path) -> float | None:
-    """Beam energy (kV) a Bruker or HyperSpy file states, else None."""
-    from mingraph.acquire.spectrum_files import read_signals
-
-    for sig in read_signals(path, lazy=True):
-        sem = sig.get("metadata", {}).get("Acquisition_instrument", {}).get("SEM", {})
-        if "beam_energy" in sem:
-            return float(sem["beam_energy"])
-    return None
-
-
 def read_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(spectra (n, 3000), rc (n, 2) int64, beam kV from the file or None) of a points .npz/.csv,
     a .bcf/.hspy map (optionally summed over bin_n × bin_n pixels) or one .msa/.spx spectrum."""
@@ -48,12 +37,13 @@ def read_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | 
         from mingraph.acquire.spectrum_files import read_hypermap
         from mingraph.spectra.classify_map import bin_map
 
-        cube = np.asarray(read_hypermap(path).cube)
+        hm = read_hypermap(path)
+        cube = np.asarray(hm.cube)
         if bin_n != 1:
             cube = bin_map(cube, bin_n)
         h, w = cube.shape[:2]
         rc = np.stack(np.divmod(np.arange(h * w), w), axis=1).astype(np.int64)
-        return cube.reshape(-1, cube.shape[-1]), rc, _beam_from_file(path)
+        return cube.reshape(-1, cube.shape[-1]), rc, hm.instrument.get("beam_kev")
     from mingraph.acquire.spectrum_files import read_spectrum
 
     counts, _ = read_spectrum(path)

@@ -102,8 +102,9 @@ def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
     if enc is None or len(features) == 0:
         return None
     if getattr(enc, "unknown_column", False):  # physics, or a gated encoder: unknown gives -1
-        cls = bundle.model.point_classes(enc, features)
-        return np.where(cls >= len(bundle.class_names), -1, cls)
+        from mingraph.spectra.point_classifier import unclassified_beyond
+
+        return unclassified_beyond(bundle.model.point_classes(enc, features), len(bundle.class_names))
     if getattr(enc, "kind", None) != "cnn" or not enc.n_classes:
         return None
     return bundle.model.point_classes(enc, features)

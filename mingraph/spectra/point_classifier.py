@@ -30,6 +30,18 @@ UNKNOWN = "unknown"
 """The name of the physics classifier's last column: no mineral of the list fits."""
 
 
+def unclassified_beyond(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``labels`` with every id from ``n_classes`` up (a classifier's unknown column) set to -1,
+    the unclassified id of maps and tables.
+
+    Examples
+    --------
+    >>> unclassified_beyond(np.array([0, 2, 3, -1]), 3).tolist()
+    [0, 2, -1, -1]
+    """
+    return np.where(labels >= n_classes, -1, labels)
+
+
 def default_classifier(measured: bool) -> str:
     """``physics`` for measured spectra (a hypermap, point spectra, a TIMA field), else ``encoder``.
 

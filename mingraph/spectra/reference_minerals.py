@@ -36,14 +36,10 @@ def reference_model(model: PhysicsModel, library: list | None = None) -> Physics
 
 
 def _composition_key(m) -> tuple[dict[int, float], ...]:
-    """Mass fractions by atomic number of each end member of a library mineral (xraylib)."""
-    import xraylib
+    """Mass fractions by atomic number of each end member of a library mineral."""
+    from mingraph.spectra.mineral_library import formula_mass_fractions
 
-    out = []
-    for _, f in m.end_members:
-        c = xraylib.CompoundParser(f)
-        out.append({int(z): float(w) for z, w in zip(c["Elements"], c["massFractions"])})
-    return tuple(out)
+    return tuple(formula_mass_fractions(f)[0] for _, f in m.end_members)
 
 
 def _same_composition(a: tuple, b: tuple, tol: float = 0.005) -> bool:

@@ -25,6 +25,7 @@ from mingraph.common.errors import InputError
 from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.learn.bundle import Bundle, default_model_path, point_classes, point_features
 from mingraph.learn.tiling import block_probabilities
+from mingraph.spectra.point_classifier import unclassified_beyond
 
 DEFAULT_BLOCK = 1024
 
@@ -108,7 +109,7 @@ def predict_field(
             c, cls = p.max(-1)
             labels[sl] = cls.cpu().numpy()
             conf[sl] = c.cpu().numpy()
-    labels[labels >= n_cls] = -1  # unknown: no mineral of the list fits (unclassified)
+    labels = unclassified_beyond(labels, n_cls)  # unknown: no mineral of the list fits
     labels[~valid] = -1
     conf[~valid] = 0.0
     return Prediction(labels, conf, eds_rc, time.perf_counter() - t0, point_classes(bundle, embeddings))

@@ -193,7 +193,9 @@ def library_entries(library: Sequence) -> list[MineralEntry]:
     for m in library:
         formula = m.formula
         if formula is None:
-            x = m.grid().mean(0)
+            from mingraph.spectra.library_view import middle_composition
+
+            x, _ = middle_composition(m)
             atoms: dict[int, float] = {}
             for xi, (_, f) in zip(x, m.end_members):
                 c = xraylib.CompoundParser(f)
