@@ -183,7 +183,8 @@ def train(small: bool) -> dict:
 
 def field(small: bool) -> dict:
     from mingraph.acquire.simulate import simulate_tile
-    from mingraph.workflows.predict import load_model, measure_points, predict_field
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.predict import measure_points, predict_field
 
     dev = _device()
     side = 256 if small else 10_000

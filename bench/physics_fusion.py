@@ -29,9 +29,9 @@ from mingraph.acquire.simulate import simulate_tile
 from mingraph.common.metrics import confusion, scores
 from mingraph.graphs.structure import build_structured_graph
 from mingraph.learn.baselines import nearest_eds_labels
-from mingraph.learn.bundle import point_classes, with_classifier
+from mingraph.learn.bundle import load_model, point_classes, with_classifier
 from mingraph.spectra.calibrate import Instrument
-from mingraph.workflows.predict import load_model, measure_points, predict_field
+from mingraph.workflows.predict import measure_points, predict_field
 
 
 def main() -> None:

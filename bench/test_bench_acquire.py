@@ -20,11 +20,12 @@ import numpy as np
 from figures import record, require
 from timing import best_of
 
-from mingraph.acquire.costs import TimeModel
-from mingraph.acquire.strategies import AcquisitionState, lattice
-from mingraph.learn.adaptive.inference import nearest_maps
-from mingraph.learn.adaptive.session import batch_sizes
-from mingraph.learn.adaptive.uncertainty import choose_slads, choose_uncertainty
+from mingraph.acquisition.costs import TimeModel
+from mingraph.acquisition.predictions import nearest_maps
+from mingraph.acquisition.session import batch_sizes
+from mingraph.acquisition.state import AcquisitionState
+from mingraph.acquisition.strategies import lattice
+from mingraph.acquisition.uncertainty import choose_slads, choose_uncertainty
 
 SIDE = 4096
 BUDGET = 0.01
@@ -44,7 +45,7 @@ def _state() -> tuple[AcquisitionState, int]:
     st.measured[seed[:, 0], seed[:, 1]] = True
     probs = np.random.default_rng(0).dirichlet(np.full(50, 0.3), len(seed)).astype(np.float32)
     st.maps = nearest_maps(valid, seed, probs)
-    st.cache["n_classes"] = 50
+    st.n_classes = 50
     return st, sizes[1]
 
 
@@ -55,9 +56,7 @@ def test_choosing_a_round_is_faster_than_measuring_it(benchmark):
     for name, fn in (("uncertainty", choose_uncertainty), ("slads", choose_slads)):
         times[name] = best_of(
             lambda fn=fn: fn(
-                AcquisitionState(
-                    st.bse, st.valid, st.measured, st.points, st.n_total, st.maps, {"n_classes": 50}
-                ),
+                AcquisitionState(st.bse, st.valid, st.measured, st.points, st.n_total, 50, st.maps),
                 n,
                 np.random.default_rng(0),
             ),

@@ -21,7 +21,8 @@ DWELL_S = 1.25e-3  # the instrument's time a spectrum
 
 def _measure(path: str, block: int) -> dict:
     """Run in the subprocess: load a prepared field and predict it."""
-    from mingraph.workflows.predict import load_model, predict_field
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.predict import predict_field
 
     z = np.load(path)
     bundle = load_model(None)
@@ -39,7 +40,8 @@ def _measure(path: str, block: int) -> dict:
 
 def _prepare(tmp, size: int, seed: int) -> str:
     from mingraph.acquire.simulate import simulate_tile
-    from mingraph.workflows.predict import load_model, measure_points
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.predict import measure_points
 
     sample = simulate_tile(seed, size).field()
     rc, emb = measure_points(sample, load_model(None), FRACTION, "random", seed)

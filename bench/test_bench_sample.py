@@ -110,7 +110,8 @@ def test_cost_of_one_tima_sized_field():
     from mingraph.acquire.sample import FieldSpec, owned_mask
     from mingraph.acquire.simulate import simulate_tile
     from mingraph.analyse.mineralogy.fields import field_figures
-    from mingraph.workflows.predict import load_model, measure_points, predict_field
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.predict import measure_points, predict_field
 
     bundle = load_model(None)
     spec = [FieldSpec(0, "f", "files", "-", (512, 512), (0, 0))]

@@ -34,7 +34,7 @@ import numpy as np
 from mingraph.acquire.points import check_rc
 from mingraph.acquire.signals import bse_array, is_signal, signal_pixel_size_um, spectra_on_grid
 from mingraph.common.errors import InputError
-from mingraph.learn.bundle import Bundle, load_bundle, point_classes, point_features
+from mingraph.learn.bundle import Bundle, load_model, point_classes, point_features
 
 CLASSIFIERS = ("encoder", "physics")
 """Where point classes come from: ``encoder``, the model file's trained spectral encoder."""
@@ -126,39 +126,6 @@ class SpectrumClasses:
     probabilities: np.ndarray
     classes: np.ndarray
     confidence: np.ndarray
-
-
-def load_model(path: str | os.PathLike | Bundle | None = None, *, device: str = "cpu") -> Bundle:
-    """A model file (or a training run's folder); the shipped fusion model when ``path`` is None.
-
-    Parameters
-    ----------
-    path : path-like, Bundle or None
-        A ``.pt`` model file, a run folder (its ``best.pt``), an already loaded model, or None.
-    device : str
-        ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Returns
-    -------
-    Bundle
-        The model, its spectral encoder and class names (``bundle.class_names``).
-
-    Raises
-    ------
-    InputError
-        No such file, or not a mingraph model file.
-
-    Examples
-    --------
-    >>> len(load_model().class_names)
-    50
-    """
-    if isinstance(path, Bundle):
-        return path
-    from mingraph.analyse.evaluate import resolve_model
-    from mingraph.learn.bundle import default_model_path
-
-    return load_bundle(default_model_path() if path is None else resolve_model(path), device)
 
 
 def classify_spectra(

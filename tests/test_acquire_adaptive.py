@@ -11,10 +11,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mingraph.acquire.costs import TimeModel, points_table, read_points_table, serpentine_order
 from mingraph.acquire.fields import DenseSpectrumImage, Field
 from mingraph.acquire.simulate import simulate_tile
-from mingraph.acquire.strategies import (
+from mingraph.acquisition import MODEL_STRATEGIES, STRATEGIES, run_session
+from mingraph.acquisition.costs import TimeModel, points_table, read_points_table, serpentine_order
+from mingraph.acquisition.predictions import fusion_maps
+from mingraph.acquisition.strategies import (
     AcquisitionState,
     bright_threshold,
     bse_segments,
@@ -23,14 +25,12 @@ from mingraph.acquire.strategies import (
     segment_points,
     spread_pick,
 )
+from mingraph.acquisition.uncertainty import choose_uncertainty
 from mingraph.cli import main
 from mingraph.common.errors import InputError
 from mingraph.common.files import write_csv
-from mingraph.learn.adaptive import MODEL_STRATEGIES, STRATEGIES, run_session
-from mingraph.learn.adaptive.inference import fusion_maps
-from mingraph.learn.adaptive.uncertainty import choose_uncertainty
-from mingraph.learn.bundle import point_features
-from mingraph.workflows.predict import load_model, predict_field
+from mingraph.learn.bundle import load_model, point_features
+from mingraph.workflows.predict import predict_field
 
 SIZE = 96
 BUDGET = 0.02
@@ -75,7 +75,7 @@ def test_api_session_budget_unique_valid_deterministic(name, sample, sessions):
     assert a.points.min() >= 0 and a.points.max() < SIZE
     assert sample.valid[a.points[:, 0], a.points[:, 1]].all()  # on valid pixels
     np.testing.assert_array_equal(a.points, b.points)  # same seed, same session
-    np.testing.assert_array_equal(a.maps["labels"], b.maps["labels"])
+    np.testing.assert_array_equal(a.maps.labels, b.maps.labels)
     assert [r["round"] for r in a.curve] == [0, 1, 2] and a.curve[-1]["points"] == n
     assert np.array_equal(np.unique(a.rounds), [0, 1, 2])
     last = a.curve[-1]
@@ -170,8 +170,8 @@ def test_uncertainty_picks_higher_entropy_than_random(sample, bundle):
     st = _state(sample, 200, seed_pts.astype(np.int32))
     probs = point_features(bundle, sample.eds.spectra(seed_pts[:, 0], seed_pts[:, 1]))
     st.maps = fusion_maps(bundle, sample.bse, sample.valid, seed_pts, probs)
-    st.cache["n_classes"] = len(bundle.class_names)
-    ent = st.maps["entropy"]
+    st.n_classes = len(bundle.class_names)
+    ent = st.maps.entropy
     picked = choose_uncertainty(st, 40, rng, measure="entropy", novelty_weight=0.0, distance_weight=0.0)
     free = np.stack(np.nonzero(st.free()), 1)
     rand = free[rng.choice(len(free), 2000)]
@@ -183,11 +183,11 @@ def test_fusion_maps_agree_with_predict_field(sample, bundle):
     probs = point_features(bundle, sample.eds.spectra(rc[:, 0], rc[:, 1]))
     maps = fusion_maps(bundle, sample.bse, sample.valid, rc, probs)
     pred = predict_field(bundle, sample.bse, sample.valid, rc, probs, progress=False)
-    np.testing.assert_array_equal(maps["labels"], pred.labels)
-    np.testing.assert_allclose(maps["confidence"], pred.confidence, atol=1e-5)
+    np.testing.assert_array_equal(maps.labels, pred.labels)
+    np.testing.assert_allclose(maps.confidence, pred.confidence, atol=1e-5)
     blocks = fusion_maps(bundle, sample.bse, sample.valid, rc, probs, block=48)
-    assert (blocks["labels"] == maps["labels"]).mean() > 0.97  # blocks with margins ≈ the whole field
-    assert (maps["margin"] >= 0).all() and (maps["entropy"] >= -1e-6).all()
+    assert (blocks.labels == maps.labels).mean() > 0.97  # blocks with margins ≈ the whole field
+    assert (maps.margin >= 0).all() and (maps.entropy >= -1e-6).all()
 
 
 def test_a_dense_hypermap_serves_as_the_instrument(bundle):

@@ -181,8 +181,8 @@ def test_acquire_study_never_resumes_another_models_records(tmp_path):
     import json
 
     from mingraph.acquire.simulate import simulate_tile
+    from mingraph.acquisition.study import run_grid
     from mingraph.api import load_model
-    from mingraph.workflows.acquisition_study import run_grid
 
     fields = [simulate_tile(5, 48).field("t5")]
     cache = tmp_path / "records.jsonl"

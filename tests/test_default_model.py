@@ -9,7 +9,8 @@ from conftest import seam_band
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.acquire.simulate.minerals import class_names
 from mingraph.common.metrics import confusion, scores
-from mingraph.workflows.predict import default_model_path, load_model, measure_points, predict_field
+from mingraph.learn.bundle import default_model_path, load_model
+from mingraph.workflows.predict import measure_points, predict_field
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # rank of each stage; a module may import from its own stage or any stage below it
-RANK = {"version": 0, "common": 0, "acquire": 1, "spectra": 2, "graphs": 3, "learn": 4, "analyse": 5}
-TOP = 6  # cli, predict, study, demo
+RANK = {
+    "version": 0,
+    "common": 0,
+    "acquire": 1,
+    "spectra": 2,
+    "graphs": 3,
+    "learn": 4,
+    "analyse": 5,
+    "acquisition": 6,
+}
+TOP = 7  # api, cli, workflows
+# what adaptive acquisition may take from learn/: the model interface (a model file, its point
+# features, the registry of model classes and the block tiler), nothing of any one model or trainer
+MODEL_INTERFACE = {"mingraph.learn.bundle", "mingraph.learn.registry", "mingraph.learn.tiling"}
 MAX_LINES = 420
 
 
@@ -41,6 +53,12 @@ def test_stages_import_only_downward(path):
     own = _rank(module)
     upward = [m for m in _imports(path) if _rank(m) > own]
     assert not upward, f"{module} (stage {own}) imports from a later stage: {upward}"
+
+
+def test_acquisition_depends_on_the_model_interface_only():
+    for path in sorted((REPO / "mingraph" / "acquisition").glob("*.py")):
+        learn = {m for m in _imports(path) if m.startswith("mingraph.learn")}
+        assert learn <= MODEL_INTERFACE, f"{path.name} imports {sorted(learn - MODEL_INTERFACE)} from learn/"
 
 
 def test_kernels_import_nothing_from_mingraph():

@@ -20,12 +20,12 @@ from conftest import REPO
 
 from mingraph.cli import main
 from mingraph.common.errors import InputError
-from mingraph.learn.bundle import point_classes, with_classifier
+from mingraph.learn.bundle import load_model, point_classes, with_classifier
 from mingraph.learn.fusion_model import predict_fusion
 from mingraph.spectra.calibrate import Instrument
 from mingraph.spectra.mineral_library import read_library
 from mingraph.spectra.point_classifier import PhysicsClassifier, choose_classifier, instrument_from
-from mingraph.workflows.predict import load_model, predict_field
+from mingraph.workflows.predict import predict_field
 
 CHEV = (
     REPO.parent / "shared" / "data" / "formats" / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf"

@@ -23,21 +23,10 @@ from mingraph.common.files import write_csv, write_text
 from mingraph.common.metrics import confusion, scores, tile_mean_scores
 from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
-from mingraph.learn.bundle import Bundle, default_model_path, load_bundle
+from mingraph.learn.bundle import Bundle, default_model_path, load_bundle, resolve_model
 from mingraph.spectra.point_classifier import unclassified_beyond
 
 EVAL_SEED = 20_240_601
-
-
-def resolve_model(run_or_file: str | os.PathLike) -> Path:
-    """A run folder's best.pt, or the model file itself."""
-    p = Path(run_or_file)
-    if p.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise InputError(p, "run", "no best.pt or last.pt in this run folder")
-    return p
 
 
 def model_label(bundle: Bundle) -> str:

@@ -1,4 +1,4 @@
-"""``mingraph acquire``: an adaptive EDS acquisition session (mingraph/workflows/acquisition.py)."""
+"""``mingraph acquire``: an adaptive EDS acquisition session (mingraph/acquisition/outputs.py)."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ def acquire(
     DATASET --field ID (its EDS source stands in for the instrument) or --simulate SIZE.
     Writes points.csv (the ordered point list, µm), curve.csv/json, phase_map.tif and overlays.
     """
-    from mingraph.acquire.costs import TimeModel
-    from mingraph.workflows.acquisition import field_for, run_acquire
-    from mingraph.workflows.predict import load_model
+    from mingraph.acquisition.costs import TimeModel
+    from mingraph.acquisition.outputs import field_for, run_acquire
+    from mingraph.learn.bundle import load_model
 
     tm = TimeModel(dwell_ms=dwell_ms, settle_ms=settle_ms, beam_um_per_ms=beam_um_per_ms)
     sample = field_for(dataset, field_id, sim_size, seed)
@@ -101,7 +101,7 @@ def acquire_study(out, docs, size, n_tiles, large, model, methods) -> None:
     """F1 against EDS points and acquisition minutes for every strategy (docs/results.md)."""
     import torch
 
-    from mingraph.workflows.acquisition_study import LARGE_METHODS, METHODS, TEST_SEEDS, run_study
+    from mingraph.acquisition.study import LARGE_METHODS, METHODS, TEST_SEEDS, run_study
 
     torch.set_num_threads(1)
     seeds = tuple(range(TEST_SEEDS[0], TEST_SEEDS[0] + n_tiles))

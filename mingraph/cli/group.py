@@ -161,10 +161,10 @@ def predict(
 
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
+    from mingraph.learn.bundle import load_model
     from mingraph.learn.distributed import pick_device
     from mingraph.workflows.predict import (
         library_densities,
-        load_model,
         measure_points,
         measured_field,
         point_mineralogy,
@@ -172,7 +172,7 @@ def predict(
         run_predict,
     )
 
-    bundle = load_model(model, pick_device(device))
+    bundle = load_model(model, device=pick_device(device))
     if sum(x is not None for x in (input_, sim_size, bse)) != 1:
         raise InputError(
             "predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE"

@@ -191,8 +191,7 @@ def train_unet(dataset, out, epochs, patience, class_weight, seed) -> None:
 @user_errors
 def export_model(run, out, note) -> None:
     """Write RUN's best model as a shareable file (no local paths), e.g. to ship as the default."""
-    from mingraph.analyse.evaluate import resolve_model
-    from mingraph.learn.bundle import export_bundle
+    from mingraph.learn.bundle import export_bundle, resolve_model
 
     click.echo(f"wrote {export_bundle(resolve_model(run), check_artifact_output(out), note)}")
 

@@ -59,7 +59,7 @@ def predict_sample(
         from mingraph.common.engine import check_scheduler
 
         scheduler = check_scheduler(scheduler)
-    from mingraph.workflows.predict import load_model
+    from mingraph.learn.bundle import load_model
     from mingraph.workflows.sample import predict_sample as run
 
     library_file = None

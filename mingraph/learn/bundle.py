@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mingraph.common.errors import InputError
 from mingraph.common.files import load_artifact, save_artifact
 from mingraph.learn.model import GATModel
 from mingraph.learn.registry import build_model
@@ -59,6 +60,63 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     return Bundle(model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})))
 
 
+def resolve_model(run_or_file: str | os.PathLike) -> Path:
+    """A training run folder's ``best.pt`` (else its ``last.pt``), or the model file itself.
+
+    Raises
+    ------
+    InputError
+        A folder holding neither ``best.pt`` nor ``last.pt``.
+
+    Examples
+    --------
+    >>> resolve_model("model.pt").name
+    'model.pt'
+    """
+    p = Path(run_or_file)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / name).is_file():
+                return p / name
+        raise InputError(p, "run", "no best.pt or last.pt in this run folder")
+    return p
+
+
+def load_model(path: str | os.PathLike | Bundle | None = None, *, device: str = "cpu") -> Bundle:
+    """A model file (or a training run's folder); the shipped fusion model when ``path`` is None.
+
+    Parameters
+    ----------
+    path : path-like, Bundle or None
+        A ``.pt`` model file, a run folder (its ``best.pt``), an already loaded model, or None.
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns
+    -------
+    Bundle
+        The model, its spectral encoder and class names (``bundle.class_names``).
+
+    Raises
+    ------
+    InputError
+        No such file, not a mingraph model file, or no default model installed.
+
+    Examples
+    --------
+    >>> len(load_model().class_names)
+    50
+    """
+    if isinstance(path, Bundle):
+        return path
+    if path is None:
+        p = default_model_path()
+        if not p.is_file():
+            raise InputError(p, "model", "no default model is installed; pass --model FILE")
+        return load_bundle(p, device)
+    return load_bundle(resolve_model(path), device)
+
+
 def make_bundle(model: GATModel, encoder, class_names: list[str], cfg: dict, meta: dict) -> dict:
     """The self-contained model file written as best.pt and shipped as the default model."""
     return {
@@ -88,7 +146,6 @@ def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
     (:meth:`~mingraph.learn.registry.PhaseModel.point_features`: the encoder's 64-value embeddings
     for the paper's GAT, its class probabilities for the fusion model).  Raises InputError when the
     file holds no encoder."""
-    from mingraph.common.errors import InputError
 
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
@@ -130,7 +187,6 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
     """
     import dataclasses
 
-    from mingraph.common.errors import InputError
     from mingraph.spectra.point_classifier import CLASSIFIERS, PhysicsClassifier
 
     if classifier not in CLASSIFIERS:

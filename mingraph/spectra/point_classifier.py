@@ -261,7 +261,7 @@ class GatedEncoder:
 
     Examples
     --------
-    >>> from mingraph.workflows.predict import load_model
+    >>> from mingraph.learn.bundle import load_model
     >>> b = load_model()
     >>> g = GatedEncoder(b.encoder, b.class_names, Instrument(beam_kev=20.0))
     >>> g.unknown_column, len(g.names) == len(b.class_names)

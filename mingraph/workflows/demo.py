@@ -27,7 +27,8 @@ def run_demo(
     from mingraph.acquire.importing import simulate_dataset
     from mingraph.acquire.simulate import simulate_tile
     from mingraph.analyse.plots import save_tile_figure
-    from mingraph.workflows.predict import library_densities, load_model, measure_points, run_predict
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.predict import library_densities, measure_points, run_predict
 
     out = output_folder(out, "demo")
     ds_path = simulate_dataset(out / "dataset", n_tiles, size, seed, overwrite=True, progress=progress)

@@ -23,7 +23,7 @@ import torch
 from mingraph.acquire.fields import Field
 from mingraph.common.errors import InputError
 from mingraph.common.outputs import atomic_folder, check_new_output
-from mingraph.learn.bundle import Bundle, default_model_path, point_classes, point_features
+from mingraph.learn.bundle import Bundle, point_classes, point_features
 from mingraph.learn.tiling import block_probabilities
 from mingraph.spectra.point_classifier import unclassified_beyond
 
@@ -359,19 +359,6 @@ def run_predict(
     res["report"] = out / Path(res["report"]).name
     res["out"] = out
     return res
-
-
-def load_model(path: str | os.PathLike | None = None, device: str = "cpu") -> Bundle:
-    """A model file (or run folder); the shipped default when ``path`` is None."""
-    from mingraph.analyse.evaluate import resolve_model
-    from mingraph.learn.bundle import load_bundle
-
-    if path is None:
-        p = default_model_path()
-        if not p.is_file():
-            raise InputError(p, "model", "no default model is installed; pass --model FILE")
-        return load_bundle(p, device)
-    return load_bundle(resolve_model(path), device)
 
 
 def library_densities(class_names: list[str]) -> np.ndarray | None:

@@ -130,7 +130,8 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     from mingraph.analyse.mineralogy.phasemap import write_phase_map
     from mingraph.analyse.mosaic import thumbnail
     from mingraph.common.metrics import confusion
-    from mingraph.workflows.predict import load_model, predict_field
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.predict import predict_field
 
     folder = inside(cfg["out"], "fields", safe_name(spec.name, spec.source, "field name"))
     if (folder / "field.json").is_file():
@@ -138,7 +139,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     from mingraph.learn.distributed import pick_device
 
     device = pick_device(cfg.get("device", "cpu"))  # on the worker: "auto" means this worker's GPU
-    bundle = _cached(f"model:{cfg['model']}:{device}", lambda: load_model(cfg["model"], device))
+    bundle = _cached(f"model:{cfg['model']}:{device}", lambda: load_model(cfg["model"], device=device))
     cpu0 = time.process_time()
     sample, rc, emb, bundle = load_field(spec, bundle, cfg)
     pred = predict_field(bundle, sample.bse, sample.valid, rc, emb, block=cfg["block"], progress=False)
@@ -269,12 +270,11 @@ def predict_sample(
     shipped one).  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
     InputError naming the file, field and expectation for bad input or a mismatched resume.
     """
-    from mingraph.analyse.evaluate import resolve_model
     from mingraph.analyse.mineralogy.minerals import class_minerals
     from mingraph.analyse.mosaic import overview_step
     from mingraph.common.engine import run_tasks
-    from mingraph.learn.bundle import default_model_path
-    from mingraph.workflows.predict import library_densities, load_model
+    from mingraph.learn.bundle import default_model_path, load_model, resolve_model
+    from mingraph.workflows.predict import library_densities
     from mingraph.workflows.sample_results import write_sample_results
 
     say = say or (lambda line: None)

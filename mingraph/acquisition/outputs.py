@@ -4,7 +4,7 @@ instrument and a mineralogist need: the final phase map, the ordered point list 
 Files in OUT (the folder appears whole or not at all, :func:`mingraph.common.files.atomic_folder`):
 
 * ``points.csv``: ``order, round, row, col, x_um, y_um`` in measurement order (pixel centres in
-  µm from the top-left corner, :func:`mingraph.acquire.costs.points_table`): the list an
+  µm from the top-left corner, :func:`mingraph.acquisition.costs.points_table`): the list an
   instrument's point-analysis mode is driven with;
 * ``curve.csv`` / ``curve.json``: one row a round: points, fraction of valid pixels, mean
   confidence, weighted and macro F1 (when the field has labels), seconds choosing, measuring
@@ -19,12 +19,12 @@ import json
 import os
 from pathlib import Path
 
-from mingraph.acquire.costs import points_table
 from mingraph.acquire.fields import Field
+from mingraph.acquisition import Session, run_session
+from mingraph.acquisition.costs import points_table
 from mingraph.common.errors import InputError
 from mingraph.common.files import write_csv
 from mingraph.common.outputs import atomic_folder, check_new_output
-from mingraph.learn.adaptive import Session, run_session
 from mingraph.learn.bundle import Bundle
 
 CURVE_COLUMNS = (
@@ -77,12 +77,12 @@ def write_session(out: Path, sample: Field, session: Session, bundle: Bundle) ->
     rows = [list(CURVE_COLUMNS)] + [[r.get(k, "") for k in CURVE_COLUMNS] for r in session.curve]
     write_csv(out / "curve.csv", rows)
     write_text(out / "curve.json", json.dumps(session.curve, indent=1) + "\n")
-    write_phase_map(out / "phase_map.tif", session.maps["labels"], cm.colours, sample.pixel_size_um)
-    save_confidence_png(out / "confidence.png", session.maps["confidence"], sample.valid)
+    write_phase_map(out / "phase_map.tif", session.maps.labels, cm.colours, sample.pixel_size_um)
+    save_confidence_png(out / "confidence.png", session.maps.confidence, sample.valid)
     save_phase_overlay_png(
         out / "overlay.png",
         sample.bse,
-        session.maps["labels"],
+        session.maps.labels,
         list(cm.names),
         session.points,
         colours=cm.colours,
@@ -109,7 +109,7 @@ def run_acquire(
     overwrite: bool = False,
     **kw,
 ) -> Session:
-    """Run :func:`mingraph.learn.adaptive.run_session` (keyword arguments ``kw``) and write its
+    """Run :func:`mingraph.acquisition.run_session` (keyword arguments ``kw``) and write its
     files into ``out`` atomically; an existing ``out`` is refused unless ``overwrite``."""
     out = check_new_output(out, overwrite)
     session = run_session(sample, bundle, budget, strategy, **kw)

@@ -3,8 +3,8 @@ point budget or a confidence target is met.
 
 Round 0 measures ``seed_fraction`` of the budget (by the strategy itself, or by the ``grid``
 for the strategies that need a prediction); the rest is split evenly over ``rounds`` rounds.
-Every round's points are visited in a serpentine order (:func:`mingraph.acquire.costs.serpentine_order`)
-and cost :class:`mingraph.acquire.costs.TimeModel` time; the model's inference after each round
+Every round's points are visited in a serpentine order (:func:`mingraph.acquisition.costs.serpentine_order`)
+and cost :class:`mingraph.acquisition.costs.TimeModel` time; the model's inference after each round
 is timed on this machine and added (the instrument waits for it before the next round).
 """
 
@@ -15,16 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mingraph.acquire.costs import TimeModel, serpentine_order
 from mingraph.acquire.fields import Field
-from mingraph.acquire.strategies import BASIC_STRATEGIES, AcquisitionState, check_budget
+from mingraph.acquisition.costs import TimeModel, serpentine_order
+from mingraph.acquisition.predictions import fusion_maps, nearest_maps
+from mingraph.acquisition.state import AcquisitionState, PredictionMaps
+from mingraph.acquisition.strategies import BASIC_STRATEGIES, check_budget
+from mingraph.acquisition.uncertainty import choose_slads, choose_uncertainty
 from mingraph.common.errors import InputError
-from mingraph.learn.adaptive.inference import fusion_maps, nearest_maps
-from mingraph.learn.adaptive.uncertainty import choose_slads, choose_uncertainty
 from mingraph.learn.bundle import Bundle, point_features
 
 STRATEGIES = {**BASIC_STRATEGIES, "uncertainty": choose_uncertainty, "slads": choose_slads}
-"""Every strategy by name (:mod:`mingraph.acquire.strategies`, :mod:`.uncertainty`)."""
+"""Every strategy by name (:mod:`mingraph.acquisition.strategies`, :mod:`.uncertainty`)."""
 MODEL_STRATEGIES = ("uncertainty", "slads")
 """Strategies that read the model's prediction: they need one after every round."""
 
@@ -37,7 +38,7 @@ class Session:
 
     points: np.ndarray
     rounds: np.ndarray
-    maps: dict
+    maps: PredictionMaps
     curve: list[dict]
     n_total: int
     stopped: str
@@ -111,9 +112,13 @@ def run_session(
     tm = time_model or TimeModel()
     n_total = check_budget(int(sample.valid.sum()), budget, sample.name)
     state = AcquisitionState(
-        sample.bse, sample.valid, np.zeros(sample.shape, bool), np.zeros((0, 2), np.int32), n_total
+        sample.bse,
+        sample.valid,
+        np.zeros(sample.shape, bool),
+        np.zeros((0, 2), np.int32),
+        n_total,
+        n_classes=len(bundle.class_names),
     )
-    state.cache["n_classes"] = len(bundle.class_names)
     model_driven = strategy in MODEL_STRATEGIES
     has_truth = sample.labels is not None and bool((sample.labels[sample.valid] >= 0).any())
     if every_round is None:
@@ -147,9 +152,9 @@ def run_session(
             else:
                 state.maps = nearest_maps(sample.valid, state.points, probs)
             t_infer += time.perf_counter() - t0
-            row["mean_confidence"] = float(state.maps["confidence"][sample.valid].mean())
+            row["mean_confidence"] = float(state.maps.confidence[sample.valid].mean())
             if has_truth:
-                row |= score_maps(state.maps["labels"], sample.labels, sample.valid, len(bundle.class_names))
+                row |= score_maps(state.maps.labels, sample.labels, sample.valid, len(bundle.class_names))
             if target_confidence is not None and row["mean_confidence"] >= target_confidence and not last:
                 stopped = "confidence"
         row |= {

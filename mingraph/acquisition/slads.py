@@ -18,7 +18,7 @@ distance (its eq. 13, σ proportional to the distance to the measurements).  Her
   the fusion model's *training* seeds (100000–100005), so no test field is seen.
 
 The fitted weights ship as ``mingraph/data/slads_erd.json`` (regenerate with
-``python -m mingraph.learn.adaptive.slads mingraph/data/slads_erd.json``; deterministic).
+``python -m mingraph.acquisition.slads mingraph/data/slads_erd.json``; deterministic).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from mingraph.acquire.strategies import AcquisitionState
+from mingraph.acquisition.bse_maps import bse_structure
+from mingraph.acquisition.state import AcquisitionState
 from mingraph.common.errors import InputError
-from mingraph.learn.adaptive.bse_maps import bse_structure
 
 FEATURES = ("distance", "structure", "contrast", "entropy", "one_minus_margin")
 WEIGHTS_FORMAT = "mingraph-slads-erd"
@@ -43,25 +43,25 @@ TRAIN_FRACTIONS = (0.0025, 0.005, 0.01, 0.02, 0.04)
 
 def weights_path() -> Path:
     """The shipped regressor: ``mingraph/data/slads_erd.json``."""
-    return Path(__file__).resolve().parents[2] / "data" / "slads_erd.json"
+    return Path(__file__).resolve().parents[1] / "data" / "slads_erd.json"
 
 
 def features(state: AcquisitionState) -> np.ndarray:
     """(H, W, 5) float32 per-pixel features (:data:`FEATURES`, module docstring) of the state."""
     from mingraph.graphs.candidates import standardise_bse
 
-    if "bse_std" not in state.cache:
-        state.cache["bse_std"] = standardise_bse(state.bse, state.valid)
-    b = state.cache["bse_std"]
+    if state.bse_std is None:
+        state.bse_std = standardise_bse(state.bse, state.valid)
+    b = state.bse_std
     dist, (ir, ic) = ndimage.distance_transform_edt(~state.measured, return_indices=True)
     spacing = np.sqrt(state.n_valid / max(int(state.measured.sum()), 1))
-    n_classes = int(state.cache.get("n_classes", 50))
+    n_classes = state.n_classes
     out = np.empty((*b.shape, len(FEATURES)), np.float32)
     out[..., 0] = dist / spacing
     out[..., 1] = bse_structure(state)
     out[..., 2] = np.abs(b - b[ir, ic])
-    out[..., 3] = state.maps["entropy"] / np.log(max(n_classes, 2))
-    out[..., 4] = 1.0 - state.maps["margin"]
+    out[..., 3] = state.maps.entropy / np.log(max(n_classes, 2))
+    out[..., 4] = 1.0 - state.maps.margin
     return out
 
 
@@ -91,8 +91,8 @@ def load_weights(path: str | os.PathLike | None = None) -> dict:
 
 def expected_reduction(state: AcquisitionState, weights: dict | None = None) -> np.ndarray:
     """(H, W) float32 predicted ERD of every pixel (module docstring); 0 where not valid."""
-    wts = weights or state.cache.get("slads_weights") or load_weights()
-    state.cache["slads_weights"] = wts
+    wts = weights or state.erd_weights or load_weights()
+    state.erd_weights = wts
     f = features(state)
     h, w, d = f.shape
     mean, scale = np.asarray(wts["mean"], np.float32), np.asarray(wts["scale"], np.float32)
@@ -109,7 +109,7 @@ def expected_reduction(state: AcquisitionState, weights: dict | None = None) -> 
 def reduction_target(state: AcquisitionState, truth: np.ndarray) -> np.ndarray:
     """(H, W) float32 R_s of the module docstring from the true labels (−1 = unknown)."""
     known = state.valid & (truth >= 0)
-    err = (known & (state.maps["labels"] != truth)).astype(np.float32)
+    err = (known & (state.maps.labels != truth)).astype(np.float32)
     sigma = 0.5 * np.sqrt(state.n_valid / max(int(state.measured.sum()), 1))
     num = ndimage.gaussian_filter(err, sigma)
     den = ndimage.gaussian_filter(known.astype(np.float32), sigma)
@@ -133,7 +133,7 @@ def train_erd(
     """
     from mingraph.acquire.sampling import sample_points
     from mingraph.acquire.simulate import simulate_tile
-    from mingraph.learn.adaptive.inference import fusion_maps
+    from mingraph.acquisition.predictions import fusion_maps
     from mingraph.learn.bundle import point_features
 
     rng = np.random.default_rng(seed)
@@ -145,9 +145,7 @@ def train_erd(
             prob = point_features(bundle, f.eds.spectra(rc[:, 0], rc[:, 1]))
             measured = np.zeros(f.shape, bool)
             measured[rc[:, 0], rc[:, 1]] = True
-            st = AcquisitionState(
-                f.bse, f.valid, measured, rc, len(rc), cache={"n_classes": len(f.class_names)}
-            )
+            st = AcquisitionState(f.bse, f.valid, measured, rc, len(rc), n_classes=len(f.class_names))
             st.maps = fusion_maps(bundle, f.bse, f.valid, rc, prob)
             idx = np.flatnonzero((f.valid & ~measured).ravel())
             idx = rng.choice(idx, size=min(per_state, idx.size), replace=False)

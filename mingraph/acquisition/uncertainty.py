@@ -8,12 +8,12 @@ regressor expects the map's error to fall most (SLADS-style).
   two phases.  Two terms are added: η · BSE novelty (how far the pixel's BSE level is from every
   measured point's: a phase no spectrum has seen, :func:`bse_novelty`) and γ · distance to the
   nearest measured point (exploration).  Points are the highest scores at least ``spread`` budget spacings apart and from
-  every measured point (greedy non-maximum suppression, :func:`mingraph.acquire.strategies.spread_pick`).
+  every measured point (greedy non-maximum suppression, :func:`mingraph.acquisition.strategies.spread_pick`).
 * ``slads``: the same selection on the expected reduction in distortion (ERD) of SLADS
   (Godaliyadda, Ye, Uchic, Groeber, Buzzard, Bouman, "A Framework for Dynamic Image Sampling
   Based on Supervised Learning", IEEE Trans. Computational Imaging 4(1), 2018): a regressor
   trained on simulated sessions maps per-pixel features to the reduction in error that measuring
-  there brings (:mod:`mingraph.learn.adaptive.slads`).
+  there brings (:mod:`mingraph.acquisition.slads`).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from mingraph.acquire.strategies import AcquisitionState, fill_random, spread_pick
+from mingraph.acquisition.bse_maps import bse_novelty, bse_structure
+from mingraph.acquisition.slads import expected_reduction
+from mingraph.acquisition.state import AcquisitionState
+from mingraph.acquisition.strategies import fill_random, spread_pick
 from mingraph.common.errors import InputError
-from mingraph.learn.adaptive.bse_maps import bse_novelty, bse_structure
-from mingraph.learn.adaptive.slads import expected_reduction
 
 
 def _need_maps(state: AcquisitionState, what: str) -> None:
-    if "entropy" not in state.maps:
+    if state.maps is None:
         raise InputError("strategy", what, "needs the model's prediction of the measured points (maps)")
 
 
@@ -47,10 +48,9 @@ def uncertainty_score(
     maps or for another measure."""
     _need_maps(state, "uncertainty")
     if measure == "entropy":
-        n_classes = int(state.cache.get("n_classes", 50))
-        u = state.maps["entropy"] / np.float32(np.log(max(n_classes, 2)))
+        u = state.maps.entropy / np.float32(np.log(max(state.n_classes, 2)))
     elif measure == "margin":
-        u = 1.0 - state.maps["margin"]
+        u = 1.0 - state.maps.margin
     else:
         raise InputError("strategy", "measure", f"expected 'entropy' or 'margin', got {measure!r}")
     u = ndimage.gaussian_filter(np.where(state.valid, u, 0).astype(np.float32), smooth) if smooth else u
@@ -114,6 +114,6 @@ def choose_slads(
     state: AcquisitionState, n: int, rng: np.random.Generator, spread: float = 0.5
 ) -> np.ndarray:
     """The ``slads`` strategy (module docstring): the free pixels of highest predicted ERD
-    (:func:`mingraph.learn.adaptive.slads.expected_reduction`), spread as :func:`pick_spread`."""
+    (:func:`mingraph.acquisition.slads.expected_reduction`), spread as :func:`pick_spread`."""
     _need_maps(state, "slads")
     return pick_spread(state, expected_reduction(state), n, rng, spread)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mingraph.acquire.strategies import AcquisitionState
+from mingraph.acquisition.state import AcquisitionState
 
 
 def bse_structure(state: AcquisitionState) -> np.ndarray:
@@ -14,12 +14,12 @@ def bse_structure(state: AcquisitionState) -> np.ndarray:
     pixels.  Cached in the state."""
     from mingraph.graphs.candidates import bse_gradient, standardise_bse
 
-    if "structure" not in state.cache:
+    if state.structure is None:
         _, g = bse_gradient(standardise_bse(state.bse, state.valid))
         ref = float(np.percentile(g[state.valid], 99)) if state.valid.any() else 1.0
-        state.cache["gradient"] = g
-        state.cache["structure"] = np.clip(g / max(ref, 1e-6), 0, 1).astype(np.float32)
-    return state.cache["structure"]
+        state.gradient = g
+        state.structure = np.clip(g / max(ref, 1e-6), 0, 1).astype(np.float32)
+    return state.structure
 
 
 def bse_novelty(state: AcquisitionState, tolerance: float = 0.1) -> np.ndarray:
@@ -29,9 +29,9 @@ def bse_novelty(state: AcquisitionState, tolerance: float = 0.1) -> np.ndarray:
     phase the map may be missing (rare phases of distinct mean Z)."""
     from mingraph.graphs.candidates import bse_gradient, standardise_bse
 
-    if "bse_smooth" not in state.cache:
-        state.cache["bse_smooth"] = bse_gradient(standardise_bse(state.bse, state.valid))[0]
-    b = state.cache["bse_smooth"]
+    if state.bse_smooth is None:
+        state.bse_smooth = bse_gradient(standardise_bse(state.bse, state.valid))[0]
+    b = state.bse_smooth
     levels = np.sort(b[state.points[:, 0], state.points[:, 1]])
     if levels.size == 0:
         return np.ones(b.shape, np.float32)

@@ -10,7 +10,7 @@ with L the beam path length (µm) through the ordered points and v_beam the defl
 The defaults are assumptions, not measurements of one instrument: 1.25 ms dwell (a TIMA/AMICS
 "dot" spectrum of ~1–2 k counts), 20 µs settle, 100 µm/ms beam travel; every term is
 configurable (``mingraph acquire --dwell-ms --settle-ms``).  The model's own inference time per
-round is added by the session (:mod:`mingraph.learn.adaptive.session`).
+round is added by the session (:mod:`mingraph.acquisition.session`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every strategy is a function ``choose(state, n, rng) -> (n, 2) int32`` row/col of ``n`` valid,
 not yet measured pixels (exactly ``n`` while that many remain), deterministic for a given
 ``rng``.  The strategies that read the model's prediction (uncertainty, SLADS-style) live in
-:mod:`mingraph.learn.adaptive`; these four reproduce what instruments do today:
+:mod:`.uncertainty` and :mod:`.slads`; these four reproduce what instruments do today:
 
 * ``random``: uniform over the unmeasured valid pixels.
 * ``grid``: TESCAN TIMA's "dots": a square lattice whose spacing gives the session's whole
@@ -18,45 +18,10 @@ not yet measured pixels (exactly ``n`` while that many remain), deterministic fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
 import numpy as np
 
+from mingraph.acquisition.state import AcquisitionState, Strategy
 from mingraph.common.errors import InputError
-
-
-@dataclass
-class AcquisitionState:
-    """What a strategy sees: ``bse`` (H, W) float32 in [0, 1], ``valid`` (H, W) bool, ``measured``
-    (H, W) bool, ``points`` (n, 2) int32 measured so far in order, ``n_total`` the budget in
-    points; ``maps`` the latest prediction (``labels`` int, ``confidence``, ``entropy`` (nats),
-    ``margin``: (H, W) float32, when a model runs); ``cache`` per-session results (segmentations,
-    lattices) a strategy computes once."""
-
-    bse: np.ndarray
-    valid: np.ndarray
-    measured: np.ndarray
-    points: np.ndarray
-    n_total: int
-    maps: dict = field(default_factory=dict)
-    cache: dict = field(default_factory=dict)
-
-    @property
-    def n_valid(self) -> int:
-        return int(self.cache.setdefault("n_valid", int(self.valid.sum())))
-
-    @property
-    def spacing(self) -> float:
-        """Mean distance (px) between points when the whole budget is spread evenly: √(valid / n)."""
-        return float(np.sqrt(self.n_valid / max(self.n_total, 1)))
-
-    def free(self) -> np.ndarray:
-        """(H, W) bool: valid pixels not yet measured."""
-        return self.valid & ~self.measured
-
-
-Strategy = Callable[[AcquisitionState, int, np.random.Generator], np.ndarray]
 
 
 def _as_rc(flat: np.ndarray, w: int) -> np.ndarray:
@@ -134,9 +99,9 @@ def lattice(state: AcquisitionState, n: int) -> np.ndarray:
 
 def choose_grid(state: AcquisitionState, n: int, rng: np.random.Generator) -> np.ndarray:
     """The next ``n`` unmeasured nodes of the budget's lattice (:func:`lattice`), coarse to fine."""
-    nodes = state.cache.get("grid")
-    if nodes is None:
-        nodes = state.cache["grid"] = lattice(state, state.n_total)
+    if state.lattice is None:
+        state.lattice = lattice(state, state.n_total)
+    nodes = state.lattice
     todo = nodes[~state.measured[nodes[:, 0], nodes[:, 1]]]
     return fill_random(state, todo[:n], n, rng)
 
@@ -185,10 +150,10 @@ def segment_points(seg: np.ndarray) -> np.ndarray:
 def choose_segments(state: AcquisitionState, n: int, rng: np.random.Generator) -> np.ndarray:
     """The next ``n`` unmeasured segment points (:func:`segment_points` of a SLIC segmentation
     with as many segments as the budget has points); random free pixels once segments run out."""
-    pts = state.cache.get("segments")
-    if pts is None:
-        state.cache["segmentation"] = bse_segments(state.bse, state.valid, state.n_total)
-        pts = state.cache["segments"] = segment_points(state.cache["segmentation"])
+    if state.segment_points is None:
+        state.segmentation = bse_segments(state.bse, state.valid, state.n_total)
+        state.segment_points = segment_points(state.segmentation)
+    pts = state.segment_points
     todo = pts[~state.measured[pts[:, 0], pts[:, 1]]]
     return fill_random(state, todo[:n], n, rng)
 
@@ -206,7 +171,9 @@ def choose_bright(
     """TIMA's bright-phase points: ⌈``share``·n⌉ on free pixels with BSE > :func:`bright_threshold`
     (in random order, at least half a grid spacing apart), the rest on the grid of the remaining
     budget (:func:`choose_grid`), random free pixels when either runs out."""
-    t = state.cache.setdefault("bright_threshold", bright_threshold(state.bse, state.valid, quantile))
+    if state.bright_level is None:
+        state.bright_level = bright_threshold(state.bse, state.valid, quantile)
+    t = state.bright_level
     n_bright = int(np.ceil(share * n))
     cand = np.flatnonzero((state.free() & (state.bse > t)).ravel())
     cand = cand[rng.permutation(cand.size)]
@@ -214,9 +181,9 @@ def choose_bright(
     picked = spread_pick(np.zeros(cand.size), cand, n_bright, 0.5 * state.spacing, blocked)
     w = state.valid.shape[1]
     first = _as_rc(picked, w)
-    if "grid" not in state.cache:
-        state.cache["grid"] = lattice(state, max(1, state.n_total - int(np.ceil(share * state.n_total))))
-    nodes = state.cache["grid"]
+    if state.lattice is None:
+        state.lattice = lattice(state, max(1, state.n_total - int(np.ceil(share * state.n_total))))
+    nodes = state.lattice
     todo = nodes[~state.measured[nodes[:, 0], nodes[:, 1]] & ~blocked[nodes[:, 0], nodes[:, 1]]]
     return fill_random(state, np.vstack([first, todo[: n - len(first)]]), n, rng)
 

@@ -3,7 +3,7 @@ acquisition minutes, for every strategy, on held-out simulated fields and a larg
 
 Fields: simulated with seeds the shipped model never saw (its training fields are seeds
 100000–100399; the strategies' settings were chosen on seeds 100020–100025).  Every strategy
-runs a full session (:func:`mingraph.learn.adaptive.run_session`, 3 rounds after a seed set of
+runs a full session (:func:`mingraph.acquisition.run_session`, 3 rounds after a seed set of
 40 % of the budget) with the fusion model; "random + nearest EDS" is random sampling labelled
 by nearest-EDS (the classical reference).  Scores are pooled over the fields' valid pixels
 (:mod:`mingraph.common.metrics`, unclassified = miss), as ``mingraph evaluate`` pools them.
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mingraph.acquisition import run_session
 from mingraph.common.files import file_digest, save_figure, write_csv, write_text
 from mingraph.common.metrics import confusion, scores
 from mingraph.common.outputs import output_folder
-from mingraph.learn.adaptive import run_session
 
 BUDGETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.025, 0.05)
 LARGE_BUDGETS = (0.005, 0.01, 0.025, 0.05)
@@ -65,9 +65,7 @@ def run_grid(
             minutes, points, t0 = [], [], time.perf_counter()
             for i, f in enumerate(fields):
                 s = _session(f, bundle, budget, method, seed=i)
-                cm += confusion(
-                    np.where(f.valid, f.labels, -1), s.maps["labels"], n_classes, unclassified=True
-                )
+                cm += confusion(np.where(f.valid, f.labels, -1), s.maps.labels, n_classes, unclassified=True)
                 minutes.append(s.curve[-1]["minutes"])
                 points.append(len(s.points))
             sc = scores(cm)
@@ -156,9 +154,7 @@ def run_study(
     (method, budget) records are kept in ``out/records.jsonl``: a rerun resumes, and a rerun with
     fewer ``methods`` reports those only."""
     from mingraph.acquire.simulate import simulate_tile
-    from mingraph.analyse.evaluate import resolve_model
-    from mingraph.learn.bundle import default_model_path
-    from mingraph.workflows.predict import load_model
+    from mingraph.learn.bundle import default_model_path, load_model, resolve_model
 
     out = output_folder(out, "acquire-study")
     bundle = load_model(model)

@@ -13,20 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mingraph.acquisition.state import PredictionMaps
 from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle
 from mingraph.learn.tiling import block_probabilities
-
-MAP_NAMES = ("labels", "confidence", "entropy", "margin")
-
-
-def _empty(shape: tuple[int, int]) -> dict[str, np.ndarray]:
-    return {
-        "labels": np.full(shape, -1, np.int16),
-        "confidence": np.zeros(shape, np.float32),
-        "entropy": np.zeros(shape, np.float32),
-        "margin": np.zeros(shape, np.float32),
-    }
 
 
 def _summaries(p: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -44,7 +34,7 @@ def fusion_maps(
     eds_rc: np.ndarray,
     eds_prob: np.ndarray,
     block: int = 1024,
-) -> dict[str, np.ndarray]:
+) -> PredictionMaps:
     """Per-pixel ``labels`` (H, W) int16 (−1 not valid), ``confidence``, ``entropy`` (nats) and
     ``margin`` (H, W) float32 (0 where not valid) of the fusion model.
 
@@ -60,8 +50,7 @@ def fusion_maps(
             "arch",
             f"adaptive acquisition needs a model that mixes its points' classes, got {bundle.arch!r}",
         )
-    h, w = bse.shape
-    out = _empty((h, w))
+    out = PredictionMaps.empty(bse.shape)
     rc = np.asarray(eds_rc, np.int64).reshape(-1, 2)
     if len(rc) == 0:
         return out
@@ -69,27 +58,27 @@ def fusion_maps(
     for sl, p in block_probabilities(bundle.model, bundle.config, bse, valid, rc, eds_prob, block):
         if p is None:
             continue
-        for name, t in zip(MAP_NAMES, _summaries(p)):
-            out[name][sl] = t.numpy()
-    for name in MAP_NAMES:
-        out[name][~valid] = -1 if name == "labels" else 0
+        for name, t in zip(PredictionMaps.names(), _summaries(p)):
+            getattr(out, name)[sl] = t.numpy()
+    for name in PredictionMaps.names():
+        getattr(out, name)[~valid] = -1 if name == "labels" else 0
     return out
 
 
-def nearest_maps(valid: np.ndarray, eds_rc: np.ndarray, eds_prob: np.ndarray) -> dict[str, np.ndarray]:
+def nearest_maps(valid: np.ndarray, eds_rc: np.ndarray, eds_prob: np.ndarray) -> PredictionMaps:
     """The same maps from nearest-EDS labelling: every pixel takes its nearest point's class
     probabilities (ties to the lowest index, :func:`mingraph_kernels.nearest.nearest_eds_labels`)."""
     from mingraph_kernels.nearest import nearest_eds_labels, nearest_eds_map
 
     h, w = valid.shape
-    out = _empty((h, w))
+    out = PredictionMaps.empty((h, w))
     if len(eds_rc) == 0:
         return out
     rc = np.asarray(eds_rc, np.int64)
     near = nearest_eds_map(h, w, rc)  # one search for all the maps
     summ = [t.numpy() for t in _summaries(torch.as_tensor(np.asarray(eds_prob, np.float32)))]
-    for name, per_point in zip(MAP_NAMES, summ):
+    for name, per_point in zip(PredictionMaps.names(), summ):
         fill = -1 if name == "labels" else 0
         lab = nearest_eds_labels(h, w, rc, per_point, fill, nearest=near)
-        out[name] = np.where(valid, lab, fill).astype(out[name].dtype)
+        setattr(out, name, np.where(valid, lab, fill).astype(getattr(out, name).dtype))
     return out
