@@ -24,9 +24,9 @@ def test_100_megapixel_mineralogy(benchmark):
 
     from mingraph.acquire.simulate.minerals import class_names
     from mingraph.analyse.mineralogy.grains import label_grains
-    from mingraph.analyse.mineralogy.inputs import classified_labels
     from mingraph.analyse.mineralogy.minerals import class_minerals
     from mingraph.analyse.mineralogy.process import sample_mineralogy
+    from mingraph.analyse.mineralogy.validate import classified_labels
 
     lab, valid, conf = synthetic_mount(10_000)
     cm = class_minerals(class_names())

@@ -35,6 +35,7 @@ from mingraph.workflows.predict import predict_field
         "mingraph.spectra.point_classifier",
         "mingraph.acquire.spectrum_files",
         "mingraph.analyse.mineralogy.minerals",
+        "mingraph.analyse.mineralogy.validate",
         "mingraph.analyse.workbook",
         "mingraph.spectra.library_view",
     ],

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mingraph.analyse import mineralogy as M
-from mingraph.analyse.mineralogy.inputs import classified_labels
 from mingraph.analyse.mineralogy.particles import separate_particles
+from mingraph.analyse.mineralogy.validate import classified_labels
 from mingraph.analyse.plots import phase_colours
 
 # 4x4, phase 0 in the top-left 3x2 block, phase 1 elsewhere

@@ -10,7 +10,7 @@ Conventions used throughout (and in the CSVs):
 - area % is of the *classified* valid pixels: valid, label >= 0 and, when a confidence map is given,
   confidence >= ``min_confidence``. Unclassified and low-confidence pixels are reported separately,
   as fractions of all valid pixels, never hidden inside a phase; the same rule
-  (:func:`~mingraph.analyse.mineralogy.inputs.classified_labels`) holds for grains, particles,
+  (:func:`~mingraph.analyse.mineralogy.validate.classified_labels`) holds for grains, particles,
   liberation and locking (:func:`~mingraph.analyse.mineralogy.process.sample_mineralogy`).
 - Modules: ``minerals`` (mineral lists, xraylib formulas), ``modal``, ``grains``, ``association``,
   ``particles`` (resin + watershed), ``liberation`` (classes, free surface, yield, locking,
@@ -30,12 +30,12 @@ Conventions used throughout (and in the CSVs):
 
 from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix
 from mingraph.analyse.mineralogy.grains import GrainResult, grain_statistics, size_classes_um
-from mingraph.analyse.mineralogy.inputs import classified_labels
 from mingraph.analyse.mineralogy.minerals import class_minerals, read_mineral_list
 from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
 from mingraph.analyse.mineralogy.particles import separate_particles
 from mingraph.analyse.mineralogy.process import SampleMineralogy, sample_mineralogy
 from mingraph.analyse.mineralogy.tables import write_mineralogy
+from mingraph.analyse.mineralogy.validate import classified_labels
 
 __all__ = [
     "ModalResult",

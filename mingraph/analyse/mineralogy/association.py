@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mingraph.analyse.mineralogy.inputs import BACKGROUND, UNCLASSIFIED, _check_phase_map, _check_pixel_size
+from mingraph.analyse.mineralogy.validate import BACKGROUND, UNCLASSIFIED, check_phase_map, check_pixel_size
 from mingraph.common.errors import InputError
 
 
@@ -45,12 +45,12 @@ def association_matrix(
     overlapping fields, each counting its own pixels' pairs, count every shared edge once.
     """
     where = "association_matrix"
-    px = _check_pixel_size(where, pixel_size_um)
+    px = check_pixel_size(where, pixel_size_um)
     try:
         n = int(n_classes)
     except (TypeError, ValueError):
         raise InputError(where, "n_classes", f"expected a positive integer, got {n_classes!r}") from None
-    labels, valid = _check_phase_map(where, labels, valid, n)
+    labels, valid = check_phase_map(where, labels, valid, n)
     cat = np.where(valid, np.where(labels < 0, n, labels), n + 1)
     m = n + 2
     counts = np.zeros(m * m, dtype=np.int64)

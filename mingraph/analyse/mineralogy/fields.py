@@ -32,11 +32,11 @@ from mingraph.analyse.mineralogy.grains import (
     label_grains,
     phase_size_tables,
 )
-from mingraph.analyse.mineralogy.inputs import _check_pixel_size, classified_labels
 from mingraph.analyse.mineralogy.minerals import ClassMinerals
 from mingraph.analyse.mineralogy.modal import ModalResult, modal_from_counts, modal_mineralogy
 from mingraph.analyse.mineralogy.particles import ParticleResult, particle_properties, separate_particles
 from mingraph.analyse.mineralogy.process import SampleMineralogy, mineralogy_of_particles
+from mingraph.analyse.mineralogy.validate import check_pixel_size, classified_labels
 
 GRAIN_KEYS = tuple(c for c in GRAIN_COLUMNS if c not in ("grain_id", "phase"))  # the numeric columns
 PARTICLE_KEYS = ("area_px", "ecd_um", "touches_border", "centroid_row", "centroid_col")
@@ -62,7 +62,7 @@ def field_figures(
     ``labels`` (H, W) int (-1 unclassified), ``valid`` (H, W) bool, ``confidence`` (H, W) float or
     None, ``owned`` (H, W) bool, ``pixel_size_um`` µm.  Raises InputError for bad maps."""
     where = "field_figures"
-    px = _check_pixel_size(where, pixel_size_um)
+    px = check_pixel_size(where, pixel_size_um)
     n = int(n_classes)
     own = np.asarray(owned, dtype=bool)
     valid = np.asarray(valid, dtype=bool)

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from mingraph.analyse.mineralogy.inputs import (
-    _check_connectivity,
-    _check_phase_map,
-    _check_pixel_size,
-    _class_names,
-    _pct,
+from mingraph.analyse.mineralogy.validate import (
+    check_connectivity,
+    check_phase_map,
+    check_pixel_size,
+    class_names_or_default,
+    percent_of,
 )
 from mingraph.common.errors import InputError
 
@@ -279,9 +279,9 @@ def phase_size_tables(
                     "ecd_max_um": float(edges[b + 1]),
                     "grains": int(cnt[b]),
                     "area_um2": float(ar[b]),
-                    "area_pct": _pct(float(ar[b]), tot_a),
-                    "cum_area_pct_passing": _pct(float(cum_a[b]), tot_a),
-                    "cum_number_pct_passing": _pct(float(cum_n[b]), tot_n),
+                    "area_pct": percent_of(float(ar[b]), tot_a),
+                    "cum_area_pct_passing": percent_of(float(cum_a[b]), tot_a),
+                    "cum_number_pct_passing": percent_of(float(cum_n[b]), tot_n),
                 }
             )
     return phases, distribution, edges
@@ -300,17 +300,17 @@ def grain_statistics(
     """Grains (connected pixels of one phase, within one particle when ``particles`` is given).
 
     ``labels`` (H, W) int class ids, -1 = unclassified (apply
-    :func:`~mingraph.analyse.mineralogy.inputs.classified_labels` first to drop low-confidence pixels);
+    :func:`~mingraph.analyse.mineralogy.validate.classified_labels` first to drop low-confidence pixels);
     ``valid`` (H, W) bool; ``pixel_size_um`` in µm. A grain touching the image edge is flagged
     (``touches_border``): it was cut by the field and its size is a lower bound. Raises InputError for
     a bad map, pixel size, connectivity or bin edges.
     """
     where = "grain_statistics"
-    px = _check_pixel_size(where, pixel_size_um)
-    connectivity = _check_connectivity(where, connectivity)
-    names = _class_names(where, class_names, labels, None)
+    px = check_pixel_size(where, pixel_size_um)
+    connectivity = check_connectivity(where, connectivity)
+    names = class_names_or_default(where, class_names, labels, None)
     n = len(names)
-    labels, valid = _check_phase_map(where, labels, valid, n)
+    labels, valid = check_phase_map(where, labels, valid, n)
     labels = np.where(valid, labels, -1)
     if particles is None:
         structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)

@@ -2,7 +2,7 @@
 liberation yield, binary/ternary locking and the theoretical grade–recovery curve.
 
 Plain functions on a :class:`~mingraph.analyse.mineralogy.particles.ParticleResult`. Shares are of
-*classified* pixels (the rule of :func:`~mingraph.analyse.mineralogy.inputs.classified_labels`): an
+*classified* pixels (the rule of :func:`~mingraph.analyse.mineralogy.validate.classified_labels`): an
 unclassified pixel inside a particle counts for the particle's size but not its composition. The
 target's amount in a particle is its pixel count (area; within one mineral, mass is proportional).
 

@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.analyse.mineralogy.inputs import _check_densities, _check_phase_map, _class_names, _pct
+from mingraph.analyse.mineralogy.validate import (
+    check_densities,
+    check_phase_map,
+    class_names_or_default,
+    percent_of,
+)
 from mingraph.common.errors import InputError
 
 
@@ -60,15 +65,15 @@ def modal_mineralogy(
 
     Area % is of the classified valid pixels; unclassified (-1) and low-confidence pixels (confidence
     below ``min_confidence``, NaN included) are left out of the percentages and counted separately,
-    as fractions of valid pixels (the rule of :func:`~mingraph.analyse.mineralogy.inputs.classified_labels`).
+    as fractions of valid pixels (the rule of :func:`~mingraph.analyse.mineralogy.validate.classified_labels`).
     ``densities`` in g/cm3, one per class, NaN = unknown; mass % is of the classes with a density
     (None for the others, and for all without ``densities``).
     """
     where = "modal_mineralogy"
-    names = _class_names(where, class_names, labels, None)
+    names = class_names_or_default(where, class_names, labels, None)
     n = len(names)
-    labels, valid = _check_phase_map(where, labels, valid, n)
-    dens = _check_densities(where, densities, n)
+    labels, valid = check_phase_map(where, labels, valid, n)
+    dens = check_densities(where, densities, n)
     lab = labels[valid]
     unclassified = lab < 0
     low = np.zeros(lab.shape, dtype=bool)
@@ -120,9 +125,9 @@ def modal_from_counts(
                 "class_id": k,
                 "phase": name,
                 "pixels": int(counts[k]),
-                "area_pct": _pct(float(counts[k]), n_classified),
+                "area_pct": percent_of(float(counts[k]), n_classified),
                 "density_g_cm3": float(dens[k]) if dens is not None and known[k] else None,
-                "mass_pct": _pct(float(mass[k]), total_mass) if mass is not None and known[k] else None,
+                "mass_pct": percent_of(float(mass[k]), total_mass) if mass is not None and known[k] else None,
                 "low_confidence_pixels": int(low_counts[k]),
             }
         )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, sparse
 
-from mingraph.analyse.mineralogy.inputs import _check_connectivity
+from mingraph.analyse.mineralogy.validate import check_connectivity
 from mingraph.common.errors import InputError
 
 
@@ -44,7 +44,7 @@ def separate_particles(
     valid = np.asarray(valid)
     if valid.ndim != 2 or valid.dtype != bool:
         raise InputError(where, "valid", f"expected a 2-D boolean mask, got {valid.dtype} {valid.shape}")
-    connectivity = _check_connectivity(where, connectivity)
+    connectivity = check_connectivity(where, connectivity)
     if not (math.isfinite(float(min_distance_px)) and float(min_distance_px) >= 1):
         raise InputError(where, "min_distance_px", f"expected a radius >= 1 pixel, got {min_distance_px!r}")
     structure = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)

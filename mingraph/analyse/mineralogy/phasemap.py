@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.analyse.mineralogy.inputs import _check_pixel_size
+from mingraph.analyse.mineralogy.validate import check_pixel_size
 from mingraph.common.errors import InputError
 from mingraph.common.files import atomic_file, write_csv, write_text
 
@@ -38,7 +38,7 @@ def write_phase_map(
     """
     import tifffile
 
-    px = _check_pixel_size("phase_map.tif", pixel_size_um)
+    px = check_pixel_size("phase_map.tif", pixel_size_um)
     cols = np.asarray(colours, dtype=np.float64).reshape(-1, 3)
     n = cols.shape[0]
     if n > 65534:

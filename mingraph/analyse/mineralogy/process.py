@@ -1,7 +1,7 @@
 """The process-mineralogy figures of one phase map, with 95 % bootstrap intervals, in one call.
 
 :func:`sample_mineralogy` applies the unsure-pixel rule once
-(:func:`~mingraph.analyse.mineralogy.inputs.classified_labels`), separates particles, labels grains
+(:func:`~mingraph.analyse.mineralogy.validate.classified_labels`), separates particles, labels grains
 inside particles, and derives modal %, calculated assay, deportment, liberation (composition and
 free surface, per size class), cumulative yield, locking and grade–recovery from the same
 classified pixels, so their totals agree. Intervals resample particles (grains when the map holds
@@ -29,9 +29,9 @@ from mingraph.analyse.mineralogy.grains import (
     phase_size_tables,
     size_classes_um,
 )
-from mingraph.analyse.mineralogy.inputs import _check_pixel_size, classified_labels
 from mingraph.analyse.mineralogy.minerals import ClassMinerals
 from mingraph.analyse.mineralogy.particles import ParticleResult, particle_properties, separate_particles
+from mingraph.analyse.mineralogy.validate import check_pixel_size, classified_labels
 from mingraph.common.errors import InputError
 
 
@@ -114,7 +114,7 @@ def sample_mineralogy(
     (default: every phase present). Raises InputError for bad maps, thresholds or targets.
     """
     where = "sample_mineralogy"
-    px = _check_pixel_size(where, pixel_size_um)
+    px = check_pixel_size(where, pixel_size_um)
     names = list(minerals.names)
     n = len(names)
     lab, valid, n_unc, n_low = classified_labels(labels, valid, n, confidence, min_confidence, where)

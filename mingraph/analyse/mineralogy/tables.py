@@ -13,11 +13,11 @@ import numpy as np
 from mingraph.analyse.mineralogy.association import AssociationResult, association_matrix
 from mingraph.analyse.mineralogy.csv_tables import write_columns, write_rows
 from mingraph.analyse.mineralogy.grains import GRAIN_COLUMNS
-from mingraph.analyse.mineralogy.inputs import BACKGROUND, UNCLASSIFIED, _check_pixel_size
 from mingraph.analyse.mineralogy.minerals import ClassMinerals, MineralEntry, class_minerals
 from mingraph.analyse.mineralogy.modal import ModalResult, modal_mineralogy
 from mingraph.analyse.mineralogy.process import SampleMineralogy, sample_mineralogy
 from mingraph.analyse.mineralogy.process_tables import write_process_tables
+from mingraph.analyse.mineralogy.validate import BACKGROUND, UNCLASSIFIED, check_pixel_size
 from mingraph.analyse.mineralogy_plots import association_plot, grain_size_plot, modal_plot
 from mingraph.analyse.plots import hex_colour
 from mingraph.common.files import write_text
@@ -79,7 +79,7 @@ def write_mineralogy(
     """
     where = "write_mineralogy"
     names = [str(c) for c in class_names]
-    px = _check_pixel_size(where, pixel_size_um)
+    px = check_pixel_size(where, pixel_size_um)
     cm = _minerals_for(names, densities, minerals)
     modal = modal_mineralogy(labels, valid, names, cm.densities, confidence, min_confidence)
     res = sample_mineralogy(

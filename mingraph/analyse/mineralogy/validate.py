@@ -1,4 +1,7 @@
-"""Checks shared by the mineralogy analyses: phase maps, pixel size, densities, class names."""
+"""The input checks every mineralogy analysis shares: a phase map and its mask, the pixel size,
+the connectivity, densities and class names, and the one rule for unsure pixels
+(:func:`classified_labels`).  Each raises :class:`~mingraph.common.errors.InputError` naming the
+caller (``where``), the field and what was expected."""
 
 from __future__ import annotations
 
@@ -14,8 +17,41 @@ UNCLASSIFIED = "unclassified"
 BACKGROUND = "background"
 
 
-def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (labels, valid) pair and return them as (int32, bool) arrays."""
+def check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (labels, valid) pair checked and returned as (int32, bool) arrays.
+
+    Parameters
+    ----------
+    where : str
+        The caller, named in an error.
+    labels : array-like, (H, W) int
+        Class ids in [-1, n_classes - 1]; -1 is unclassified.  Whole-valued floats are accepted.
+    valid : array-like, (H, W) bool or 0/1
+        The specimen mask.
+    n_classes : int
+        How many classes the ids index.
+
+    Returns
+    -------
+    labels : (H, W) int32
+    valid : (H, W) bool
+
+    Raises
+    ------
+    InputError
+        Not 2-D, empty, shapes that differ, non-integer ids, a mask that is not boolean, or ids
+        out of range.
+
+    Examples
+    --------
+    >>> lab, ok = check_phase_map("modal", [[0, 1], [-1, 1]], [[1, 1], [1, 0]], 2)
+    >>> lab.dtype, ok.dtype
+    (dtype('int32'), dtype('bool'))
+    >>> check_phase_map("modal", [[0, 2]], [[True, True]], 2)
+    Traceback (most recent call last):
+    ...
+    mingraph.common.errors.InputError: modal: labels: class ids must lie in [-1, 1] (-1 = unclassified), got [0, 2]
+    """
     labels = np.asarray(labels)
     valid = np.asarray(valid)
     if labels.ndim != 2:
@@ -46,7 +82,19 @@ def _check_phase_map(where: str, labels: Any, valid: Any, n_classes: int) -> tup
     return labels, valid
 
 
-def _check_pixel_size(where: str, pixel_size_um: Any) -> float:
+def check_pixel_size(where: str, pixel_size_um: Any) -> float:
+    """The pixel size in µm as a positive finite float.
+
+    Raises
+    ------
+    InputError
+        Not a number, or not positive and finite.
+
+    Examples
+    --------
+    >>> check_pixel_size("grains", "0.5")
+    0.5
+    """
     try:
         px = float(pixel_size_um)
     except (TypeError, ValueError):
@@ -60,13 +108,37 @@ def _check_pixel_size(where: str, pixel_size_um: Any) -> float:
     return px
 
 
-def _check_connectivity(where: str, connectivity: int) -> int:
+def check_connectivity(where: str, connectivity: int) -> int:
+    """4 or 8 (pixel neighbours that join a grain or particle), as an int.
+
+    Raises
+    ------
+    InputError
+        Anything else.
+
+    Examples
+    --------
+    >>> check_connectivity("particles", 8)
+    8
+    """
     if connectivity not in (4, 8):
         raise InputError(where, "connectivity", f"expected 4 or 8, got {connectivity!r}")
     return int(connectivity)
 
 
-def _check_densities(where: str, densities: Any, n_classes: int) -> np.ndarray | None:
+def check_densities(where: str, densities: Any, n_classes: int) -> np.ndarray | None:
+    """(n_classes,) float64 densities in g/cm³ (NaN = unknown), or None when none are given.
+
+    Raises
+    ------
+    InputError
+        Not one density a class, or one that is not positive and finite (NaN aside).
+
+    Examples
+    --------
+    >>> check_densities("modal", [2.65, float("nan")], 2)
+    array([2.65,  nan])
+    """
     if densities is None:
         return None
     d = np.asarray(densities, dtype=np.float64).ravel()
@@ -79,9 +151,22 @@ def _check_densities(where: str, densities: Any, n_classes: int) -> np.ndarray |
     return d
 
 
-def _class_names(
+def class_names_or_default(
     where: str, class_names: Sequence[str] | None, labels: np.ndarray, n_classes: int | None
 ) -> list[str]:
+    """The class names as strings, or ``class 0``, ``class 1`` … (as many as ``n_classes``, else
+    as the largest id in ``labels`` needs) when none are given.
+
+    Raises
+    ------
+    InputError
+        No names, or not ``n_classes`` of them.
+
+    Examples
+    --------
+    >>> class_names_or_default("modal", None, np.array([[0, 2]]), None)
+    ['class 0', 'class 1', 'class 2']
+    """
     if class_names is not None:
         names = [str(c) for c in class_names]
         if n_classes is not None and len(names) != n_classes:
@@ -95,8 +180,14 @@ def _class_names(
     return [f"class {k}" for k in range(n_classes)]
 
 
-def _pct(num: float, den: float) -> float:
-    """A percentage, 0 when the denominator is 0 (an empty image has 0 % of everything)."""
+def percent_of(num: float, den: float) -> float:
+    """A percentage, 0 when the denominator is 0 (an empty image has 0 % of everything).
+
+    Examples
+    --------
+    >>> percent_of(1, 4), percent_of(3, 0)
+    (25.0, 0.0)
+    """
     return 100.0 * num / den if den > 0 else 0.0
 
 
@@ -117,7 +208,7 @@ def classified_labels(
     composition, liberation or locking, and is reported as a fraction of valid pixels.
     Returns int32 labels (-1 also outside ``valid``), the bool mask, and the two pixel counts.
     """
-    labels, valid = _check_phase_map(where, labels, valid, n_classes)
+    labels, valid = check_phase_map(where, labels, valid, n_classes)
     unclassified = valid & (labels < 0)
     low = np.zeros(labels.shape, dtype=bool)
     if confidence is not None:
