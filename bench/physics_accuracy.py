@@ -33,7 +33,7 @@ def simulate(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(n, 3000) grid spectra, (n,) labels and the file's axis record for one setting."""
     from mingraph.acquire.calibration import to_grid
-    from mingraph.acquire.simulate.eds import _poisson_spectra
+    from mingraph.acquire.simulate.eds import poisson_spectra
     from mingraph.acquire.simulate.eds_physics import phase_shapes
     from mingraph.spectra.calibrate import Instrument
     from mingraph.spectra.physics_model import to_recorded
@@ -47,7 +47,7 @@ def simulate(
     lam = native[labels] * counts[:, None]
     out = np.zeros(lam.shape, np.float32)
     idx = np.arange(labels.size, dtype=np.uint64)
-    _poisson_spectra(lam, idx, idx * 0, np.uint64(seed), np.uint64(0xEDC), 0, out)
+    poisson_spectra(lam, idx, idx * 0, np.uint64(seed), np.uint64(0xEDC), 0, out)
     edges = offset + 10.0 * np.arange(3001)
     grid, rec = to_grid(out.astype(np.uint32), edges, "simulated")
     return grid, labels, {"counts": counts, "offset_ev": offset}

@@ -38,6 +38,7 @@ from mingraph.workflows.predict import predict_field
         "mingraph.analyse.mineralogy.validate",
         "mingraph.analyse.workbook",
         "mingraph.spectra.library_view",
+        "mingraph.spectra.physics_model",
     ],
 )
 def test_doctests(module):

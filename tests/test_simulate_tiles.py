@@ -156,9 +156,9 @@ def test_channel_counts_follow_the_poisson_law(mean):
     lam = np.zeros((r.size, src._nchan))
     lam[:, 300] = mean
     out = np.zeros((r.size, N_CHANNELS), np.float32)
-    from mingraph.acquire.simulate.eds import _poisson_spectra
+    from mingraph.acquire.simulate.eds import poisson_spectra
 
-    _poisson_spectra(
+    poisson_spectra(
         lam, r.astype(np.uint64), c.astype(np.uint64), src._key[0], src._key[1], 0, out[:, : src._nchan]
     )
     k = out[:, 300].astype(int)

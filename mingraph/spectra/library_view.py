@@ -17,6 +17,7 @@ import numpy as np
 from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import Instrument
 from mingraph.spectra.mineral_library import LibraryMineral, mass_composition
+from mingraph.spectra.physics_model import end_member_spectrum
 
 
 def library_rows(library: list[LibraryMineral]) -> list[dict]:
@@ -94,11 +95,9 @@ def expected_spectrum(m: LibraryMineral, inst: Instrument) -> np.ndarray:
     >>> int(np.argmax(s[100:])) + 100  # Si Kα, 1.7398 keV: channel 173 holds 1.730-1.740 keV
     173
     """
-    from mingraph.spectra.physics_model import _end_member_spectrum
-
     x, _ = middle_composition(m)
     mw, _ = mass_composition(m, x)
-    s = sum(w * _end_member_spectrum(f, inst) for w, (_, f) in zip(mw, m.end_members))
+    s = sum(w * end_member_spectrum(f, inst) for w, (_, f) in zip(mw, m.end_members))
     s = np.maximum(np.asarray(s, np.float64), 0.0)
     return s / s.sum()
 

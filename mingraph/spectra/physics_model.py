@@ -170,8 +170,35 @@ class PhysicsModel:
 
 
 @cache
-def _end_member_spectrum(formula: str, inst: Instrument) -> np.ndarray:
-    """Recorded expected photons per electron per steradian (3000,) of one formula (cached)."""
+def end_member_spectrum(formula: str, inst: Instrument) -> np.ndarray:
+    """The expected spectrum of one end-member formula as the detector records it (cached).
+
+    Parameters
+    ----------
+    formula : str
+        A chemical formula, e.g. ``"SiO2"``.
+    inst : Instrument
+        Beam energy (kV), take-off angle (degrees), resolution and the energy scale.
+
+    Returns
+    -------
+    (3000,) float64
+        Expected photons per electron per steradian in each 10 eV channel: the simulator's
+        physics (:mod:`mingraph.acquire.simulate.eds_physics`) put on the recorded energy scale by
+        :func:`mingraph.spectra.element_spectra.to_recorded`.
+
+    Raises
+    ------
+    ValueError
+        A formula that does not parse (mineral lists are checked when read, by
+        :func:`mingraph.spectra.mineral_library.read_library`).
+
+    Examples
+    --------
+    >>> s = end_member_spectrum("SiO2", Instrument(beam_kev=20.0))
+    >>> s.shape, int(np.argmax(s[100:])) + 100  # Si Kα at 1.740 keV
+    ((3000,), 173)
+    """
     true = _phase_physics(formula, float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev))
     return to_recorded(true, inst)
 
@@ -209,7 +236,7 @@ def build_model(
     edges = bin_edges(inst, lo_ev)
     lines, conts, cls, xs, comps = [], [], [], [], []
     for c, minr in enumerate(library):
-        ems = [_end_member_spectrum(f, inst) for _, f in minr.end_members]
+        ems = [end_member_spectrum(f, inst) for _, f in minr.end_members]
         cont = [element_spectra(f, inst)[2] for _, f in minr.end_members]
         for x in minr.grid():
             mw, wt = mass_composition(minr, x)

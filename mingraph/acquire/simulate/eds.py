@@ -52,7 +52,7 @@ def _mix64(z):
 
 
 @numba.njit(cache=True)
-def _poisson_spectra(lam, rows, cols, key0, key1, draw, out):
+def poisson_spectra(lam, rows, cols, key0, key1, draw, out):
     """Poisson counts out[i, :m] ~ Poisson(lam[i, :m]); pixel i's stream hashes (key, draw, row, col).
 
     Small means by Knuth's multiplication method, means >= 10 by Hörmann's (1993) PTRS transformed
@@ -192,7 +192,7 @@ class SimulatedEds:
         out = np.zeros((rows.size, N_CHANNELS), dtype=np.float32)
         m = self._nchan
         if rows.size and m:
-            _poisson_spectra(
+            poisson_spectra(
                 np.ascontiguousarray(lam[:, :m]),
                 rows.astype(np.uint64),
                 cols.astype(np.uint64),
