@@ -88,6 +88,30 @@ def test_real_chevkinite_map_gives_its_phases_by_name_with_no_foreign_mineral(ch
     assert classified >= (0.5 if fraction == "0.1" else 0.6), modal  # measured: 0.52 and 0.66
 
 
+def test_acquire_on_the_real_map_classifies_with_the_physics_by_default(chev):
+    out = chev / "acq"
+    args = ["acquire", str(chev / "chev"), "--field", "0", "--budget", "0.1", "--strategy", "uncertainty"]
+    res = CliRunner().invoke(main, args + ["--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["classifier"].startswith("physics") and summary["points"] == 90
+    assert "calibration (fitted)" in summary
+    lib = read_library()
+    labels = tifffile.imread(out / "phase_map.tif")
+    assert labels.shape == (30, 30)
+    ids, counts = np.unique(labels, return_counts=True)
+    # palette ids are the library's class ids; unclassified is the palette's last-but-one value
+    named = {lib[int(i)].name: int(c) for i, c in zip(ids, counts) if i < len(lib)}
+    assert "tantalite" not in named and any(n in named for n in ("ilmenite", "titanite")), named
+    for name, px in named.items():
+        if _elements(name, lib) & set(ABSENT):
+            assert px / 900 <= 0.02, (name, px)
+    enc = CliRunner().invoke(main, args + ["--classifier", "encoder", "--out", str(chev / "acq-enc")])
+    assert enc.exit_code == 0, enc.output
+    chosen = json.loads((chev / "acq-enc" / "summary.json").read_text())["classifier"]
+    assert chosen.startswith("encoder, gated by the physics"), chosen  # measured spectra: gated
+
+
 def test_unknown_points_make_unclassified_pixels_and_p45_is_refused_per_spectrum(tmp_path):
     p45 = CHEV.with_name("P45_the_default_job.bcf")
     if not p45.is_file():

@@ -25,7 +25,7 @@ from mingraph.acquisition.costs import points_table
 from mingraph.common.errors import InputError
 from mingraph.common.files import write_csv
 from mingraph.common.outputs import atomic_folder, check_new_output
-from mingraph.learn.bundle import Bundle
+from mingraph.learn.bundle import Bundle, point_record
 
 CURVE_COLUMNS = (
     "round",
@@ -65,8 +65,11 @@ def field_for(
     return ds.field(ds.find(field_id))
 
 
-def write_session(out: Path, sample: Field, session: Session, bundle: Bundle) -> None:
-    """Write a session's files (module docstring) into the folder ``out``."""
+def write_session(
+    out: Path, sample: Field, session: Session, bundle: Bundle, classifier: str | None = None
+) -> None:
+    """Write a session's files (module docstring) into the folder ``out``; summary.json records
+    the point ``classifier`` and its fitted calibration (:func:`mingraph.learn.bundle.point_record`)."""
     from mingraph.analyse.mineralogy.minerals import class_minerals
     from mingraph.analyse.mineralogy.phasemap import write_phase_map
     from mingraph.analyse.plots import save_confidence_png, save_phase_overlay_png
@@ -95,6 +98,7 @@ def write_session(out: Path, sample: Field, session: Session, bundle: Bundle) ->
         "budget_points": session.n_total,
         "stopped": session.stopped,
         "settings": session.settings,
+        **(point_record(bundle, classifier) if classifier else {}),
         "final": session.curve[-1] if session.curve else {},
     }
     write_text(out / "summary.json", json.dumps(summary, indent=1, default=str) + "\n")
@@ -107,12 +111,14 @@ def run_acquire(
     budget: float,
     strategy: str,
     overwrite: bool = False,
+    classifier: str | None = None,
     **kw,
 ) -> Session:
     """Run :func:`mingraph.acquisition.run_session` (keyword arguments ``kw``) and write its
-    files into ``out`` atomically; an existing ``out`` is refused unless ``overwrite``."""
+    files into ``out`` atomically (``classifier``: the point classifier's name, for
+    summary.json); an existing ``out`` is refused unless ``overwrite``."""
     out = check_new_output(out, overwrite)
     session = run_session(sample, bundle, budget, strategy, **kw)
     with atomic_folder(out, overwrite, kind="acquire") as tmp:
-        write_session(tmp, sample, session, bundle)
+        write_session(tmp, sample, session, bundle, classifier)
     return session

@@ -23,6 +23,7 @@ from mingraph.acquisition.strategies import BASIC_STRATEGIES, check_budget
 from mingraph.acquisition.uncertainty import choose_slads, choose_uncertainty
 from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle, point_features
+from mingraph.spectra.point_classifier import unclassified_beyond
 
 STRATEGIES = {**BASIC_STRATEGIES, "uncertainty": choose_uncertainty, "slads": choose_slads}
 """Every strategy by name (:mod:`mingraph.acquisition.strategies`, :mod:`.uncertainty`)."""
@@ -125,7 +126,7 @@ def run_session(
         every_round = target_confidence is not None or has_truth
     every_round = every_round or model_driven  # their next round reads the prediction
     rng = np.random.default_rng(seed)
-    probs = np.zeros((0, bundle.model.eds_dim), np.float32)
+    probs = None  # (points, width) point evidence; its width is the point classifier's
     round_of, curve = [], []
     t_measure = t_infer = 0.0
     sizes = batch_sizes(n_total, rounds, seed_fraction)
@@ -139,7 +140,8 @@ def run_session(
         rc = rc[serpentine_order(rc, state.spacing)]
         start = state.points[-1] if len(state.points) else None
         t_measure += tm.seconds(rc, sample.pixel_size_um, start)
-        probs = np.concatenate([probs, point_features(bundle, sample.eds.spectra(rc[:, 0], rc[:, 1]))])
+        new = point_features(bundle, sample.eds.spectra(rc[:, 0], rc[:, 1]))
+        probs = new if probs is None else np.concatenate([probs, new])
         state.points = np.concatenate([state.points, rc])
         state.measured[rc[:, 0], rc[:, 1]] = True
         round_of += [k] * len(rc)
@@ -151,6 +153,8 @@ def run_session(
                 state.maps = fusion_maps(bundle, sample.bse, sample.valid, state.points, probs)
             else:
                 state.maps = nearest_maps(sample.valid, state.points, probs)
+            # a classifier's unknown column (the physics: no mineral fits) is unclassified
+            state.maps.labels = unclassified_beyond(state.maps.labels, len(bundle.class_names))
             t_infer += time.perf_counter() - t0
             row["mean_confidence"] = float(state.maps.confidence[sample.valid].mean())
             if has_truth:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mingraph.cli.common import user_errors
+from mingraph.cli.common import classifier_options, user_errors
 
 STRATEGY_NAMES = ("random", "grid", "segments", "bright", "uncertainty", "slads")
 
@@ -37,6 +37,12 @@ STRATEGY_NAMES = ("random", "grid", "segments", "bright", "uncertainty", "slads"
 @click.option("--beam-um-per-ms", type=float, default=100.0, show_default=True, help="Beam travel speed.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True)
+@click.option(
+    "--minerals",
+    type=click.Path(path_type=Path),
+    help="Mineral list for the physics classifier (default: the shipped library).",
+)
+@classifier_options
 @user_errors
 def acquire(
     dataset,
@@ -54,19 +60,30 @@ def acquire(
     beam_um_per_ms,
     seed,
     overwrite,
+    minerals,
+    classifier,
+    beam_kev,
 ) -> None:
     """Measure EDS where it helps most: seed points, then rounds of choose, measure, predict.
 
     DATASET --field ID (its EDS source stands in for the instrument) or --simulate SIZE.
     Writes points.csv (the ordered point list, µm), curve.csv/json, phase_map.tif and overlays.
     """
+    from mingraph.acquire.simulate.eds import SimulatedEds
     from mingraph.acquisition.costs import TimeModel
     from mingraph.acquisition.outputs import field_for, run_acquire
-    from mingraph.learn.bundle import load_model
+    from mingraph.learn.bundle import load_model, with_classifier
+    from mingraph.spectra.point_classifier import choose_classifier
+    from mingraph.workflows.predict import labels_in_model_classes
 
     tm = TimeModel(dwell_ms=dwell_ms, settle_ms=settle_ms, beam_um_per_ms=beam_um_per_ms)
     sample = field_for(dataset, field_id, sim_size, seed)
-    bundle = load_model(model)
+    notices: list[str] = []
+    measured = not isinstance(sample.eds, SimulatedEds)
+    params = sample.meta.get("eds_params") if measured else {"instrument": {"beam_kev": 20.0}}
+    chosen, start = choose_classifier(classifier, measured, params, beam_kev, sample.name, notices.append)
+    bundle = with_classifier(load_model(model), chosen, start, minerals)
+    sample, notes = labels_in_model_classes(sample, bundle)
     s = run_acquire(
         out,
         sample,
@@ -79,12 +96,15 @@ def acquire(
         seed=seed,
         time_model=tm,
         target_confidence=target_confidence,
+        classifier=chosen,
     )
     last = s.curve[-1]
     f1 = f", F1 {last['f1_weighted']:.3f} (macro {last['f1_macro']:.3f})" if "f1_weighted" in last else ""
+    for line in notes + notices:
+        click.echo(line)
     click.echo(
         f"{len(s.points)} points ({last['fraction'] * 100:.2f} %) in {len(s.curve)} rounds, "
-        f"{last['minutes']:.2f} min ({s.stopped}){f1}; wrote {out}"
+        f"{last['minutes']:.2f} min ({s.stopped}){f1}, classifier {chosen}; wrote {out}"
     )
 
 

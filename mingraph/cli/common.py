@@ -134,20 +134,31 @@ def predict_options(f):
             show_default=True,
             help="Where the model runs: cpu, cuda, cuda:N, or auto (CUDA when present).",
         ),
-        click.option(
-            "--classifier",
-            type=click.Choice(["physics", "encoder", "onnx"]),
-            help="Point classifier: physics (no training; any --minerals list), the model's encoder, or "
-            "the authors' ONNX encoder of a converted model. Default: physics for measured spectra, "
-            "encoder for simulated ones.",
-        ),
-        click.option(
-            "--beam-kev",
-            type=click.FloatRange(1, 30),
-            help="Beam energy in kV for the physics classifier (default: what the spectrum file states).",
-        ),
     ]
-    return with_options(f, opts)
+    return with_options(f, opts + CLASSIFIER_OPTIONS)
+
+
+CLASSIFIER_OPTIONS = [
+    click.option(
+        "--classifier",
+        type=click.Choice(["physics", "encoder", "onnx"]),
+        help="Point classifier: physics (no training; any --minerals list), the model's encoder, or "
+        "the authors' ONNX encoder of a converted model. Default: physics for measured spectra, "
+        "encoder for simulated ones.",
+    ),
+    click.option(
+        "--beam-kev",
+        type=click.FloatRange(1, 30),
+        help="Beam energy in kV for the physics classifier (default: what the spectrum file states).",
+    ),
+]
+"""--classifier and --beam-kev: the point classifier of every command that classifies measured
+spectra (``predict``, ``predict-sample``, ``acquire``)."""
+
+
+def classifier_options(f):
+    """``f`` with :data:`CLASSIFIER_OPTIONS` (they arrive as keyword arguments)."""
+    return with_options(f, CLASSIFIER_OPTIONS)
 
 
 def with_options(f, opts: list):

@@ -161,14 +161,13 @@ def predict(
 
     INPUT is a dataset folder (with --tile); or use --simulate SIZE; or --bse IMAGE --points FILE.
     """
-    from mingraph.learn.bundle import load_model
+    from mingraph.learn.bundle import load_model, point_record
     from mingraph.learn.distributed import pick_device
     from mingraph.workflows.predict import (
         library_densities,
         measure_points,
         measured_field,
         point_mineralogy,
-        point_record,
         run_predict,
     )
 

@@ -117,6 +117,34 @@ def load_model(path: str | os.PathLike | Bundle | None = None, *, device: str = 
     return load_bundle(resolve_model(path), device)
 
 
+def point_record(bundle: Bundle, classifier: str) -> dict:
+    """What a prediction's summary records of its point classifier: its name and, for the
+    physics, the mineral list and the fitted calibration (read after the spectra are classified:
+    the physics calibrates on its first call).
+
+    Examples
+    --------
+    >>> point_record(load_model(), "encoder")
+    {'classifier': 'encoder'}
+    """
+    enc = bundle.encoder
+    if not hasattr(enc, "record"):
+        return {"classifier": classifier}
+    rec = enc.record()
+    out = {
+        "classifier": f"{rec['classifier']} ({rec['classes']} minerals: {rec['minerals']}; unknown where none fits)"
+    }
+    cal = (rec.get("calibration") or {}).get("instrument")
+    if rec.get("note"):
+        out["calibration"] = rec["note"]
+    elif cal:
+        out["calibration (fitted)"] = (
+            f"{cal['beam_kev']:g} kV, offset {cal['offset_ev']:+.1f} eV, gain {cal['gain']:.5f}, "
+            f"FWHM at Mn Kα {cal['fwhm_mnka_ev']:.1f} eV (point_classifier.json)"
+        )
+    return out
+
+
 def make_bundle(model: GATModel, encoder, class_names: list[str], cfg: dict, meta: dict) -> dict:
     """The self-contained model file written as best.pt and shipped as the default model."""
     return {

@@ -370,27 +370,6 @@ def library_densities(class_names: list[str]) -> np.ndarray | None:
     return np.array([m.density for m in MINERALS], dtype=np.float64)
 
 
-def point_record(bundle: Bundle, classifier: str) -> dict:
-    """What a prediction's summary records of its point classifier: its name and, for the
-    physics, the mineral list and the fitted calibration."""
-    enc = bundle.encoder
-    if not hasattr(enc, "record"):
-        return {"classifier": classifier}
-    rec = enc.record()
-    out = {
-        "classifier": f"{rec['classifier']} ({rec['classes']} minerals: {rec['minerals']}; unknown where none fits)"
-    }
-    cal = (rec.get("calibration") or {}).get("instrument")
-    if rec.get("note"):
-        out["calibration"] = rec["note"]
-    elif cal:
-        out["calibration (fitted)"] = (
-            f"{cal['beam_kev']:g} kV, offset {cal['offset_ev']:+.1f} eV, gain {cal['gain']:.5f}, "
-            f"FWHM at Mn Kα {cal['fwhm_mnka_ev']:.1f} eV (point_classifier.json)"
-        )
-    return out
-
-
 def point_mineralogy(bundle: Bundle, options: dict) -> dict:
     """The mineralogy keyword arguments of :func:`run_predict` from the command's options; with the
     physics classifier, the classes' densities, colours and formulas come from its library (the
