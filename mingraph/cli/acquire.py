@@ -69,20 +69,26 @@ def acquire(
     DATASET --field ID (its EDS source stands in for the instrument) or --simulate SIZE.
     Writes points.csv (the ordered point list, µm), curve.csv/json, phase_map.tif and overlays.
     """
-    from mingraph.acquire.simulate.eds import SimulatedEds
     from mingraph.acquisition.costs import TimeModel
     from mingraph.acquisition.outputs import field_for, run_acquire
-    from mingraph.learn.bundle import load_model, with_classifier
-    from mingraph.spectra.point_classifier import choose_classifier
+    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.field_input import classify_with, measured_spectra
     from mingraph.workflows.predict import labels_in_model_classes
 
     tm = TimeModel(dwell_ms=dwell_ms, settle_ms=settle_ms, beam_um_per_ms=beam_um_per_ms)
     sample = field_for(dataset, field_id, sim_size, seed)
     notices: list[str] = []
-    measured = not isinstance(sample.eds, SimulatedEds)
-    params = sample.meta.get("eds_params") if measured else {"instrument": {"beam_kev": 20.0}}
-    chosen, start = choose_classifier(classifier, measured, params, beam_kev, sample.name, notices.append)
-    bundle = with_classifier(load_model(model), chosen, start, minerals)
+    measured, params = measured_spectra(sample)
+    chosen, bundle = classify_with(
+        load_model(model),
+        classifier,
+        measured=measured,
+        params=params,
+        beam_kev=beam_kev,
+        source=sample.name,
+        minerals=minerals,
+        say=notices.append,
+    )
     sample, notes = labels_in_model_classes(sample, bundle)
     s = run_acquire(
         out,

@@ -163,75 +163,37 @@ def predict(
     """
     from mingraph.learn.bundle import load_model, point_record
     from mingraph.learn.distributed import pick_device
-    from mingraph.workflows.predict import (
-        library_densities,
-        measure_points,
-        measured_field,
-        point_mineralogy,
-        run_predict,
-    )
+    from mingraph.workflows.field_input import open_field
+    from mingraph.workflows.predict import library_densities, point_mineralogy, run_predict
 
     bundle = load_model(model, device=pick_device(device))
-    if sum(x is not None for x in (input_, sim_size, bse)) != 1:
-        raise InputError(
-            "predict", "input", "give exactly one of INPUT, --simulate SIZE or --bse IMAGE --points FILE"
-        )
-    from mingraph.learn.bundle import with_classifier
-    from mingraph.spectra.point_classifier import choose_classifier
-
-    notices: list[str] = []  # shown once the prediction is written (an error stays one line)
-
-    def evidence(measured: bool, params: dict | None, source: object):
-        chosen, start = choose_classifier(classifier, measured, params, beam_kev, source, notices.append)
-        return chosen, with_classifier(bundle, chosen, start, mineralogy.get("minerals"))
-
-    if sim_size is not None:
-        from mingraph.acquire.simulate import simulate_tile
-
-        sample = simulate_tile(seed, sim_size).field(f"simulated-{sim_size}-seed{seed}")
-        chosen, bundle = evidence(False, {"instrument": {"beam_kev": 20.0}}, "--simulate")
-        rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
-        label = f"simulated {sim_size}x{sim_size} field, seed {seed}"
-    elif bse is not None:
-        if points is None:
-            raise InputError(
-                "predict", "--points", "a measured field needs its point spectra (--points FILE.npz)"
-            )
-        if pixel_size is None:
-            click.echo(
-                "pixel size: not given; using 1 µm (grain sizes and areas in these units): pass --pixel-size"
-            )
-            pixel_size = 1.0
-        chosen, bundle = evidence(True, None, points)
-        sample, rc, emb = measured_field(bse, points, valid, pixel_size, bundle, labels, classes)
-        label = f"{bse} + {points}"
-    else:
-        from mingraph.acquire.dataset import open_dataset
-
-        ds = open_dataset(input_)
-        sample = ds.field(ds.find(tile))
-        from mingraph.acquire.simulate.eds import SimulatedEds
-
-        measured = not isinstance(sample.eds, SimulatedEds)
-        chosen, bundle = evidence(measured, sample.meta.get("eds_params"), f"{input_} tile {sample.name}")
-        rc, emb = measure_points(sample, bundle, fraction, pattern, seed)
-        label = f"{input_} tile {sample.name}"
-    if (labels is not None or classes is not None) and bse is None:
-        raise InputError(
-            "predict", "--labels", "--labels/--classes go with --bse (a dataset has its own labels)"
-        )
-    from mingraph.workflows.predict import labels_in_model_classes
-
-    sample, notes = labels_in_model_classes(sample, bundle)
-    for line in notes:
-        click.echo(line)
+    given = open_field(
+        bundle,
+        dataset=input_,
+        tile=tile,
+        simulate=sim_size,
+        bse=bse,
+        points=points,
+        valid=valid,
+        labels=labels,
+        classes=classes,
+        pixel_size_um=pixel_size,
+        fraction=fraction,
+        pattern=pattern,
+        seed=seed,
+        classifier=classifier,
+        beam_kev=beam_kev,
+        minerals=mineralogy.get("minerals"),
+        say=click.echo,
+    )
+    bundle, notices = given.bundle, given.notices
     res = run_predict(
         out,
-        sample,
+        given.sample,
         bundle,
-        rc,
-        emb,
-        {"input": label, "model": str(model or "default")} | point_record(bundle, chosen),
+        given.rc,
+        given.evidence,
+        {"input": given.label, "model": str(model or "default")} | point_record(bundle, given.classifier),
         overwrite,
         block,
         library_densities(bundle.class_names),

@@ -59,27 +59,17 @@ def predict_sample(
         from mingraph.common.engine import check_scheduler
 
         scheduler = check_scheduler(scheduler)
-    from mingraph.learn.bundle import load_model
+    from mingraph.workflows.field_input import sample_classifier
     from mingraph.workflows.sample import predict_sample as run
 
-    library_file = None
     if scheduler is None:  # a missing device is refused before the sample is read, as predict_sample does
         from mingraph.learn.distributed import pick_device
 
         pick_device(device)
-    if classifier is None and beam_kev is None:  # a dataset whose fields state their beam: physics
-        from mingraph.acquire.sample import open_sample
-        from mingraph.workflows.sample import states_beam
-
-        if states_beam(open_sample(sample)):
-            classifier = "physics"
-    if classifier == "physics" or (classifier is None and beam_kev is not None):
-        from mingraph.spectra.mineral_library import read_library
-
-        library_file = mineralogy.pop("minerals", None)
-        names = [m.name for m in read_library(library_file)]
-    else:
-        names = load_model(model).class_names
+    classifier, physics, names = sample_classifier(
+        sample, classifier, beam_kev, mineralogy.get("minerals"), model
+    )
+    library_file = mineralogy.pop("minerals", None) if physics else None
     res = run(
         sample,
         out,
