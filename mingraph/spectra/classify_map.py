@@ -19,8 +19,9 @@ import xraylib
 from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
 from mingraph.spectra.mineral_library import LibraryMineral, read_library
-from mingraph.spectra.physics import PhysicsResult, Settings, classify_spectra
+from mingraph.spectra.physics import classify_spectra
 from mingraph.spectra.physics_model import build_model, fit_continuum_scale, with_continuum
+from mingraph.spectra.physics_result import PhysicsResult, Settings
 from mingraph.spectra.reference_minerals import reference_model
 
 

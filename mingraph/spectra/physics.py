@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr
@@ -41,72 +40,8 @@ from scipy.special import ndtr
 from mingraph.acquire.fields import N_CHANNELS
 from mingraph.common.errors import InputError
 from mingraph.spectra.physics_model import PhysicsModel
-
-OK, NO_FIT, TOO_FEW, NOT_LISTED = 0, 1, 2, 3
-STATUS = {
-    OK: "ok",
-    NO_FIT: "unknown: no mineral fits",
-    TOO_FEW: "unknown: too few counts",
-    NOT_LISTED: "unknown: fits a mineral not in the list",
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Decision thresholds of the classifier (dimensionless unless said)."""
-
-    min_counts: float = 250.0  # counts in the fitted range below which nothing is claimed
-    z_unknown: float = 4.0  # z of the best fit above which no class fits
-    tolerance: float = 0.05  # relative model error τ tolerated (deviance τ² N)
-    mix_deviance: float = 30.0  # deviance fall (in units of φ) that flags a mixture
-    refine: str = "auto"  # refit spectra that fit no class with every element free: auto, always, never
-    refine_dispersion: float = 1.2  # auto: refit when the median D / E(N) of the set exceeds this
-    refine_min_counts: float = 800.0  # refit only spectra this full: below, noise hides model error
-    refine_classes: int = 6  # classes tried per refitted spectrum
-    refine_max_misfit: float = 0.0025  # refit only where (D - E(N)) / N per bin is below this (see _refine)
-    refine_pick: str = "composition"  # of the classes passing: the closest composition, or "likelihood"
-    rel_tol: float = 0.35  # composition test: relative tolerance of a formula cation's share
-    abs_tol: float = 0.03  # composition test: absolute tolerance of a formula cation's share
-    foreign_tol: float = 0.03  # composition test: tolerance of a cation the formula lacks
-    k_sigma: float = 2.0  # composition test: largest |Δ| / σ accepted
-    chunk: int = 4096  # spectra per block (memory ~ chunk x candidates x 8 bytes)
-
-
-@dataclass
-class PhysicsResult:
-    """Per-spectrum results (n spectra, C classes; column C of ``probabilities`` is unknown).
-
-    ``label`` (n,) int64 class, or C for unknown; ``status`` (n,) int8 (``STATUS``);
-    ``probabilities`` (n, C + 1) float32; ``second`` (n,) int64 the next most probable class;
-    ``counts`` (n,) counts in the fitted range; ``deviance`` (n,) D per bin, ``noise_deviance``
-    (n,) E(N) per bin, ``z`` (n,) goodness of fit; ``mixture`` (n,) bool, ``partner`` (n,) the
-    other class of a mixture (-1 if none), ``fraction`` (n,) α; ``wt`` (n, n_elements) float32
-    wt % of ``elements`` (symbols); ``composition`` (n, k) list of each spectrum's fitted mole
-    fractions of its class's end members.
-    """
-
-    names: list[str]
-    label: np.ndarray
-    status: np.ndarray
-    probabilities: np.ndarray
-    second: np.ndarray
-    counts: np.ndarray
-    deviance: np.ndarray
-    noise_deviance: np.ndarray
-    z: np.ndarray
-    mixture: np.ndarray
-    partner: np.ndarray
-    fraction: np.ndarray
-    elements: list[str]
-    wt: np.ndarray
-    candidate: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    dispersion: float = 1.0  # median D / E(N) of the set: 1 where the physics fits to counting noise
-
-    def label_names(self) -> list[str]:
-        """The label of each spectrum as text: a class name, or the unknown status."""
-        return [
-            self.names[k] if k < len(self.names) else STATUS[int(s)] for k, s in zip(self.label, self.status)
-        ]
+from mingraph.spectra.physics_result import NO_FIT, NOT_LISTED, OK, TOO_FEW, PhysicsResult, Settings
+from mingraph.spectra.refit import refine_unknown, unmix
 
 
 def _best_pair(
@@ -160,81 +95,6 @@ def _mixture(y: np.ndarray, p1: np.ndarray, p2: np.ndarray, iters: int = 8) -> t
         a = np.clip(a - g / np.minimum(h, -1e-12), 0.0, 1.0)
     ll = (y * np.log(p2 + a[:, None] * d)).sum(1) - (y * np.log(p1)).sum(1)
     return a, ll
-
-
-def _refine(y: np.ndarray, post: np.ndarray, model: PhysicsModel, s: Settings, out: dict) -> None:
-    """Refit the spectra that fit no class (status NO_FIT) with free element amounts, in place.
-
-    For each of the ``refine_classes`` most probable classes, the best candidate's components are
-    fitted by EM; of the classes whose cation composition passes (largest |Δ|/σ within
-    ``k_sigma``), the closest (``refine_pick="composition"``: smallest largest |Δ|/σ, as vendors'
-    composition rules) or the most likely (``"likelihood"``, which the physics' O Kα and continuum
-    errors on real detectors bias) becomes the label; unknown's probability drops to 0.
-    """
-    from mingraph.spectra.quantify import candidate_components, composition_check, fit_amounts
-
-    # a spectrum the physics misses by far more than any mineral of a real map is no mineral at all
-    # (flat noise, a detector artefact): its relative misfit (D - E(N)) / N per bin stays above
-    # refine_max_misfit (measured: at most 0.0012 on the real chevkinite map's classified pixels,
-    # 0.005 for Poisson noise of any level, which the refit would otherwise call graphite)
-    misfit = (out["deviance"] - out["noise_deviance"]) / np.maximum(out["counts"], 1.0)
-    todo = np.flatnonzero(
-        (out["status"] == NO_FIT) & (out["counts"] >= s.refine_min_counts) & (misfit <= s.refine_max_misfit)
-    )
-    if todo.size == 0:
-        return
-    ll = y[todo] @ model.log_shapes
-    order = np.argsort(-post[todo], axis=1)[:, : s.refine_classes]
-    best_worst = np.full(todo.size, np.inf)
-    best_cls = np.full(todo.size, -1)
-    best_wt = np.zeros((todo.size, len(model.elements)))
-    first_wt = np.zeros_like(best_wt)
-    zindex = {z: i for i, z in enumerate(model.elements)}
-    for r in range(order.shape[1]):
-        cls = order[:, r]
-        lo, hi = model.class_start[cls], model.class_start[cls + 1]
-        cand = np.array([lo_ + int(ll[i, lo_:hi_].argmax()) for i, (lo_, hi_) in enumerate(zip(lo, hi))])
-        for kk in np.unique(cand):
-            rows = np.flatnonzero(cand == kk)
-            comps, ids = candidate_components(model, int(kk))
-            a, _ = fit_amounts(y[todo[rows]], np.broadcast_to(comps, (rows.size, *comps.shape)))
-            invisible = sum(w for z, w in zip(model.elements, model.cand_wt[kk]) if z < 8)
-            own_w = {z: w for z, w in zip(model.elements, model.cand_wt[kk])}
-            mass = np.array([own_w.get(z, 0.0) if z in own_w and own_w[z] > 0 else 0.01 for z in ids])
-            amounts = a * mass[None, :] * (ids != 0)[None, :]
-            frac = amounts / np.maximum(amounts.sum(1, keepdims=True), 1e-300) * (1.0 - invisible)
-            worst = composition_check(
-                model, np.full(rows.size, kk), frac, list(ids), s.rel_tol, s.abs_tol, s.foreign_tol
-            )
-            # among the classes whose composition passes, the closest (or the most likely)
-            key = worst if s.refine_pick == "composition" else -ll[rows, kk]
-            score = np.where(worst <= s.k_sigma, key, np.inf)
-            better = score < best_worst[rows]
-            sel = rows[better]
-            best_worst[sel] = score[better]
-            best_cls[sel] = model.cand_class[kk]
-            wt_full = np.zeros((sel.size, len(model.elements)))
-            for j, z in enumerate(ids):
-                if z in zindex:
-                    wt_full[:, zindex[z]] = frac[better, j]
-            best_wt[sel] = wt_full
-            if r == 0:  # what an unknown spectrum reports: its composition in the likeliest matrix
-                for j, z in enumerate(ids):
-                    if z in zindex:
-                        first_wt[rows, zindex[z]] = frac[:, j]
-    ok = np.isfinite(best_worst)
-    out["wt"][todo[~ok]] = 100.0 * first_wt[~ok]
-    idx = todo[ok]
-    n_cls = len(model.library)
-    out["label"][idx] = best_cls[ok]
-    out["status"][idx] = OK
-    p = out["probabilities"][idx]
-    p[:, :n_cls] = post[idx]
-    p[:, n_cls] = 0.0
-    rows, top = np.arange(idx.size), p[:, :n_cls].argmax(1)  # the label gets the largest probability
-    p[rows, top], p[rows, best_cls[ok]] = p[rows, best_cls[ok]], p[rows, top]
-    out["probabilities"][idx] = p
-    out["wt"][idx] = 100.0 * best_wt[ok]
 
 
 def classify_spectra(
@@ -396,7 +256,8 @@ def classify_spectra(
     if s.refine == "always" or (s.refine == "auto" and disp > s.refine_dispersion):
         for j, i0 in enumerate(range(0, n, s.chunk)):
             sl = slice(i0, i0 + s.chunk)
-            _refine(model.bin(y_all[sl]), posts[j], model, s, {k: v[sl] for k, v in out.items()})
+            refine_unknown(model.bin(y_all[sl]), posts[j], model, s, {k: v[sl] for k, v in out.items()})
+        unmix(out, model, s)
     import xraylib
 
     return PhysicsResult(
