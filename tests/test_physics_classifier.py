@@ -252,7 +252,7 @@ def test_validator_reports_inseparable_classes():
 
 @pytest.mark.skipif(not CHEV.is_file(), reason="rosettasciio's chevkinite map not present")
 def test_real_chevkinite_map_gives_its_phases():
-    from mingraph.acquire.spectrum_files import read_hypermap
+    from mingraph.acquire.formats import read_hypermap
 
     h = read_hypermap(CHEV)
     y = h.cube.reshape(-1, 3000)
