@@ -196,10 +196,10 @@ def read_hypermap(
 
     Examples
     --------
-    >>> read_hypermap("map.xyz")
-    Traceback (most recent call last):
-    ...
-    mingraph.common.errors.InputError: map.xyz: file: not found
+    The registry's hypermap readers all come here, each with its rosettasciio plugin:
+
+    >>> sorted((s, r.rsciio) for s, r in REGISTRY.items() if r.read is read_hypermap)
+    [('.bcf', 'rsciio.bruker'), ('.hdf5', 'rsciio.hspy'), ('.hspy', 'rsciio.hspy'), ('.pts', 'rsciio.jeol')]
     """
     path = Path(path)
     signals = read_signals(path, lazy=work_dir is not None)
@@ -353,14 +353,23 @@ def read_spectrum_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
     Raises
     ------
     InputError
-        As :func:`read_hypermap`.
+        As :func:`read_hypermap`: a missing file, an unknown suffix, no 3-D EDS signal.
 
     Examples
     --------
-    >>> read_spectrum_image("missing.hspy")
-    Traceback (most recent call last):
-    ...
-    mingraph.common.errors.InputError: missing.hspy: file: not found
+    >>> import tempfile
+    >>> from rsciio.hspy import file_writer
+    >>> f = Path(tempfile.mkdtemp()) / "m.hspy"
+    >>> energy = {"name": "E", "size": 1024, "offset": 0.0, "scale": 0.02, "units": "keV", "navigate": False}
+    >>> axes = [{"name": n, "size": 2, "scale": 1.0, "units": "µm", "navigate": True} for n in "yx"]
+    >>> sig = {"data": np.ones((2, 2, 1024), np.uint16), "axes": axes + [energy], "original_metadata": {},
+    ...        "metadata": {"General": {"title": "EDS"}, "Signal": {"signal_type": "EDS_SEM"}},
+    ...        "tmp_parameters": {},
+    ...        "attributes": {"_lazy": False}, "package_info": {}, "learning_results": {}, "models": {}}
+    >>> file_writer(str(f), sig, show_progressbar=False)
+    >>> cube, bse = read_spectrum_image(f)
+    >>> cube.shape, int(cube[0, 0, :2].sum()), bse
+    ((2, 2, 3000), 1, None)
     """
     m = read_hypermap(path)
     return m.cube, m.bse
@@ -373,14 +382,15 @@ def read_msa(path: str | os.PathLike) -> np.ndarray:
     Raises
     ------
     InputError
-        As :func:`read_spectrum`.
+        As :func:`read_spectrum`: a missing file, an unknown suffix, a bad header or bad counts.
 
     Examples
     --------
-    >>> read_msa("missing.msa")
-    Traceback (most recent call last):
-    ...
-    mingraph.common.errors.InputError: missing.msa: file: not found
+    >>> try:
+    ...     read_msa("missing.msa")
+    ... except InputError as e:
+    ...     print(e.field, "|", e.problem)
+    file | not found
     """
     return read_spectrum(path)[0].astype(np.float32)
 
