@@ -56,7 +56,7 @@ def cases(shared: Path, out: Path) -> list[tuple[str, Path, Path]]:
     import tifffile
     from PIL import Image
 
-    from mingraph.acquire.readers import read_bse
+    from mingraph.acquire.formats.images import read_bse
 
     real = shared / "data" / "real"
     rng = np.random.default_rng(0)
@@ -104,7 +104,7 @@ def main() -> None:
     import tifffile
     from authors_reference import authors_predict
 
-    from mingraph.acquire.readers import read_bse
+    from mingraph.acquire.formats.images import read_bse
 
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)

@@ -51,7 +51,7 @@ def summary(res, lib) -> dict:
 
 
 def main() -> None:
-    from mingraph.acquire.spectrum_files import read_hypermap
+    from mingraph.acquire.formats import read_hypermap
     from mingraph.spectra.calibrate import Instrument
     from mingraph.spectra.classify_map import bin_map, classify_counts
     from mingraph.spectra.mineral_library import read_library

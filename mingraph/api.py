@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mingraph.acquire.points import check_rc
+from mingraph.acquire.formats.points import check_rc
 from mingraph.acquire.signals import bse_array, is_signal, signal_pixel_size_um, spectra_on_grid
 from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle, load_model, point_classes, point_features

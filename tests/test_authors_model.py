@@ -199,7 +199,7 @@ def _field_inputs(tmp_path, h=60, w=70, seed=5):
 def test_cli_convert_then_predict_matches_the_authors_pipeline(tmp_path):
     import tifffile
 
-    from mingraph.acquire.readers import read_bse
+    from mingraph.acquire.formats.images import read_bse
 
     model = tmp_path / "authors.pt"
     run = CliRunner().invoke(

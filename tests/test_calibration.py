@@ -95,7 +95,7 @@ def test_hspy_non_uniform_axis_file(tmp_path):
     pytest.importorskip("h5py")
     from rsciio.hspy import file_writer
 
-    from mingraph.acquire.spectrum_files import read_hypermap
+    from mingraph.acquire.formats import read_hypermap
 
     rng = np.random.default_rng(2)
     cube = rng.poisson(3, (3, 4, 200)).astype(np.uint16)
@@ -127,8 +127,9 @@ def test_lazy_block_reading_equals_the_whole_map(tmp_path, monkeypatch):
     pytest.importorskip("h5py")
     from rsciio.hspy import file_writer
 
-    from mingraph.acquire import spectrum_files
+    from mingraph.acquire import formats
     from mingraph.acquire.dataset import open_dataset
+    from mingraph.acquire.formats import hypermaps
     from mingraph.acquire.importing import import_field
 
     rng = np.random.default_rng(4)
@@ -142,10 +143,10 @@ def test_lazy_block_reading_equals_the_whole_map(tmp_path, monkeypatch):
     sig = {"data": cube, "axes": axes, "metadata": md, "original_metadata": {}, "tmp_parameters": {}}
     sig.update(attributes={"_lazy": False}, package_info={}, learning_results={}, models={})
     file_writer(str(tmp_path / "m.hspy"), sig, show_progressbar=False)
-    whole = spectrum_files.read_hypermap(tmp_path / "m.hspy")  # in memory, at once
-    monkeypatch.setattr(spectrum_files, "BLOCK_BYTES", 5 * 3000 * 4 * 2)  # two rows a block
+    whole = formats.read_hypermap(tmp_path / "m.hspy")  # in memory, at once
+    monkeypatch.setattr(hypermaps, "BLOCK_BYTES", 5 * 3000 * 4 * 2)  # two rows a block
     (tmp_path / "w").mkdir()
-    lazy = spectrum_files.read_hypermap(tmp_path / "m.hspy", tmp_path / "w")
+    lazy = formats.read_hypermap(tmp_path / "m.hspy", tmp_path / "w")
     assert isinstance(lazy.cube, np.memmap) and lazy.cube.dtype == whole.cube.dtype == np.uint8
     assert np.array_equal(lazy.cube, whole.cube) and lazy.calibration == whole.calibration
     Image = pytest.importorskip("PIL.Image")

@@ -12,8 +12,9 @@ from conftest import case
 from PIL import Image
 
 from mingraph.acquire.dataset import TileRecord, label_bytes, labels_from_bytes, open_dataset, write_dataset
-from mingraph.acquire.points import check_rc, read_points
-from mingraph.acquire.readers import read_bse, read_msa
+from mingraph.acquire.formats import read_msa, read_points
+from mingraph.acquire.formats.images import read_bse
+from mingraph.acquire.formats.points import check_rc
 from mingraph.cli import main
 from mingraph.common.errors import InputError
 from mingraph.graphs.build import build_graphs

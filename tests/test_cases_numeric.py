@@ -21,9 +21,10 @@ from PIL import Image
 from mingraph.acquire import limits
 from mingraph.acquire.dataset import TileRecord, open_dataset, write_dataset
 from mingraph.acquire.fields import FLOAT32_MAX, N_CHANNELS, DenseSpectrumImage, bse_to_u16, check_counts
-from mingraph.acquire.points import load_points, read_points, save_points
-from mingraph.acquire.readers import bse_levels, image_header, read_bse, read_labels, read_msa
-from mingraph.acquire.tima import read_xray_map, specimen_mask
+from mingraph.acquire.formats import read_msa, read_points
+from mingraph.acquire.formats.images import bse_levels, image_header, read_bse, read_labels
+from mingraph.acquire.formats.points import load_points, save_points
+from mingraph.acquire.formats.tima import read_xray_map, specimen_mask
 from mingraph.cli import main
 from mingraph.common.errors import InputError
 from mingraph.graphs.shards import sparse_spectra
@@ -119,7 +120,7 @@ def test_every_entry_of_spectra_refuses_counts_beyond_float32(tmp_path):
     from rsciio.hspy import file_writer
     from test_io_import import _eds_signal
 
-    from mingraph.acquire.readers import read_spectrum_image
+    from mingraph.acquire.formats import read_spectrum_image
 
     cube = np.zeros((2, 2, N_CHANNELS))
     cube[0, 1, 7] = 1e39
@@ -452,7 +453,7 @@ def test_bruker_spx_cut_short_names_its_channel_count(tmp_path):
     src = REPO.parent / "shared" / "data" / "formats" / "bruker" / "extracted_from_bcf.spx"
     if not src.is_file():
         pytest.skip(f"{src} not found")
-    from mingraph.acquire.spectrum_files import read_spectrum
+    from mingraph.acquire.formats import read_spectrum
 
     text = src.read_bytes()
     i, j = text.index(b"<Channels>") + len(b"<Channels>"), text.index(b"</Channels>")

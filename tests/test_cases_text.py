@@ -15,7 +15,7 @@ from conftest import case
 
 from mingraph.acquire.collection import read_class_map, read_manifest
 from mingraph.acquire.dataset import open_dataset
-from mingraph.acquire.readers import read_class_names
+from mingraph.acquire.formats.images import read_class_names
 from mingraph.acquire.sample import open_sample
 from mingraph.analyse import mineralogy as M
 from mingraph.analyse.mineralogy.assay import read_assay

@@ -210,7 +210,7 @@ def test_files_to_scores_from_the_command_line(tmp_path):
 
 
 def test_point_spectra_lookup_matches_the_dense_spectra(tmp_path):
-    from mingraph.acquire.points import load_points, save_points
+    from mingraph.acquire.formats.points import load_points, save_points
 
     rng = np.random.default_rng(9)
     rc = np.argwhere(rng.random((30, 20)) < 0.2)

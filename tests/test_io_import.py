@@ -12,8 +12,9 @@ from PIL import Image
 
 from mingraph.acquire.dataset import open_dataset
 from mingraph.acquire.fields import N_CHANNELS
+from mingraph.acquire.formats import read_msa, read_spectrum_image
+from mingraph.acquire.formats.images import read_bse
 from mingraph.acquire.importing import import_field
-from mingraph.acquire.readers import read_bse, read_msa, read_spectrum_image
 from mingraph.cli import main
 from mingraph.common.errors import InputError
 
@@ -210,7 +211,7 @@ def test_class_names_file(real_dir, tmp_path):
 
 
 def test_class_name_files_are_strict(tmp_path):
-    from mingraph.acquire.readers import read_class_names
+    from mingraph.acquire.formats.images import read_class_names
 
     (tmp_path / "a.txt").write_text("quartz\nalbite\n")
     assert read_class_names(tmp_path / "a.txt") == ["quartz", "albite"]

@@ -253,7 +253,7 @@ def test_validator_reports_inseparable_classes():
 
 @pytest.mark.skipif(not CHEV.is_file(), reason="rosettasciio's chevkinite map not present")
 def test_real_chevkinite_map_gives_its_phases():
-    from mingraph.acquire.spectrum_files import read_hypermap
+    from mingraph.acquire.formats import read_hypermap
 
     h = read_hypermap(CHEV)
     y = h.cube.reshape(-1, 3000)
@@ -282,7 +282,7 @@ def test_real_chevkinite_map_gives_its_phases():
 def test_real_map_boundary_spectra_are_unmixed_but_a_missing_phase_stays_unknown():
     """The spectra of two of the map's phases under the beam are named by their majority phase;
     a phase left out of the list is not imitated by a blend of the others."""
-    from mingraph.acquire.spectrum_files import read_hypermap
+    from mingraph.acquire.formats import read_hypermap
     from mingraph.spectra.classify_map import classify_counts
 
     y = read_hypermap(CHEV).cube.reshape(-1, 3000)

@@ -261,7 +261,8 @@ def test_jeol_tem_map_is_refused_in_one_line_before_its_cube_is_read(tmp_path):
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert "no BSE image" in res.output and not (tmp_path / "j").exists()
     assert time.perf_counter() - t0 < 60  # refused before the 1 GB cube is rebinned (measured 5 s)
-    from mingraph.acquire.spectrum_files import instrument_metadata, read_signals
+    from mingraph.acquire.formats import read_signals
+    from mingraph.acquire.formats.hypermaps import instrument_metadata
 
     sig = next(s for s in read_signals(pts, lazy=True) if len(s["data"].shape) == 3)
     inst = instrument_metadata(sig)

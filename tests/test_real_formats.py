@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from mingraph.acquire.dataset import open_dataset
-from mingraph.acquire.spectrum_files import read_hypermap, read_spectrum
+from mingraph.acquire.formats import read_hypermap, read_spectrum
 from mingraph.cli import main
 from mingraph.common.errors import InputError
 

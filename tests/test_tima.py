@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from mingraph.acquire.dataset import open_dataset
-from mingraph.acquire.tima import read_profile, read_tima_field, read_xray_map, specimen_mask
+from mingraph.acquire.formats.tima import read_profile, read_tima_field, read_xray_map, specimen_mask
 from mingraph.cli import main
 from mingraph.common.errors import InputError
 

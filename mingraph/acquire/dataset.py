@@ -141,7 +141,7 @@ def _check_record(rec: TileRecord, n_classes: int) -> None:
     if rec.eds_kind not in EDS_KINDS:
         raise InputError(src, "eds_kind", f"expected one of {EDS_KINDS}, got {rec.eds_kind!r}")
     if rec.eds_kind == "points":
-        from mingraph.acquire.points import check_measured
+        from mingraph.acquire.formats.points import check_measured
 
         n = 0 if rec.eds_rc is None else rec.eds_rc.shape[0]
         if rec.eds_rc is None or rec.spectra is None or rec.spectra.shape != (n, N_CHANNELS):
@@ -169,7 +169,7 @@ def store_eds(folder: Path, rec: TileRecord, index: int) -> str:
             np.save(folder / path, _stored_counts(rec.spectra))
         return path
     if rec.eds_kind == "points":
-        from mingraph.acquire.points import save_points
+        from mingraph.acquire.formats.points import save_points
 
         path = f"points/{index:06d}.npz"
         (folder / "points").mkdir(exist_ok=True)
@@ -363,7 +363,7 @@ class Dataset:
                 checked=True,
             )
         elif r["eds_kind"] == "points":
-            from mingraph.acquire.points import load_points
+            from mingraph.acquire.formats.points import load_points
 
             eds = load_points(self.path / r["eds_path"], (h, w), str(self.path / r["eds_path"]))
         else:

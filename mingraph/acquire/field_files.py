@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.acquire.dataset import SPLITS, TileRecord
-from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask
+from mingraph.acquire.formats.images import read_bse, read_class_names, read_labels, read_mask
 from mingraph.common.errors import InputError
 from mingraph.common.output_paths import safe_name
 
@@ -72,7 +72,7 @@ def field_record(
                 "--tima",
                 "the TIMA field folder holds the BSE and EDS: give no --bse/--spectra/--points/--eds-mask",
             )
-        from mingraph.acquire.tima import read_tima_field
+        from mingraph.acquire.formats.tima import read_tima_field
 
         t = read_tima_field(f.tima, say)
         bse_img, file_px, tima_meta, tima_valid = t["bse"], t["pixel_size_um"], t["meta"], t["valid"]
@@ -82,7 +82,7 @@ def field_record(
             rc, point_spectra = t["rc"], t["spectra"]
     elif f.spectra is not None:
         from mingraph.acquire.calibration import summary_line
-        from mingraph.acquire.spectrum_files import read_hypermap
+        from mingraph.acquire.formats import read_hypermap
 
         hm = read_hypermap(f.spectra, work_dir, require_bse=f.bse is None)
         cube, file_px, calibration, instrument = hm.cube, hm.pixel_size_um, hm.calibration, hm.instrument
@@ -119,7 +119,8 @@ def field_record(
         mask[rc[:, 0], rc[:, 1]] = True
     if f.points is not None:
         from mingraph.acquire.calibration import summary_line
-        from mingraph.acquire.points import check_measured, read_points
+        from mingraph.acquire.formats import read_points
+        from mingraph.acquire.formats.points import check_measured
 
         rc, point_spectra, calibration = read_points(f.points, with_calibration=True)
         check_measured(rc, shape, f.points)

@@ -1,5 +1,5 @@
 """Grey levels of a BSE image as float32 in [0, 1]: one rule for a BSE file (``readers.py``) and a
-BSE image inside a hypermap (``spectrum_files.py``)."""
+BSE image inside a hypermap (``formats/hypermaps.py``)."""
 
 from __future__ import annotations
 

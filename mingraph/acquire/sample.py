@@ -3,7 +3,7 @@
 Three forms are read (:func:`open_sample`):
 
 - a **TIMA job folder**: ``profile.xml`` (or ``configuration/profile.xml``) and one folder per field
-  (``bse.png``, ``xray.map[.gz]``, ``pixelmask.png``; :mod:`mingraph.acquire.tima`); the profile's
+  (``bse.png``, ``xray.map[.gz]``, ``pixelmask.png``; :mod:`mingraph.acquire.formats.tima`); the profile's
   ``<Field><dirname>/<dx>/<dy>`` give each field's stage position in mm;
 - a **mingraph dataset** (``dataset.json``): stage positions from ``stage_um`` ({tile id: [x, y]}
   in µm, written by :func:`simulate_sample`) or from imported TIMA fields' ``stage_position``;
@@ -82,8 +82,8 @@ class Sample:
 
 def image_shape(path: str | os.PathLike) -> tuple[int, int]:
     """(H, W) of an image file from its header, without decoding the pixels
-    (:func:`mingraph.acquire.readers.image_header`: the same reader and size rule as the pixels)."""
-    from mingraph.acquire.readers import image_header
+    (:func:`mingraph.acquire.formats.images.image_header`: the same reader and size rule as the pixels)."""
+    from mingraph.acquire.formats.images import image_header
 
     shape = image_header(path)[0]
     return int(shape[0]), int(shape[1])
@@ -118,7 +118,7 @@ def _specs(kind, names, sources, shapes, origins, **extra) -> list[FieldSpec]:
 
 
 def _tima_job(path: Path) -> Sample:
-    from mingraph.acquire.tima import read_profile
+    from mingraph.acquire.formats.tima import read_profile
 
     prof_path = next(p for p in (path / "profile.xml", path / "configuration" / "profile.xml") if p.is_file())
     prof = read_profile(prof_path)

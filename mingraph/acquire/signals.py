@@ -15,8 +15,8 @@ import numpy as np
 
 from mingraph.acquire.calibration import axis_edges, is_grid, to_grid
 from mingraph.acquire.fields import N_CHANNELS, check_counts
-from mingraph.acquire.points import check_rc
-from mingraph.acquire.readers import bse_levels
+from mingraph.acquire.formats.points import check_rc
+from mingraph.acquire.grey_levels import bse_levels
 from mingraph.common.errors import InputError
 
 _LENGTH_UM = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "m": 1e6}

@@ -22,32 +22,78 @@ from mingraph.common.errors import InputError
 PRODUCER = "mingraph classify-spectra"
 
 
-def read_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """(spectra (n, 3000), rc (n, 2) int64, beam kV from the file or None) of a points .npz/.csv,
-    a .bcf/.hspy map (optionally summed over bin_n × bin_n pixels) or one .msa/.spx spectrum."""
-    suffix = path.suffix.lower()
-    if suffix in (".npz", ".csv"):
-        from mingraph.acquire.points import read_points
+INPUT_KINDS = ("points", "hypermap", "spectrum")
+"""The kinds of file (:class:`mingraph.acquire.formats.Reader`) classify-spectra reads."""
 
-        if bin_n != 1:
-            raise InputError(path, "bin", "binning needs a map (.bcf, .hspy), not a point set")
-        rc, spectra = read_points(path)
-        return spectra, rc, None
-    if suffix in (".bcf", ".pts", ".hspy", ".hdf5"):
-        from mingraph.acquire.spectrum_files import read_hypermap
-        from mingraph.spectra.classify_map import bin_map
 
-        hm = read_hypermap(path)
-        cube = np.asarray(hm.cube)
-        if bin_n != 1:
-            cube = bin_map(cube, bin_n)
-        h, w = cube.shape[:2]
-        rc = np.stack(np.divmod(np.arange(h * w), w), axis=1).astype(np.int64)
-        return cube.reshape(-1, cube.shape[-1]), rc, hm.instrument.get("beam_kev")
-    from mingraph.acquire.spectrum_files import read_spectrum
+def _points_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+    from mingraph.acquire.formats import read_points
+
+    if bin_n != 1:
+        raise InputError(path, "bin", "binning needs a map (.bcf, .hspy), not a point set")
+    rc, spectra = read_points(path)
+    return spectra, rc, None
+
+
+def _map_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+    from mingraph.acquire.formats import read_hypermap
+    from mingraph.spectra.classify_map import bin_map
+
+    hm = read_hypermap(path)
+    cube = np.asarray(hm.cube)
+    if bin_n != 1:
+        cube = bin_map(cube, bin_n)
+    h, w = cube.shape[:2]
+    rc = np.stack(np.divmod(np.arange(h * w), w), axis=1).astype(np.int64)
+    return cube.reshape(-1, cube.shape[-1]), rc, hm.instrument.get("beam_kev")
+
+
+def _spectrum_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+    from mingraph.acquire.formats import read_spectrum
 
     counts, _ = read_spectrum(path)
     return np.asarray(counts)[None, :], np.zeros((1, 2), np.int64), None
+
+
+_INPUTS = {"points": _points_input, "hypermap": _map_input, "spectrum": _spectrum_input}
+
+
+def read_input(path: Path, bin_n: int) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """The spectra of SOURCE, read by the registry's reader of its suffix.
+
+    Parameters
+    ----------
+    path : Path
+        A points .npz/.csv, a map (.bcf, .pts, .hspy, .hdf5) or one spectrum (.msa, .spx, ...):
+        :data:`mingraph.acquire.formats.REGISTRY`, kinds :data:`INPUT_KINDS`.
+    bin_n : int
+        Sum a map over ``bin_n`` x ``bin_n`` pixels first (1: no binning; maps only).
+
+    Returns
+    -------
+    spectra : (n, 3000) ndarray
+        Counts on 10 eV channels from 0 eV (a map row by row).
+    rc : (n, 2) int64
+        (row, column) of each spectrum (binned pixels for a binned map; (0, 0) for one spectrum).
+    beam_kv : float or None
+        The beam energy (kV) the file states, or None.
+
+    Raises
+    ------
+    InputError
+        A suffix no reader of these kinds has (listing those it has), binning a point set, or
+        what the reader refuses.
+
+    Examples
+    --------
+    >>> read_input(Path("notes.doc"), 1)
+    Traceback (most recent call last):
+    ...
+    mingraph.common.errors.InputError: notes.doc: format: expected .bcf, .spx, .pts, .hspy, .hdf5, .msa, .ems, .emsa, .txt, .npz or .csv, got '.doc'
+    """
+    from mingraph.acquire.formats import reader_for
+
+    return _INPUTS[reader_for(path, INPUT_KINDS).kind](path, bin_n)
 
 
 @click.command("classify-spectra")

@@ -320,15 +320,15 @@ class GatedEncoder:
 
 def signal_instrument(spectra, beam_kev: float | None) -> Instrument:
     """The physics' starting instrument for the Python API: ``beam_kev``, else what a HyperSpy
-    signal's metadata states (:func:`~mingraph.acquire.spectrum_files.instrument_metadata`).
+    signal's metadata states (:func:`~mingraph.acquire.formats.hypermaps.instrument_metadata`).
 
     Raises
     ------
     InputError
         Neither states the beam energy (:func:`instrument_from`).
     """
+    from mingraph.acquire.formats.hypermaps import instrument_metadata
     from mingraph.acquire.signals import is_signal
-    from mingraph.acquire.spectrum_files import instrument_metadata
 
     params = {}
     if is_signal(spectra):

@@ -153,9 +153,9 @@ def measure_points(
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Measured point spectra from an .npz: ``rc`` (n, 2) int row, col and ``spectra`` (n, channels).
 
-    Returns (rc int64 (n, 2), spectra float32 (n, 3000)).  See :func:`mingraph.acquire.points.read_points`.
+    Returns (rc int64 (n, 2), spectra float32 (n, 3000)).  See :func:`mingraph.acquire.formats.read_points`.
     """
-    from mingraph.acquire.points import read_points as read
+    from mingraph.acquire.formats import read_points as read
 
     return read(path)
 
@@ -174,7 +174,7 @@ def measured_field(
     ``labels`` (an id image) named by ``classes`` (default: the model's class list) are kept
     to score the prediction against (see :func:`labels_in_model_classes`)."""
     from mingraph.acquire.fields import NoSpectra
-    from mingraph.acquire.readers import read_bse, read_class_names, read_labels, read_mask
+    from mingraph.acquire.formats.images import read_bse, read_class_names, read_labels, read_mask
 
     img = read_bse(bse)
     vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)

@@ -72,12 +72,12 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
         )
         sample, _ = labels_in_model_classes(sample, bundle)
     elif spec.kind == "tima":
-        from mingraph.acquire.tima import read_tima_field
+        from mingraph.acquire.formats.tima import read_tima_field
 
         d = read_tima_field(spec.source)
         valid = d["valid"]
         if spec.valid is not None:  # a manifest's specimen mask wins over the profile's BSE window
-            from mingraph.acquire.readers import read_mask
+            from mingraph.acquire.formats.images import read_mask
 
             valid = read_mask(spec.valid, d["bse"].shape, "valid")
         bundle = field_classifier(bundle, cfg, None, spec.source)

@@ -1,4 +1,5 @@
-"""EMSA/MSA single spectra (ISO 22029): header checked here, data read through rosettasciio.
+"""Single spectra: EMSA/MSA (ISO 22029; header checked here, data read through rosettasciio) and
+the one-spectrum signals of a rosettasciio file (Bruker .spx), put on mingraph's 10 eV grid.
 
 rosettasciio converts header values with ``float()`` and, when that fails, logs an error and keeps
 the text, so a file written with decimal commas (``#XPERCHAN : 0,010000``, what some locales
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mingraph.acquire.calibration import axis_edges, to_grid
+from mingraph.acquire.fields import check_counts
 from mingraph.common.errors import InputError
 
 NUMERIC_KEYS = ("NPOINTS", "NCOLUMNS", "XPERCHAN", "OFFSET")
@@ -138,3 +141,83 @@ def read_msa_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
             )
     axis = {"offset": nums["OFFSET"], "scale": nums["XPERCHAN"], "units": head.get("XUNITS", "")}
     return data, axis
+
+
+def spectrum_from_signals(signals: list[dict], path: str | Path) -> tuple[np.ndarray, dict]:
+    """(counts (n,) as written, energy axis) of the first 1-D signal of a rosettasciio file.
+
+    Parameters
+    ----------
+    signals : list of dict
+        rosettasciio's signal dictionaries of the file (``data``, ``axes``, ``original_metadata``).
+    path : str or Path
+        The file, named in errors.
+
+    Returns
+    -------
+    counts : (n,) ndarray
+        The spectrum in the file's dtype.
+    axis : dict
+        Its energy axis as rosettasciio gives it (``offset``, ``scale``, ``units``: eV or keV).
+
+    Raises
+    ------
+    InputError
+        No 1-D signal, or fewer channels than a Bruker header's ``ChannelCount`` declares.
+
+    Examples
+    --------
+    >>> sig = {"data": np.arange(4), "axes": [{"offset": 0.0, "scale": 0.01, "units": "keV"}]}
+    >>> counts, axis = spectrum_from_signals([sig], "s.spx")
+    >>> counts.tolist(), axis["units"]
+    ([0, 1, 2, 3], 'keV')
+    """
+    signals = [s for s in signals if np.asarray(s["data"]).ndim == 1]
+    if not signals:
+        raise InputError(path, "spectrum", "no single spectrum in the file")
+    data, axis = np.asarray(signals[0]["data"]), signals[0]["axes"][-1]
+    declared = signals[0].get("original_metadata", {}).get("Spectrum", {}).get("ChannelCount")
+    if isinstance(declared, (int, float)) and data.ndim == 1 and data.size < int(declared):
+        raise InputError(
+            path, "ChannelCount", f"says {int(declared)} channels but the file holds {data.size} (cut short?)"
+        )
+    return data, axis
+
+
+def spectrum_on_grid(data: np.ndarray, axis: dict, path: str | Path) -> tuple[np.ndarray, dict]:
+    """One spectrum on the 10 eV grid: (counts (3000,), record) from its counts and energy axis.
+
+    Parameters
+    ----------
+    data : (n,) ndarray
+        Counts as the file holds them.
+    axis : dict
+        ``{"offset", "scale", "units"}`` (eV or keV; offset is channel 0's lower edge) or
+        ``{"axis", "units"}`` (:func:`mingraph.acquire.calibration.axis_edges`).
+    path : str or Path
+        The file, named in errors.
+
+    Returns
+    -------
+    counts : (3000,) ndarray
+        On 10 eV channels from 0 eV; integer counts stay unsigned integers, others float32
+        (:func:`mingraph.acquire.calibration.to_grid`).
+    record : dict
+        The file's calibration and what rebinning did (counts below 0 eV and above 30 keV).
+
+    Raises
+    ------
+    InputError
+        Not one non-empty spectrum; counts negative, not finite or beyond float32; an axis in
+        other units or with most counts outside 0-30 keV.
+
+    Examples
+    --------
+    >>> counts, rec = spectrum_on_grid(np.full(2048, 2, np.uint16), {"offset": 0, "scale": 10, "units": "eV"}, "s")
+    >>> counts.shape, int(counts.sum()), rec["rebinned"]
+    ((3000,), 4096, False)
+    """
+    if data.ndim != 1 or data.size == 0:
+        raise InputError(path, "spectrum", f"expected a single spectrum, got shape {data.shape}")
+    check_counts(data, str(path), "counts")
+    return to_grid(data, axis_edges(axis, data.size, path), path, "counts")

@@ -42,19 +42,40 @@ def check_rc(rc: np.ndarray, source: object, n: int | None = None, field: str = 
     return rc.astype(np.int64)
 
 
-def read_points(path: str | os.PathLike, with_calibration: bool = False):
-    """Point spectra of an .npz: (rc int64 (n, 2), spectra (n, 3000) float32 counts).
+def read_npz_points(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Point spectra of an .npz (module docstring), rebinned onto the grid.
 
-    With ``with_calibration`` also the calibration record and the spectra in their stored form
-    (unsigned integers when the counts are integers): (rc, spectra, record).
-    Raises InputError naming the file and the array.
+    Parameters
+    ----------
+    path : str or PathLike
+        The .npz: ``rc`` (n, 2) integer pixel positions, ``spectra`` (n, channels) counts, and
+        optionally scalars ``offset_ev`` and ``channel_ev`` (eV), or ``energy_ev`` (channels,).
+
+    Returns
+    -------
+    rc : (n, 2) int64
+        (row, column) of every spectrum.
+    spectra : (n, 3000) ndarray
+        Counts on 10 eV channels from 0 eV: unsigned integers when the counts are integers, else
+        float32.
+    record : dict
+        The calibration and what rebinning did (:func:`mingraph.acquire.calibration.to_grid`).
+
+    Raises
+    ------
+    InputError
+        Naming the file and the array: missing arrays, shapes, positions, counts, calibration.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "p.npz"
+    >>> np.savez(f, rc=np.array([[0, 1], [2, 3]]), spectra=np.ones((2, 3000), np.uint16))
+    >>> rc, spectra, record = read_npz_points(f)
+    >>> rc.tolist(), spectra.shape, spectra.dtype.name, record["rebinned"]
+    ([[0, 1], [2, 3]], (2, 3000), 'uint8', False)
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "points", "file not found")
-    if path.suffix.lower() == ".csv":
-        rc, on_grid, record = read_point_list(path)
-        return (rc, on_grid, record) if with_calibration else (rc, on_grid.astype(np.float32))
     _check_npz_size(path)
     try:
         with np.load(path) as z:
@@ -92,9 +113,7 @@ def read_points(path: str | os.PathLike, with_calibration: bool = False):
             )
         axis = {"offset": 0.0, "scale": CHANNEL_EV, "units": "eV"}
     on_grid, record = to_grid(spectra, axis_edges(axis, n_ch, path), path)
-    if with_calibration:
-        return rc, on_grid, record
-    return rc, on_grid.astype(np.float32)
+    return rc, on_grid, record
 
 
 def _check_npz_size(path: Path) -> None:
@@ -110,39 +129,6 @@ def _check_npz_size(path: Path) -> None:
     except (OSError, zipfile.BadZipFile):
         return
     check_allocation(path, "points", f"arrays of {total:,} bytes", 2 * total)
-
-
-def read_point_list(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Point spectra as single-spectrum files (Bruker .spx, EMSA .msa) listed in a CSV with a
-    header ``row,col,spectrum`` (paths relative to the CSV), each rebinned onto the grid:
-    (rc (n, 2), spectra (n, 3000), record summing the files' counts left out)."""
-    from mingraph.acquire.spectrum_files import read_spectrum
-    from mingraph.common.textfiles import read_table
-
-    table = read_table(path, "point list")
-    rows = table.rows
-    if not rows or set(table.header) != {"row", "col", "spectrum"}:
-        raise InputError(path, "columns", "expected a header row,col,spectrum and one measured point a line")
-    rc, spectra = [], []
-    record = {"files": len(rows), "rebinned": False, "counts_below_0_ev": 0.0, "counts_above_grid": 0.0}
-    for i, r in zip(table.lines, rows):
-        try:
-            rc.append((int(r["row"]), int(r["col"])))
-        except (TypeError, ValueError):
-            raise InputError(path, f"line {i}", f"row and col must be whole pixel indices, got {r}") from None
-        counts, rec = read_spectrum(path.parent / (r["spectrum"] or "").strip())
-        spectra.append(counts)
-        record["rebinned"] |= rec["rebinned"]
-        record["counts_below_0_ev"] += rec["counts_below_0_ev"]
-        record["counts_above_grid"] += rec["counts_above_grid"]
-    record["counts_total"] = (
-        float(sum(float(s.sum()) for s in spectra))
-        + record["counts_below_0_ev"]
-        + record["counts_above_grid"]
-    )
-    kinds = {s.dtype.kind for s in spectra}
-    dtype = np.result_type(*spectra) if kinds == {"u"} else np.float32
-    return np.asarray(rc, np.int64).reshape(-1, 2), np.stack(spectra).astype(dtype), record
 
 
 def check_measured(rc: np.ndarray, shape: tuple[int, int], source: object) -> None:

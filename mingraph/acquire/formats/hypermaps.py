@@ -1,8 +1,9 @@
-"""Spectrum files through rosettasciio: hypermaps (Bruker .bcf, HyperSpy .hspy) and single spectra
-(EMSA .msa, Bruker .spx), put on mingraph's 10 eV grid (``calibration.py``) with their metadata.
+"""Hypermaps through rosettasciio (Bruker .bcf, JEOL .pts, HyperSpy .hspy): the signals a file
+holds made into a :class:`Hypermap` on mingraph's 10 eV grid (``calibration.py``) with its metadata.
 
-Every reader raises :class:`~mingraph.common.errors.InputError` naming the file, the field and what was
-expected.
+Which rosettasciio plugin reads a file is the registry's (:mod:`mingraph.acquire.formats`); this
+module takes the signal dictionaries the plugin returns.  Every function raises
+:class:`~mingraph.common.errors.InputError` naming the file, the field and what was expected.
 """
 
 from __future__ import annotations
@@ -69,40 +70,6 @@ def instrument_metadata(sig: dict) -> dict:
     return out
 
 
-def _reader(path: Path):
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".bcf", ".spx"):
-            from rsciio.bruker import file_reader
-        elif suffix in (".hspy", ".hdf5"):
-            from rsciio.hspy import file_reader
-        elif suffix == ".pts":  # JEOL Analysis Station
-            from rsciio.jeol import file_reader
-        else:
-            raise InputError(path, "format", f"expected .bcf, .spx, .pts, .hspy or .msa, got {suffix!r}")
-    except ImportError as e:
-        raise InputError(path, "reader", f"needs the io extra (pip install 'mingraph[io]'): {e}") from None
-    return file_reader
-
-
-def read_signals(path: str | Path, lazy: bool = False) -> list[dict]:
-    """rosettasciio's signal dictionaries of a file (``lazy``: data as dask arrays, read on
-    demand); any reader failure is one InputError line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file", "not found")
-    reader = _reader(path)
-    try:
-        return reader(str(path), lazy=lazy) if lazy else reader(str(path))
-    except InputError:
-        raise
-    except Exception as e:
-        what = {".bcf": "a Bruker .bcf", ".spx": "a Bruker .spx", ".pts": "a JEOL .pts"}.get(
-            path.suffix.lower(), "a HyperSpy file"
-        )
-        raise InputError(path, "file", f"not readable as {what} ({type(e).__name__}: {e})") from None
-
-
 def _title(sig: dict) -> str:
     return str(sig.get("metadata", {}).get("General", {}).get("title", ""))
 
@@ -139,20 +106,53 @@ def pixel_size_um(axes: list[dict], source: object) -> float | None:
     return float(np.mean(sizes))
 
 
-def read_hypermap(
-    path: str | Path, work_dir: str | Path | None = None, require_bse: bool = False
+def hypermap_from_signals(
+    signals: list[dict], path: str | Path, work_dir: str | Path | None = None, require_bse: bool = False
 ) -> Hypermap:
-    """A .bcf or .hspy spectrum image: the first 3-D EDS signal, rebinned onto the 10 eV grid.
+    """The spectrum image of a file's rosettasciio signals: the first 3-D EDS signal, rebinned
+    onto the 10 eV grid.
 
     The BSE is the image titled BSE/AsB of the map's size, else the only image of the map's size
     (its title is reported), else None.  Integer BSE levels are divided by the dtype's maximum.
-    With ``work_dir`` the map is read lazily (rosettasciio's ``lazy=True``), a block of rows at a
-    time, and the cube is a memory-mapped ``.npy`` in ``work_dir``: memory stays near one block
-    (``BLOCK_BYTES``) whatever the map's size.  ``require_bse``: refuse a file without a BSE image
-    before reading the cube (InputError).
+    With ``work_dir`` the signals hold dask arrays (rosettasciio's ``lazy=True``), read a block of
+    rows at a time, and the cube is a memory-mapped ``.npy`` in ``work_dir``: memory stays near
+    one block (``BLOCK_BYTES``) whatever the map's size.
+
+    Parameters
+    ----------
+    signals : list of dict
+        rosettasciio's signal dictionaries (``data``, ``axes``, ``metadata``) of the file.
+    path : str or Path
+        The file, named in errors.
+    work_dir : str or Path, optional
+        Where the memory-mapped cube goes (lazy reading); None: the cube is read into memory.
+    require_bse : bool
+        Refuse a file without a BSE image before the (long) rebinning of the cube.
+
+    Returns
+    -------
+    Hypermap
+        ``cube`` (H, W, 3000) counts (uint8/16/32, else float32) on 10 eV channels from 0 eV,
+        ``bse`` (H, W) float32 in [0, 1] or None, ``pixel_size_um`` (µm) or None, the
+        calibration record and the instrument metadata.
+
+    Raises
+    ------
+    InputError
+        No 3-D EDS signal, no BSE image with ``require_bse``, an energy axis or counts that do
+        not fit the grid, non-square pixels.
+
+    Examples
+    --------
+    >>> cube = np.zeros((2, 3, 2048), np.uint16); cube[..., 300] = 4   # 10 eV channels from 0 keV
+    >>> eds = {"data": cube, "metadata": {"Signal": {"signal_type": "EDS_SEM"}},
+    ...        "axes": [{"scale": 0.5, "units": "µm"}, {"scale": 0.5, "units": "µm"},
+    ...                 {"offset": 0.0, "scale": 0.01, "units": "keV"}]}
+    >>> hm = hypermap_from_signals([eds], "map.hspy")
+    >>> hm.cube.shape, hm.cube.dtype.name, int(hm.cube[0, 0, 300]), hm.pixel_size_um, hm.bse
+    ((2, 3, 3000), 'uint8', 4, 0.5, None)
     """
     path = Path(path)
-    signals = read_signals(path, lazy=work_dir is not None)
     cubes = [s for s in signals if len(s["data"].shape) == 3 and _is_eds(s)]
     if not cubes:
         raise InputError(path, "spectrum image", "no 3-D EDS signal (height x width x energy) in the file")
@@ -240,32 +240,3 @@ def _grid_to_file(data, edges: np.ndarray, path: Path, work_dir: Path) -> tuple[
                     dst.write(a.astype(small_t).tobytes())
             wide.unlink()
     return np.load(final, mmap_mode="r"), calib
-
-
-def read_spectrum(path: str | Path) -> tuple[np.ndarray, dict]:
-    """One spectrum (.msa/.ems/.emsa, or Bruker .spx) on the 10 eV grid: (counts (3000,), record).
-
-    Integer counts stay integers (see ``calibration.to_grid``); the record holds the file's
-    calibration and what rebinning did.
-    """
-    path = Path(path)
-    if path.suffix.lower() in (".msa", ".ems", ".emsa", ".txt"):
-        from mingraph.acquire.msa import read_msa_spectrum
-
-        data, axis = read_msa_spectrum(path)
-    else:
-        signals = [s for s in read_signals(path) if np.asarray(s["data"]).ndim == 1]
-        if not signals:
-            raise InputError(path, "spectrum", "no single spectrum in the file")
-        data, axis = np.asarray(signals[0]["data"]), signals[0]["axes"][-1]
-        declared = signals[0].get("original_metadata", {}).get("Spectrum", {}).get("ChannelCount")
-        if isinstance(declared, (int, float)) and data.ndim == 1 and data.size < int(declared):
-            raise InputError(
-                path,
-                "ChannelCount",
-                f"says {int(declared)} channels but the file holds {data.size} (cut short?)",
-            )
-    if data.ndim != 1 or data.size == 0:
-        raise InputError(path, "spectrum", f"expected a single spectrum, got shape {data.shape}")
-    check_counts(data, str(path), "counts")
-    return to_grid(data, axis_edges(axis, data.size, path), path, "counts")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mingraph.acquire.fields import N_CHANNELS, bse_to_u16
+from mingraph.acquire.formats.images import read_bse, read_mask
 from mingraph.acquire.limits import check_allocation
 from mingraph.common.errors import InputError
 
@@ -198,7 +199,7 @@ def specimen_mask(
 ) -> np.ndarray:
     """The pixels a TIMA job takes as specimen: BSE within its ``[MinBse, MaxBse]`` window.
 
-    ``bse`` (H, W) float in [0, 1] (a 16-bit image over 65535, :func:`mingraph.acquire.readers.read_bse`),
+    ``bse`` (H, W) float in [0, 1] (a 16-bit image over 65535, :func:`mingraph.acquire.formats.images.read_bse`),
     compared as 16-bit grey levels so that float rounding cannot move a level across an end;
     ``window`` in % of that full scale, both ends included; ``measured`` (H, W) bool, the pixels
     where a "Dots" job measured EDS, which are specimen by the instrument's own choice and are kept
@@ -230,8 +231,6 @@ def read_tima_field(field_dir: str | Path, say=None) -> dict:
     of the profile's MinBse/MaxBse; every pixel when the profile gives no window).  Raises
     InputError naming the file.
     """
-    from mingraph.acquire.readers import read_bse, read_mask
-
     say = say or (lambda line: None)
     d = Path(field_dir)
     if not d.is_dir():

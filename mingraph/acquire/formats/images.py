@@ -1,8 +1,8 @@
-"""Read real SEM data: BSE and label images (TIFF/PNG), EDS sampling masks, spectrum images.
+"""Images of a field: BSE and label images, EDS sampling and specimen masks (TIFF through
+tifffile, PNG through Pillow), and the class names of a label image.
 
-Spectrum images (Bruker .bcf, HyperSpy .hspy) and single spectra (EMSA .msa, Bruker .spx) are
-read through rosettasciio (the ``io`` extra) in ``spectrum_files.py``; these wrappers stay here.  Every reader checks what it returns and raises
-:class:`~mingraph.common.errors.InputError` naming the file, the field and what was expected.
+Every reader checks what it returns and raises :class:`~mingraph.common.errors.InputError`
+naming the file, the field and what was expected.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import numpy as np
 
 from mingraph.acquire.grey_levels import bse_levels
 from mingraph.acquire.limits import check_image_size, max_pixels
-from mingraph.acquire.spectrum_files import read_hypermap, read_spectrum
 from mingraph.common.errors import InputError
 from mingraph.common.textfiles import check_unique, read_json_input, read_text_input
 
@@ -212,20 +211,3 @@ def read_class_names(path: str | Path) -> list[str]:
             )
     check_unique(names, path, "class names")
     return names
-
-
-def read_spectrum_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """(cube (H, W, 3000) counts on the 10 eV grid, BSE in [0, 1] or None) of a .bcf or .hspy file.
-
-    See :func:`mingraph.acquire.spectrum_files.read_hypermap` for the calibration and metadata.
-    """
-    m = read_hypermap(path)
-    return m.cube, m.bse
-
-
-def read_msa(path: str | Path) -> np.ndarray:
-    """One EMSA/MSA (or Bruker .spx) spectrum as float32 counts (3000,) on the 10 eV grid from 0 eV.
-
-    See :func:`mingraph.acquire.spectrum_files.read_spectrum`.
-    """
-    return read_spectrum(path)[0].astype(np.float32)
