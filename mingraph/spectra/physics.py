@@ -186,7 +186,9 @@ def classify_spectra(
             ll_ref = y @ reference.log_shapes
             ref_rel = np.exp(np.minimum((ll_ref - lb32) * inv_phi, 50.0))
             ref_p = (ref_rel @ reference.class_matrix) / np.diff(reference.class_start)
-            outside = ref_p.sum(1) / (ref_p.sum(1) + cls_p.sum(1))
+            ref_sum, cls_sum = ref_p.sum(1), cls_p.sum(1)
+            ref_gain = ll_ref.max(1) - ll_best  # the best reference candidate over the best listed one
+            outside = ref_sum / (ref_sum + cls_sum)
         else:
             outside = np.zeros(m)
         c1 = post.argmax(1)
@@ -223,6 +225,11 @@ def classify_spectra(
             post[rows] = 0.0
             post[rows, c1[rows]] = alpha[rows]
             post[rows, c2[rows]] = 1.0 - alpha[rows]
+        if reference is not None and mix.any():
+            # a mixture of two listed phases that explains the spectrum better than any reference
+            # mineral does is the list's answer (a grain boundary), not a mineral outside the list
+            mixed = mix & (gain > ref_gain)
+            outside[mixed] = 0.0
         dev_used = np.where(mix, np.maximum(dev - 2.0 * gain, 0.0), dev)
         z = (dev_used - e - s.tolerance**2 * cnt) / np.sqrt(v)
         u = ndtr(z - s.z_unknown)
