@@ -59,19 +59,19 @@ class _FusedCandidates(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t, s, ez, idx, att, values, slope, impl):
-        t, s, ez, idx, att, values = (x.contiguous() for x in (t, s, ez, idx, att, values))
-        alpha, out = _kernels(impl)[0](t, s, ez, idx, att, values, slope)
-        ctx.save_for_backward(t, s, ez, idx, att, values, alpha)
+        inputs = tuple(x.contiguous() for x in (t, s, ez, idx, att, values))
+        alpha, out = _kernels(impl)[0](inputs, slope)
+        ctx.save_for_backward(*inputs, alpha)
         ctx.slope, ctx.impl = slope, impl
         return alpha, out
 
     @staticmethod
     def backward(ctx, g_alpha, g_out):
-        t, s, ez, idx, att, values, alpha = ctx.saved_tensors
+        *inputs, alpha = ctx.saved_tensors
         g_alpha = torch.zeros_like(alpha) if g_alpha is None else g_alpha.contiguous()
         if g_out is None:
-            g_out = alpha.new_zeros((*alpha.shape[::2], values.shape[2]))
-        args = (t, s, ez, idx, att, values, alpha, g_alpha, g_out.contiguous(), ctx.slope)
+            g_out = alpha.new_zeros((*alpha.shape[::2], inputs[5].shape[2]))
+        args = (tuple(inputs), alpha, g_alpha, g_out.contiguous(), ctx.slope)
         dt, ds, dez, datt, dv = _kernels(ctx.impl)[1](*args)
         return dt, ds, dez, None, datt, dv, None, None
 
