@@ -86,15 +86,9 @@ def _kernels(impl: str):
 
 
 def gatv2_candidates(
-    t: Tensor,
-    s: Tensor,
-    ez: Tensor,
-    idx: Tensor,
-    att: Tensor,
-    values: Tensor,
-    negative_slope: float = 0.2,
-    impl: str | None = None,
-) -> tuple[Tensor, Tensor]:
+    t: Tensor, s: Tensor, ez: Tensor, idx: Tensor, att: Tensor, values: Tensor,
+    negative_slope: float = 0.2, impl: str | None = None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
     """(α (P, k, H), o (P, H, V)) of each pixel over its candidates (module docstring).
 
     ``t`` (P, H·D) pixel projections W_t x_i + b_t, ``s`` (N, H·D) EDS-point projections
@@ -116,19 +110,10 @@ def gatv2_candidates(
 
 
 def gatv2_candidate_attention(
-    x_dst: Tensor,
-    x_src: Tensor,
-    idx: Tensor,
-    edge: Tensor,
-    w_dst: Tensor,
-    b_dst: Tensor,
-    w_src: Tensor,
-    b_src: Tensor,
-    w_edge: Tensor,
-    att: Tensor,
-    negative_slope: float = 0.2,
-    impl: str | None = None,
-) -> Tensor:
+    x_dst: Tensor, x_src: Tensor, idx: Tensor, edge: Tensor,  # the graph
+    w_dst: Tensor, b_dst: Tensor, w_src: Tensor, b_src: Tensor, w_edge: Tensor, att: Tensor,  # the layer
+    negative_slope: float = 0.2, impl: str | None = None,
+) -> Tensor:  # fmt: skip
     """(P, k, H) attention of each pixel over its candidates (module docstring).
 
     ``x_dst`` (P, C_t) pixel features, ``x_src`` (N, C_s) EDS-point features, ``idx`` (P, k) int64
