@@ -130,6 +130,11 @@ class Workload:
             p.grad = None
         self.output(backend).logsumexp(1).sum().backward()
 
+    def step(self, mode: str, backend: str):
+        """The call timed for ``mode``: :meth:`forward` ("forward") or :meth:`train_step` ("train")."""
+        fn = self.forward if mode == "forward" else self.train_step
+        return lambda: fn(backend)
+
 
 def warm_up(backends=BACKENDS) -> None:
     """Load the Numba kernels and the peers' lazy state outside any timed or measured region."""
@@ -176,33 +181,22 @@ def _record(benchmark, mode: str, backend: str, seconds: float) -> None:
         )
 
 
-def _skip_missing_pyg(backend: str, w: Workload) -> None:
+def _bench(benchmark, w: Workload, mode: str, backend: str, group: str) -> None:
+    """Time ``mode`` ("forward" or "train") of one backend on ``w`` (peers once) and record it."""
     if backend == "pyg" and w.pyg is None:
         pytest.skip("torch_geometric is not installed")
+    benchmark.group = group
+    _record(benchmark, mode, backend, _time(benchmark, w.step(mode, backend), slow=backend != "structured"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_forward_16_tiles(benchmark, full, backend):
-    _skip_missing_pyg(backend, full)
-    benchmark.group = "gat forward, 16 x 150x150 at 1%"
-    _record(
-        benchmark,
-        "forward",
-        backend,
-        _time(benchmark, lambda: full.forward(backend), slow=backend != "structured"),
-    )
+    _bench(benchmark, full, "forward", backend, "gat forward, 16 x 150x150 at 1%")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_forward_backward_4_tiles(benchmark, quarter, backend):
-    _skip_missing_pyg(backend, quarter)
-    benchmark.group = "gat forward+backward, 4 x 150x150 at 1%"
-    _record(
-        benchmark,
-        "train",
-        backend,
-        _time(benchmark, lambda: quarter.train_step(backend), slow=backend != "structured"),
-    )
+    _bench(benchmark, quarter, "train", backend, "gat forward+backward, 4 x 150x150 at 1%")
 
 
 def test_forward_backward_16_tiles_structured(benchmark, full):
@@ -303,8 +297,7 @@ def _measure_missing() -> None:
         w = workloads[mode]
         if backend == "pyg" and w.pyg is None:
             continue
-        fn = (lambda: w.forward(backend)) if mode == "forward" else (lambda: w.train_step(backend))
-        RESULTS[(mode, backend)] = best_of(fn, 3 if backend == "structured" else 1)
+        RESULTS[(mode, backend)] = best_of(w.step(mode, backend), 3 if backend == "structured" else 1)
     for backend in {b for _, b in MEMORY_FLOOR} | {"structured"}:
         if backend not in MEMORY and (backend != "pyg" or authors_pyg_model(GATModel()) is not None):
             MEMORY[backend] = _subprocess("memory", backend)

@@ -38,14 +38,9 @@ _OFFSETS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
 
 
 def structured_attention_torch(
-    z: Tensor,
-    a_src: Tensor,
-    a_dst: Tensor,
-    c: Tensor,
-    topo: StructuredTopology,
-    mean: bool,
-    negative_slope: float = 0.2,
-) -> Tensor:
+    z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor,  # the layer's projections
+    topo: StructuredTopology, mean: bool, negative_slope: float = 0.2,
+) -> Tensor:  # fmt: skip
     """Eager-torch structured attention: nine shifted views for the stencil, gathers and
     index_add for the cross edges, CSR segment softmax for the EDS nodes.  Returns
     (nodes, H*C) (concat) or (nodes, C) (mean), without bias; autograd through torch."""
@@ -140,15 +135,9 @@ def default_impl(device: torch.device, dtype: torch.dtype = torch.float32) -> st
 
 
 def structured_attention(
-    z: Tensor,
-    a_src: Tensor,
-    a_dst: Tensor,
-    c: Tensor,
-    topo: StructuredTopology,
-    mean: bool,
-    negative_slope: float = 0.2,
-    impl: str | None = None,
-) -> Tensor:
+    z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor,  # the layer's projections
+    topo: StructuredTopology, mean: bool, negative_slope: float = 0.2, impl: str | None = None,
+) -> Tensor:  # fmt: skip
     """Per-node attention-weighted sums on the structured graph; (nodes, H*C) or (nodes, C).
 
     ``z`` (nodes, H, C), ``a_src``/``a_dst`` (nodes, H), ``c`` (H,) edge constants; no bias.

@@ -98,6 +98,44 @@ if _HAVE_TRITON:
         return pre * sl, sl
 
     @triton.jit
+    def _pixel_program(c_ptr, HH, WW, NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr):
+        """This program's pixel (node, row, column) and its lanes (:func:`_lanes`)."""
+        i = tl.program_id(0).to(tl.int64)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        return i, (i // WW) % HH, i % WW, offs_h, offs_c, mask_h, mask, c
+
+    @triton.jit
+    def _csr_program(c_ptr, offset, NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr):
+        """This program's CSR row k, its node offset + k and its lanes (:func:`_lanes`)."""
+        k = tl.program_id(0).to(tl.int64)
+        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
+        return k, offset + k, offs_h, offs_c, mask_h, mask, c
+
+    @triton.jit
+    def _pixel_source(i, r, col, HH, WW, n_pix, near_ptr, near_d_ptr, U: tl.constexpr):
+        """Source U (0..9) of pixel i in the order every pixel kernel visits them: 0 the pixel
+        itself, 1..8 its grid neighbours (stencil T = 0..3, 5..8), 9 its nearest EDS node:
+        (node, distance, present); an absent source's node is i itself, masked by ``present``."""
+        if U == 0:
+            return i, 0.0, i >= 0
+        elif U == 9:
+            k = tl.load(near_ptr + i)
+            return tl.where(k >= 0, n_pix + k, i), tl.load(near_d_ptr + i).to(tl.float32), k >= 0
+        else:
+            return _stencil(i, r, col, HH, WW, U - 1 + U // 5)
+
+    @triton.jit
+    def _listed(t, base, src_ptr, dist_ptr):
+        """Entry t of a CSR source list: (node base + src[t], distance dist[t])."""
+        return base + tl.load(src_ptr + t), tl.load(dist_ptr + t).to(tl.float32)
+
+    @triton.jit
+    def _fwd_start(a_dst_ptr, i, offs_h, mask_h, NH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr):
+        """Node i's a_dst row and the empty online-softmax state (max, sum, weighted sum)."""
+        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
+        return a_dst_i, tl.full((BH,), float("-inf"), tl.float32), tl.zeros((BH,), tl.float32), tl.zeros((BH, BC), tl.float32)
+
+    @triton.jit
     def _fwd_visit(j, d, valid, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr):
         """Online-softmax update of (max, sum, weighted sum) with source j (skipped if not valid)."""
         e, _ = _logit(a_src_ptr, j, a_dst_i, c, d, offs_h, mask_h, slope, NH)
@@ -123,27 +161,13 @@ if _HAVE_TRITON:
         HH, WW, n_pix, slope,
         NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
     ):
-        i = tl.program_id(0).to(tl.int64)
-        r = (i // WW) % HH
-        col = i % WW
-        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
-        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
-        m = tl.full((BH,), float("-inf"), tl.float32)
-        s = tl.zeros((BH,), tl.float32)
-        acc = tl.zeros((BH, BC), tl.float32)
-        m, s, acc = _fwd_visit(i, 0.0, i >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-        for t in tl.static_range(9):
-            if t != 4:
-                j, dist, valid = _stencil(i, r, col, HH, WW, t)
-                m, s, acc = _fwd_visit(j, dist, valid, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-        k = tl.load(near_ptr + i)
-        has = k >= 0
-        j = tl.where(has, n_pix + k, i)  # a valid row even without EDS nodes
-        d = tl.load(near_d_ptr + i).to(tl.float32)
-        m, s, acc = _fwd_visit(j, d, has, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+        i, r, col, offs_h, offs_c, mask_h, mask, c = _pixel_program(c_ptr, HH, WW, NH, CH, BH, BC)
+        a_dst_i, m, s, acc = _fwd_start(a_dst_ptr, i, offs_h, mask_h, NH, BH, BC)
+        for u in tl.static_range(10):
+            j, d, valid = _pixel_source(i, r, col, HH, WW, n_pix, near_ptr, near_d_ptr, u)
+            m, s, acc = _fwd_visit(j, d, valid, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
         for t in range(tl.load(xptr_ptr + i), tl.load(xptr_ptr + i + 1)):
-            j = n_pix + tl.load(xeds_ptr + t)
-            d = tl.load(x_d_ptr + t).to(tl.float32)
+            j, d = _listed(t, n_pix, xeds_ptr, x_d_ptr)
             m, s, acc = _fwd_visit(j, d, j >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
         _fwd_store(i, m, s, acc, out_ptr, lse_ptr, offs_h, offs_c, mask_h, mask, NH, CH, MEAN)
 
@@ -152,21 +176,22 @@ if _HAVE_TRITON:
         z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, out_ptr, lse_ptr, offset, slope,
         NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
     ):
-        k = tl.program_id(0).to(tl.int64)
-        i = offset + k
-        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
-        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
-        m = tl.full((BH,), float("-inf"), tl.float32)
-        s = tl.zeros((BH,), tl.float32)
-        acc = tl.zeros((BH, BC), tl.float32)
-        start = tl.load(ptr_ptr + k)
-        for t in range(start, tl.load(ptr_ptr + k + 1)):
-            j = tl.load(src_ptr + t)
-            d = tl.load(dist_ptr + t).to(tl.float32)
+        k, i, offs_h, offs_c, mask_h, mask, c = _csr_program(c_ptr, offset, NH, CH, BH, BC)
+        a_dst_i, m, s, acc = _fwd_start(a_dst_ptr, i, offs_h, mask_h, NH, BH, BC)
+        for t in range(tl.load(ptr_ptr + k), tl.load(ptr_ptr + k + 1)):
+            j, d = _listed(t, 0, src_ptr, dist_ptr)
             m, s, acc = _fwd_visit(j, d, j >= 0, m, s, acc, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
         _fwd_store(i, m, s, acc, out_ptr, lse_ptr, offs_h, offs_c, mask_h, mask, NH, CH, MEAN)
 
     # -- backward ---------------------------------------------------------------------------
+    @triton.jit
+    def _dst_start(i, a_dst_ptr, lse_ptr, g_ptr, offs_h, offs_c, mask_h, mask, NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, MEAN: tl.constexpr):
+        """Pass A's view of destination i (a_dst, lse, upstream gradient) and its zero (D, ∂a_dst, dc)."""
+        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
+        lse_i = _heads(lse_ptr, i, offs_h, mask_h, NH)
+        gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
+        return a_dst_i, lse_i, gi, tl.zeros((BH,), tl.float32), tl.zeros((BH,), tl.float32), tl.zeros((BH,), tl.float32)
+
     @triton.jit
     def _dst_visit(j, d, valid, D, da, dcc, PASS: tl.constexpr, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr):
         """Pass A, destination side.  PASS 0 accumulates D; PASS 1 accumulates ∂a_dst and dc."""
@@ -180,6 +205,19 @@ if _HAVE_TRITON:
             da += dp
             dcc += dp * d
         return D, da, dcc
+
+    @triton.jit
+    def _dst_store(i, D, da, dcc, D_ptr, da_ptr, dc_ptr, offs_h, mask_h, NH: tl.constexpr):
+        _store_heads(D_ptr, i, D, offs_h, mask_h, NH)
+        _store_heads(da_ptr, i, da, offs_h, mask_h, NH)
+        _store_heads(dc_ptr, i, dcc, offs_h, mask_h, NH)
+
+    @triton.jit
+    def _src_start(j, a_src_ptr, z_ptr, offs_h, offs_c, mask, mask_h, NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr):
+        """Pass B's view of source j (a_src, z tile) and its zero (∂a_src, ∂z)."""
+        a_src_j = _heads(a_src_ptr, j, offs_h, mask_h, NH)
+        zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
+        return a_src_j, zj, tl.zeros((BH,), tl.float32), tl.zeros((BH, BC), tl.float32)
 
     @triton.jit
     def _src_visit(i, d, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH: tl.constexpr, CH: tl.constexpr, MEAN: tl.constexpr):
@@ -196,118 +234,82 @@ if _HAVE_TRITON:
         return da, dz
 
     @triton.jit
-    def _pixels_backward_dst_kernel(
-        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, near_ptr, near_d_ptr, xptr_ptr, xeds_ptr, x_d_ptr, g_ptr, lse_ptr, D_ptr, da_ptr, dc_ptr,
-        HH, WW, n_pix, slope,
-        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
-    ):
-        i = tl.program_id(0).to(tl.int64)
-        r = (i // WW) % HH
-        col = i % WW
-        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
-        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
-        lse_i = _heads(lse_ptr, i, offs_h, mask_h, NH)
-        gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
-        D = tl.zeros((BH,), tl.float32)
-        da = tl.zeros((BH,), tl.float32)
-        dcc = tl.zeros((BH,), tl.float32)
-        k = tl.load(near_ptr + i)
-        x0 = tl.load(xptr_ptr + i)
-        x1 = tl.load(xptr_ptr + i + 1)
-        for p in tl.static_range(2):
-            D, da, dcc = _dst_visit(i, 0.0, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-            for t in tl.static_range(9):
-                if t != 4:
-                    j, dist, valid = _stencil(i, r, col, HH, WW, t)
-                    D, da, dcc = _dst_visit(j, dist, valid, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-            d = tl.load(near_d_ptr + i).to(tl.float32)
-            D, da, dcc = _dst_visit(tl.where(k >= 0, n_pix + k, i), d, k >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-            for t in range(x0, x1):
-                d = tl.load(x_d_ptr + t).to(tl.float32)
-                D, da, dcc = _dst_visit(n_pix + tl.load(xeds_ptr + t), d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-        _store_heads(D_ptr, i, D, offs_h, mask_h, NH)
-        _store_heads(da_ptr, i, da, offs_h, mask_h, NH)
-        _store_heads(dc_ptr, i, dcc, offs_h, mask_h, NH)
-
-    @triton.jit
-    def _csr_backward_dst_kernel(
-        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, g_ptr, lse_ptr, D_ptr, da_ptr, dc_ptr, offset, slope,
-        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
-    ):
-        k = tl.program_id(0).to(tl.int64)
-        i = offset + k
-        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
-        a_dst_i = _heads(a_dst_ptr, i, offs_h, mask_h, NH)
-        lse_i = _heads(lse_ptr, i, offs_h, mask_h, NH)
-        gi = _grad_tile(g_ptr, i, offs_h, offs_c, mask, NH, CH, MEAN)
-        D = tl.zeros((BH,), tl.float32)
-        da = tl.zeros((BH,), tl.float32)
-        dcc = tl.zeros((BH,), tl.float32)
-        start = tl.load(ptr_ptr + k)
-        end = tl.load(ptr_ptr + k + 1)
-        for p in tl.static_range(2):
-            for t in range(start, end):
-                d = tl.load(dist_ptr + t).to(tl.float32)
-                D, da, dcc = _dst_visit(tl.load(src_ptr + t), d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
-        _store_heads(D_ptr, i, D, offs_h, mask_h, NH)
-        _store_heads(da_ptr, i, da, offs_h, mask_h, NH)
-        _store_heads(dc_ptr, i, dcc, offs_h, mask_h, NH)
-
-    @triton.jit
-    def _pixels_backward_src_kernel(
-        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, near_ptr, near_d_ptr, xptr_ptr, xeds_ptr, x_d_ptr, g_ptr, lse_ptr, D_ptr, dz_ptr, ds_ptr,
-        HH, WW, n_pix, slope,
-        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
-    ):
-        j = tl.program_id(0).to(tl.int64)
-        r = (j // WW) % HH
-        col = j % WW
-        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
-        a_src_j = _heads(a_src_ptr, j, offs_h, mask_h, NH)
-        zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
-        da = tl.zeros((BH,), tl.float32)
-        dz = tl.zeros((BH, BC), tl.float32)
-        da, dz = _src_visit(j, 0.0, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
-        for t in tl.static_range(9):
-            if t != 4:
-                i, dist, valid = _stencil(j, r, col, HH, WW, t)
-                da, dz = _src_visit(i, dist, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
-        k = tl.load(near_ptr + j)
-        d = tl.load(near_d_ptr + j).to(tl.float32)
-        da, dz = _src_visit(tl.where(k >= 0, n_pix + k, j), d, k >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
-        for t in range(tl.load(xptr_ptr + j), tl.load(xptr_ptr + j + 1)):
-            d = tl.load(x_d_ptr + t).to(tl.float32)
-            da, dz = _src_visit(n_pix + tl.load(xeds_ptr + t), d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+    def _src_store(j, da, dz, ds_ptr, dz_ptr, offs_h, offs_c, mask_h, mask, NH: tl.constexpr, CH: tl.constexpr):
         _store_heads(ds_ptr, j, da, offs_h, mask_h, NH)
         tl.store(dz_ptr + j * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], dz, mask=mask)
 
     @triton.jit
-    def _csr_backward_src_kernel(
-        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, g_ptr, lse_ptr, D_ptr, dz_ptr, ds_ptr, offset, slope,
-        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr,
+    def _pixels_backward_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, near_ptr, near_d_ptr, xptr_ptr, xeds_ptr, x_d_ptr, g_ptr, lse_ptr, D_ptr, o1_ptr, o2_ptr,
+        HH, WW, n_pix, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr, SOURCES: tl.constexpr,
     ):
-        k = tl.program_id(0).to(tl.int64)
-        j = offset + k
-        offs_h, offs_c, mask_h, mask, c = _lanes(c_ptr, NH, CH, BH, BC)
-        a_src_j = _heads(a_src_ptr, j, offs_h, mask_h, NH)
-        zj = _tile(z_ptr, j, offs_h, offs_c, mask, NH, CH)
-        da = tl.zeros((BH,), tl.float32)
-        dz = tl.zeros((BH, BC), tl.float32)
-        for t in range(tl.load(ptr_ptr + k), tl.load(ptr_ptr + k + 1)):
-            d = tl.load(dist_ptr + t).to(tl.float32)
-            da, dz = _src_visit(tl.load(src_ptr + t), d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
-        _store_heads(ds_ptr, j, da, offs_h, mask_h, NH)
-        tl.store(dz_ptr + j * (NH * CH) + offs_h[:, None] * CH + offs_c[None, :], dz, mask=mask)
+        """Pass A per destination pixel (writes D, ∂a_dst = o1, dc = o2) or, if SOURCES, pass B
+        per source pixel (reads D, writes ∂z = o1, ∂a_src = o2)."""
+        if SOURCES:
+            j, r, col, offs_h, offs_c, mask_h, mask, c = _pixel_program(c_ptr, HH, WW, NH, CH, BH, BC)
+            a_src_j, zj, da, dz = _src_start(j, a_src_ptr, z_ptr, offs_h, offs_c, mask, mask_h, NH, CH, BH, BC)
+            for u in tl.static_range(10):
+                i, d, valid = _pixel_source(j, r, col, HH, WW, n_pix, near_ptr, near_d_ptr, u)
+                da, dz = _src_visit(i, d, valid, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+            for t in range(tl.load(xptr_ptr + j), tl.load(xptr_ptr + j + 1)):
+                i, d = _listed(t, n_pix, xeds_ptr, x_d_ptr)
+                da, dz = _src_visit(i, d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+            _src_store(j, da, dz, o2_ptr, o1_ptr, offs_h, offs_c, mask_h, mask, NH, CH)
+        else:
+            i, r, col, offs_h, offs_c, mask_h, mask, c = _pixel_program(c_ptr, HH, WW, NH, CH, BH, BC)
+            a_dst_i, lse_i, gi, D, da, dcc = _dst_start(i, a_dst_ptr, lse_ptr, g_ptr, offs_h, offs_c, mask_h, mask, NH, CH, BH, MEAN)
+            x0 = tl.load(xptr_ptr + i)
+            x1 = tl.load(xptr_ptr + i + 1)
+            for p in tl.static_range(2):
+                for u in tl.static_range(10):
+                    j, d, valid = _pixel_source(i, r, col, HH, WW, n_pix, near_ptr, near_d_ptr, u)
+                    D, da, dcc = _dst_visit(j, d, valid, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+                for t in range(x0, x1):
+                    j, d = _listed(t, n_pix, xeds_ptr, x_d_ptr)
+                    D, da, dcc = _dst_visit(j, d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+            _dst_store(i, D, da, dcc, D_ptr, o1_ptr, o2_ptr, offs_h, mask_h, NH)
 
+    @triton.jit
+    def _csr_backward_kernel(
+        z_ptr, a_src_ptr, a_dst_ptr, c_ptr, ptr_ptr, src_ptr, dist_ptr, g_ptr, lse_ptr, D_ptr, o1_ptr, o2_ptr, offset, slope,
+        NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr, MEAN: tl.constexpr, SOURCES: tl.constexpr,
+    ):
+        """:func:`_pixels_backward_kernel`'s two passes for the EDS nodes, over their CSR lists."""
+        if SOURCES:
+            k, j, offs_h, offs_c, mask_h, mask, c = _csr_program(c_ptr, offset, NH, CH, BH, BC)
+            a_src_j, zj, da, dz = _src_start(j, a_src_ptr, z_ptr, offs_h, offs_c, mask, mask_h, NH, CH, BH, BC)
+            for t in range(tl.load(ptr_ptr + k), tl.load(ptr_ptr + k + 1)):
+                i, d = _listed(t, 0, src_ptr, dist_ptr)
+                da, dz = _src_visit(i, d, j >= 0, da, dz, zj, a_src_j, g_ptr, a_dst_ptr, lse_ptr, D_ptr, c, offs_h, offs_c, mask_h, mask, slope, NH, CH, MEAN)
+            _src_store(j, da, dz, o2_ptr, o1_ptr, offs_h, offs_c, mask_h, mask, NH, CH)
+        else:
+            k, i, offs_h, offs_c, mask_h, mask, c = _csr_program(c_ptr, offset, NH, CH, BH, BC)
+            a_dst_i, lse_i, gi, D, da, dcc = _dst_start(i, a_dst_ptr, lse_ptr, g_ptr, offs_h, offs_c, mask_h, mask, NH, CH, BH, MEAN)
+            start = tl.load(ptr_ptr + k)
+            end = tl.load(ptr_ptr + k + 1)
+            for p in tl.static_range(2):
+                for t in range(start, end):
+                    j, d = _listed(t, 0, src_ptr, dist_ptr)
+                    D, da, dcc = _dst_visit(j, d, i >= 0, D, da, dcc, p, gi, lse_i, z_ptr, a_src_ptr, a_dst_i, c, offs_h, offs_c, mask_h, mask, slope, NH, CH)
+            _dst_store(i, D, da, dcc, D_ptr, o1_ptr, o2_ptr, offs_h, mask_h, NH)
 
 def _meta(z: Tensor, mean: bool) -> dict:
     nh, ch = z.shape[1], z.shape[2]
     return dict(NH=nh, CH=ch, BH=triton.next_power_of_2(nh), BC=triton.next_power_of_2(ch), MEAN=bool(mean))
 
 
-def _topo_args(topo, dtype):
-    near_d, x_d, e_d = topo.dists(dtype)
-    return near_d, x_d, e_d
+def _launch(pixels_kernel, csr_kernel, z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, rest: tuple, topo, mean: bool, slope: float, **meta) -> None:
+    """One program per pixel of ``pixels_kernel`` and one per EDS node of ``csr_kernel``, both on
+    (z, a_src, a_dst, c, the topology's sources and distances, ``rest``); ``meta``: more constants."""
+    near_d, x_d, e_d = topo.dists(z.dtype)
+    meta.update(_meta(z, mean))
+    if topo.n_pixels:
+        pix = (topo.nearest, near_d, topo.extra_ptr, topo.extra_eds, x_d)
+        pixels_kernel[(topo.n_pixels,)](z, a_src, a_dst, c, *pix, *rest, topo.height, topo.width, topo.n_pixels, float(slope), **meta)
+    if topo.n_eds:
+        csr = topo.eds_csr
+        csr_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, *rest, topo.n_pixels, float(slope), **meta)
 
 
 def forward(z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, topo, mean: bool, slope: float) -> tuple[Tensor, Tensor]:
@@ -318,15 +320,7 @@ def forward(z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, topo, mean: bool
     n_nodes = z.shape[0]
     out = torch.empty((n_nodes, ch if mean else nh * ch), dtype=z.dtype, device=z.device)
     lse = torch.empty((n_nodes, nh), dtype=torch.float32, device=z.device)
-    near_d, x_d, e_d = _topo_args(topo, z.dtype)
-    meta = _meta(z, mean)
-    if topo.n_pixels:
-        _pixels_forward_kernel[(topo.n_pixels,)](
-            z, a_src, a_dst, c, topo.nearest, near_d, topo.extra_ptr, topo.extra_eds, x_d, out, lse, topo.height, topo.width, topo.n_pixels, float(slope), **meta
-        )
-    if topo.n_eds:
-        csr = topo.eds_csr
-        _csr_forward_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, out, lse, topo.n_pixels, float(slope), **meta)
+    _launch(_pixels_forward_kernel, _csr_forward_kernel, z, a_src, a_dst, c, (out, lse), topo, mean, slope)
     return out, lse
 
 
@@ -340,19 +334,10 @@ def backward(grad: Tensor, z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, l
     d_adst = torch.empty((n_nodes, nh), **f32)
     dD = torch.empty((n_nodes, nh), **f32)
     dcd = torch.empty((n_nodes, nh), **f32)
-    near_d, x_d, e_d = _topo_args(topo, z.dtype)
-    meta = _meta(z, mean)
-    csr = topo.eds_csr
-    pix = (topo.nearest, near_d, topo.extra_ptr, topo.extra_eds, x_d)
-    dims = (topo.height, topo.width, topo.n_pixels, float(slope))
-    if topo.n_pixels:
-        _pixels_backward_dst_kernel[(topo.n_pixels,)](z, a_src, a_dst, c, *pix, grad, lse, dD, d_adst, dcd, *dims, **meta)
-    if topo.n_eds:
-        _csr_backward_dst_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, grad, lse, dD, d_adst, dcd, topo.n_pixels, float(slope), **meta)
-    if topo.n_pixels:
-        _pixels_backward_src_kernel[(topo.n_pixels,)](z, a_src, a_dst, c, *pix, grad, lse, dD, dz, d_asrc, *dims, **meta)
-    if topo.n_eds:
-        _csr_backward_src_kernel[(topo.n_eds,)](z, a_src, a_dst, c, csr.ptr, csr.src, e_d, grad, lse, dD, dz, d_asrc, topo.n_pixels, float(slope), **meta)
+    inputs = (z, a_src, a_dst, c)
+    kernels = (_pixels_backward_kernel, _csr_backward_kernel)
+    _launch(*kernels, *inputs, (grad, lse, dD, d_adst, dcd), topo, mean, slope, SOURCES=False)  # pass A
+    _launch(*kernels, *inputs, (grad, lse, dD, dz, d_asrc), topo, mean, slope, SOURCES=True)  # pass B
     dt = z.dtype
     return dz.to(dt), d_asrc.to(dt), d_adst.to(dt), dcd.sum(0).to(dt)
 

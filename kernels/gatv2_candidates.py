@@ -59,19 +59,19 @@ class _FusedCandidates(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t, s, ez, idx, att, values, slope, impl):
-        t, s, ez, idx, att, values = (x.contiguous() for x in (t, s, ez, idx, att, values))
-        alpha, out = _kernels(impl)[0](t, s, ez, idx, att, values, slope)
-        ctx.save_for_backward(t, s, ez, idx, att, values, alpha)
+        inputs = tuple(x.contiguous() for x in (t, s, ez, idx, att, values))
+        alpha, out = _kernels(impl)[0](inputs, slope)
+        ctx.save_for_backward(*inputs, alpha)
         ctx.slope, ctx.impl = slope, impl
         return alpha, out
 
     @staticmethod
     def backward(ctx, g_alpha, g_out):
-        t, s, ez, idx, att, values, alpha = ctx.saved_tensors
+        *inputs, alpha = ctx.saved_tensors
         g_alpha = torch.zeros_like(alpha) if g_alpha is None else g_alpha.contiguous()
         if g_out is None:
-            g_out = alpha.new_zeros((*alpha.shape[::2], values.shape[2]))
-        args = (t, s, ez, idx, att, values, alpha, g_alpha, g_out.contiguous(), ctx.slope)
+            g_out = alpha.new_zeros((*alpha.shape[::2], inputs[5].shape[2]))
+        args = (tuple(inputs), alpha, g_alpha, g_out.contiguous(), ctx.slope)
         dt, ds, dez, datt, dv = _kernels(ctx.impl)[1](*args)
         return dt, ds, dez, None, datt, dv, None, None
 
@@ -86,15 +86,9 @@ def _kernels(impl: str):
 
 
 def gatv2_candidates(
-    t: Tensor,
-    s: Tensor,
-    ez: Tensor,
-    idx: Tensor,
-    att: Tensor,
-    values: Tensor,
-    negative_slope: float = 0.2,
-    impl: str | None = None,
-) -> tuple[Tensor, Tensor]:
+    t: Tensor, s: Tensor, ez: Tensor, idx: Tensor, att: Tensor, values: Tensor,
+    negative_slope: float = 0.2, impl: str | None = None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
     """(α (P, k, H), o (P, H, V)) of each pixel over its candidates (module docstring).
 
     ``t`` (P, H·D) pixel projections W_t x_i + b_t, ``s`` (N, H·D) EDS-point projections
@@ -116,19 +110,10 @@ def gatv2_candidates(
 
 
 def gatv2_candidate_attention(
-    x_dst: Tensor,
-    x_src: Tensor,
-    idx: Tensor,
-    edge: Tensor,
-    w_dst: Tensor,
-    b_dst: Tensor,
-    w_src: Tensor,
-    b_src: Tensor,
-    w_edge: Tensor,
-    att: Tensor,
-    negative_slope: float = 0.2,
-    impl: str | None = None,
-) -> Tensor:
+    x_dst: Tensor, x_src: Tensor, idx: Tensor, edge: Tensor,  # the graph
+    w_dst: Tensor, b_dst: Tensor, w_src: Tensor, b_src: Tensor, w_edge: Tensor, att: Tensor,  # the layer
+    negative_slope: float = 0.2, impl: str | None = None,
+) -> Tensor:  # fmt: skip
     """(P, k, H) attention of each pixel over its candidates (module docstring).
 
     ``x_dst`` (P, C_t) pixel features, ``x_src`` (N, C_s) EDS-point features, ``idx`` (P, k) int64

@@ -36,6 +36,19 @@ def _chunks(n: int) -> int:
 
 
 @njit(inline="always")
+def _span(c, n, n_chunks):
+    """Items [start, stop) of chunk c of n items cut into n_chunks chunks (the last one shorter)."""
+    step = (n + n_chunks - 1) // n_chunks
+    return c * step, min(n, (c + 1) * step)
+
+
+@njit(inline="always")
+def _sizes(idx, att, values):
+    """(pixels P, slots k, heads H, head dim D, values shared by the heads, value size V)."""
+    return idx.shape[0], idx.shape[1], att.shape[0], att.shape[1], values.shape[1] == 1, values.shape[2]
+
+
+@njit(inline="always")
 def _logits(i, t, s, ez, idx, att, slope, e):
     """e[j, h] for pixel i's candidates (0 where missing); returns whether any is present."""
     k = idx.shape[1]
@@ -59,14 +72,11 @@ def _logits(i, t, s, ez, idx, att, slope, e):
 
 @njit(**_JIT)
 def _forward(t, s, ez, idx, att, values, slope, n_chunks, alpha, out):
-    n_pix, k = idx.shape
-    nh = att.shape[0]
-    shared = values.shape[1] == 1
-    nv = values.shape[2]
-    step = (n_pix + n_chunks - 1) // n_chunks
+    n_pix, k, nh, _, shared, nv = _sizes(idx, att, values)
     for c in prange(n_chunks):
         e = np.empty((k, nh), np.float64)
-        for i in range(c * step, min(n_pix, (c + 1) * step)):
+        start, stop = _span(c, n_pix, n_chunks)
+        for i in range(start, stop):
             any_ = _logits(i, t, s, ez, idx, att, slope, e)
             alpha[i] = 0.0
             out[i] = 0.0
@@ -96,14 +106,11 @@ def _forward(t, s, ez, idx, att, values, slope, n_chunks, alpha, out):
 @njit(**_JIT)
 def _backward_pixels(t, s, ez, idx, att, values, alpha, g_alpha, g_out, slope, n_chunks, dt, dez, datt_part):
     """Per pixel: ∂t, ∂ez and (per chunk) ∂att."""
-    n_pix, k = idx.shape
-    nh, nd = att.shape
-    shared = values.shape[1] == 1
-    nv = values.shape[2]
-    step = (n_pix + n_chunks - 1) // n_chunks
+    n_pix, k, nh, nd, shared, nv = _sizes(idx, att, values)
     for c in prange(n_chunks):
         de = np.empty((k, nh), np.float64)
-        for i in range(c * step, min(n_pix, (c + 1) * step)):
+        start, stop = _span(c, n_pix, n_chunks)
+        for i in range(start, stop):
             dt[i] = 0.0
             dez[i] = 0.0
             for h in range(nh):
@@ -144,9 +151,9 @@ def _backward_sources(k, rev_ptr, rev_edge, alpha, g_out, dez, n_chunks, ds, dv)
     nh = alpha.shape[2]
     shared = dv.shape[1] == 1
     nv = dv.shape[2]
-    step = (n_src + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        for n in range(c * step, min(n_src, (c + 1) * step)):
+        start, stop = _span(c, n_src, n_chunks)
+        for n in range(start, stop):
             ds[n] = 0.0
             dv[n] = 0.0
             for r in range(rev_ptr[n], rev_ptr[n + 1]):
@@ -185,48 +192,46 @@ def _np(x: Tensor) -> np.ndarray:
     return x.detach().numpy()
 
 
-def new_outputs(t: Tensor, idx: Tensor, att: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
-    """Uninitialised (α (P, k, H), out (P, H, V)) like ``t`` for the forward kernels to fill."""
+def new_outputs(inputs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
+    """Uninitialised (α (P, k, H), out (P, H, V)) like ``t`` for the forward kernels to fill.
+
+    ``inputs`` = (t, s, ez, idx, att, values), the fused backends' (Numba, Triton) shared form:
+    contiguous tensors of one float dtype on one device, ``t`` (P, H·D), ``s`` (N, H·D), ``ez``
+    (P, k, H·D), ``idx`` (P, k) int64, ``att`` (H, D), ``values`` (N, 1 or H, V)."""
+    t, _, _, idx, att, values = inputs
     return t.new_empty((*idx.shape, att.shape[0])), t.new_empty((idx.shape[0], att.shape[0], values.shape[2]))
 
 
-def numba_forward(
-    t: Tensor, s: Tensor, ez: Tensor, idx: Tensor, att: Tensor, values: Tensor, slope: float
-) -> tuple[Tensor, Tensor]:
-    """(α (P, k, H), out (P, H, V)) of contiguous CPU tensors of one float dtype: ``t`` (P, H·D),
-    ``s`` (N, H·D), ``ez`` (P, k, H·D), ``idx`` (P, k) int64, ``att`` (H, D), ``values``
-    (N, 1 or H, V)."""
-    alpha, out = new_outputs(t, idx, att, values)
-    arrs = [_np(a) for a in (t, s, ez, idx, att, values)]
-    _forward(*arrs, slope, _chunks(idx.shape[0]), _np(alpha), _np(out))
+def new_grads(inputs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Uninitialised (∂t, ∂s, ∂ez, ∂values) like ``inputs`` (:func:`new_outputs`) for the backward
+    kernels, which write every element."""
+    t, s, ez, _, _, values = inputs
+    return torch.empty_like(t), torch.empty_like(s), torch.empty_like(ez), torch.empty_like(values)
+
+
+def numba_forward(inputs: tuple[Tensor, ...], slope: float) -> tuple[Tensor, Tensor]:
+    """(α (P, k, H), out (P, H, V)) of CPU ``inputs`` (t, s, ez, idx, att, values): :func:`new_outputs`."""
+    alpha, out = new_outputs(inputs)
+    _forward(*[_np(a) for a in inputs], slope, _chunks(inputs[3].shape[0]), _np(alpha), _np(out))
     return alpha, out
 
 
 def numba_backward(
-    t: Tensor,
-    s: Tensor,
-    ez: Tensor,
-    idx: Tensor,
-    att: Tensor,
-    values: Tensor,
-    alpha: Tensor,
-    g_alpha: Tensor,
-    g_out: Tensor,
-    slope: float,
+    inputs: tuple[Tensor, ...], alpha: Tensor, g_alpha: Tensor, g_out: Tensor, slope: float
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(∂t, ∂s, ∂ez, ∂att, ∂values) of :func:`numba_forward` given the upstream gradients
     ``g_alpha`` (P, k, H) and ``g_out`` (P, H, V) (contiguous, same dtype)."""
+    _, s, _, idx, att, _ = inputs
     n_pix, k = idx.shape
     n_chunks = _chunks(n_pix)
-    dt, dez = torch.empty_like(t), torch.empty_like(ez)
+    dt, ds, dez, dv = new_grads(inputs)
     datt = np.zeros((n_chunks, *att.shape), _np(att).dtype)
-    arrs = [_np(a) for a in (t, s, ez, idx, att, values, alpha, g_alpha, g_out)]
+    arrs = [_np(a) for a in (*inputs, alpha, g_alpha, g_out)]
     _backward_pixels(*arrs, slope, n_chunks, _np(dt), _np(dez), datt)
     ptr, edges = _reverse_csr(_np(idx).reshape(-1), s.shape[0])
-    ds, dv = torch.empty_like(s), torch.empty_like(values)
     n_src = _chunks(s.shape[0])
     _backward_sources(k, ptr, edges, _np(alpha), _np(g_out), _np(dez), n_src, _np(ds), _np(dv))
     return dt, ds, dez, torch.from_numpy(datt.sum(0)), dv
 
 
-__all__ = ["numba_forward", "numba_backward", "new_outputs"]
+__all__ = ["numba_forward", "numba_backward", "new_outputs", "new_grads"]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .gat_triton import _HAVE_TRITON, available
-from .gatv2_candidates_numba import new_outputs
+from .gatv2_candidates_numba import new_grads, new_outputs
 
 if _HAVE_TRITON:
     import triton
@@ -176,41 +176,31 @@ def reverse_csr(idx: Tensor, n_src: int) -> tuple[Tensor, Tensor]:
     return torch.cat([counts.new_zeros(1), counts.cumsum(0)]), order
 
 
-def triton_forward(
-    t: Tensor, s: Tensor, ez: Tensor, idx: Tensor, att: Tensor, values: Tensor, slope: float
-) -> tuple[Tensor, Tensor]:
-    """(α (P, k, H), out (P, H, V)); arguments as :func:`.gatv2_candidates_numba.numba_forward`
-    (contiguous, on CUDA or, under ``TRITON_INTERPRET=1``, on CPU).  Raises RuntimeError where
-    Triton cannot run on the tensors' device (not installed, or CPU without the interpreter)."""
+def triton_forward(inputs: tuple[Tensor, ...], slope: float) -> tuple[Tensor, Tensor]:
+    """(α (P, k, H), out (P, H, V)); ``inputs`` as :func:`.gatv2_candidates_numba.new_outputs`
+    (on CUDA or, under ``TRITON_INTERPRET=1``, on CPU).  Raises RuntimeError where Triton cannot
+    run on the tensors' device (not installed, or CPU without the interpreter)."""
+    t, idx, att, values = inputs[0], inputs[3], inputs[4], inputs[5]
     if not available(t.device):
         raise RuntimeError(f"Triton cannot run on {t.device} here (installed: {_HAVE_TRITON})")
     n_pix, k = idx.shape
-    alpha, out = new_outputs(t, idx, att, values)
+    alpha, out = new_outputs(inputs)
     if n_pix:
-        _forward_kernel[(n_pix,)](t, s, ez, idx, att, values, alpha, out, t.new_full((1,), slope), **_meta(k, att, values))
+        _forward_kernel[(n_pix,)](*inputs, alpha, out, t.new_full((1,), slope), **_meta(k, att, values))
     return alpha, out
 
 
 def triton_backward(
-    t: Tensor,
-    s: Tensor,
-    ez: Tensor,
-    idx: Tensor,
-    att: Tensor,
-    values: Tensor,
-    alpha: Tensor,
-    g_alpha: Tensor,
-    g_out: Tensor,
-    slope: float,
+    inputs: tuple[Tensor, ...], alpha: Tensor, g_alpha: Tensor, g_out: Tensor, slope: float
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(∂t, ∂s, ∂ez, ∂att, ∂values); arguments as :func:`.gatv2_candidates_numba.numba_backward`."""
+    t, s, _, idx, att, values = inputs
     n_pix, k = idx.shape
     meta = _meta(k, att, values)
-    dt, dez = torch.zeros_like(t), torch.zeros_like(ez)
+    dt, ds, dez, dv = new_grads(inputs)
     datt = t.new_zeros((n_pix, *att.shape))
-    ds, dv = torch.zeros_like(s), torch.zeros_like(values)
     if n_pix:
-        args = (t, s, ez, idx, att, values, alpha, g_alpha, g_out, dt, dez, datt, t.new_full((1,), slope))
+        args = (*inputs, alpha, g_alpha, g_out, dt, dez, datt, t.new_full((1,), slope))
         _backward_pixel_kernel[(n_pix,)](*args, **meta)
     if s.shape[0]:
         ptr, edges = reverse_csr(idx, s.shape[0])
