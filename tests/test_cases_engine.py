@@ -44,23 +44,25 @@ class _Upgrade(http.server.BaseHTTPRequestHandler):
         self.request.sendall(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
 
 
-@pytest.fixture
-def http_server():
-    """A python -m http.server on 127.0.0.1 (a free port), in a thread."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+def _serve(handler):
+    """An HTTP server with ``handler`` on 127.0.0.1 (a free port), in a thread: yields its address."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"127.0.0.1:{srv.server_port}"
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def http_server():
+    """A python -m http.server on 127.0.0.1 (a free port), in a thread."""
+    yield from _serve(_Quiet)
 
 
 @pytest.fixture
 def upgrade_server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upgrade)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    srv.server_close()
+    """An HTTP server answering '426 Upgrade Required' to everything."""
+    yield from _serve(_Upgrade)
 
 
 @pytest.fixture

@@ -120,45 +120,50 @@ def _in_namespace(script: str, tmp_path):
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_case15_a_read_only_output_folder_is_one_line(tmp_path):
-    case("15_readonly_output")
+def _refused_in_namespace(
+    tmp_path, folder: str, mount: str, commands: list[str], message: str, then: str = ""
+):
+    """Make ``folder`` in tmp_path, ``mount`` it in a private mount namespace and run each mingraph
+    command there (``{manifest}``: case 23's sample manifest), then the shell line ``then``; each
+    command must be refused: exit 2, and one ``error:`` line on stderr, without a traceback, that
+    says ``message`` and names a path in ``folder``.  Returns the process."""
     if not _namespace_allowed():
         pytest.skip("a private mount namespace (unshare -m, as root) is not allowed here")
-    (tmp_path / "ro").mkdir()
+    (tmp_path / folder).mkdir()
     m = case("23_resume_mixes_mineral_lists") / "manifest.csv"
     py = f"{sys.executable} -m mingraph.cli"
-    script = (
-        "mount --bind ro ro && mount -o remount,ro,bind ro && "
-        f"{py} predict --simulate 64 --out ro/out; echo rc=$?; "
-        f"{py} predict-sample {m} --out ro/s --workers 0; echo rc=$?; "
-        f"{py} simulate ro/ds --tiles 1 --size 32; echo rc=$?"
-    )
+    runs = [f"{py} {c.format(manifest=m)}; echo rc=$?" for c in commands]
+    script = f"{mount} && " + "; ".join(runs) + (f"; {then}" if then else "")
     proc = _in_namespace(script, tmp_path)
-    assert proc.stdout.count("rc=2") == 3, proc.stdout + proc.stderr
+    assert proc.stdout.count("rc=2") == len(commands), proc.stdout + proc.stderr
     errors = [ln for ln in re.split(r"[\r\n]", proc.stderr) if ln.startswith("error:")]
-    assert len(errors) == 3 and "Traceback" not in proc.stderr, proc.stderr
-    assert all("read-only file system" in e and "/ro/" in e for e in errors)
+    assert len(errors) == len(commands) and "Traceback" not in proc.stderr, proc.stderr
+    assert all(message in e and f"/{folder}/" in e for e in errors)
+    return proc
+
+
+def test_case15_a_read_only_output_folder_is_one_line(tmp_path):
+    case("15_readonly_output")
+    mount = "mount --bind ro ro && mount -o remount,ro,bind ro"
+    runs = [
+        "predict --simulate 64 --out ro/out",
+        "predict-sample {manifest} --out ro/s --workers 0",
+        "simulate ro/ds --tiles 1 --size 32",
+    ]
+    _refused_in_namespace(tmp_path, "ro", mount, runs, "read-only file system")
     assert not list((tmp_path / "ro").iterdir())
 
 
 def test_case16_a_full_disk_names_the_file_and_leaves_nothing_half_written(tmp_path):
     case("16_disk_full")
-    if not _namespace_allowed():
-        pytest.skip("a private mount namespace (unshare -m, as root) is not allowed here")
-    (tmp_path / "small").mkdir()
-    m = case("23_resume_mixes_mineral_lists") / "manifest.csv"
-    py = f"{sys.executable} -m mingraph.cli"
-    script = (
-        "mount -t tmpfs -o size=150k tmpfs small && "
-        f"{py} predict --simulate 128 --out small/out; echo rc=$?; "
-        f"{py} predict-sample {m} --out small/samp --workers 0; echo rc=$?; "
-        "find small -name '.*' -print"
+    runs = [
+        "predict --simulate 128 --out small/out",
+        "predict-sample {manifest} --out small/samp --workers 0",
+    ]
+    then = "find small -name '.*' -print"
+    proc = _refused_in_namespace(
+        tmp_path, "small", "mount -t tmpfs -o size=150k tmpfs small", runs, "no space left on device", then
     )
-    proc = _in_namespace(script, tmp_path)
-    assert proc.stdout.count("rc=2") == 2, proc.stdout + proc.stderr
-    errors = [ln for ln in re.split(r"[\r\n]", proc.stderr) if ln.startswith("error:")]
-    assert len(errors) == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert all("no space left on device" in e and "/small/" in e for e in errors)
     assert ".tmp" not in proc.stdout  # no hidden temporaries left
 
 

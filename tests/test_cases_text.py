@@ -51,60 +51,65 @@ def test_case11_mineral_list_with_a_name_twice_is_refused_naming_it(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_every_user_list_refuses_a_name_twice(tmp_path):
-    def refused(name: str, text: str, reader, match: str, **kw):
-        p = tmp_path / name
-        p.write_text(text, **kw)
-        with pytest.raises(InputError, match=match):
-            reader(p)
+_MINERALS_HEAD = "name,formula,density\n"
 
+
+# a name twice in each kind of user list: (file, its text, its reader, the refusal)
+DUPLICATE_NAMES = [
     # mineral lists: names compare as the classes are matched (case and surrounding spaces ignored)
-    head = "name,formula,density\n"
-    refused(
+    (
         "m1.csv",
-        head + "Quartz,SiO2,2.65\nalbite,NaAlSi3O8,2.62\n quartz ,SiO2,1.0\n",
+        _MINERALS_HEAD + "Quartz,SiO2,2.65\nalbite,NaAlSi3O8,2.62\n quartz ,SiO2,1.0\n",
         read_mineral_list,
         r"' quartz '|'quartz' appears twice",
-    )
-    refused(
-        "m2.json", json.dumps([{"name": "pyrite"}, {"name": "PYRITE"}]), read_mineral_list, "appears twice"
-    )
-    refused(
+    ),
+    ("m2.json", json.dumps([{"name": "pyrite"}, {"name": "PYRITE"}]), read_mineral_list, "appears twice"),
+    (
         "m3.json",
         '{"minerals": [], "minerals": [{"name": "a"}]}',
         read_mineral_list,
         "'minerals' appears twice",
-    )
-    refused(
+    ),
+    (
         "m4.csv",
         "name,aliases\nquartz,qz\nsilica,qz\n",
         read_mineral_list,
         "'qz' names both 'quartz' and 'silica'",
-    )
+    ),
     # class names: text, JSON list, JSON {id: name} (a name twice, an id twice)
-    refused("c1.txt", "quartz\nalbite\nquartz\n", read_class_names, "'quartz' appears twice")
-    refused("c2.json", '["a", "b", "a"]', read_class_names, "'a' appears twice")
-    refused("c3.json", '{"0": "a", "1": "a"}', read_class_names, "'a' appears twice")
-    refused("c4.json", '{"1": "a", "01": "b"}', read_class_names, "id 1 appears twice")
-    refused("c5.json", '{"0": "a", "0": "b"}', read_class_names, "key '0' appears twice")
+    ("c1.txt", "quartz\nalbite\nquartz\n", read_class_names, "'quartz' appears twice"),
+    ("c2.json", '["a", "b", "a"]', read_class_names, "'a' appears twice"),
+    ("c3.json", '{"0": "a", "1": "a"}', read_class_names, "'a' appears twice"),
+    ("c4.json", '{"1": "a", "01": "b"}', read_class_names, "id 1 appears twice"),
+    ("c5.json", '{"0": "a", "0": "b"}', read_class_names, "key '0' appears twice"),
     # class maps: a key twice, in CSV (also with another delimiter) and in JSON
-    refused(
+    (
         "k1.csv",
         "old,new\nQtz,quartz\nAb,albite\nQtz,silica\n",
         read_class_map,
         r"line 4.*'Qtz' appears twice \(also line 2\)",
-    )
-    refused("k2.csv", "Qtz;quartz\nQtz;quartz\n", read_class_map, "'Qtz' appears twice")
-    refused("k3.json", '{"Qtz": "quartz", "Qtz": "silica"}', read_class_map, "key 'Qtz' appears twice")
+    ),
+    ("k2.csv", "Qtz;quartz\nQtz;quartz\n", read_class_map, "'Qtz' appears twice"),
+    ("k3.json", '{"Qtz": "quartz", "Qtz": "silica"}', read_class_map, "key 'Qtz' appears twice"),
     # manifests: a column twice, a field name twice
-    refused("f1.csv", "bse,name,bse\na.tif,x,b.tif\n", read_manifest, "column 'bse' appears twice")
-    refused("f2.csv", "bse,name\na.tif,x\nb.tif,y\nc.tif,x\n", read_manifest, "field name 'x' appears twice")
+    ("f1.csv", "bse,name,bse\na.tif,x,b.tif\n", read_manifest, "column 'bse' appears twice"),
+    ("f2.csv", "bse,name\na.tif,x\nb.tif,y\nc.tif,x\n", read_manifest, "field name 'x' appears twice"),
     # assays: an element twice, also once as an oxide
-    refused("a1.csv", "element,wt_pct\nFe,10\nSi,5\nFe,2\n", read_assay, "Fe is given twice")
-    refused(
-        "a2.csv", "element,wt_pct\nFe,10\nFe2O3,2\n", read_assay, r"Fe is given twice \(as 'Fe' and 'Fe2O3'\)"
-    )
-    # what is not a duplicate stays accepted: an alias equal to its own name, distinct names
+    ("a1.csv", "element,wt_pct\nFe,10\nSi,5\nFe,2\n", read_assay, "Fe is given twice"),
+    ("a2.csv", "element,wt_pct\nFe,10\nFe2O3,2\n", read_assay, r"Fe is given twice \(as 'Fe' and 'Fe2O3'\)"),
+]
+
+
+@pytest.mark.parametrize("name, text, reader, match", DUPLICATE_NAMES, ids=[c[0] for c in DUPLICATE_NAMES])
+def test_every_user_list_refuses_a_name_twice(tmp_path, name, text, reader, match):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(InputError, match=match):
+        reader(p)
+
+
+def test_what_is_not_a_duplicate_stays_accepted(tmp_path):
+    """An alias equal to its own name, names that differ only in case where names are exact."""
     (tmp_path / "ok.csv").write_text("name,aliases\nquartz,Quartz;qz\nalbite,ab\n")
     assert [e.name for e in read_mineral_list(tmp_path / "ok.csv")] == ["quartz", "albite"]
     (tmp_path / "ok.txt").write_text("a\nb\nA\n")  # class names are exact: 'a' and 'A' are two classes

@@ -13,26 +13,28 @@ from mingraph_kernels.gat_structured import gat_conv_structured
 
 pyg_nn = pytest.importorskip("torch_geometric.nn")
 
-# The parameter shapes of the authors' released checkpoint (docs/method.md, "The paper's model").
+
+def _conv_shapes(
+    prefix: str, n_in: int, heads: int, per_head: int, n_bias: int
+) -> dict[str, tuple[int, ...]]:
+    """The parameter shapes of one PyG GATConv with edge features (edge_dim=1)."""
+    att = (1, heads, per_head)
+    return {
+        f"{prefix}.lin.weight": (heads * per_head, n_in),
+        f"{prefix}.lin_edge.weight": (heads * per_head, 1),
+        f"{prefix}.att_src": att,
+        f"{prefix}.att_dst": att,
+        f"{prefix}.att_edge": att,
+        f"{prefix}.bias": (n_bias,),
+    }
+
+
+# The parameter shapes of the authors' released checkpoint (docs/method.md, "The paper's model"):
+# lin.weight (56, 65), (224, 56), (200, 56); attention (1, 4, 14), (1, 4, 56), (1, 4, 50); bias 56, 56, 50.
 CHECKPOINT_SHAPES = {
-    "0.convs.0.lin.weight": (56, 65),
-    "0.convs.0.lin_edge.weight": (56, 1),
-    "0.convs.0.att_src": (1, 4, 14),
-    "0.convs.0.att_dst": (1, 4, 14),
-    "0.convs.0.att_edge": (1, 4, 14),
-    "0.convs.0.bias": (56,),
-    "0.convs.1.lin.weight": (224, 56),
-    "0.convs.1.lin_edge.weight": (224, 1),
-    "0.convs.1.att_src": (1, 4, 56),
-    "0.convs.1.att_dst": (1, 4, 56),
-    "0.convs.1.att_edge": (1, 4, 56),
-    "0.convs.1.bias": (56,),
-    "1.convs.0.lin.weight": (200, 56),
-    "1.convs.0.lin_edge.weight": (200, 1),
-    "1.convs.0.att_src": (1, 4, 50),
-    "1.convs.0.att_dst": (1, 4, 50),
-    "1.convs.0.att_edge": (1, 4, 50),
-    "1.convs.0.bias": (50,),
+    **_conv_shapes("0.convs.0", 65, 4, 14, 56),
+    **_conv_shapes("0.convs.1", 56, 4, 56, 56),
+    **_conv_shapes("1.convs.0", 56, 4, 50, 50),
 }
 
 

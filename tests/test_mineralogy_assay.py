@@ -65,24 +65,35 @@ def test_user_list_csv_and_json_change_names_densities_colours(tmp_path):
     assert class_minerals(["PY "], read_mineral_list(j)).densities.tolist() == [5.0]
 
 
+BAD_MINERAL_LISTS = [
+    ("name,formula,density\npyrite,FeS2,-1\n", "density"),
+    ("name,formula,density\npyrite,FeS2,heavy\n", "density"),
+    ("name,formula,density\npyrite,Fe$2,5\n", "formula"),
+    ("name,formula,density,colour\npyrite,FeS2,5,red\n", "colour"),
+    ("name,formula,density\npyrite,FeS2,5\nPyrite,FeS2,5\n", "name"),
+    ("mineral,formula\npyrite,FeS2\n", "header"),
+    ("name,formula,density\n,FeS2,5\n", "name"),
+]
+BAD_ASSAYS = [
+    ("element,wt_pct\nFe,abc\n", "wt_pct"),
+    ("element,wt_pct\nFe,120\n", "wt_pct"),
+    ("element,wt_pct\nQq,1\n", "element"),
+    ("element,wt_pct\nFe,1\nFe,2\n", "element"),
+    ("el,wt\nFe,1\n", "header"),
+]
+
+
 @pytest.mark.parametrize(
-    "text, field",
-    [
-        ("name,formula,density\npyrite,FeS2,-1\n", "density"),
-        ("name,formula,density\npyrite,FeS2,heavy\n", "density"),
-        ("name,formula,density\npyrite,Fe$2,5\n", "formula"),
-        ("name,formula,density,colour\npyrite,FeS2,5,red\n", "colour"),
-        ("name,formula,density\npyrite,FeS2,5\nPyrite,FeS2,5\n", "name"),
-        ("mineral,formula\npyrite,FeS2\n", "header"),
-        ("name,formula,density\n,FeS2,5\n", "name"),
-    ],
+    "read, file_name, text, field",
+    [(read_mineral_list, "bad.csv", t, f) for t, f in BAD_MINERAL_LISTS]
+    + [(read_assay, "a.csv", t, f) for t, f in BAD_ASSAYS],
 )
-def test_bad_mineral_list_names_file_row_and_field(tmp_path, text, field):
-    p = tmp_path / "bad.csv"
+def test_bad_mineral_list_or_assay_names_file_row_and_field(tmp_path, read, file_name, text, field):
+    p = tmp_path / file_name
     p.write_text(text)
     with pytest.raises(InputError) as ei:
-        read_mineral_list(p)
-    assert ei.value.field == field and "bad.csv" in str(ei.value)
+        read(p)
+    assert ei.value.field == field and file_name in str(ei.value)
 
 
 def test_calculated_assay_and_deportment_by_hand():
@@ -118,21 +129,3 @@ def test_read_assay_elements_and_oxides(tmp_path):
     rows = assay_rows(["Fe", "S"], np.array([10.0, 5.0]), None, {"Fe": 12.5, "Au": 0.1})
     assert rows[0]["difference_wt_pct"] == pytest.approx(-2.5) and rows[1]["measured_wt_pct"] is None
     assert rows[2]["element"] == "Au" and rows[2]["calculated_wt_pct"] == 0.0
-
-
-@pytest.mark.parametrize(
-    "text, field",
-    [
-        ("element,wt_pct\nFe,abc\n", "wt_pct"),
-        ("element,wt_pct\nFe,120\n", "wt_pct"),
-        ("element,wt_pct\nQq,1\n", "element"),
-        ("element,wt_pct\nFe,1\nFe,2\n", "element"),
-        ("el,wt\nFe,1\n", "header"),
-    ],
-)
-def test_bad_assay_names_file_row_and_field(tmp_path, text, field):
-    p = tmp_path / "a.csv"
-    p.write_text(text)
-    with pytest.raises(InputError) as ei:
-        read_assay(p)
-    assert ei.value.field == field and "a.csv" in str(ei.value)

@@ -100,95 +100,47 @@ def test_bad_inputs(bundle, tmp_path):
         measure_points(empty, b, 0.01, "mask")
     assert not (tmp_path / "o").exists()
     r = CliRunner()
+
+    def predict(points, model, out, *more):
+        """``mingraph predict`` of the BSE image b.png with these points, model and output folder (paths)."""
+        return r.invoke(
+            main,
+            [
+                "predict",
+                "--bse",
+                str(tmp_path / "b.png"),
+                "--points",
+                str(points),
+                *more,
+                "--model",
+                str(model),
+                "--out",
+                str(out),
+            ],
+        )
+
     Image.fromarray((s.bse * 65535).astype(np.uint16)).save(tmp_path / "b.png")
     np.savez(tmp_path / "p.npz", rc=rc, spectra=s.eds.spectra(rc[:, 0], rc[:, 1]))
     Image.fromarray(np.ones((30, 40), np.uint8)).save(tmp_path / "v.png")
-    res = r.invoke(
-        main,
-        [
-            "predict",
-            "--bse",
-            str(tmp_path / "b.png"),
-            "--points",
-            str(tmp_path / "p.npz"),
-            "--valid",
-            str(tmp_path / "v.png"),
-            "--model",
-            str(path),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-    )
+    res = predict(tmp_path / "p.npz", path, tmp_path / "o", "--valid", str(tmp_path / "v.png"))
     assert (
         res.exit_code == 2
         and "v.png: valid: shape (30, 40) differs from the BSE image (40, 40)" in res.output
     )
     (tmp_path / "bad.npz").write_bytes(b"garbage")
-    res = r.invoke(
-        main,
-        [
-            "predict",
-            "--bse",
-            str(tmp_path / "b.png"),
-            "--points",
-            str(tmp_path / "bad.npz"),
-            "--model",
-            str(path),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-    )
+    res = predict(tmp_path / "bad.npz", path, tmp_path / "o")
     assert res.exit_code == 2 and "bad.npz: points: unreadable" in res.output
     # a model trained for other classes than the dataset's
     other = make_bundle(
         GATModel(num_classes=3, hidden_channels=8), b.encoder, ["a", "b", "c"], dict(DEFAULT_CONFIG), {}
     )
     save_artifact(other, tmp_path / "other.pt")
-    res = r.invoke(
-        main,
-        [
-            "predict",
-            "--bse",
-            str(tmp_path / "b.png"),
-            "--points",
-            str(tmp_path / "p.npz"),
-            "--model",
-            str(tmp_path / "other.pt"),
-            "--out",
-            str(tmp_path / "o2"),
-        ],
-    )
+    res = predict(tmp_path / "p.npz", tmp_path / "other.pt", tmp_path / "o2")
     assert res.exit_code == 0  # a measured field has no classes of its own: the model's are used
-    res = r.invoke(
-        main,
-        [
-            "predict",
-            "--bse",
-            str(tmp_path / "b.png"),
-            "--points",
-            str(tmp_path / "p.npz"),
-            "--model",
-            str(tmp_path / "nope.pt"),
-            "--out",
-            str(tmp_path / "o3"),
-        ],
-    )
+    res = predict(tmp_path / "p.npz", tmp_path / "nope.pt", tmp_path / "o3")
     assert res.exit_code == 2 and "nope.pt: model: file not found" in res.output
     # the points round trip through the CLI gives a report
-    res = r.invoke(
-        main,
-        [
-            "predict",
-            "--bse",
-            str(tmp_path / "b.png"),
-            "--points",
-            str(tmp_path / "p.npz"),
-            "--model",
-            str(path),
-            "--out",
-            str(tmp_path / "ok"),
-        ],
-    )
+    res = predict(tmp_path / "p.npz", path, tmp_path / "ok")
     assert res.exit_code == 0, res.output
     assert (tmp_path / "ok" / "report.html").is_file()
 

@@ -21,6 +21,11 @@ def _err(ci, rows, key, values):
     return np.nan_to_num(np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)]))
 
 
+def _no_data(ax, text: str, color: str) -> None:
+    """Say in the middle of an empty plot why it is empty."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=11, color=color)
+
+
 def modal_plot(path: Path, modal, colours: np.ndarray, area_ci=None, mass_ci=None) -> Path:
     """Horizontal bars of area % (and mass %) per phase, with 95 % interval whiskers when given."""
     import matplotlib
@@ -68,16 +73,7 @@ def modal_plot(path: Path, modal, colours: np.ndarray, area_ci=None, mass_ci=Non
         txt = f"{r['area_pct']:.1f}" + (f" / {m_txt}" if has_mass else "")
         ax.text(max(r["area_pct"], r["mass_pct"] or 0) + 0.01 * xmax, i, txt, va="center", fontsize=8)
     if not rows:
-        ax.text(
-            0.5,
-            0.5,
-            "no classified pixels",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=11,
-            color="0.4",
-        )
+        _no_data(ax, "no classified pixels", "0.4")
     ax.set_yticks(y)
     ax.set_yticklabels([plot_text(r["phase"]) for r in rows], fontsize=9)
     ax.invert_yaxis()
@@ -146,9 +142,7 @@ def grain_size_plot(path: Path, grains, modal, colours: np.ndarray, max_phases: 
     if main:
         ax.legend(fontsize=8, loc="upper left", frameon=True)
     else:
-        ax.text(
-            0.5, 0.5, "no grains", transform=ax.transAxes, ha="center", va="center", fontsize=11, color="0.4"
-        )
+        _no_data(ax, "no grains", "0.4")
     fig.tight_layout()
     try:
         return save_figure(fig, path, dpi=120)
@@ -187,16 +181,7 @@ def association_plot(path: Path, names: list[str], pct: np.ndarray) -> Path:
                         color="white" if v < 60 else "black",
                     )
     if not np.any(pct > 0):
-        ax.text(
-            0.5,
-            0.5,
-            "no boundaries between phases",
-            transform=ax.transAxes,
-            ha="center",
-            va="center",
-            fontsize=11,
-            color="0.3",
-        )
+        _no_data(ax, "no boundaries between phases", "0.3")
     ax.set_xlabel("associated with")
     ax.set_ylabel("phase (row = 100 % of its boundary)")
     ax.set_title("Phase association (% of boundary length)", fontsize=10)

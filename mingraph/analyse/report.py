@@ -125,6 +125,14 @@ def _html_table(
     return f"<table>\n<thead><tr>{th}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>"
 
 
+def _html_links(title: str, links: list[tuple[str, str, str]]) -> list[str]:
+    """An HTML section: heading ``title`` and a list of links, each (href, text, note) shown as
+    ``text (note)``; all escaped."""
+    e = html.escape
+    items = [f'<li><a href="{e(href)}">{e(text)}</a> ({e(note)})</li>' for href, text, note in links]
+    return [f"<h2>{e(title)}</h2>", "<ul>", *items, "</ul>"]
+
+
 def _modal_rows(
     mineralogy: Mapping[str, Any], colours: Mapping[str, str], n_particles: int
 ) -> tuple[list[str], list[list[str]], list[str], list[str]]:
@@ -333,12 +341,7 @@ def write_report(
                 ),
             ]
     if linked_images:
-        h += ["<h2>Maps</h2>", "<ul>"]
-        h += [
-            f'<li><a href="{e(_rel(p, out))}">{e(_label(k))}</a> ({e(Path(p).name)})</li>'
-            for k, p in linked_images
-        ]
-        h.append("</ul>")
+        h += _html_links("Maps", [(_rel(p, out), _label(k), Path(p).name) for k, p in linked_images])
         for k, p in shown:
             rel = e(_rel(p, out))
             h.append(
@@ -362,12 +365,7 @@ def write_report(
             rel = e(_rel(mineralogy[k], out))
             h.append(f'<figure><img src="{rel}" alt="{e(t)}"><figcaption>{e(t)}</figcaption></figure>')
     if data_files:
-        h += ["<h2>Data files</h2>", "<ul>"]
-        h += [
-            f'<li><a href="{e(_rel(p, out))}">{e(Path(p).name)}</a> ({e(_label(k))})</li>'
-            for k, p in data_files
-        ]
-        h.append("</ul>")
+        h += _html_links("Data files", [(_rel(p, out), Path(p).name, _label(k)) for k, p in data_files])
     h += ["</body>", "</html>"]
     write_text(out / "report.html", "\n".join(h) + "\n")
     if mineralogy:  # the same tables as one workbook (mingraph.analyse.workbook)

@@ -13,22 +13,19 @@ import math
 from functools import cache
 
 import numpy as np
-import xraylib
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
 from mingraph.acquire.simulate.eds_physics import (
     _N_AVOGADRO,
-    KRAMERS_K,
+    _continuum,
     _element_lines,
     _ionisations,
-    _mean_ionisation_kev,
+    _matrix,
     _mu_rho,
     _philibert_f,
     binned_peaks,
     detector_efficiency,
-    fwhm_ev,
 )
-from mingraph.acquire.simulate.minerals import composition
 from mingraph.spectra.calibrate import Instrument
 
 
@@ -63,34 +60,25 @@ def element_spectra(formula: str, inst: Instrument) -> tuple[tuple[int, ...], np
     continuum (3000,); all on the recorded grid of ``inst``.
     """
     beam, takeoff, fw = float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev)
-    comp = composition(formula)
-    zs = np.array([z for z, _ in comp], dtype=np.float64)
-    ws = np.array([w for _, w in comp])
-    a_s = np.array([xraylib.AtomicWeight(int(z)) for z in zs])
-    z_over_a = float(np.sum(ws * zs / a_s))
-    ln_j = float(np.sum(ws * zs / a_s * np.log([_mean_ionisation_kev(int(z)) for z in zs])) / z_over_a)
-    z_bar, a_bar = float(np.sum(ws * zs)), float(np.sum(ws * a_s))
-    h = 1.2 * a_bar / z_bar**2
-    cosec = 1.0 / math.sin(math.radians(takeoff))
+    m = _matrix(formula, takeoff)
     eff = detector_efficiency()
     e_ch = (np.arange(N_CHANNELS) + 0.5) * CHANNEL_EV
     lines = []
-    for (z, w), a in zip(comp, a_s):
+    for (z, w), a in zip(m.comp, m.a_s):
         e_line, omega_r, nb, edge = _element_lines(z, beam)
         if e_line.size == 0:
             lines.append(np.zeros(N_CHANNELS))
             continue
-        n_ion = _ionisations(edge, beam, z_over_a, ln_j) * nb * (_N_AVOGADRO / a)  # per unit mass fraction
-        area = n_ion * omega_r / (4.0 * math.pi) * _philibert_f(_mu_rho(comp, e_line) * cosec, beam, edge, h)
+        n_ion = (
+            _ionisations(edge, beam, m.z_over_a, m.ln_j) * nb * (_N_AVOGADRO / a)
+        )  # per unit mass fraction
+        area = (
+            n_ion
+            * omega_r
+            / (4.0 * math.pi)
+            * _philibert_f(_mu_rho(m.comp, e_line) * m.cosec, beam, edge, m.h)
+        )
         area = area * np.interp(e_line * 1000.0, e_ch, eff)
         lines.append(to_recorded(binned_peaks(e_line * 1000.0, area, fw), inst))
-    e0 = beam * 1000.0
-    cont = np.where(e_ch < e0, KRAMERS_K * z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
-    cont = cont * _philibert_f(
-        _mu_rho(comp, e_ch / 1000.0) * cosec, beam, np.minimum(e_ch / 1000.0, beam * 0.99), h
-    )
-    from scipy.ndimage import gaussian_filter1d
-
-    cont = gaussian_filter1d(cont * eff, fwhm_ev(3000.0, fw) / 2.3548 / CHANNEL_EV, mode="constant")
-    cont = np.maximum(cont, 0.0) * (e_ch < e0) * (eff > 0)
-    return tuple(int(z) for z in zs), np.array(lines), to_recorded(cont, inst)
+    cont = _continuum(m, beam, fw, e_ch, eff)
+    return tuple(int(z) for z in m.zs), np.array(lines), to_recorded(cont, inst)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from functools import cache, lru_cache
+from typing import NamedTuple
 
 import numpy as np
 import xraylib
@@ -263,9 +264,22 @@ def _ionisations(ec_kev: np.ndarray, beam_kev: float, z_over_a: float, ln_j: flo
     return out
 
 
-@lru_cache(maxsize=256)
-def _phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_ev: float) -> np.ndarray:
-    """Expected recorded photons per electron per steradian in each channel for one phase (unnormalised)."""
+class _Matrix(NamedTuple):
+    """A phase's matrix terms: its elements, their mass fractions and atomic weights, and the averages
+    the ionisation, absorption and continuum use."""
+
+    comp: list[tuple[int, float]]
+    zs: np.ndarray  # atomic numbers (float)
+    a_s: np.ndarray  # atomic weights, g/mol
+    z_over_a: float  # Σ w Z / A
+    ln_j: float  # ln of the mean ionisation potential J (keV), Z/A-weighted
+    z_bar: float  # mass-weighted mean Z (Kramers)
+    h: float  # Philibert's h = 1.2 Ā / Z̄²
+    cosec: float  # cosec of the take-off angle
+
+
+def _matrix(formula: str, takeoff_deg: float) -> _Matrix:
+    """The matrix terms of ``formula`` seen at ``takeoff_deg``."""
     comp = composition(formula)
     zs = np.array([z for z, _ in comp], dtype=np.float64)
     ws = np.array([w for _, w in comp])
@@ -276,13 +290,36 @@ def _phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_
     a_bar = float(np.sum(ws * a_s))
     h = 1.2 * a_bar / z_bar**2
     cosec = 1.0 / math.sin(math.radians(takeoff_deg))
+    return _Matrix(comp, zs, a_s, z_over_a, ln_j, z_bar, h, cosec)
+
+
+def _continuum(
+    m: _Matrix, beam_kev: float, fwhm_mnka_ev: float, e_ch: np.ndarray, eff: np.ndarray
+) -> np.ndarray:
+    """Recorded Kramers continuum per electron per steradian on the true grid ``e_ch`` (channel centres, eV):
+    absorbed in the matrix, times the detector efficiency ``eff``, edge jumps smoothed as the detector does."""
+    e0 = beam_kev * 1000.0
+    cont = np.where(e_ch < e0, KRAMERS_K * m.z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
+    cont_abs = _philibert_f(
+        _mu_rho(m.comp, e_ch / 1000.0) * m.cosec, beam_kev, np.minimum(e_ch / 1000.0, beam_kev * 0.99), m.h
+    )
+    cont = cont * cont_abs * eff
+    sigma_ch = fwhm_ev(3000.0, fwhm_mnka_ev) / 2.3548 / CHANNEL_EV
+    return np.maximum(gaussian_filter1d(cont, sigma_ch, mode="constant"), 0.0) * (e_ch < e0) * (eff > 0)
+
+
+@lru_cache(maxsize=256)
+def _phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_ev: float) -> np.ndarray:
+    """Expected recorded photons per electron per steradian in each channel for one phase (unnormalised)."""
+    m = _matrix(formula, takeoff_deg)
+    comp, a_s, h, cosec = m.comp, m.a_s, m.h, m.cosec
 
     energies, areas = [], []
     for (z, w), a in zip(comp, a_s):
         e_line, omega_r, nb, edge = _element_lines(z, beam_kev)
         if e_line.size == 0:
             continue
-        n_ion = _ionisations(edge, beam_kev, z_over_a, ln_j) * nb * (_N_AVOGADRO * w / a)
+        n_ion = _ionisations(edge, beam_kev, m.z_over_a, m.ln_j) * nb * (_N_AVOGADRO * w / a)
         emitted = n_ion * omega_r / (4.0 * math.pi)
         chi = _mu_rho(comp, e_line) * cosec
         energies.append(e_line * 1000.0)
@@ -294,16 +331,7 @@ def _phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_
         e_all = np.concatenate(energies)
         a_all = np.concatenate(areas) * np.interp(e_all, e_ch, eff)
         peaks = binned_peaks(e_all, a_all, fwhm_mnka_ev)
-
-    e0 = beam_kev * 1000.0
-    cont = np.where(e_ch < e0, KRAMERS_K * z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
-    cont_abs = _philibert_f(
-        _mu_rho(comp, e_ch / 1000.0) * cosec, beam_kev, np.minimum(e_ch / 1000.0, beam_kev * 0.99), h
-    )
-    cont = cont * cont_abs * eff
-    sigma_ch = fwhm_ev(3000.0, fwhm_mnka_ev) / 2.3548 / CHANNEL_EV  # smooth edge jumps as the detector does
-    cont = np.maximum(gaussian_filter1d(cont, sigma_ch, mode="constant"), 0.0) * (e_ch < e0) * (eff > 0)
-    return np.asarray(peaks + cont)
+    return np.asarray(peaks + _continuum(m, beam_kev, fwhm_mnka_ev, e_ch, eff))
 
 
 def _physics_key(p: dict) -> tuple[float, float, float]:
