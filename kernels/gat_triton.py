@@ -28,15 +28,15 @@ try:  # Triton is optional: CUDA builds of torch ship it, the CPU build does not
     import triton
     import triton.language as tl
 
-    _HAVE_TRITON = True
+    HAVE_TRITON = True
 except ImportError:  # pragma: no cover - depends on the environment
     triton = tl = None
-    _HAVE_TRITON = False
+    HAVE_TRITON = False
 
 
 def available(device: torch.device | None = None) -> bool:
     """Triton is importable and can run here: on CUDA, or on CPU under ``TRITON_INTERPRET=1``."""
-    if not _HAVE_TRITON:
+    if not HAVE_TRITON:
         return False
     if device is not None and torch.device(device).type == "cpu":
         return os.environ.get("TRITON_INTERPRET") == "1"
@@ -46,7 +46,7 @@ def available(device: torch.device | None = None) -> bool:
 # fmt: off
 # (kernel signatures, launches and their argument lists stay one per line: they read as the
 # formulas they implement; `ruff format` leaves the rest of the file alone from here)
-if _HAVE_TRITON:
+if HAVE_TRITON:
 
     @triton.jit
     def _lanes(c_ptr, NH: tl.constexpr, CH: tl.constexpr, BH: tl.constexpr, BC: tl.constexpr):
@@ -314,7 +314,7 @@ def _launch(pixels_kernel, csr_kernel, z: Tensor, a_src: Tensor, a_dst: Tensor, 
 
 def forward(z: Tensor, a_src: Tensor, a_dst: Tensor, c: Tensor, topo, mean: bool, slope: float) -> tuple[Tensor, Tensor]:
     """(out (nodes, H*C or C), lse (nodes, H)); accumulates in float32 whatever the input dtype."""
-    if not _HAVE_TRITON:
+    if not HAVE_TRITON:
         raise RuntimeError("Triton is not installed")
     nh, ch = z.shape[1], z.shape[2]
     n_nodes = z.shape[0]

@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .gat_triton import _HAVE_TRITON, available
+from .gat_triton import HAVE_TRITON, available
 from .gatv2_candidates_numba import new_grads, new_outputs
 
-if _HAVE_TRITON:
+if HAVE_TRITON:
     import triton
     import triton.language as tl
 
@@ -33,7 +33,7 @@ if _HAVE_TRITON:
 
 # fmt: off
 # (kernel signatures and launches stay one per line, as in gat_triton.py)
-if _HAVE_TRITON:
+if HAVE_TRITON:
 
     @triton.jit
     def _hd_lanes(NH: tl.constexpr, ND: tl.constexpr, NV: tl.constexpr, BH: tl.constexpr, BD: tl.constexpr, BV: tl.constexpr):
@@ -182,7 +182,7 @@ def triton_forward(inputs: tuple[Tensor, ...], slope: float) -> tuple[Tensor, Te
     run on the tensors' device (not installed, or CPU without the interpreter)."""
     t, idx, att, values = inputs[0], inputs[3], inputs[4], inputs[5]
     if not available(t.device):
-        raise RuntimeError(f"Triton cannot run on {t.device} here (installed: {_HAVE_TRITON})")
+        raise RuntimeError(f"Triton cannot run on {t.device} here (installed: {HAVE_TRITON})")
     n_pix, k = idx.shape
     alpha, out = new_outputs(inputs)
     if n_pix:

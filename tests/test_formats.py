@@ -75,3 +75,27 @@ def test_classify_spectra_refuses_an_unknown_suffix_in_one_line(tmp_path):
     assert res.exit_code != 0 and res.output.count("\n") == 1
     assert f"{src}: format: expected .bcf, .spx, .pts, .hspy, .hdf5, .msa" in res.output
     assert ".npz or .csv, got '.doc'" in res.output
+
+
+def test_a_hypermap_reader_of_its_own_is_handed_the_call(tmp_path, monkeypatch):
+    """A hypermap format without a rosettasciio plugin is read by its own ``read``, through the
+    one entry point every caller uses (``import``, ``classify-spectra``)."""
+    import numpy as np
+
+    from mingraph.acquire import formats
+    from mingraph.acquire.formats.hypermaps import Hypermap
+
+    seen = {}
+
+    def read_qqq(path, work_dir=None, require_bse=False):
+        seen.update(path=path, work_dir=work_dir, require_bse=require_bse)
+        return Hypermap(np.zeros((2, 3, 3000), np.uint16), None, None, 0.5, {})
+
+    reader = formats.Reader("hypermap", (".qqq",), "a test map", read_qqq)
+    monkeypatch.setattr(formats, "READERS", (*formats.READERS, reader))
+    monkeypatch.setitem(formats.REGISTRY, ".qqq", reader)
+    f = tmp_path / "m.qqq"
+    f.write_bytes(b"")
+    hm = formats.read_hypermap(f, require_bse=True)
+    assert hm.cube.shape == (2, 3, 3000) and seen == {"path": f, "work_dir": None, "require_bse": True}
+    assert formats.reader_for(f, ("hypermap",)) is reader

@@ -11,7 +11,7 @@ import xraylib
 from scipy.optimize import minimize
 from scipy.stats import poisson
 
-from mingraph.acquire.simulate.eds_physics import _phase_physics, phase_shapes
+from mingraph.acquire.simulate.eds_physics import phase_physics, phase_shapes
 from mingraph.acquire.simulate.minerals import MINERALS
 from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import Instrument, fit_calibration
@@ -156,7 +156,7 @@ def test_a_solid_solution_is_fitted_inside_its_range_with_its_composition():
     model = build_model(mica, INST)
     # biotite half way between annite and phlogopite, computed from the intermediate formula
     formula = "KFe1.5Mg1.5AlSi3O10(OH)2"
-    s = _phase_physics(formula, 20.0, 35.0, 130.0)
+    s = phase_physics(formula, 20.0, 35.0, 130.0)
     y = np.random.default_rng(8).poisson(s / s.sum() * 30000.0)[None].astype(np.float32)
     r = classify_spectra(y, model)
     assert r.label_names() == ["biotite"] and r.status[0] == OK
@@ -170,7 +170,7 @@ def test_calibration_fit_recovers_offset_gain_and_resolution():
     truth = Instrument(20.0, 35.0, 124.0, offset_ev=-13.0, gain=1.0008)
     total = np.zeros(3000)
     for f in ("CaTiSiO5", "FeTiO3", "KAlSi3O8", "Ca5P3O12F", "Mg2SiO4"):
-        s = to_recorded(_phase_physics(f, 20.0, 35.0, 124.0), truth)
+        s = to_recorded(phase_physics(f, 20.0, 35.0, 124.0), truth)
         total += s / s.sum() * 2e5
     y = np.random.default_rng(9).poisson(total).astype(float)
     fit = fit_calibration(y, Instrument(20.0, 35.0, 130.0), elements=[8, 9, 12, 13, 14, 15, 19, 20, 22, 26])
@@ -357,7 +357,7 @@ def test_continuum_scale_is_recovered_and_the_parts_sum_to_the_simulator_physics
     ref = np.array(
         [
             np.add.reduceat(
-                to_recorded(_phase_physics(x.formula, 20.0, 35.0, 130.0), INST)[e[0] : e[-1]], e[:-1] - e[0]
+                to_recorded(phase_physics(x.formula, 20.0, 35.0, 130.0), INST)[e[0] : e[-1]], e[:-1] - e[0]
             )
             for x in lib
         ]

@@ -24,8 +24,8 @@ from mingraph.acquire.dataset import (
     SPLITS,
     TILE_SCHEMA,
     Dataset,
-    _check_record,
-    _encode,
+    check_record,
+    encode_record,
     open_dataset,
     store_eds,
     write_dataset,
@@ -183,13 +183,13 @@ def append_records(ds: Dataset, records: list, class_names: list[str], sources: 
                 writer.write_table(ds._file.read_row_group(g).cast(TILE_SCHEMA))
             rows = []
             for k, rec in enumerate(records):
-                _check_record(rec, len(class_names))
+                check_record(rec, len(class_names))
                 if rec.tile_id in ids:
                     raise InputError(
                         f"tile {rec.tile_id}", "tile_id", f"already in {ds.path}: give another --name"
                     )
                 ids.add(rec.tile_id)
-                rows.append(_encode(rec, store_eds(tmp, rec, len(ds) + k)))
+                rows.append(encode_record(rec, store_eds(tmp, rec, len(ds) + k)))
                 counts[rec.split] += 1
             if rows:
                 writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))

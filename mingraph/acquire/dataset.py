@@ -100,7 +100,7 @@ def labels_from_bytes(blob: bytes, h: int, w: int, source: str) -> np.ndarray:
     return np.frombuffer(blob, dtype="<i2" if width == 2 else "<i4").reshape(h, w).astype(np.int32)
 
 
-def _encode(rec: TileRecord, eds_path: str) -> dict:
+def encode_record(rec: TileRecord, eds_path: str) -> dict:
     h, w = rec.bse.shape
     bse16 = bse_to_u16(rec.bse)
     return {
@@ -122,7 +122,7 @@ def _encode(rec: TileRecord, eds_path: str) -> dict:
     }
 
 
-def _check_record(rec: TileRecord, n_classes: int) -> None:
+def check_record(rec: TileRecord, n_classes: int) -> None:
     src = f"tile {rec.tile_id}"
     if rec.split not in SPLITS:
         raise InputError(src, "split", f"expected one of {SPLITS}, got {rec.split!r}")
@@ -230,11 +230,11 @@ def write_dataset(
         rows: list[dict] = []
         try:
             for rec in records:
-                _check_record(rec, len(class_names))
+                check_record(rec, len(class_names))
                 if rec.tile_id in ids:
                     raise InputError(f"tile {rec.tile_id}", "tile_id", "duplicate tile id")
                 ids.add(rec.tile_id)
-                rows.append(_encode(rec, store_eds(tmp, rec, len(ids) - 1)))
+                rows.append(encode_record(rec, store_eds(tmp, rec, len(ids) - 1)))
                 counts[rec.split] += 1
                 if len(rows) >= rows_per_group:
                     writer.write_table(pa.Table.from_pylist(rows, schema=TILE_SCHEMA))

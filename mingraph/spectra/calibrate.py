@@ -30,11 +30,11 @@ from scipy.special import ndtr
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
 from mingraph.acquire.simulate.eds_physics import (
-    _element_lines,
-    _ionisations,
-    _mean_ionisation_kev,
     detector_efficiency,
+    element_lines,
     fwhm_ev,
+    ionisations,
+    mean_ionisation_kev,
 )
 from mingraph.common.errors import InputError
 
@@ -112,11 +112,11 @@ def _families(z: int, beam_kev: float, lo_ev: float, hi_ev: float) -> list[tuple
     Z < 40, one template for heavier elements (their M, L and K lines tied by the physics)."""
     import xraylib
 
-    e_kev, omega_r, nb, edge = _element_lines(z, beam_kev)
+    e_kev, omega_r, nb, edge = element_lines(z, beam_kev)
     if e_kev.size == 0:
         return []
     a = xraylib.AtomicWeight(z)
-    n_ion = _ionisations(edge, beam_kev, z / a, math.log(_mean_ionisation_kev(z)))
+    n_ion = ionisations(edge, beam_kev, z / a, math.log(mean_ionisation_kev(z)))
     e_ev = e_kev * 1000.0
     eff = np.interp(e_ev, (np.arange(N_CHANNELS) + 0.5) * CHANNEL_EV, detector_efficiency())
     area = omega_r * nb * n_ion * eff
@@ -199,9 +199,9 @@ def fit_calibration(
 
     Examples
     --------
-    >>> from mingraph.acquire.simulate.eds_physics import _phase_physics
+    >>> from mingraph.acquire.simulate.eds_physics import phase_physics
     >>> true = Instrument(20.0, 35.0, 124.0, offset_ev=12.0, gain=1.0)
-    >>> s = _phase_physics("CaTiSiO5", 20.0, 35.0, 124.0)
+    >>> s = phase_physics("CaTiSiO5", 20.0, 35.0, 124.0)
     >>> grid = (np.arange(3001) * 10.0 - 12.0) / 1.0   # grid edges in true eV, shifted by the offset
     >>> from mingraph.spectra.physics_model import to_recorded
     >>> y = to_recorded(s, true) / s.sum() * 1e6

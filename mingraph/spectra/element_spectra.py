@@ -16,15 +16,15 @@ import numpy as np
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
 from mingraph.acquire.simulate.eds_physics import (
-    _N_AVOGADRO,
-    _continuum,
-    _element_lines,
-    _ionisations,
-    _matrix,
-    _mu_rho,
-    _philibert_f,
+    N_AVOGADRO,
     binned_peaks,
     detector_efficiency,
+    element_lines,
+    ionisations,
+    mu_rho,
+    phase_continuum,
+    phase_matrix,
+    philibert_f,
 )
 from mingraph.spectra.calibrate import Instrument
 
@@ -60,25 +60,20 @@ def element_spectra(formula: str, inst: Instrument) -> tuple[tuple[int, ...], np
     continuum (3000,); all on the recorded grid of ``inst``.
     """
     beam, takeoff, fw = float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev)
-    m = _matrix(formula, takeoff)
+    m = phase_matrix(formula, takeoff)
     eff = detector_efficiency()
     e_ch = (np.arange(N_CHANNELS) + 0.5) * CHANNEL_EV
     lines = []
     for (z, w), a in zip(m.comp, m.a_s):
-        e_line, omega_r, nb, edge = _element_lines(z, beam)
+        e_line, omega_r, nb, edge = element_lines(z, beam)
         if e_line.size == 0:
             lines.append(np.zeros(N_CHANNELS))
             continue
-        n_ion = (
-            _ionisations(edge, beam, m.z_over_a, m.ln_j) * nb * (_N_AVOGADRO / a)
-        )  # per unit mass fraction
+        n_ion = ionisations(edge, beam, m.z_over_a, m.ln_j) * nb * (N_AVOGADRO / a)  # per unit mass fraction
         area = (
-            n_ion
-            * omega_r
-            / (4.0 * math.pi)
-            * _philibert_f(_mu_rho(m.comp, e_line) * m.cosec, beam, edge, m.h)
+            n_ion * omega_r / (4.0 * math.pi) * philibert_f(mu_rho(m.comp, e_line) * m.cosec, beam, edge, m.h)
         )
         area = area * np.interp(e_line * 1000.0, e_ch, eff)
         lines.append(to_recorded(binned_peaks(e_line * 1000.0, area, fw), inst))
-    cont = _continuum(m, beam, fw, e_ch, eff)
+    cont = phase_continuum(m, beam, fw, e_ch, eff)
     return tuple(int(z) for z in m.zs), np.array(lines), to_recorded(cont, inst)

@@ -32,7 +32,7 @@ from scipy.special import xlogy
 from scipy.stats import poisson
 
 from mingraph.acquire.fields import CHANNEL_EV
-from mingraph.acquire.simulate.eds_physics import _phase_physics
+from mingraph.acquire.simulate.eds_physics import phase_physics
 from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import Instrument
 from mingraph.spectra.element_spectra import element_spectra, to_recorded
@@ -199,7 +199,7 @@ def end_member_spectrum(formula: str, inst: Instrument) -> np.ndarray:
     >>> s.shape, int(np.argmax(s[100:])) + 100  # Si Kα at 1.740 keV
     ((3000,), 173)
     """
-    true = _phase_physics(formula, float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev))
+    true = phase_physics(formula, float(inst.beam_kev), float(inst.takeoff_deg), float(inst.fwhm_mnka_ev))
     return to_recorded(true, inst)
 
 

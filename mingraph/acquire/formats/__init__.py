@@ -196,12 +196,16 @@ def read_hypermap(
 
     Examples
     --------
-    The registry's hypermap readers all come here, each with its rosettasciio plugin:
+    The registry's hypermap readers all come here, each with its rosettasciio plugin; a hypermap
+    reader without one (``rsciio=None``) is handed the call, with the same keywords:
 
     >>> sorted((s, r.rsciio) for s, r in REGISTRY.items() if r.read is read_hypermap)
     [('.bcf', 'rsciio.bruker'), ('.hdf5', 'rsciio.hspy'), ('.hspy', 'rsciio.hspy'), ('.pts', 'rsciio.jeol')]
     """
     path = Path(path)
+    own = REGISTRY.get(path.suffix.lower())
+    if own is not None and own.kind == "hypermap" and own.rsciio is None:  # a reader of its own
+        return own.read(path, work_dir=work_dir, require_bse=require_bse)
     signals = read_signals(path, lazy=work_dir is not None)
     return hypermap_from_signals(signals, path, work_dir, require_bse)
 
@@ -241,6 +245,8 @@ def read_spectrum(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     if not path.is_file():
         raise InputError(path, "file", "not found")
     reader = reader_for(path, ("spectrum", "hypermap"))
+    if reader.kind == "spectrum" and reader.rsciio is None and reader.read is not read_spectrum:
+        return reader.read(path)  # a reader of its own: (counts (3000,), record) on the grid
     data, axis = spectrum_from_signals(read_signals(path), path) if reader.rsciio else read_msa_spectrum(path)
     return spectrum_on_grid(data, axis, path)
 

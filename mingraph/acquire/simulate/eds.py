@@ -17,10 +17,10 @@ import numpy as np
 
 from mingraph.acquire.fields import N_CHANNELS
 from mingraph.acquire.simulate.eds_physics import (
-    _phase_shapes,
-    _physics_key,
+    cached_phase_shapes,
     footprint_sigmas_px,
     full_eds_params,
+    physics_key,
 )
 from mingraph.acquire.simulate.minerals import MINERALS
 from mingraph.common.errors import InputError
@@ -129,7 +129,7 @@ class SimulatedEds:
         self.draw = int(draw)
         self.params = full_eds_params(params)
         self.total_counts = float(self.params["counts_per_ms"] * self.params["dwell_ms"])
-        shapes = _phase_shapes(_physics_key(self.params))
+        shapes = cached_phase_shapes(physics_key(self.params))
         if self.params["invalid_spectrum"] == "none":
             shapes = shapes.copy()
             shapes[-1] = 0.0

@@ -56,7 +56,7 @@ KRAMERS_K = 2.0e-9 / (4.0 * math.pi)
 With it quartz at 25 keV has a Si Kα peak-to-background ratio of ~220 and ~17 % of its counts in the
 continuum, as in measured SDD spectra."""
 LOW_CUTOFF_EV = 100.0  # pulse-processor noise threshold: nothing is recorded below it
-_N_AVOGADRO = 6.02214076e23
+N_AVOGADRO = 6.02214076e23
 
 # sub-shell -> (xraylib shell constant, electrons in the sub-shell n_s, Powell's b_s)
 _SHELLS = {
@@ -184,7 +184,7 @@ def binned_peaks(energies_ev: np.ndarray, areas: np.ndarray, fwhm_mnka_ev: float
     return areas @ np.diff(cdf, axis=1)
 
 
-def _mu_rho(comp: tuple[tuple[int, float], ...], energy_kev: np.ndarray) -> np.ndarray:
+def mu_rho(comp: tuple[tuple[int, float], ...], energy_kev: np.ndarray) -> np.ndarray:
     """Mass attenuation coefficient (cm²/g) of a composition at each energy (xraylib CS_Total)."""
     e = np.maximum(np.asarray(energy_kev, dtype=np.float64), 0.1)
     return np.array([sum(w * xraylib.CS_Total(z, float(x)) for z, w in comp) for x in e.ravel()]).reshape(
@@ -207,18 +207,18 @@ def detector_efficiency() -> np.ndarray:
     layers = ((composition("C10H8O4"), 1.4, 0.3e-4), (composition("Al"), 2.70, 40e-7), (si, 2.33, 30e-7))
     transmit = np.ones_like(e)
     for comp, rho, t_cm in layers:
-        transmit *= np.exp(-_mu_rho(comp, e) * rho * t_cm)
-    absorbed = 1.0 - np.exp(-_mu_rho(si, e) * 2.33 * 0.045)
+        transmit *= np.exp(-mu_rho(comp, e) * rho * t_cm)
+    absorbed = 1.0 - np.exp(-mu_rho(si, e) * 2.33 * 0.045)
     eff[on] = transmit * absorbed
     return eff
 
 
-def _mean_ionisation_kev(z: int) -> float:
+def mean_ionisation_kev(z: int) -> float:
     """Mean ionisation potential J (keV) of Berger & Seltzer: 9.76 Z + 58.5 Z^-0.19 eV."""
     return (9.76 * z + 58.5 * z**-0.19) / 1000.0
 
 
-def _philibert_f(chi: np.ndarray, beam_kev: float, edge_kev: np.ndarray, h: float) -> np.ndarray:
+def philibert_f(chi: np.ndarray, beam_kev: float, edge_kev: np.ndarray, h: float) -> np.ndarray:
     """Philibert (1963) absorption factor f(χ) for χ = (μ/ρ)·cosec ψ, Heinrich's σ."""
     sigma = 4.5e5 / np.maximum(beam_kev**1.65 - np.asarray(edge_kev) ** 1.65, 1e-6)
     x = chi / sigma
@@ -226,7 +226,7 @@ def _philibert_f(chi: np.ndarray, beam_kev: float, edge_kev: np.ndarray, h: floa
 
 
 @lru_cache(maxsize=4096)
-def _element_lines(z: int, beam_kev: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def element_lines(z: int, beam_kev: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Lines of element z excited at beam_kev: energy (keV), ω·R, n_s·b_s, edge (keV)."""
     energy, omega_r, nb, edge = [], [], [], []
     for shell, (const, n_s, b_s) in _SHELLS.items():
@@ -251,7 +251,7 @@ def _element_lines(z: int, beam_kev: float) -> tuple[np.ndarray, np.ndarray, np.
     return tuple(np.array(a, dtype=np.float64) for a in (energy, omega_r, nb, edge))  # type: ignore[return-value]
 
 
-def _ionisations(ec_kev: np.ndarray, beam_kev: float, z_over_a: float, ln_j: float) -> np.ndarray:
+def ionisations(ec_kev: np.ndarray, beam_kev: float, z_over_a: float, ln_j: float) -> np.ndarray:
     """Ionisations per electron per (atom/g · n_s b_s) for each edge: ∫ Q(E) / S(E) dE from E_c to E0."""
     out = np.zeros(len(ec_kev))
     j = math.exp(ln_j)
@@ -264,7 +264,7 @@ def _ionisations(ec_kev: np.ndarray, beam_kev: float, z_over_a: float, ln_j: flo
     return out
 
 
-class _Matrix(NamedTuple):
+class PhaseMatrix(NamedTuple):
     """A phase's matrix terms: its elements, their mass fractions and atomic weights, and the averages
     the ionisation, absorption and continuum use."""
 
@@ -278,30 +278,30 @@ class _Matrix(NamedTuple):
     cosec: float  # cosec of the take-off angle
 
 
-def _matrix(formula: str, takeoff_deg: float) -> _Matrix:
+def phase_matrix(formula: str, takeoff_deg: float) -> PhaseMatrix:
     """The matrix terms of ``formula`` seen at ``takeoff_deg``."""
     comp = composition(formula)
     zs = np.array([z for z, _ in comp], dtype=np.float64)
     ws = np.array([w for _, w in comp])
     a_s = np.array([xraylib.AtomicWeight(int(z)) for z in zs])
     z_over_a = float(np.sum(ws * zs / a_s))
-    ln_j = float(np.sum(ws * zs / a_s * np.log([_mean_ionisation_kev(int(z)) for z in zs])) / z_over_a)
+    ln_j = float(np.sum(ws * zs / a_s * np.log([mean_ionisation_kev(int(z)) for z in zs])) / z_over_a)
     z_bar = float(np.sum(ws * zs))
     a_bar = float(np.sum(ws * a_s))
     h = 1.2 * a_bar / z_bar**2
     cosec = 1.0 / math.sin(math.radians(takeoff_deg))
-    return _Matrix(comp, zs, a_s, z_over_a, ln_j, z_bar, h, cosec)
+    return PhaseMatrix(comp, zs, a_s, z_over_a, ln_j, z_bar, h, cosec)
 
 
-def _continuum(
-    m: _Matrix, beam_kev: float, fwhm_mnka_ev: float, e_ch: np.ndarray, eff: np.ndarray
+def phase_continuum(
+    m: PhaseMatrix, beam_kev: float, fwhm_mnka_ev: float, e_ch: np.ndarray, eff: np.ndarray
 ) -> np.ndarray:
     """Recorded Kramers continuum per electron per steradian on the true grid ``e_ch`` (channel centres, eV):
     absorbed in the matrix, times the detector efficiency ``eff``, edge jumps smoothed as the detector does."""
     e0 = beam_kev * 1000.0
     cont = np.where(e_ch < e0, KRAMERS_K * m.z_bar * (e0 - e_ch) / e_ch * CHANNEL_EV, 0.0)
-    cont_abs = _philibert_f(
-        _mu_rho(m.comp, e_ch / 1000.0) * m.cosec, beam_kev, np.minimum(e_ch / 1000.0, beam_kev * 0.99), m.h
+    cont_abs = philibert_f(
+        mu_rho(m.comp, e_ch / 1000.0) * m.cosec, beam_kev, np.minimum(e_ch / 1000.0, beam_kev * 0.99), m.h
     )
     cont = cont * cont_abs * eff
     sigma_ch = fwhm_ev(3000.0, fwhm_mnka_ev) / 2.3548 / CHANNEL_EV
@@ -309,21 +309,21 @@ def _continuum(
 
 
 @lru_cache(maxsize=256)
-def _phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_ev: float) -> np.ndarray:
+def phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_ev: float) -> np.ndarray:
     """Expected recorded photons per electron per steradian in each channel for one phase (unnormalised)."""
-    m = _matrix(formula, takeoff_deg)
+    m = phase_matrix(formula, takeoff_deg)
     comp, a_s, h, cosec = m.comp, m.a_s, m.h, m.cosec
 
     energies, areas = [], []
     for (z, w), a in zip(comp, a_s):
-        e_line, omega_r, nb, edge = _element_lines(z, beam_kev)
+        e_line, omega_r, nb, edge = element_lines(z, beam_kev)
         if e_line.size == 0:
             continue
-        n_ion = _ionisations(edge, beam_kev, m.z_over_a, m.ln_j) * nb * (_N_AVOGADRO * w / a)
+        n_ion = ionisations(edge, beam_kev, m.z_over_a, m.ln_j) * nb * (N_AVOGADRO * w / a)
         emitted = n_ion * omega_r / (4.0 * math.pi)
-        chi = _mu_rho(comp, e_line) * cosec
+        chi = mu_rho(comp, e_line) * cosec
         energies.append(e_line * 1000.0)
-        areas.append(emitted * _philibert_f(chi, beam_kev, edge, h))
+        areas.append(emitted * philibert_f(chi, beam_kev, edge, h))
     eff = detector_efficiency()
     e_ch = (np.arange(N_CHANNELS) + 0.5) * CHANNEL_EV
     peaks: np.ndarray | float = 0.0
@@ -331,17 +331,17 @@ def _phase_physics(formula: str, beam_kev: float, takeoff_deg: float, fwhm_mnka_
         e_all = np.concatenate(energies)
         a_all = np.concatenate(areas) * np.interp(e_all, e_ch, eff)
         peaks = binned_peaks(e_all, a_all, fwhm_mnka_ev)
-    return np.asarray(peaks + _continuum(m, beam_kev, fwhm_mnka_ev, e_ch, eff))
+    return np.asarray(peaks + phase_continuum(m, beam_kev, fwhm_mnka_ev, e_ch, eff))
 
 
-def _physics_key(p: dict) -> tuple[float, float, float]:
+def physics_key(p: dict) -> tuple[float, float, float]:
     return float(p["beam_kev"]), float(p["takeoff_deg"]), float(p["fwhm_mnka_ev"])
 
 
 @lru_cache(maxsize=16)
-def _phase_shapes(key: tuple[float, float, float]) -> np.ndarray:
+def cached_phase_shapes(key: tuple[float, float, float]) -> np.ndarray:
     """(51, 3000) spectrum shapes, each summing to 1: the 50 minerals in class order, then epoxy."""
-    rows = [_phase_physics(m.formula, *key) for m in [*MINERALS, EPOXY]]
+    rows = [phase_physics(m.formula, *key) for m in [*MINERALS, EPOXY]]
     s = np.array(rows)
     s /= s.sum(axis=1, keepdims=True)
     s.setflags(write=False)
@@ -350,7 +350,7 @@ def _phase_shapes(key: tuple[float, float, float]) -> np.ndarray:
 
 def phase_shapes(params: dict | None = None) -> np.ndarray:
     """Normalised expected spectra (51, 3000): mineral class ids 0..49, then epoxy (cached per physics)."""
-    return _phase_shapes(_physics_key(full_eds_params(params)))
+    return cached_phase_shapes(physics_key(full_eds_params(params)))
 
 
 def mineral_spectrum(name_or_index: str | int, params: dict | None = None) -> np.ndarray:
@@ -358,4 +358,4 @@ def mineral_spectrum(name_or_index: str | int, params: dict | None = None) -> np
     p = full_eds_params(params)
     m = resolve(name_or_index)
     i = len(MINERALS) if m is EPOXY else MINERALS.index(m)
-    return _phase_shapes(_physics_key(p))[i] * (p["counts_per_ms"] * p["dwell_ms"])
+    return cached_phase_shapes(physics_key(p))[i] * (p["counts_per_ms"] * p["dwell_ms"])
