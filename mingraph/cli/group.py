@@ -327,5 +327,9 @@ from mingraph.cli.minerals import minerals_cmd  # noqa: E402  (mineral lists)
 main.add_command(classify_spectra_cmd)
 main.add_command(minerals_cmd)
 
+from mingraph.cli.view import view_cmd  # noqa: E402  (napari: the view extra, imported when run)
+
+main.add_command(view_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
