@@ -296,6 +296,9 @@ def demo(
         out, n_tiles=n_tiles, size=size, seed=seed, field=field, fraction=fraction, model=model
     ):
         click.echo(f"wrote {path}")
+    import shlex
+
+    click.echo(f"look at it: mingraph view {shlex.quote(str(Path(out) / 'prediction'))}")
 
 
 # model commands live in cli/models.py (train, evaluate, train-unet, export-model, convert-model)

@@ -45,7 +45,7 @@ def view_cmd(run: Path, screenshot: Path | None) -> None:
 
     Needs napari: pip install 'mingraph[view]'."""
     from mingraph.view.napari_viewer import import_napari
-    from mingraph.view.scene import read_scene
+    from mingraph.view.runs import read_scene
 
     scene = read_scene(run)
     import_napari()

@@ -11,14 +11,11 @@ resolution, read lazily field by field (:mod:`mingraph.view.mosaic`).  Layers, b
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from mingraph.common.errors import InputError
 
 UNKNOWN, LOW_CONFIDENCE = 1, 2
 UNCLASSIFIED_COLOURS = {UNKNOWN: (1.0, 1.0, 1.0, 1.0), LOW_CONFIDENCE: (0.0, 0.0, 0.0, 0.55)}
@@ -58,21 +55,6 @@ class Scene:
 
     def layer(self, name: str) -> Layer:
         return next(la for la in self.layers if la.name == name)
-
-
-def run_kind(run: str | os.PathLike) -> tuple[str, Path]:
-    """("predict" | "sample", folder) of a run folder: a predict output, or a predict-sample output
-    (its top folder or its ``sample/``)."""
-    p = Path(run)
-    if (p / "phase_map.tif").is_file() and (p / "legend.json").is_file():
-        return "predict", p
-    if (p / "run.json").is_file() and (p / "fields").is_dir():
-        return "sample", p
-    if p.name == "sample" and (p.parent / "run.json").is_file():
-        return "sample", p.parent
-    raise InputError(
-        p, "run folder", "expected a predict output (phase_map.tif, legend.json) or a predict-sample output"
-    )
 
 
 def hex_rgba(colour: str) -> tuple[float, float, float, float]:
@@ -144,16 +126,6 @@ def read_points_table(path: Path) -> dict[str, np.ndarray]:
     out = {c: df[c].to_numpy() for c in df.columns}
     out["mineral"] = np.array([csv_uncell(m) for m in out["mineral"]], dtype=object)
     return out
-
-
-def read_scene(run: str | os.PathLike) -> Scene:
-    """The :class:`Scene` of a predict or predict-sample output folder."""
-    kind, folder = run_kind(run)
-    if kind == "sample":
-        from mingraph.view.mosaic import sample_scene
-
-        return sample_scene(folder)
-    return field_scene(folder)
 
 
 def field_scene(folder: Path) -> Scene:
