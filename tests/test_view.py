@@ -18,11 +18,8 @@ from mingraph.cli import main
 
 
 @pytest.fixture(scope="module")
-def predicted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("view") / "run"
-    r = CliRunner().invoke(main, ["predict", "--simulate", "96", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    return out
+def predicted(predicted_96):
+    return predicted_96
 
 
 def _legend(run):

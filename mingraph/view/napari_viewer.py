@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.common.errors import InputError
+from mingraph.common.errors import InputError, import_extra
 from mingraph.view.scene import Layer, Scene
 
 MISSING = "napari is not installed: pip install 'mingraph[view]'"
@@ -16,11 +16,7 @@ MISSING = "napari is not installed: pip install 'mingraph[view]'"
 
 def import_napari():
     """The napari module, or InputError with the one line that says what to install."""
-    try:
-        import napari
-    except ImportError:
-        raise InputError("mingraph view", "napari", MISSING) from None
-    return napari
+    return import_extra("napari", MISSING)
 
 
 def label_colormap(layer: Layer):
