@@ -45,3 +45,16 @@ def seam_band(shape: tuple[int, int], block: int, half_width: int) -> np.ndarray
         band[k - half_width : k + half_width, :] = True
         band[:, k - half_width : k + half_width] = True
     return band
+
+
+@pytest.fixture(scope="module")
+def predicted_96(tmp_path_factory):
+    """A ``mingraph predict --simulate 96`` output folder (one per test module)."""
+    from click.testing import CliRunner
+
+    from mingraph.cli import main
+
+    out = tmp_path_factory.mktemp("predict96") / "run"
+    res = CliRunner().invoke(main, ["predict", "--simulate", "96", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out

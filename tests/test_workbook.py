@@ -8,10 +8,8 @@ import math
 
 import openpyxl
 import pytest
-from click.testing import CliRunner
 
 from mingraph.analyse.workbook import ORDER, write_workbook
-from mingraph.cli import main
 from mingraph.common.files import write_csv
 
 
@@ -26,11 +24,8 @@ def _same(cell, text: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wb") / "p"
-    res = CliRunner().invoke(main, ["predict", "--simulate", "96", "--out", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
+def run(predicted_96):
+    return predicted_96
 
 
 def test_every_mineralogy_table_is_one_sheet_equal_to_its_csv(run):

@@ -258,6 +258,9 @@ def demo(
         out, n_tiles=n_tiles, size=size, seed=seed, field=field, fraction=fraction, model=model
     ):
         click.echo(f"wrote {path}")
+    import shlex
+
+    click.echo(f"look at it: mingraph view {shlex.quote(str(Path(out) / 'prediction'))}")
 
 
 # model commands live in cli/models.py (train, evaluate, train-unet, export-model, convert-model)
@@ -288,6 +291,10 @@ from mingraph.cli.minerals import minerals_cmd  # noqa: E402  (mineral lists)
 
 main.add_command(classify_spectra_cmd)
 main.add_command(minerals_cmd)
+
+from mingraph.cli.view import view_cmd  # noqa: E402  (napari: the view extra, imported when run)
+
+main.add_command(view_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,3 +15,14 @@ class InputError(ValueError):
     def __reduce__(self):
         # so that worker processes can send it back (its __init__ takes three arguments)
         return (InputError, (self.source, self.field, self.problem))
+
+
+def import_extra(module: str, hint: str):
+    """Import an optional dependency (an extra), or raise InputError whose message is ``hint`` (what
+    to install)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(module, "import", hint) from None

@@ -195,6 +195,22 @@ def point_classes(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
     return bundle.model.point_classes(enc, features)
 
 
+@torch.no_grad()
+def point_probability(bundle: Bundle, features: np.ndarray) -> np.ndarray | None:
+    """(N,) float32 probability of each EDS point's class (:func:`point_classes`; unknown's own
+    probability for an unknown point) by its point classifier; None when it gives none."""
+    enc = bundle.encoder
+    if enc is None or len(features) == 0:
+        return None
+    f = np.asarray(features, np.float32)
+    if getattr(enc, "unknown_column", False) or bundle.model.mixes_point_classes:  # class probabilities
+        return f.max(1)
+    if getattr(enc, "kind", None) != "cnn" or not enc.n_classes:
+        return None
+    logits = enc.network().head(torch.as_tensor(f))
+    return torch.softmax(logits, 1).max(1).values.numpy().astype(np.float32)
+
+
 def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) -> Bundle:
     """The model with its point evidence from ``classifier`` (:data:`~mingraph.spectra.point_classifier.CLASSIFIERS`).
 

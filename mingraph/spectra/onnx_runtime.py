@@ -8,18 +8,14 @@ import os
 
 import numpy as np
 
-from mingraph.common.errors import InputError
+from mingraph.common.errors import InputError, import_extra
 from mingraph.spectra.window import CH_HI, CH_LO, EMBED_DIM
 
 INSTALL_HINT = "onnxruntime is not installed: pip install 'mingraph[onnx]'"
 
 
 def _ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise InputError("onnxruntime", "import", INSTALL_HINT) from None
-    return onnxruntime
+    return import_extra("onnxruntime", INSTALL_HINT)
 
 
 def onnx_session(model: bytes, source: str | os.PathLike = "encoder", threads: int = 0):

@@ -189,6 +189,18 @@ class PhysicsClassifier:
         res = classify_spectra(y, self._model, reference=self._reference)
         return np.asarray(res.probabilities, np.float32)
 
+    def fit_quality(self, spectra: np.ndarray) -> np.ndarray:
+        """(n,) goodness of fit z of each (n, 3000) count spectrum's best class (about 0 where
+        the physics explains the counts to counting noise; :class:`~mingraph.spectra.physics.PhysicsResult`)."""
+        from mingraph.spectra.physics import classify_spectra
+
+        y = np.asarray(spectra)
+        if len(y) == 0:
+            return np.zeros(0, np.float32)
+        if self._model is None:
+            self.calibrate(y.sum(0, dtype=np.float64))
+        return np.asarray(classify_spectra(y, self._model, reference=self._reference).z, np.float32)
+
     def record(self) -> dict:
         """What outputs store: the classifier, its list and the fitted calibration."""
         return {

@@ -23,7 +23,7 @@ import torch
 from mingraph.acquire.fields import Field
 from mingraph.common.errors import InputError
 from mingraph.common.outputs import atomic_folder, check_new_output
-from mingraph.learn.bundle import Bundle, point_classes, point_features
+from mingraph.learn.bundle import Bundle, point_classes, point_features, point_probability
 from mingraph.learn.tiling import block_probabilities
 from mingraph.spectra.point_classifier import unclassified_beyond
 
@@ -39,6 +39,7 @@ class Prediction:
     eds_rc: np.ndarray
     seconds: float
     eds_classes: np.ndarray | None = None  # (N,) the encoder's class of each EDS point, if it has one
+    eds_probability: np.ndarray | None = None  # (N,) the point classifier's probability of that class
 
 
 def check_points(eds_rc: np.ndarray, shape: tuple[int, int], source: str) -> np.ndarray:
@@ -112,7 +113,14 @@ def predict_field(
     labels = unclassified_beyond(labels, n_cls)  # unknown: no mineral of the list fits
     labels[~valid] = -1
     conf[~valid] = 0.0
-    return Prediction(labels, conf, eds_rc, time.perf_counter() - t0, point_classes(bundle, embeddings))
+    return Prediction(
+        labels,
+        conf,
+        eds_rc,
+        time.perf_counter() - t0,
+        point_classes(bundle, embeddings),
+        point_probability(bundle, embeddings),
+    )
 
 
 def measure_points(
@@ -173,8 +181,8 @@ def measured_field(
 
     ``labels`` (an id image) named by ``classes`` (default: the model's class list) are kept
     to score the prediction against (see :func:`labels_in_model_classes`)."""
-    from mingraph.acquire.fields import NoSpectra
     from mingraph.acquire.formats.images import read_bse, read_class_names, read_labels, read_mask
+    from mingraph.acquire.formats.points import spectra_at_points
 
     img = read_bse(bse)
     vmask = read_mask(valid, img.shape, "valid") if valid is not None else np.ones(img.shape, bool)
@@ -186,11 +194,12 @@ def measured_field(
             "labels",
             f"phase id {int(lab.max())} has no name ({len(names)} names{'' if classes else ': give --classes'})",
         )
-    sample = Field(img, vmask, lab, names, pixel_size_um, NoSpectra(str(bse)), name=Path(bse).stem)
     rc, spectra = read_points(points)
     rc = check_points(rc, img.shape, str(points))
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
+    eds = spectra_at_points(rc, spectra, img.shape, str(points))  # kept for the outputs' points.npz
+    sample = Field(img, vmask, lab, names, pixel_size_um, eds, name=Path(bse).stem)
     return sample, rc, point_features(bundle, spectra)
 
 
@@ -237,6 +246,7 @@ def write_outputs(
     from mingraph.analyse.mineralogy.phasemap import write_legend, write_phase_map
     from mingraph.analyse.plots import save_confidence_png, save_phase_overlay_png
     from mingraph.analyse.report import write_report
+    from mingraph.analyse.view_files import write_view_files
     from mingraph.common.metrics import confusion, scores
 
     names = bundle.class_names
@@ -315,6 +325,7 @@ def write_outputs(
     )
     if hasattr(bundle.encoder, "record"):  # the physics: its list and the fitted calibration
         (out / "point_classifier.json").write_text(json.dumps(bundle.encoder.record(), indent=1) + "\n")
+    write_view_files(out, sample, pred, shown, bundle.encoder)  # what `mingraph view` shows
     report = write_report(out, images, mineralogy, summary, metrics)
     return {"report": report, "metrics": metrics, "summary": summary}
 

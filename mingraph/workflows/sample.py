@@ -4,7 +4,8 @@ Layout of OUT::
 
     run.json                 the settings of the run (a resumed run must have the same)
     fields/<name>/           one folder per field, written atomically (temporary name, then renamed):
-        phase_map.tif, confidence.tif, field.json, field.npz (the field's owned figures and thumbnails)
+        phase_map.tif, confidence.tif, field.json, field.npz (the field's owned figures and thumbnails),
+        bse.tif, points.csv, points.npz (what `mingraph view` shows: analyse/view_files.py)
     sample/                  the sample's results, rewritten whole at the end of each run:
         mineralogy/ (modal, grains with their field and edge flag, particles, association, liberation ...),
         overview_phases.png, overview_bse.png, fields.csv, summary.json, report.md, report.html
@@ -51,7 +52,8 @@ def _cached(key: str, make: Callable[[], Any]) -> Any:
 
 def load_field(spec: FieldSpec, bundle, cfg: dict):
     """(Field in the model's classes, EDS positions (n, 2) int32, embeddings (n, d) float32) of one field."""
-    from mingraph.acquire.fields import Field, NoSpectra
+    from mingraph.acquire.fields import Field
+    from mingraph.acquire.formats.points import spectra_at_points
     from mingraph.learn.bundle import point_features
     from mingraph.workflows.predict import (
         check_points,
@@ -81,8 +83,9 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
 
             valid = read_mask(spec.valid, d["bse"].shape, "valid")
         bundle = field_classifier(bundle, cfg, None, spec.source)
-        sample = Field(d["bse"], valid, None, bundle.class_names, px, NoSpectra(spec.source))
-        rc = check_points(d["rc"], sample.shape, spec.source)
+        rc = check_points(d["rc"], d["bse"].shape, spec.source)
+        eds = spectra_at_points(rc, d["spectra"], d["bse"].shape, spec.source)
+        sample = Field(d["bse"], valid, None, bundle.class_names, px, eds)
         emb = point_features(bundle, d["spectra"])
     else:
         bundle = field_classifier(bundle, cfg, None, spec.source)
@@ -129,6 +132,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
     from mingraph.analyse.mineralogy.fields import field_figures
     from mingraph.analyse.mineralogy.phasemap import write_phase_map
     from mingraph.analyse.mosaic import thumbnail
+    from mingraph.analyse.view_files import write_view_files
     from mingraph.common.metrics import confusion
     from mingraph.learn.bundle import load_model
     from mingraph.workflows.predict import predict_field
@@ -172,6 +176,7 @@ def run_field(spec: FieldSpec, cfg: dict, fields: list[FieldSpec]) -> dict:
         write_phase_map(tmp / "phase_map.tif", pred.labels, cfg["minerals"].colours, sample.pixel_size_um)
         tifffile.imwrite(tmp / "confidence.tif", pred.confidence, compression="zlib")
         np.savez_compressed(tmp / "field.npz", **figs)
+        write_view_files(tmp, sample, pred, list(cfg["minerals"].names), bundle.encoder)
         (tmp / "field.json").write_text(json.dumps(info, indent=2))
     return info
 

@@ -155,13 +155,29 @@ def save_points(path: Path, rc: np.ndarray, spectra: np.ndarray) -> None:
         raise InputError(path, "rc", f"positions must fit 32 bits, got [{rc.min()}, {rc.max()}]")
     if s.dtype.kind == "f" and s.dtype.itemsize > 4:  # stored as float32: checked for its range
         check_counts(s, str(path), "spectra")
+    ptr, channel, count = sparse_rows(s)
+    with open(path, "wb") as fh:
+        np.savez(fh, rc=np.asarray(rc, np.int32), ptr=ptr, channel=channel, count=count)
+
+
+def sparse_rows(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR form of (n, channels) spectra: ``ptr`` int64 (n + 1,), ``channel`` uint16 and ``count``
+    (unsigned integers kept, anything else as float32) of the non-zero channels, row by row."""
+    s = np.asarray(spectra)
     rows, chans = np.nonzero(s)
     ptr = np.zeros(s.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
     count = s[rows, chans]
-    count = count if count.dtype.kind == "u" else count.astype(np.float32)
-    with open(path, "wb") as fh:
-        np.savez(fh, rc=np.asarray(rc, np.int32), ptr=ptr, channel=chans.astype(np.uint16), count=count)
+    return ptr, chans.astype(np.uint16), count if count.dtype.kind == "u" else count.astype(np.float32)
+
+
+def spectra_at_points(rc: np.ndarray, spectra: np.ndarray, shape: tuple[int, int], source: str):
+    """The measured (n, channels) ``spectra`` at ``rc`` as an EDS source
+    (:class:`~mingraph.acquire.fields.PointSpectra`) of a (H, W) field."""
+    from mingraph.acquire.fields import PointSpectra
+
+    ptr, channel, count = sparse_rows(spectra)
+    return PointSpectra(np.asarray(rc, np.int64), ptr, channel, count, tuple(shape), source)
 
 
 def load_points(path: Path, shape: tuple[int, int], source: str):

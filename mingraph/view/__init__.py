@@ -1,0 +1,1 @@
+"""``mingraph view``: a run's results in napari (the ``view`` extra); the scene is read without napari."""
