@@ -17,7 +17,7 @@ from mingraph.analyse.classmap import match_classes
 from mingraph.analyse.evaluate import evaluate
 from mingraph.cli import main
 from mingraph.common.errors import InputError
-from mingraph.workflows.predict import default_model_path
+from mingraph.learn.bundle import default_model_path
 
 
 def test_match_by_name():

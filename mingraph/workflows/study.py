@@ -73,9 +73,9 @@ def run_study(
     from mingraph.analyse.evaluate import evaluate
     from mingraph.graphs.build import build_graphs
     from mingraph.learn.baselines import train_unet
+    from mingraph.learn.bundle import default_model_path
     from mingraph.learn.train import train
     from mingraph.spectra.fit import fit_encoder_on_dataset
-    from mingraph.workflows.predict import default_model_path
 
     p = PROTOCOLS[protocol]
     out = output_folder(out, "study")
