@@ -110,25 +110,25 @@ def evaluate(
     main = ModelMethod(bundle)
     compared = compared_models(compare or (), main.name, names)
     classical = dict(classical or {})
-    geodesic = GeodesicNearestEDS(classical.get("alpha", 30.0), C)
-    segment = SegmentVote(classical.get("segment_px", 64.0), C)
-    pick = CandidatePick(seed)
-    if can_nearest:
-        fitting = FittingFields(
-            open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern
-        )
-        if not {"alpha", "segment_px"} <= set(classical):
-            for m in (geodesic, segment):  # tuned on the validation split; a value given stays
-                m.fit(fitting)
-            tuning = fitting.tuning({"alpha": geodesic.table, "segment_px": segment.table})
-            classical = {"alpha": geodesic.value, "segment_px": segment.value, "tuning": tuning} | classical
-        pick.fit(fitting)  # fitted on training fields; else not reported
-    geodesic.value = float(classical.get("alpha", 30.0))
-    segment.value = float(classical.get("segment_px", 64.0))
-    methods: list[Method] = [main, *compared]
-    if can_nearest:
-        methods += [geodesic, *([pick] if pick.available else []), segment]
-    methods += [m for m in (knn, NearestEDS() if can_nearest else None, unet_method) if m is not None]
+    # the classical baselines are tuned on the validation split unless both values are given
+    tune = not {"alpha", "segment_px"} <= set(classical)
+    geodesic = GeodesicNearestEDS(C, classical.get("alpha"), tune)
+    segment = SegmentVote(C, classical.get("segment_px"), tune)
+    pick = CandidatePick(seed)  # fitted on training fields; else not reported
+    point_methods = [geodesic, pick, segment] if can_nearest else []
+    candidates = [main, *compared, *point_methods, knn, NearestEDS() if can_nearest else None, unet_method]
+    fitting = (
+        FittingFields(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern)
+        if can_nearest
+        else None
+    )
+    methods: list[Method] = [m for m in candidates if m is not None]
+    for m in methods:
+        m.fit(fitting)
+    methods = [m for m in methods if m.available]
+    if can_nearest and tune:
+        tuned = {"alpha": geodesic.table, "segment_px": segment.table}
+        classical.setdefault("tuning", fitting.tuning(tuned))
     cfg = bundle.config
     graph = {
         "pattern": pattern,

@@ -54,8 +54,9 @@ class Method:
     name = ""
     available = True
 
-    def fit(self, fields: FittingFields) -> None:
-        """Tune or fit on ``fields``; nothing to do for a method without parameters."""
+    def fit(self, fields: FittingFields | None) -> None:
+        """Tune or fit on ``fields`` (None: a dataset's fields are not read, no method that needs
+        them is run); nothing to do for a method without parameters."""
 
     def predict(self, points: Sequence[SharedPoints]) -> list[np.ndarray]:
         return [self.predict_field(p) for p in points]
@@ -106,19 +107,23 @@ def compared_models(paths: Sequence[str | os.PathLike], main: str, names: list[s
 class TunedMethod(Method):
     """A classical baseline with one parameter, ``value``: :meth:`fit` scores every value of
     ``grid`` on the validation fields (weighted F1) and keeps the best (:func:`choose_parameter`),
-    the scores in ``table``; :meth:`label` is the map at any value."""
+    the scores in ``table``, unless ``tune`` is False; a ``given`` value is kept whatever the
+    tuning found.  :meth:`label` is the map at any value."""
 
     grid: Sequence[float] = ()
+    default = 0.0
 
-    def __init__(self, value: float, n_classes: int):
-        self.value, self.n_classes, self.table = float(value), n_classes, None
+    def __init__(self, n_classes: int, given: float | None = None, tune: bool = True):
+        self.n_classes, self.given, self.tune, self.table = n_classes, given, tune, None
+        self.value = float(self.default if given is None else given)
 
     def fit(self, fields: FittingFields) -> None:
-        val = fields.validation
+        val = fields.validation if self.tune else []
         if val:
             self.value, self.table = choose_parameter(
                 self.grid, lambda v: pooled_f1(val, [self.label(p, v) for p in val], self.n_classes)
             )
+        self.value = float(self.value if self.given is None else self.given)
 
     def predict_field(self, p: SharedPoints) -> np.ndarray:
         return self.label(p, self.value)
@@ -132,7 +137,7 @@ class GeodesicNearestEDS(TunedMethod):
     takes the class of the point it reaches most cheaply, a step across a BSE edge costing more by
     the weight alpha, tuned over :data:`~mingraph.learn.classical.GEODESIC_ALPHAS`."""
 
-    grid = GEODESIC_ALPHAS
+    grid, default = GEODESIC_ALPHAS, 30.0
 
     @property
     def name(self) -> str:
@@ -147,7 +152,7 @@ class SegmentVote(TunedMethod):
     take the majority class of their points, segments without one the nearest-EDS class; the mean
     segment area in pixels tuned over :data:`~mingraph.learn.classical.SEGMENT_SIZES_PX`."""
 
-    grid = SEGMENT_SIZES_PX
+    grid, default = SEGMENT_SIZES_PX, 64.0
 
     @property
     def name(self) -> str:
