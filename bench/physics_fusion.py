@@ -27,11 +27,10 @@ import numpy as np
 
 from mingraph.acquire.simulate import simulate_tile
 from mingraph.common.metrics import confusion, scores
-from mingraph.graphs.structure import build_structured_graph
-from mingraph.learn.baselines import nearest_eds_labels
 from mingraph.learn.bundle import load_model, point_classes, with_classifier
 from mingraph.spectra.calibrate import Instrument
 from mingraph.workflows.predict import measure_points, predict_field
+from mingraph_kernels.nearest import nearest_eds_labels
 
 
 def main() -> None:
@@ -81,8 +80,7 @@ def main() -> None:
                     lab = pred.labels
                     unknown_points += int((pc < 0).sum())
                     n_points += len(pc)
-                g = build_structured_graph(s.bse, rc, np.zeros((len(rc), 1), np.float32))
-                near = nearest_eds_labels(g, pc)
+                near = nearest_eds_labels(*s.shape, rc, np.asarray(pc, np.int64))
                 cms[f"fusion_{kind}"] += confusion(truth, lab, n_l, unclassified=True)
                 cms[f"nearest_{kind}"] += confusion(truth, near, n_l, unclassified=True)
         row = {}

@@ -66,8 +66,8 @@ MARGIN = {0.01: 0.08, 0.05: 0.04}
 @pytest.mark.parametrize("fraction", sorted(MARGIN))
 def test_default_model_beats_nearest_eds_labelling(bundle, fraction):
     from mingraph.graphs.structure import build_structured_graph
-    from mingraph.learn.baselines import nearest_eds_labels
     from mingraph.spectra.encoder import classify
+    from mingraph_kernels.nearest import nearest_eds_labels
 
     n = len(bundle.class_names)
     cm_model = np.zeros((n, n + 1), np.int64)
@@ -77,7 +77,9 @@ def test_default_model_beats_nearest_eds_labelling(bundle, fraction):
         rc, feats = measure_points(s, bundle, fraction, "random", seed)
         spectra = s.eds.spectra(rc[:, 0], rc[:, 1])
         g = build_structured_graph(s.bse, rc, np.zeros((len(rc), 1), np.float32))
-        near = nearest_eds_labels(g, classify(bundle.encoder, spectra))
+        near = nearest_eds_labels(
+            g.height, g.width, rc, classify(bundle.encoder, spectra), nearest=g.nearest_eds
+        )
         pred = predict_field(bundle, s.bse, s.valid, rc, feats, progress=False)
         truth = np.where(s.valid, s.labels, -1)
         cm_model += confusion(truth, pred.labels, n, unclassified=True)

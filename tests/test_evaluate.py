@@ -14,11 +14,12 @@ from mingraph.acquire.dataset import open_dataset
 from mingraph.analyse.evaluate import EVAL_SEED, evaluate
 from mingraph.graphs.build import build_graphs, field_graph
 from mingraph.graphs.structure import build_structured_graph
-from mingraph.learn.baselines import UNet, nearest_eds_labels, train_unet
+from mingraph.learn.baselines import UNet, train_unet
 from mingraph.learn.bundle import load_bundle
 from mingraph.learn.train import train
 from mingraph.spectra.encoder import classify, fit_cnn, save_encoder
 from mingraph.spectra.fit import labelled_spectra
+from mingraph_kernels.nearest import nearest_eds_labels as label_nearest
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,13 @@ def trained(shards, tmp_path_factory):  # noqa: F811
     train(tmp / "run", tmp / "sh", config=dict(CFG, epochs=4, encoder=str(enc)), progress=False)
     train_unet(shards / "ds", tmp / "unet.pt", epochs=2, progress=False)
     return tmp
+
+
+def nearest_eds_labels(graph, eds_classes):
+    """Nearest-EDS labelling as evaluate's method gives it: the kernel on the graph's own map."""
+    return label_nearest(
+        graph.height, graph.width, graph.eds_rc, np.asarray(eds_classes, np.int64), nearest=graph.nearest_eds
+    )
 
 
 def test_nearest_eds_labels_brute_force():

@@ -16,7 +16,7 @@ from mingraph.acquire.simulate import simulate_tile
 from mingraph.acquire.simulate.eds import SimulatedEds
 from mingraph.acquire.simulate.minerals import class_names
 from mingraph.analyse.evaluate import EVAL_SEED, evaluate
-from mingraph.analyse.evaluate_classical import point_class_lut
+from mingraph.analyse.shared_points import point_class_lut
 from mingraph.graphs.build import field_graph
 from mingraph.learn.bundle import default_model_path, load_bundle
 from mingraph.learn.classical import geodesic_nearest_eds, segment_vote

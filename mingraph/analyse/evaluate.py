@@ -17,27 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
-from mingraph.analyse.evaluate_classical import fit_pick, point_class_lut, point_classes, tune_classical
+from mingraph.analyse.methods import (
+    CandidatePick,
+    GeodesicNearestEDS,
+    KnnGAT,
+    Method,
+    ModelMethod,
+    NearestEDS,
+    SegmentVote,
+    UNetBSE,
+    compared_models,
+    tile_confusions,
+)
+from mingraph.analyse.shared_points import FittingFields, SharedPoints, point_class_lut
 from mingraph.common.errors import InputError
 from mingraph.common.files import write_csv, write_text
-from mingraph.common.metrics import confusion, scores, tile_mean_scores
+from mingraph.common.metrics import scores, tile_mean_scores
 from mingraph.common.outputs import atomic_folder, check_new_output
-from mingraph.graphs.build import DEFAULT_FRACTIONS, field_graph
-from mingraph.learn.bundle import Bundle, default_model_path, load_bundle, resolve_model
+from mingraph.graphs.build import DEFAULT_FRACTIONS
+from mingraph.learn.bundle import load_bundle, resolve_model
 from mingraph.spectra.point_classifier import unclassified_beyond
 
 EVAL_SEED = 20_240_601
-
-
-def model_label(bundle: Bundle) -> str:
-    """The name a model's scores carry (its class's ``label``: "fusion model", "GAT (paper)")."""
-    return bundle.model.label
-
-
-def model_maps(bundle: Bundle, fields: list, graphs: list, spectra: list) -> list[np.ndarray]:
-    """Class maps of a model on fields whose EDS points (``graphs[i].eds_rc``) and measured
-    ``spectra`` are given: every method is scored on the same points."""
-    return bundle.model.field_maps(bundle.encoder, bundle.config, fields, graphs, spectra)
 
 
 def evaluate(
@@ -72,9 +73,6 @@ def evaluate(
 
     from mingraph.acquire.dataset import open_dataset
     from mingraph.analyse.plots import save_confusion_png, save_overlay_png
-    from mingraph.learn.baselines import load_unet, nearest_eds_labels, predict_unet
-    from mingraph.learn.candidate_pick import candidate_pick
-    from mingraph.learn.classical import geodesic_nearest_eds, segment_vote
 
     model_path = resolve_model(model)
     out = (
@@ -104,43 +102,43 @@ def evaluate(
     tiles = ds.indices(split)[:max_tiles] if max_tiles else ds.indices(split)
     if not tiles:
         raise InputError(ds.path, "split", f"no tiles in split {split!r}")
-    knn = load_bundle(resolve_model(knn_model)) if knn_model else None
-    if knn is not None and knn.class_names != names:
-        raise InputError(knn_model, "class_names", "the kNN model's classes differ from the dataset's")
-    unet_net = None
-    if unet:
-        unet_net, unet_names = load_unet(unet)
-        if unet_names != names:
-            raise InputError(unet, "class_names", "the UNet's classes differ from the dataset's")
+    knn = KnnGAT(knn_model, names, pattern, seed) if knn_model else None
+    unet_method = UNetBSE(unet, names) if unet else None
     # the EDS points' classes (the encoder's) in the model's ids by name, for the classical baselines
     lut = point_class_lut(bundle.encoder, names)
     can_nearest = lut is not None and bool((lut >= 0).any())
-    main = model_label(bundle)
-    compare_bundles = {}
-    for path in compare or ():
-        other_path = resolve_model(path)
-        other = load_bundle(other_path)
-        if other.class_names != names:
-            raise InputError(path, "class_names", "this model's classes differ from the dataset's")
-        label = model_label(other)
-        if other_path.resolve() == default_model_path().resolve():
-            label = f"{label}, shipped ({other_path.name})"
-        elif label == main or label in compare_bundles:  # two models of one kind: name them by file
-            label = f"{label} ({Path(path).name})"
-        compare_bundles[label] = other
+    main = ModelMethod(bundle)
+    compared = compared_models(compare or (), main.name, names)
     classical = dict(classical or {})
-    if can_nearest and not {"alpha", "segment_px"} <= set(classical):
-        tune_ds = open_dataset(tune_on) if tune_on else ds
-        classical = tune_classical(tune_ds, bundle.encoder, seed, names, pattern=pattern) | classical
-    alpha, segment_px = float(classical.get("alpha", 30.0)), float(classical.get("segment_px", 64.0))
-    pick_model = (
-        fit_pick(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern=pattern)
+    # the classical baselines are tuned on the validation split unless both values are given
+    tune = not {"alpha", "segment_px"} <= set(classical)
+    geodesic = GeodesicNearestEDS(C, classical.get("alpha"), tune)
+    segment = SegmentVote(C, classical.get("segment_px"), tune)
+    pick = CandidatePick(seed)  # fitted on training fields; else not reported
+    point_methods = [geodesic, pick, segment] if can_nearest else []
+    candidates = [main, *compared, *point_methods, knn, NearestEDS() if can_nearest else None, unet_method]
+    fitting = (
+        FittingFields(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern)
         if can_nearest
         else None
     )
+    methods: list[Method] = [m for m in candidates if m is not None]
+    for m in methods:
+        m.fit(fitting)
+    methods = [m for m in methods if m.available]
+    if can_nearest and tune:
+        tuned = {"alpha": geodesic.table, "segment_px": segment.table}
+        classical.setdefault("tuning", fitting.tuning(tuned))
     cfg = bundle.config
+    graph = {
+        "pattern": pattern,
+        "lift": cfg.get("lift", 1.0),
+        "encoder": bundle.encoder,
+        "eds_edges": cfg.get("eds_edges", "delaunay"),
+        "k": cfg.get("k", 6),
+        "convention": cfg.get("convention", "paper"),
+    }
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
-    unet_cache: dict[int, np.ndarray] = {}
     overlay_paths = []
     with atomic_folder(out, overwrite=True, kind="evaluate") as tmp:
         # tiles are streamed in batches: memory does not grow with the split
@@ -148,90 +146,20 @@ def evaluate(
             bar = tqdm(total=len(tiles), desc=f"evaluate {f:g}", unit="tile", disable=not progress)
             for k in range(0, len(tiles), batch):
                 chunk = tiles[k : k + batch]
-                samples = [ds.field(t) for t in chunk]
-                truth = [
-                    np.where(s.valid, match.to_model(s.labels), -1)
-                    if s.labels is not None
-                    else np.full(s.shape, -1)
-                    for s in samples
-                ]
-                graphs, results = [], {}
-                nearest, chunk_spectra = [], []
-                for t, smp in zip(chunk, samples):
-                    g, sp = field_graph(
-                        smp,
-                        t,
-                        f,
-                        0,
-                        pattern,
-                        seed,
-                        cfg.get("lift", 1.0),
-                        bundle.encoder,
-                        cfg.get("eds_edges", "delaunay"),
-                        cfg.get("k", 6),
-                        convention=cfg.get("convention", "paper"),
+                points = [
+                    SharedPoints.draw(
+                        ds.field(t), t, f, match, bundle.encoder, lut if can_nearest else None, seed, **graph
                     )
-                    graphs.append(g)
-                    chunk_spectra.append(sp)
-                    if can_nearest:  # no EDS point: every pixel unclassified, scored as wrong
-                        nearest.append(
-                            nearest_eds_labels(g, point_classes(bundle.encoder, sp, lut))
-                            if g.n_eds
-                            else np.full(smp.shape, -1)
-                        )
-                spectra = chunk_spectra
-                results[main] = model_maps(bundle, samples, graphs, spectra)
-                for label, other in compare_bundles.items():
-                    results[label] = model_maps(other, samples, graphs, spectra)
-                if can_nearest:
-                    cls = [point_classes(bundle.encoder, sp, lut) for sp in spectra]
-                    results[f"geodesic nearest EDS (alpha {alpha:g})"] = [
-                        geodesic_nearest_eds(s.bse, s.valid, g.eds_rc, c, alpha)
-                        for s, g, c in zip(samples, graphs, cls)
-                    ]
-                    if pick_model is not None:  # fitted on training fields; else not reported
-                        results["learnt candidate pick"] = [
-                            candidate_pick(pick_model, s.bse, s.valid, g.eds_rc, c)
-                            for s, g, c in zip(samples, graphs, cls)
-                        ]
-                    results[f"BSE-segment vote ({segment_px:g} px)"] = [
-                        segment_vote(s.bse, s.valid, g.eds_rc, c, nm, segment_px)
-                        for s, g, c, nm in zip(samples, graphs, cls, nearest)
-                    ]
-                if knn is not None:
-                    kcfg = knn.config
-                    kg = [
-                        field_graph(
-                            smp,
-                            t,
-                            f,
-                            0,
-                            pattern,
-                            seed,
-                            kcfg.get("lift", 1.0),
-                            knn.encoder,
-                            "knn",
-                            kcfg.get("k", 6),
-                        )[0]
-                        for t, smp in zip(chunk, samples)
-                    ]
-                    results["GAT (kNN graph)"] = [p[0] for p in knn.model.graph_maps(kg, knn.config)]
-                if can_nearest:
-                    results["nearest EDS"] = nearest
-                if unet_net is not None:
-                    results["UNet (BSE only)"] = [
-                        unet_cache.setdefault(t, predict_unet(unet_net, smp.bse).astype(np.int16))
-                        for t, smp in zip(chunk, samples)
-                    ]
-                for m, maps in results.items():
-                    maps[:] = [unclassified_beyond(p, C) for p in maps]  # the physics' unknown
-                    per_tile = tile_cms.setdefault((m, f), [])
-                    for tr, p in zip(truth, maps):
-                        # an unclassified pixel (-1) is a miss of its true class, no false positive
-                        per_tile.append(confusion(tr, p, C, unclassified=True))
-                for j, (t, smp) in enumerate(zip(chunk, samples)):
+                    for t in chunk
+                ]
+                results = {}
+                for m in methods:  # the physics' unknown: unclassified
+                    results[m.name] = [unclassified_beyond(p, C) for p in m.predict(points)]
+                    tile_cms.setdefault((m.name, f), []).extend(tile_confusions(points, results[m.name], C))
+                for j, p in enumerate(points):
                     if k + j < n_overlays:
-                        panels = {"truth": truth[j]} | {
+                        smp = p.field
+                        panels = {"truth": p.truth} | {
                             m: np.where(smp.valid, maps[j], -1) for m, maps in results.items()
                         }
                         overlay_paths.append(
@@ -240,14 +168,14 @@ def evaluate(
                                 smp.bse,
                                 panels,
                                 names,
-                                graphs[j].eds_rc,
+                                p.graph.eds_rc,
                                 title=f"{smp.name}, EDS {100 * f:g} %",
                             )
                         )
                 bar.update(len(chunk))
             bar.close()
         cms = {key: np.sum(per_tile, axis=0) for key, per_tile in tile_cms.items()}
-        if cms[(main, fractions[0])].sum() == 0:
+        if cms[(main.name, fractions[0])].sum() == 0:
             raise InputError(
                 ds.path, "labels", f"no labelled valid pixel in split {split!r}: nothing to score against"
             )
@@ -279,7 +207,7 @@ def evaluate(
                 tmp / f"confusion-{tag}.csv",
                 [["", *names, "unclassified"]] + [[names[i]] + cm[i].tolist() for i in range(C)],
             )
-            if m == main:
+            if m == main.name:
                 save_confusion_png(
                     tmp / f"confusion-{tag}.png",
                     cm[:, :C],
@@ -293,9 +221,13 @@ def evaluate(
             "tiles": len(tiles),
             "seed": seed,
             "fractions": list(fractions),
-            "classical": {"alpha": alpha, "segment_px": segment_px, "tuning": classical.get("tuning")},
+            "classical": {
+                "alpha": geodesic.value,
+                "segment_px": segment.value,
+                "tuning": classical.get("tuning"),
+            },
             "candidate_pick": "fitted on the training split"
-            if pick_model is not None
+            if pick.available
             else "not run: no labelled training fields (give --tune-on DATASET)",
             "results": rows,
             "classes_left_out": match.labels_only,

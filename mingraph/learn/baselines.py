@@ -1,8 +1,9 @@
-"""Baselines the GAT must beat: a UNet on BSE alone (the paper's) and nearest-EDS labelling.
+"""The BSE-only UNet the GAT must beat (the paper's baseline): the network, its training, its file.
 
-Nearest-EDS labelling is what a user can do without any fusion: classify each measured spectrum
-and give every pixel the class of its nearest EDS point (a Voronoi map).  The kNN-graph GAT
-(the paper's Fig. 10 ablation) is the GAT trained with ``eds_edges = "knn"``.
+The other baselines need no network of their own: nearest-EDS labelling is
+:func:`mingraph_kernels.nearest.nearest_eds_labels`, the classical ones are in
+:mod:`mingraph.learn.classical`, and the kNN-graph GAT (the paper's Fig. 10 ablation) is the GAT
+trained with ``eds_edges = "knn"``; :mod:`mingraph.analyse.methods` scores them all as methods.
 """
 
 from __future__ import annotations
@@ -17,24 +18,10 @@ from torch import nn
 
 from mingraph.common.errors import InputError
 from mingraph.common.files import load_artifact, save_artifact
-from mingraph.graphs.structure import StructuredGraph
 from mingraph.learn.class_weights import frequency_weights
-from mingraph_kernels.nearest import nearest_eds_labels as label_nearest
 
 UNET_FORMAT = "mingraph-unet"
 UNET_VERSION = 1
-
-
-def nearest_eds_labels(graph: StructuredGraph, eds_classes: np.ndarray) -> np.ndarray:
-    """Each pixel takes the class of its nearest EDS point (the graph's own nearest-EDS map,
-    :func:`mingraph_kernels.nearest.nearest_eds_labels`); -1 everywhere when there is none."""
-    return label_nearest(
-        graph.height,
-        graph.width,
-        graph.eds_rc,
-        np.asarray(eds_classes, dtype=np.int64),
-        nearest=graph.nearest_eds,
-    )
 
 
 def _block(a: int, b: int) -> nn.Sequential:
