@@ -40,8 +40,9 @@ CHANNELS = ("BSE", "confidence")
 LABELS = "phases"
 
 
-def level_shapes(shape_px: tuple[int, int], coarsest: int = COARSEST_PX) -> list[tuple[int, int]]:
-    """(H_l, W_l) of every level: ceil(H / 2**l), until the longer side fits ``coarsest`` px.
+def level_shapes(shape_px: tuple[int, int], coarsest: int | None = None) -> list[tuple[int, int]]:
+    """(H_l, W_l) of every level: ceil(H / 2**l), until the longer side fits ``coarsest`` px
+    (:data:`COARSEST_PX` by default).
 
     Examples
     --------
@@ -49,6 +50,7 @@ def level_shapes(shape_px: tuple[int, int], coarsest: int = COARSEST_PX) -> list
     [(1500, 700), (750, 350), (375, 175)]
     """
     h, w = int(shape_px[0]), int(shape_px[1])
+    coarsest = COARSEST_PX if coarsest is None else int(coarsest)
     shapes = [(h, w)]
     while max(shapes[-1]) > coarsest:
         s = 2 ** len(shapes)
@@ -143,8 +145,8 @@ def layout(shape_px, pixel_size_um: float, class_names: Sequence[str], fields: S
         "pixel_size_um": float(pixel_size_um),
         "classes": [str(n) for n in class_names],
         "fields": [str(f) for f in fields],
+        "levels": len(level_shapes(shape_px)),
         "chunk_px": CHUNK_PX,
-        "coarsest_px": COARSEST_PX,
     }
 
 
