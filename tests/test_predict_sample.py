@@ -148,6 +148,12 @@ def _assert_same_run(a: Path, b: Path) -> None:
                 np.testing.assert_array_equal(fa[name][k], fb[name][k], err_msg=f"{name} {k}")
     for p in sorted((a / "sample" / "mineralogy").glob("*.csv")):
         assert p.read_bytes() == (b / "sample" / "mineralogy" / p.name).read_bytes(), p.name
+    import zarr  # sample.ome.zarr: the same pixels whatever the order the fields finished in
+
+    za, zb = (zarr.open_group(str(x / "sample.ome.zarr"), mode="r") for x in (a, b))
+    np.testing.assert_array_equal(za["labels/phases/0"][...], zb["labels/phases/0"][...])
+    np.testing.assert_array_equal(za["0"][0], zb["0"][0])  # BSE
+    np.testing.assert_allclose(za["0"][1], zb["0"][1], atol=1e-6)  # confidence, as the fields' above
     sa, sb = (json.loads((x / "sample" / "summary.json").read_text()) for x in (a, b))
     sa["summary"].pop("runtime_s"), sb["summary"].pop("runtime_s")
     assert sa == sb
