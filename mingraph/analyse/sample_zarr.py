@@ -184,7 +184,9 @@ def write_field_region(
     ``owned`` (H, W) bool the pixels this field owns (:func:`mingraph.acquire.sample.owned_mask`);
     ``origin_px`` (row, col) its top-left pixel in the sample's grid.  Pixels the field does not own
     keep what is stored (another field's, or the fill), so the result does not depend on the order
-    of the fields; a region the field owns whole is written without reading it first.
+    of the fields.  One chunk at a time: each chunk the field touches is read, given the field's
+    pixels and written whole (not read when the field owns all of it), so that memory holds the
+    field's maps and one chunk, whatever the field's size against the chunks'.
     """
     levels = len(root["labels"][LABELS])
     for level in range(levels):
@@ -196,16 +198,34 @@ def write_field_region(
         own = owned[lr::s, lc::s]
         if not own.any():
             continue
-        whole = bool(own.all())
         for arr, key, values in (
             (root["labels"][LABELS][str(level)], (), labels),
             (root[str(level)], (0,), bse),
             (root[str(level)], (1,), confidence),
         ):
-            sel = (*key, slice(a, b), slice(c, d))
-            new = np.asarray(values[lr::s, lc::s], arr.dtype)
-            if not whole:
-                cur = arr[sel]
-                cur[own] = new[own]
-                new = cur
-            arr[sel] = new
+            _write_chunks(arr, key, (a, b, c, d), values[lr::s, lc::s], own)
+
+
+def _write_chunks(
+    arr, key: tuple, box: tuple[int, int, int, int], values: np.ndarray, own: np.ndarray
+) -> None:
+    """Set ``arr[key][a:b, c:d][own] = values[own]``, chunk by chunk (``box`` = (a, b, c, d))."""
+    a, b, c, d = box
+    ch, cw = arr.chunks[-2:]
+    h, w = arr.shape[-2:]
+    for r0 in range(a - a % ch, b, ch):
+        r1 = min(r0 + ch, h)
+        for c0 in range(c - c % cw, d, cw):
+            c1 = min(c0 + cw, w)
+            ra, rb, ca, cb = max(r0, a), min(r1, b), max(c0, c), min(c1, d)
+            o = own[ra - a : rb - a, ca - c : cb - c]
+            if not o.any():
+                continue
+            v = values[ra - a : rb - a, ca - c : cb - c]
+            sel = (*key, slice(r0, r1), slice(c0, c1))
+            if (ra, rb, ca, cb) == (r0, r1, c0, c1) and o.all():
+                arr[sel] = np.asarray(v, arr.dtype)  # the field owns the whole chunk: no read
+                continue
+            cur = arr[sel]
+            cur[ra - r0 : rb - r0, ca - c0 : cb - c0][o] = v[o]
+            arr[sel] = cur

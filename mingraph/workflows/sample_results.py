@@ -183,8 +183,10 @@ def write_field_to_zarr(root, out: Path, field, fields, n_classes: int) -> None:
     if not (d / "bse.tif").is_file():
         raise InputError(d, "bse.tif", "missing: predicted by an older mingraph (pass --overwrite)")
     ids = tifffile.imread(d / "phase_map.tif")
-    labels = np.where(ids == not_classified_value(n_classes), -1, ids).astype(np.int16)
-    del ids
+    none = ids == not_classified_value(n_classes)
+    labels = ids.astype(np.int16)
+    labels[none] = -1
+    del ids, none
     bse = bse_from_u16(tifffile.imread(d / "bse.tif"))
     conf = tifffile.imread(d / "confidence.tif")
     write_field_region(root, field.origin_px, labels, bse, conf, owned_mask(fields, field.index))
