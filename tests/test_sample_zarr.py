@@ -142,6 +142,31 @@ def test_any_order_of_fields_gives_the_stitched_mosaic_at_each_level(tmp_path):
         check_ngff(path, names, 1.5)
 
 
+def test_a_hundred_fields_in_random_order(tmp_path):
+    """100 fields of 30² (10×10, 5 px overlap), written in a random order: every level is the
+    stitched mosaic's (the store alone; predict-sample's 100-field run is in docs/performance.md)."""
+    rng = np.random.default_rng(7)
+    fields = [
+        FieldSpec(k, f"f{k}", "files", "-", (30, 30), ((k // 10) * 25, (k % 10) * 25)) for k in range(100)
+    ]
+    arrays = [
+        {
+            "labels": rng.integers(-1, 3, (30, 30)).astype(np.int16),
+            "bse": rng.random((30, 30), dtype=np.float32),
+            "confidence": rng.random((30, 30), dtype=np.float32),
+        }
+        for _ in fields
+    ]
+    shape = (255, 255)
+    root = sample_zarr.create_store(tmp_path / "s.ome.zarr", shape, 2.0, ["a", "b", "c"], np.eye(3), [])
+    for i in rng.permutation(100):
+        a = arrays[i]
+        sample_zarr.write_field_region(
+            root, fields[i].origin_px, a["labels"], a["bse"], a["confidence"], owned_mask(fields, i)
+        )
+    assert assert_equals_reference(tmp_path / "s.ome.zarr", reference(fields, arrays, shape), 2.0) == 4
+
+
 def _field_arrays(out: Path, sample) -> list[dict]:
     """Each field's full-resolution maps: BSE from the dataset (what the model saw), the phase map
     and confidence from the field's folder."""
