@@ -10,16 +10,12 @@ the coarsest level are made small here so that small fields share chunks and mak
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from test_predict_sample import kill_after_fields
 
 from mingraph.acquire.sample import FieldSpec, open_sample, owned_mask, simulate_sample
 from mingraph.analyse import sample_zarr
@@ -27,7 +23,6 @@ from mingraph.analyse.mosaic import NO_FIELD, stitch, thumbnail
 from mingraph.common.errors import InputError
 from mingraph.workflows.sample import predict_sample
 
-REPO = Path(__file__).resolve().parents[1]
 GRID, SIZE, OVERLAP = (3, 4), 64, 8
 SMALL = {"CHUNK_PX": 40, "COARSEST_PX": 40}  # 3x4 fields of 64² (184x232 px): 4 levels, shared chunks
 
@@ -232,19 +227,7 @@ def test_a_killed_run_resumed_completes_the_store(run):
         "import sys; from mingraph.analyse import sample_zarr as z; z.CHUNK_PX = z.COARSEST_PX = 40; "
         "from mingraph.cli import main; sys.argv[0] = 'mingraph'; main()"
     )
-    cmd = [sys.executable, "-c", code, "predict-sample", str(d / "smp"), "--out", str(out), "--workers", "0"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.time() + 240
-        while len(list((out / "fields").glob("field-*/field.json"))) < 4 and time.time() < deadline:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    kill_after_fields(["-c", code], d / "smp", out, 4)
     assert not (out / "sample.ome.zarr").exists() and (out / ".sample.ome.zarr.partial").is_dir()
     import zarr
 
