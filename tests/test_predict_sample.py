@@ -148,6 +148,12 @@ def _assert_same_run(a: Path, b: Path) -> None:
                 np.testing.assert_array_equal(fa[name][k], fb[name][k], err_msg=f"{name} {k}")
     for p in sorted((a / "sample" / "mineralogy").glob("*.csv")):
         assert p.read_bytes() == (b / "sample" / "mineralogy" / p.name).read_bytes(), p.name
+    import zarr  # sample.ome.zarr: the same pixels whatever the order the fields finished in
+
+    za, zb = (zarr.open_group(str(x / "sample.ome.zarr"), mode="r") for x in (a, b))
+    np.testing.assert_array_equal(za["labels/phases/0"][...], zb["labels/phases/0"][...])
+    np.testing.assert_array_equal(za["0"][0], zb["0"][0])  # BSE
+    np.testing.assert_allclose(za["0"][1], zb["0"][1], atol=1e-6)  # confidence, as the fields' above
     sa, sb = (json.loads((x / "sample" / "summary.json").read_text()) for x in (a, b))
     sa["summary"].pop("runtime_s"), sb["summary"].pop("runtime_s")
     assert sa == sb
@@ -175,36 +181,33 @@ def test_two_dask_workers_equal_a_serial_run(sim):
     assert (d / "dask" / "sample" / "report.html").is_file()
 
 
-def test_killed_run_resumes_with_every_field_once(sim):
-    d, _ = sim
-    out = d / "killed"
-    cmd = [
-        sys.executable,
-        "-m",
-        "mingraph.cli",
-        "predict-sample",
-        str(d / "smp"),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-    ]
+def kill_after_fields(python_args: list[str], sample: Path, out: Path, n: int) -> int:
+    """Run ``python PYTHON_ARGS predict-sample SAMPLE --out OUT --workers 0`` and SIGKILL it once
+    ``n`` fields are finished; its process id."""
+    cmd = [sys.executable, *python_args, "predict-sample", str(sample), "--out", str(out), "--workers", "0"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
         deadline = time.time() + 240
-        while len(list((out / "fields").glob("field-*/field.json"))) < 3 and time.time() < deadline:
+        while len(list((out / "fields").glob("field-*/field.json"))) < n and time.time() < deadline:
             assert proc.poll() is None, "the run ended before it could be killed"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+    return proc.pid
+
+
+def test_killed_run_resumes_with_every_field_once(sim):
+    d, _ = sim
+    out = d / "killed"
+    pid = kill_after_fields(["-m", "mingraph.cli"], d / "smp", out, 3)
     done = {p.parent.name: p.stat().st_mtime_ns for p in (out / "fields").glob("field-*/field.json")}
     assert 3 <= len(done) < 12
     assert not (out / "sample").exists()
-    stale = temp_prefix(out / "fields" / "field-011", "tmp", pid=proc.pid) + "left-by-a-kill"
+    stale = temp_prefix(out / "fields" / "field-011", "tmp", pid=pid) + "left-by-a-kill"
     (out / "fields" / stale).mkdir()  # as a kill mid-write leaves it
     seen: list[int] = []
     res = predict_sample(d / "smp", out, workers=0, progress=False, on_field=lambda i, info: seen.append(i))

@@ -52,7 +52,8 @@ def predict_sample(
     **mineralogy,
 ) -> None:
     """Predict every field of SAMPLE (a TIMA job folder, a dataset or a manifest .csv) and write the
-    sample's modal mineralogy, grains, particles, association, liberation, overview and report.
+    sample's modal mineralogy, grains, particles, association, liberation, overview and report, and
+    OUT/sample.ome.zarr: the stitched BSE, confidence and phase map as an OME-Zarr pyramid (NGFF 0.4).
 
     A run killed part-way resumes in the same OUT: finished fields are kept, the rest predicted."""
     if scheduler is not None:  # before OUT/run.json: a wrong address is one line, nothing written
@@ -91,7 +92,7 @@ def predict_sample(
     )
     click.echo(
         f"{res['fields']} fields ({res['predicted']} predicted, {res['skipped']} already done); "
-        f"sample results in {Path(out) / 'sample'} (report: {res['report']})"
+        f"sample results in {Path(out) / 'sample'} (report: {res['report']}); OME-Zarr: {res['zarr']}"
     )
 
 

@@ -5,10 +5,14 @@ Layout of OUT::
     run.json                 the settings of the run (a resumed run must have the same)
     fields/<name>/           one folder per field, written atomically (temporary name, then renamed):
         phase_map.tif, confidence.tif, field.json, field.npz (the field's owned figures and thumbnails),
-        bse.tif, points.csv, points.npz (what `mingraph view` shows: analyse/view_files.py)
+        bse.tif (uint16, µm scale), points.csv, points.npz (what `mingraph view` shows and the
+        store's BSE: analyse/view_files.py)
     sample/                  the sample's results, rewritten whole at the end of each run:
         mineralogy/ (modal, grains with their field and edge flag, particles, association, liberation ...),
         overview_phases.png, overview_bse.png, fields.csv, summary.json, report.md, report.html
+    sample.ome.zarr/         the stitched BSE, confidence and phase map as an OME-Zarr pyramid (NGFF 0.4,
+                             mingraph/analyse/sample_zarr.py): this process writes each field into it as
+                             the field finishes, under the name .sample.ome.zarr.partial until whole
 
 A field whose folder exists is finished and is never predicted again: a killed run, run again,
 predicts only the fields it lacks; a task that Dask re-runs after losing its worker finds its
@@ -272,7 +276,7 @@ def predict_sample(
     measured fields);
     with ``physics`` every field is calibrated on its own points, its beam energy from ``beam_kev``
     or the field's file, its classes those of the mineral library ``library_file`` (default: the
-    shipped one).  Returns {"out", "sample", "fields", "predicted", "skipped", "report"}.  Raises
+    shipped one).  Returns {"out", "sample", "fields", "predicted", "skipped", "report", "zarr"}.  Raises
     InputError naming the file, field and expectation for bad input or a mismatched resume.
     """
     from mingraph.analyse.mineralogy.minerals import class_minerals
@@ -280,7 +284,12 @@ def predict_sample(
     from mingraph.common.engine import run_tasks
     from mingraph.learn.bundle import default_model_path, load_model, resolve_model
     from mingraph.workflows.predict import library_densities
-    from mingraph.workflows.sample_results import write_sample_results
+    from mingraph.workflows.sample_results import (
+        finish_sample_zarr,
+        open_sample_zarr,
+        write_field_to_zarr,
+        write_sample_results,
+    )
 
     say = say or (lambda line: None)
     if scheduler is not None:  # before OUT is made: a wrong address is one line, nothing written
@@ -350,6 +359,18 @@ def predict_sample(
     say(
         f"{s.path}: {len(s.fields)} fields ({len(done)} already predicted), mosaic {s.shape_px[0]}x{s.shape_px[1]} px"
     )
+    zroot = open_sample_zarr(out, s, names, minerals.colours)  # None: sample.ome.zarr is whole
+    written = set() if zroot is None else set(zroot.attrs["mingraph"]["written"])
+
+    def finished(spec: FieldSpec, info: dict) -> None:  # here, one field at a time: fields share chunks
+        if zroot is not None and spec.name not in written:
+            write_field_to_zarr(zroot, out, spec, s.fields, len(names))
+        if on_field is not None:
+            on_field(spec.index, info)
+
+    for f in done:  # fields a killed run predicted but did not write into the store
+        if zroot is not None and f.name not in written:
+            write_field_to_zarr(zroot, out, f, s.fields, len(names))
     fn = functools.partial(run_field, cfg=cfg, fields=s.fields)
     run_tasks(
         fn,
@@ -360,8 +381,10 @@ def predict_sample(
         unit="field",
         progress=progress,
         say=say,
-        on_result=None if on_field is None else lambda i, r: on_field(todo[i].index, r),
+        on_result=lambda i, r: finished(todo[i], r),
     )
+    if zroot is not None:
+        finish_sample_zarr(out, zroot)
     report = write_sample_results(out, s, bundle, minerals, cfg, assay=assay, targets=targets)
     return {
         "out": out,
@@ -370,4 +393,5 @@ def predict_sample(
         "predicted": len(todo),
         "skipped": len(done),
         "report": report,
+        "zarr": out / "sample.ome.zarr",
     }

@@ -1,8 +1,10 @@
-"""The sample-level results of ``predict-sample``: its fields' figures summed, the overview, the report."""
+"""The sample-level results of ``predict-sample``: its fields' figures summed, the overview, the report,
+and ``sample.ome.zarr``, the OME-Zarr pyramid that each field is written into as it finishes."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +122,94 @@ def write_sample_results(
             title=f"mingraph sample report: {Path(sample.path).name}",
         )
     return Path(out) / "sample" / Path(report).name
+
+
+ZARR = "sample.ome.zarr"
+
+
+def _partial(out: Path) -> Path:
+    return Path(out) / f".{ZARR}.partial"  # kept across runs until complete (not a .NAME.tmp-* temporary)
+
+
+def open_sample_zarr(out: Path, sample: Sample, class_names, colours):
+    """The OME-Zarr store of ``out`` to write fields into (``mingraph.analyse.sample_zarr``), or None
+    when ``out/sample.ome.zarr`` is whole already.
+
+    It is written under a hidden name, ``.sample.ome.zarr.partial``, and renamed into place by
+    :func:`finish_sample_zarr`; a killed run's partial store is reopened (its written fields kept)
+    when its layout is this sample's, else made again.  A ``sample.ome.zarr`` that mingraph did not
+    write is refused (InputError), never replaced."""
+    import shutil
+
+    import zarr
+
+    from mingraph.analyse.sample_zarr import create_store, layout
+    from mingraph.common.outputs import check_replaceable, write_marker
+
+    want = layout(sample.shape_px, sample.pixel_size_um, class_names, [f.name for f in sample.fields])
+    final, partial = Path(out) / ZARR, _partial(out)
+
+    def meta(path: Path) -> dict:
+        try:
+            return dict(zarr.open_group(str(path), mode="r").attrs.get("mingraph", {}))
+        except (OSError, ValueError, KeyError, zarr.errors.GroupNotFoundError):
+            return {}
+
+    if os.path.lexists(final):
+        check_replaceable(final, ZARR)
+        m = meta(final)
+        if m.get("layout") == want and len(m.get("written", [])) == len(sample.fields):
+            return None
+    if os.path.lexists(partial):
+        check_replaceable(partial, ZARR)
+        if meta(partial).get("layout") == want:
+            return zarr.open_group(str(partial), mode="r+")
+        shutil.rmtree(partial)
+    root = create_store(partial, sample.shape_px, sample.pixel_size_um, class_names, colours, want["fields"])
+    write_marker(partial, "sample-ome-zarr")
+    return root
+
+
+def write_field_to_zarr(root, out: Path, field, fields, n_classes: int) -> None:
+    """Write field ``field`` (a FieldSpec) from ``out/fields/<name>/`` into ``root``, then record it."""
+    import tifffile
+
+    from mingraph.acquire.fields import bse_from_u16
+    from mingraph.acquire.sample import owned_mask
+    from mingraph.analyse.mineralogy.phasemap import not_classified_value
+    from mingraph.analyse.sample_zarr import mark_written, write_field_region
+
+    d = Path(out) / "fields" / field.name
+    if not (d / "bse.tif").is_file():
+        raise InputError(d, "bse.tif", "missing: predicted by an older mingraph (pass --overwrite)")
+    ids = tifffile.imread(d / "phase_map.tif")
+    none = ids == not_classified_value(n_classes)
+    labels = ids.astype(np.int16)
+    labels[none] = -1
+    del ids, none
+    bse = bse_from_u16(tifffile.imread(d / "bse.tif"))
+    conf = tifffile.imread(d / "confidence.tif")
+    write_field_region(root, field.origin_px, labels, bse, conf, owned_mask(fields, field.index))
+    mark_written(root, field.name)
+
+
+def finish_sample_zarr(out: Path, root) -> Path:
+    """Rename the whole store into place as ``out/sample.ome.zarr`` (replacing an older one that
+    mingraph wrote); return its path."""
+    import shutil
+
+    from mingraph.analyse.sample_zarr import fields_written
+
+    final, partial = Path(out) / ZARR, _partial(out)
+    missing = set(root.attrs["mingraph"]["layout"]["fields"]) - set(fields_written(root))
+    if missing:
+        raise InputError(partial, "fields", f"{len(missing)} fields not written (run predict-sample again)")
+    old = Path(out) / f".{ZARR}.old"  # a previous store, moved aside until the new one is in place
+    if os.path.lexists(final):
+        if os.path.lexists(old):
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(partial, final)
+    if os.path.lexists(old):
+        shutil.rmtree(old)
+    return final
