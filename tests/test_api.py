@@ -39,6 +39,7 @@ from mingraph.workflows.predict import predict_field
         "mingraph.analyse.workbook",
         "mingraph.spectra.library_view",
         "mingraph.spectra.physics_model",
+        "mingraph.analyse.sample_zarr",
     ],
 )
 def test_doctests(module):
