@@ -43,6 +43,7 @@ from mingraph.workflows.predict import predict_field
         "mingraph.spectra.library_view",
         "mingraph.spectra.physics_model",
         "mingraph.workflows.field_input",
+        "mingraph.analyse.sample_zarr",
     ],
 )
 def test_doctests(module):

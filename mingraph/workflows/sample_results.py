@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,17 @@ def _partial(out: Path) -> Path:
     return Path(out) / f".{ZARR}.partial"  # kept across runs until complete (not a .NAME.tmp-* temporary)
 
 
+@contextmanager
+def _naming_store(out: Path):
+    """File-system errors of the store name ``out/sample.ome.zarr`` (zarr's name no file)."""
+    from mingraph.common.output_paths import named_os_error
+
+    try:
+        yield
+    except OSError as e:
+        raise named_os_error(e, Path(out) / ZARR, _partial(out)) from None
+
+
 def open_sample_zarr(out: Path, sample: Sample, class_names, colours):
     """The OME-Zarr store of ``out`` to write fields into (``mingraph.analyse.sample_zarr``), or None
     when ``out/sample.ome.zarr`` is whole already.
@@ -139,15 +151,21 @@ def open_sample_zarr(out: Path, sample: Sample, class_names, colours):
     :func:`finish_sample_zarr`; a killed run's partial store is reopened (its written fields kept)
     when its layout is this sample's, else made again.  A ``sample.ome.zarr`` that mingraph did not
     write is refused (InputError), never replaced."""
+    from mingraph.analyse.sample_zarr import layout
+
+    want = layout(sample.shape_px, sample.pixel_size_um, class_names, [f.name for f in sample.fields])
+    final, partial = Path(out) / ZARR, _partial(out)
+    with _naming_store(out):
+        return _open_store(final, partial, want, sample, class_names, colours)
+
+
+def _open_store(final: Path, partial: Path, want: dict, sample: Sample, class_names, colours):
     import shutil
 
     import zarr
 
-    from mingraph.analyse.sample_zarr import create_store, layout
+    from mingraph.analyse.sample_zarr import create_store
     from mingraph.common.outputs import check_replaceable, write_marker
-
-    want = layout(sample.shape_px, sample.pixel_size_um, class_names, [f.name for f in sample.fields])
-    final, partial = Path(out) / ZARR, _partial(out)
 
     def meta(path: Path) -> dict:
         try:
@@ -189,8 +207,9 @@ def write_field_to_zarr(root, out: Path, field, fields, n_classes: int) -> None:
     del ids, none
     bse = bse_from_u16(tifffile.imread(d / "bse.tif"))
     conf = tifffile.imread(d / "confidence.tif")
-    write_field_region(root, field.origin_px, labels, bse, conf, owned_mask(fields, field.index))
-    mark_written(root, field.name)
+    with _naming_store(out):
+        write_field_region(root, field.origin_px, labels, bse, conf, owned_mask(fields, field.index))
+        mark_written(root, field.name)
 
 
 def finish_sample_zarr(out: Path, root) -> Path:
@@ -205,11 +224,12 @@ def finish_sample_zarr(out: Path, root) -> Path:
     if missing:
         raise InputError(partial, "fields", f"{len(missing)} fields not written (run predict-sample again)")
     old = Path(out) / f".{ZARR}.old"  # a previous store, moved aside until the new one is in place
-    if os.path.lexists(final):
+    with _naming_store(out):
+        if os.path.lexists(final):
+            if os.path.lexists(old):
+                shutil.rmtree(old)
+            os.replace(final, old)
+        os.replace(partial, final)
         if os.path.lexists(old):
             shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(partial, final)
-    if os.path.lexists(old):
-        shutil.rmtree(old)
     return final
