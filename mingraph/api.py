@@ -185,7 +185,9 @@ def classify_spectra(
 
         clf = PhysicsClassifier(signal_instrument(spectra, beam_kev), minerals)
         p = clf.class_probabilities(grid)
-        return SpectrumClasses([*clf.names, UNKNOWN], p, p.argmax(1).astype(np.int64), p.max(1))
+        n = len(clf.library)  # a spectrum's classes are minerals: the group columns (all 0) are left out
+        p = np.ascontiguousarray(np.concatenate([p[:, :n], p[:, -1:]], axis=1))
+        return SpectrumClasses([*clf.names[:n], UNKNOWN], p, p.argmax(1).astype(np.int64), p.max(1))
     bundle = load_model(model)
     enc = bundle.encoder
     if enc is None or getattr(enc, "kind", None) != "cnn" or not enc.n_classes:
@@ -299,14 +301,18 @@ def phase_map(
         )
     bundle = load_model(model)
     if classifier == "physics":
-        from mingraph.analyse.mineralogy.minerals import class_minerals, library_entries
+        from mingraph.analyse.mineralogy.minerals import class_minerals, classifier_entries
         from mingraph.learn.bundle import with_classifier
         from mingraph.spectra.point_classifier import signal_instrument
 
         bundle = with_classifier(bundle, "physics", signal_instrument(spectra, beam_kev), minerals)
-        minerals = class_minerals(bundle.class_names, library_entries(bundle.encoder.library))
     feats = point_features(bundle, grid)
     pred = predict_field(bundle, img, valid, rc, feats, block=block, progress=False)
+    if classifier == "physics":  # the classes the library names, its groups as their pixels hold them
+        enc = bundle.encoder
+        minerals = class_minerals(
+            bundle.class_names, classifier_entries(enc.library, enc.groups, pred.group_weights)
+        )
     cm = _minerals(minerals, list(bundle.class_names))
     legend = [
         {

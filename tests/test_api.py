@@ -33,6 +33,7 @@ from mingraph.workflows.predict import predict_field
         "mingraph.acquisition.state",
         "mingraph.learn.tiling",
         "mingraph.spectra.point_classifier",
+        "mingraph.spectra.mineral_groups",
         "mingraph.acquire.formats",
         "mingraph.acquire.formats.hypermaps",
         "mingraph.acquire.formats.emsa",

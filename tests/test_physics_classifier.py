@@ -291,7 +291,7 @@ def test_real_map_boundary_spectra_are_unmixed_but_a_missing_phase_stays_unknown
     r, _, _ = classify_counts(y, start, lib)
     n = len(lib)
     classified = r.label < n
-    assert classified.mean() >= 0.90  # measured 0.937 (0.77 before unmixing)
+    assert classified.mean() >= 0.95  # measured 0.960 (0.937 before the refit's ranking, 0.77 before unmixing)
     blends = r.mixture & classified
     assert blends.sum() >= 100
     p = r.probabilities[blends]
@@ -304,7 +304,7 @@ def test_real_map_boundary_spectra_are_unmixed_but_a_missing_phase_stays_unknown
     titanite = names == "titanite"
     without = [m for m in lib if m.name != "titanite"]
     r2, _, _ = classify_counts(y, start, without)
-    assert (r2.label[titanite] == len(without)).mean() >= 0.9  # measured 0.98 of its spectra unknown
+    assert (r2.label[titanite] == len(without)).mean() >= 0.9  # measured 0.919 of its spectra unknown
 
 
 def test_classify_spectra_command_writes_one_row_per_spectrum_in_order(tmp_path):

@@ -23,6 +23,7 @@ import numpy as np
 
 from mingraph.common.errors import InputError
 from mingraph.spectra.calibrate import CalibrationFit, Instrument, fit_calibration
+from mingraph.spectra.mineral_groups import mineral_groups
 
 CLASSIFIERS = ("physics", "encoder", "onnx")
 """The point classifiers ``--classifier`` takes."""
@@ -115,7 +116,12 @@ class PhysicsClassifier:
     kind : str
         ``"physics"``.
     names : list of str
-        The library's mineral names, in its order: the class ids of the probabilities' first C columns.
+        The class names, the ids of the probabilities' first C columns: the library's mineral
+        names in its order, then its groups' (:attr:`groups`).
+    groups : list of MineralGroup
+        The library's groups of two or more minerals (:func:`~mingraph.spectra.mineral_groups.mineral_groups`):
+        their columns are always 0 (no spectrum is given a group); a pixel takes one by
+        :func:`~mingraph.spectra.mineral_groups.name_by_group`.
     unknown_column : bool
         True: the probabilities' last column is unknown.
     fit : CalibrationFit or None
@@ -140,7 +146,8 @@ class PhysicsClassifier:
         else:
             self.minerals = None if minerals is None else str(minerals)
             self.library = read_library(minerals)
-        self.names = [m.name for m in self.library]
+        self.groups = mineral_groups(self.library)
+        self.names = [m.name for m in self.library] + [g.name for g in self.groups]
         self.fit: CalibrationFit | None = None
         self.note = ""
         self._model = self._reference = None
@@ -187,7 +194,8 @@ class PhysicsClassifier:
         if self._model is None:
             self.calibrate(y.sum(0, dtype=np.float64))
         res = classify_spectra(y, self._model, reference=self._reference)
-        return np.asarray(res.probabilities, np.float32)
+        p = np.asarray(res.probabilities, np.float32)  # minerals, unknown: the group columns go between
+        return np.insert(p, [p.shape[1] - 1] * len(self.groups), 0.0, axis=1)
 
     def fit_quality(self, spectra: np.ndarray) -> np.ndarray:
         """(n,) goodness of fit z of each (n, 3000) count spectrum's best class (about 0 where
@@ -206,7 +214,8 @@ class PhysicsClassifier:
         return {
             "classifier": "physics",
             "minerals": self.minerals or "shipped library",
-            "classes": len(self.names),
+            "classes": len(self.library),
+            "groups": [g.name for g in self.groups],
             "calibration": None if self.fit is None else self.fit.to_dict(),
             **({"note": self.note} if self.note else {}),
         }

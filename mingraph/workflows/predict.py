@@ -25,6 +25,7 @@ from mingraph.common.errors import InputError
 from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.learn.bundle import Bundle, point_classes, point_features, point_probability
 from mingraph.learn.tiling import block_probabilities
+from mingraph.spectra.mineral_groups import name_by_group
 from mingraph.spectra.point_classifier import unclassified_beyond
 
 DEFAULT_BLOCK = 1024
@@ -40,6 +41,7 @@ class Prediction:
     seconds: float
     eds_classes: np.ndarray | None = None  # (N,) the encoder's class of each EDS point, if it has one
     eds_probability: np.ndarray | None = None  # (N,) the point classifier's probability of that class
+    group_weights: np.ndarray | None = None  # (G, C) what the pixels named by each mineral group hold
 
 
 def check_points(eds_rc: np.ndarray, shape: tuple[int, int], source: str) -> np.ndarray:
@@ -105,11 +107,14 @@ def predict_field(
             ) from None
     labels = np.full((h, w), -1, np.int16)
     conf = np.zeros((h, w), np.float32)
+    groups = getattr(bundle.encoder, "groups", [])  # the physics library's groups: classes after its minerals
+    n_min = n_cls - len(groups)
+    weights = np.zeros((len(groups), n_min))
     for sl, p in block_probabilities(model, cfg, bse, valid, eds_rc, embeddings, block, progress):
         if p is not None:
-            c, cls = p.max(-1)
-            labels[sl] = cls.cpu().numpy()
-            conf[sl] = c.cpu().numpy()
+            cls, c, wg = name_by_group(p.cpu().numpy(), groups, n_min)
+            labels[sl], conf[sl] = cls, c
+            weights += wg
     labels = unclassified_beyond(labels, n_cls)  # unknown: no mineral of the list fits
     labels[~valid] = -1
     conf[~valid] = 0.0
@@ -120,6 +125,7 @@ def predict_field(
         time.perf_counter() - t0,
         point_classes(bundle, embeddings),
         point_probability(bundle, embeddings),
+        weights,
     )
 
 
@@ -242,7 +248,7 @@ def write_outputs(
     import tifffile
 
     from mingraph.analyse.mineralogy import write_mineralogy
-    from mingraph.analyse.mineralogy.minerals import class_minerals
+    from mingraph.analyse.mineralogy.minerals import class_minerals, classifier_entries
     from mingraph.analyse.mineralogy.phasemap import write_legend, write_phase_map
     from mingraph.analyse.plots import save_confidence_png, save_phase_overlay_png
     from mingraph.analyse.report import write_report
@@ -251,6 +257,11 @@ def write_outputs(
 
     names = bundle.class_names
     cm = minerals if minerals is not None else class_minerals(names)
+    groups = getattr(bundle.encoder, "groups", [])
+    if groups and pred.group_weights is not None and pred.group_weights.any():  # what group pixels hold
+        lib = bundle.encoder.library
+        entries = classifier_entries(lib, groups, pred.group_weights)
+        cm = class_minerals(names, entries, source=cm.source)
     if densities is not None and minerals is None:
         d = np.asarray(densities, dtype=np.float64)
         cm.densities = np.where(np.isfinite(d), d, cm.densities)
@@ -390,8 +401,9 @@ def point_mineralogy(bundle: Bundle, options: dict) -> dict:
     library = getattr(bundle.encoder, "library", None)
     if library is None:
         return mineralogy_kwargs(bundle.class_names, **options)
-    from mingraph.analyse.mineralogy.minerals import class_minerals, library_entries
+    from mingraph.analyse.mineralogy.minerals import class_minerals, classifier_entries
 
     kw = mineralogy_kwargs(bundle.class_names, **{**options, "minerals": None})
     source = str(options.get("minerals") or "shipped library")
-    return kw | {"minerals": class_minerals(bundle.class_names, library_entries(library), source=source)}
+    entries = classifier_entries(library, getattr(bundle.encoder, "groups", []))
+    return kw | {"minerals": class_minerals(bundle.class_names, entries, source=source)}

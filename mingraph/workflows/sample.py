@@ -315,9 +315,11 @@ def predict_sample(
 
         bundle = with_classifier(bundle, "physics", Instrument(beam_kev or 20.0), library_file)
         if minerals is None:
-            from mingraph.analyse.mineralogy.minerals import library_entries
+            from mingraph.analyse.mineralogy.minerals import classifier_entries
 
-            minerals = class_minerals(bundle.class_names, library_entries(bundle.encoder.library))
+            minerals = class_minerals(
+                bundle.class_names, classifier_entries(bundle.encoder.library, bundle.encoder.groups)
+            )
     else:
         with_classifier(bundle, classifier)  # refuses onnx with another encoder now
     names = bundle.class_names

@@ -31,6 +31,7 @@ import numpy as np
 
 from mingraph.common.errors import InputError
 from mingraph.common.textfiles import parse_number, read_json_input, read_table
+from mingraph.spectra.mineral_groups import mix_formula
 
 DEFAULT_LIST = Path(__file__).resolve().parents[2] / "data" / "minerals.csv"
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -187,8 +188,6 @@ def library_entries(library: Sequence) -> list[MineralEntry]:
     >>> sorted(formula_composition(bio.formula))[:4]
     ['Al', 'Fe', 'H', 'K']
     """
-    import xraylib
-
     out = []
     for m in library:
         formula = m.formula
@@ -196,14 +195,7 @@ def library_entries(library: Sequence) -> list[MineralEntry]:
             from mingraph.spectra.library_view import middle_composition
 
             x, _ = middle_composition(m)
-            atoms: dict[int, float] = {}
-            for xi, (_, f) in zip(x, m.end_members):
-                c = xraylib.CompoundParser(f)
-                for z, n in zip(c["Elements"], c["nAtoms"]):
-                    atoms[int(z)] = atoms.get(int(z), 0.0) + float(xi) * float(n)
-            formula = "".join(
-                f"{xraylib.AtomicNumberToSymbol(z)}{round(n, 4):g}" for z, n in sorted(atoms.items()) if n > 0
-            )
+            formula = mix_formula([f for _, f in m.end_members], np.asarray(x, np.float64))
         out.append(MineralEntry(m.name, formula, m.density, m.colour, tuple(m.aliases)))
     return out
 
@@ -253,3 +245,65 @@ def class_minerals(
         for j, s in enumerate(elements):
             comp[k, j] = c.get(s, 0.0)
     return ClassMinerals(names, dens, formulas, cols, elements, comp, missing, no_d, no_f, source)
+
+
+def group_entries(
+    library: Sequence, groups: Sequence, weights: np.ndarray | None = None
+) -> list[MineralEntry]:
+    """Mineral-list entries of a library's group classes (:mod:`mingraph.spectra.mineral_groups`).
+
+    A group's formula is its members' mix (:func:`~mingraph.spectra.mineral_groups.mix_formula`,
+    atoms per formula unit) and its density their mean, both weighted by ``weights`` (G, C):
+    what the pixels named by each group hold (:func:`~mingraph.spectra.mineral_groups.name_by_group`);
+    None or a group of zero weight: its members in equal shares.  The colour is that of its
+    most weighted member, lightened (45 % of the way to white) to tell them apart on a map.
+
+    Examples
+    --------
+    >>> from mingraph.spectra.mineral_library import read_library
+    >>> from mingraph.spectra.mineral_groups import mineral_groups
+    >>> lib = read_library()
+    >>> mica = next(g for g in mineral_groups(lib) if g.name == "mica group")
+    >>> w = np.zeros((1, len(lib))); w[0, [m.name for m in lib].index("phlogopite")] = 1.0
+    >>> e = group_entries(lib, [mica], w)[0]
+    >>> e.name, e.formula, e.density == next(m.density for m in lib if m.name == "phlogopite")
+    ('mica group', 'H2O12Mg2.55Al1Si3K1Fe0.45', True)
+    """
+    members = library_entries(library)
+    out = []
+    for gi, g in enumerate(groups):
+        ids = np.asarray(g.members)
+        w = np.ones(ids.size) if weights is None else np.asarray(weights[gi], np.float64)[ids]
+        w = np.ones(ids.size) if w.sum() <= 0 else w
+        formulas = [members[i].formula for i in ids]
+        dens = np.array([np.nan if members[i].density is None else members[i].density for i in ids])
+        known = np.isfinite(dens) & (w > 0)
+        density = float(np.average(dens[known], weights=w[known])) if known.any() else None
+        formula = mix_formula(formulas, w) if all(formulas) else None
+        out.append(MineralEntry(g.name, formula, density, _tint(members[ids[int(np.argmax(w))]].colour)))
+    return out
+
+
+def _tint(colour: str | None, share: float = 0.45) -> str | None:
+    """``colour`` (``#rrggbb``) moved ``share`` of the way to white: a group shown beside its member."""
+    if not colour:
+        return None
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + share * (255 - c)):02x}" for c in rgb)
+
+
+def classifier_entries(
+    library: Sequence, groups: Sequence = (), weights: np.ndarray | None = None
+) -> list[MineralEntry]:
+    """The entries of every class a physics classifier names: its library's minerals
+    (:func:`library_entries`), then its groups (:func:`group_entries`, ``weights`` as there).
+
+    Examples
+    --------
+    >>> from mingraph.spectra.mineral_library import read_library
+    >>> from mingraph.spectra.mineral_groups import mineral_groups
+    >>> lib = read_library()
+    >>> len(classifier_entries(lib, mineral_groups(lib))) > len(lib)
+    True
+    """
+    return library_entries(library) + group_entries(library, groups, weights)
