@@ -291,7 +291,9 @@ def test_real_map_boundary_spectra_are_unmixed_but_a_missing_phase_stays_unknown
     r, _, _ = classify_counts(y, start, lib)
     n = len(lib)
     classified = r.label < n
-    assert classified.mean() >= 0.95  # measured 0.960 (0.937 before the refit's ranking, 0.77 before unmixing)
+    assert (
+        classified.mean() >= 0.95
+    )  # measured 0.960 (0.937 before the refit's ranking, 0.77 before unmixing)
     blends = r.mixture & classified
     assert blends.sum() >= 100
     p = r.probabilities[blends]
