@@ -72,7 +72,7 @@ def write_columns(path: Path, columns: dict[str, np.ndarray]) -> Path:
 def _cells(col: np.ndarray) -> list:
     """The CSV cells of one column as pandas writes them (``%.6g`` floats, NaN and None empty)."""
     if col.dtype.kind == "f":
-        return ["%.6g" % v if v == v else "" for v in col.tolist()]
+        return [f"{v:.6g}" if v == v else "" for v in col.tolist()]
     if col.dtype.kind == "O":
         return ["" if v is None or (isinstance(v, float) and v != v) else v for v in col.tolist()]
     return col.tolist()
