@@ -151,10 +151,21 @@ class _Sheet:
         ws = self.ws
         ws.append(row)
         self.rows += 1  # the row ws.append wrote
-        if row:
-            self.max_row = self.rows
-            self.max_col = max(self.max_col, len(row))
-        for col in range(1, self.max_col + 1):
-            c = ws.cell(self.max_row, col)
+        if not row:  # ws[ws.max_row] would touch the last row with cells again
+            self._touch(1)
+            return
+        self.max_row = self.rows
+        self.max_col = max(self.max_col, len(row))
+        cells = ws._cells
+        for col, v in enumerate(row, 1):
+            if isinstance(v, str):
+                cells[(self.rows, col)].data_type = "s"
+        self._touch(len(row) + 1)
+
+    def _touch(self, first: int) -> None:
+        """Cells ``first`` to the widest row's end of the last row with cells, as ``ws[row]``
+        creates them, typed as text where they hold text."""
+        for col in range(first, self.max_col + 1):
+            c = self.ws.cell(self.max_row, col)
             if isinstance(c.value, str):
                 c.data_type = "s"
