@@ -132,18 +132,13 @@ def held_rows(eds, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] 
     rc = np.asarray(rc)
     if not isinstance(eds, PointSpectra) or eds.rc.shape != rc.shape or not np.array_equal(eds.rc, rc):
         return None
+    from mingraph_kernels.sparse_rows import is_canonical
+
     ptr, channel = np.asarray(eds.ptr, np.int64), np.asarray(eds.channel)
-    count = np.asarray(eds.count).astype(np.float32)  # the dense spectra's dtype
-    nnz = count.size
-    if ptr[0] != 0 or ptr[-1] != nnz or channel.size != nnz or (count == 0).any():
-        return None
-    if nnz and (channel.min() < 0 or channel.max() >= N_CHANNELS):
-        return None
-    rising = np.diff(channel.astype(np.int64)) > 0
-    same_row = np.ones(max(nnz - 1, 0), bool)
-    starts = ptr[1:-1]
-    same_row[starts[(starts > 0) & (starts < nnz)] - 1] = False  # entry j + 1 starts a row
-    if not rising[same_row].all():
+    count = np.asarray(eds.count)
+    if count.dtype != np.float32:
+        count = count.astype(np.float32)  # the dense spectra's dtype
+    if not is_canonical(ptr, channel, count, N_CHANNELS):  # zero counts in float32 included
         return None
     return ptr.copy(), channel.astype(np.uint16), count
 
