@@ -59,10 +59,13 @@ def write_points(
     spectra: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     fit_quality: Callable[[np.ndarray], np.ndarray] | None = None,
     chunk: int = 16384,
+    held: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> list[Path]:
     """``points.csv`` and (given ``spectra``, an EDS source's ``spectra(rows, cols)``) ``points.npz``
     in ``out_dir``; ``fit_quality`` (spectra -> (n,) z) adds the ``fit_z`` column.  Spectra are read
-    ``chunk`` points at a time.  Returns the paths written."""
+    ``chunk`` points at a time; ``held``, the CSR rows of ``rc``'s spectra already in memory
+    (:func:`held_rows`), is written as it is instead when no ``fit_quality`` needs them dense.
+    Returns the paths written."""
     from mingraph.acquire.formats.points import sparse_rows
 
     out = Path(out_dir)
@@ -70,7 +73,11 @@ def write_points(
     n = rc.shape[0]
     fit = np.full(n, np.nan, np.float32)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for i in range(0, n, chunk) if spectra is not None else ():
+    if held is not None and spectra is not None and fit_quality is None:
+        parts, spectra_read = [held], False
+    else:
+        spectra_read = spectra is not None
+    for i in range(0, n, chunk) if spectra_read else ():
         y = np.asarray(spectra(rc[i : i + chunk, 0], rc[i : i + chunk, 1]))
         parts.append(sparse_rows(y))
         if fit_quality is not None:
@@ -102,6 +109,38 @@ def _save_sparse(path: Path, rc: np.ndarray, parts: list) -> Path:
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, rc=rc.astype(np.int32), ptr=np.concatenate(ptrs), channel=channel, count=count)
     return path
+
+
+def held_rows(eds, rc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The CSR rows (``ptr``, ``channel``, ``count``) of the spectra at ``rc`` exactly as
+    :func:`mingraph.acquire.formats.points.sparse_rows` gives them for the EDS source's dense
+    float32 spectra, taken from the source's own CSR without making them dense; None unless
+    ``eds`` is a :class:`~mingraph.acquire.fields.PointSpectra` holding ``rc``'s points in that
+    order with no zero count (in float32) and rising channels in each row.
+
+    Examples
+    --------
+    >>> from mingraph.acquire.formats.points import spectra_at_points
+    >>> s = np.zeros((2, 3000), np.uint8); s[0, 5], s[1, 7] = 3, 1
+    >>> rc = np.array([[0, 1], [1, 0]])
+    >>> ptr, channel, count = held_rows(spectra_at_points(rc, s, (2, 2), "x"), rc)
+    >>> ptr.tolist(), channel.tolist(), count.dtype.name
+    ([0, 1, 2], [5, 7], 'float32')
+    """
+    from mingraph.acquire.fields import N_CHANNELS, PointSpectra
+
+    rc = np.asarray(rc)
+    if not isinstance(eds, PointSpectra) or eds.rc.shape != rc.shape or not np.array_equal(eds.rc, rc):
+        return None
+    from mingraph_kernels.sparse_rows import is_canonical
+
+    ptr, channel = np.asarray(eds.ptr, np.int64), np.asarray(eds.channel)
+    count = np.asarray(eds.count)
+    if count.dtype != np.float32:
+        count = count.astype(np.float32)  # the dense spectra's dtype
+    if not is_canonical(ptr, channel, count, N_CHANNELS):  # zero counts in float32 included
+        return None
+    return ptr.copy(), channel.astype(np.uint16), count
 
 
 def point_values(
@@ -145,4 +184,5 @@ def write_view_files(
         sample.pixel_size_um,
         source,
         getattr(encoder, "fit_quality", None),
+        held=held_rows(sample.eds, pred.eds_rc) if source is not None else None,
     )

@@ -118,14 +118,16 @@ def write_workbook(
     run = wb.active
     run.title = "run"
     run.append(["entry", "value"])
+    sheet = _Sheet(run, max_row=1, max_col=2, rows=1)
     for k, v in list((summary or {}).items()) + [(f"score: {k}", v) for k, v in (metrics or {}).items()]:
         if not isinstance(v, (int, float, str, bool)) and v is not None:
             v = json.dumps(v, default=str)
-        _append(run, [str(k), v])
+        sheet.append([str(k), v])
     for p in _tables(mineralogy):
         ws = wb.create_sheet(p.stem[:31])
+        sheet = _Sheet(ws)
         for row in read_table(p):
-            _append(ws, row)
+            sheet.append(row)
         ws.freeze_panes = "A2"
     for ws in wb.worksheets:
         for c in ws[1]:
@@ -135,8 +137,35 @@ def write_workbook(
     return write_bytes(path, buf.getvalue())
 
 
-def _append(ws, row: list[Any]) -> None:
-    ws.append(row)
-    for c in ws[ws.max_row]:
-        if isinstance(c.value, str):
-            c.data_type = "s"  # text, never a formula (a name may start with '=')
+class _Sheet:
+    """Rows appended to a worksheet with every text cell typed as text, never a formula (a name
+    may start with '=').  The sheet's extent is kept here: openpyxl's ``max_row`` and
+    ``max_column`` scan every cell, which made a sheet of n rows cost n² (5 s for a 256² field's
+    tables).  The cells touched are those ``ws[ws.max_row]`` touches: columns 1 to the widest
+    row so far (the workbook's XML is the same)."""
+
+    def __init__(self, ws, max_row: int = 1, max_col: int = 1, rows: int = 0) -> None:
+        self.ws, self.max_row, self.max_col, self.rows = ws, max_row, max_col, rows
+
+    def append(self, row: list[Any]) -> None:
+        ws = self.ws
+        ws.append(row)
+        self.rows += 1  # the row ws.append wrote
+        if not row:  # ws[ws.max_row] would touch the last row with cells again
+            self._touch(1)
+            return
+        self.max_row = self.rows
+        self.max_col = max(self.max_col, len(row))
+        cells = ws._cells
+        for col, v in enumerate(row, 1):
+            if isinstance(v, str):
+                cells[(self.rows, col)].data_type = "s"
+        self._touch(len(row) + 1)
+
+    def _touch(self, first: int) -> None:
+        """Cells ``first`` to the widest row's end of the last row with cells, as ``ws[row]``
+        creates them, typed as text where they hold text."""
+        for col in range(first, self.max_col + 1):
+            c = self.ws.cell(self.max_row, col)
+            if isinstance(c.value, str):
+                c.data_type = "s"

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from mingraph.analyse.mineralogy.run_options import mineralogy_kwargs
 from mingraph.cli.common import predict_options, user_errors
 from mingraph.cli.mineralogy_options import mineralogy_options
 from mingraph.common.errors import InputError
@@ -60,6 +59,7 @@ def predict_sample(
         from mingraph.common.engine import check_scheduler
 
         scheduler = check_scheduler(scheduler)
+    from mingraph.analyse.mineralogy.run_options import mineralogy_kwargs  # scipy, scikit-image: when run
     from mingraph.workflows.field_input import sample_classifier
     from mingraph.workflows.sample import predict_sample as run
 

@@ -31,12 +31,17 @@ ARTIFACT_VERSION = 1
 
 
 def normalise_counts(spectra: np.ndarray | torch.Tensor, lo: int = CH_LO, hi: int = CH_HI) -> torch.Tensor:
-    """Window to channels [lo, hi), scale each spectrum to unit total, then sqrt (float32 tensor)."""
-    x = torch.as_tensor(
-        np.asarray(spectra, dtype=np.float32) if not torch.is_tensor(spectra) else spectra,
-        dtype=torch.float32,
-    )
-    x = x.reshape(-1, x.shape[-1])[:, lo:hi]
+    """Window to channels [lo, hi), scale each spectrum to unit total, then sqrt (float32 tensor).
+
+    Counts as read (uint8/uint16 from a TIMA map, float32) are windowed before they are made
+    float32, so only the window's channels are copied."""
+    if not torch.is_tensor(spectra):
+        a = np.asarray(spectra)
+        spectra = np.array(a.reshape(-1, a.shape[-1])[:, lo:hi], dtype=np.float32, order="C")
+        x = torch.from_numpy(spectra)
+    else:
+        x = torch.as_tensor(spectra, dtype=torch.float32)
+        x = x.reshape(-1, x.shape[-1])[:, lo:hi]
     total = x.sum(1, keepdim=True).clamp_min(1.0)
     return torch.sqrt(x / total * (hi - lo))
 

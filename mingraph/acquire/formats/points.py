@@ -163,12 +163,18 @@ def save_points(path: Path, rc: np.ndarray, spectra: np.ndarray) -> None:
 def sparse_rows(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR form of (n, channels) spectra: ``ptr`` int64 (n + 1,), ``channel`` uint16 and ``count``
     (unsigned integers kept, anything else as float32) of the non-zero channels, row by row."""
+    from mingraph_kernels.sparse_rows import csr_rows
+
     s = np.asarray(spectra)
-    rows, chans = np.nonzero(s)
-    ptr = np.zeros(s.shape[0] + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
-    count = s[rows, chans]
-    return ptr, chans.astype(np.uint16), count if count.dtype.kind == "u" else count.astype(np.float32)
+    if s.dtype.kind not in "uif" or s.ndim != 2 or s.shape[1] > 65536:  # the plain NumPy way
+        rows, chans = np.nonzero(s)
+        ptr = np.zeros(s.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=s.shape[0]), out=ptr[1:])
+        count = s[rows, chans]
+        chans = chans.astype(np.uint16)
+    else:  # one pass, no int64 index arrays (the same result)
+        ptr, chans, count = csr_rows(s)
+    return ptr, chans, count if count.dtype.kind == "u" else count.astype(np.float32)
 
 
 def spectra_at_points(rc: np.ndarray, spectra: np.ndarray, shape: tuple[int, int], source: str):

@@ -38,6 +38,9 @@ from mingraph.common.errors import InputError
 MAGIC = b"Tescan X-ray map"
 RECORD = 80
 DEPTHS = (0, 1, 2, 4, 8, 16)
+BLOCK = 64
+"""Channels decoded at a time: each block of channels is written into the (pixels, channels)
+spectra as a band of columns, rather than one strided column a channel."""
 
 
 def _read_header(fh, path) -> dict[str, str]:
@@ -68,9 +71,10 @@ def _decode(plane: np.ndarray, depth: int, width: int) -> np.ndarray:
         return plane[:, :width]
     if depth == 1:
         return np.unpackbits(plane, axis=1, bitorder="big")[:, :width]
-    bits = np.unpackbits(plane, axis=1, bitorder="little").reshape(plane.shape[0], -1, depth)
-    weights = (1 << np.arange(depth)).astype(np.uint8)
-    return (bits * weights).sum(-1, dtype=np.uint8)[:, :width]
+    # 2 or 4 bits: pixel k of a byte in bits k*depth and up (lowest first), taken by shifts
+    shifts = np.arange(0, 8, depth, dtype=np.uint8)
+    values = (plane[:, :, None] >> shifts) & np.uint8((1 << depth) - 1)
+    return values.reshape(plane.shape[0], -1)[:, :width]
 
 
 def read_xray_map(path: str | Path) -> np.ndarray:
@@ -107,14 +111,20 @@ def read_xray_map(path: str | Path) -> np.ndarray:
             dtype = np.dtype(np.uint16 if depth.max() > 8 else np.uint8)
             check_allocation(path, "header", f"a {h} x {w} map of {n} channels", h * w * n * dtype.itemsize)
             out = np.zeros((h * w, n), dtype)
-            for ch, d in enumerate(depth.tolist()):
-                if d == 0:
-                    continue
-                row = (w * d + 7) // 8
-                buf = fh.read(h * row)
-                if len(buf) != h * row:
-                    raise InputError(path, "data", f"file ends inside channel {ch} ({d}-bit): cut short?")
-                out[:, ch] = _decode(np.frombuffer(buf, np.uint8).reshape(h, row), d, w).ravel()
+            block = np.zeros((BLOCK, h * w), dtype)  # channels decoded into rows, then stored as columns
+            for start in range(0, n, BLOCK):
+                stop = min(start + BLOCK, n)
+                block[: stop - start] = 0
+                for ch in range(start, stop):
+                    d = int(depth[ch])
+                    if d == 0:
+                        continue
+                    row = (w * d + 7) // 8
+                    buf = fh.read(h * row)
+                    if len(buf) != h * row:
+                        raise InputError(path, "data", f"file ends inside channel {ch} ({d}-bit): cut short?")
+                    block[ch - start] = _decode(np.frombuffer(buf, np.uint8).reshape(h, row), d, w).ravel()
+                out[:, start:stop] = block[: stop - start].T
             if fh.read(1):
                 raise InputError(path, "data", "bytes left after the last channel: header and data disagree")
     except (OSError, EOFError, gzip.BadGzipFile) as e:
