@@ -29,6 +29,8 @@ from mingraph.workflows.predict import predict_field
         "mingraph.common.output_paths",
         "mingraph.common.files",
         "mingraph.learn.bundle",
+        "mingraph.learn.recipe",
+        "mingraph.learn.train_fusion",
         "mingraph.learn.registry",
         "mingraph.acquisition.state",
         "mingraph.learn.tiling",

@@ -54,7 +54,9 @@ from mingraph.learn.trainers import DEFAULT_EPOCHS
     type=click.Choice(["fresh", "fixed"]),
     help="fusion: fresh items every epoch (default), or the same draws every epoch.",
 )
-@click.option("--lr", type=click.FloatRange(0, min_open=True), help="fusion: peak learning rate (default 0.003).")
+@click.option(
+    "--lr", type=click.FloatRange(0, min_open=True), help="fusion: peak learning rate (default 0.003)."
+)
 @click.option("--seed", type=click.IntRange(0), help="fusion: initialisation and draws (default 0).")
 @click.option(
     "--set",
@@ -97,7 +99,14 @@ def train(
     run = output_folder(out, "train", create=False)  # before any work: refused here, not after loading
     from mingraph.learn.trainers import TRAINERS
 
-    settings = {"crop": crop, "batch_size": batch_size, "draws": draws, "noise": noise, "lr": lr, "seed": seed}
+    settings = {
+        "crop": crop,
+        "batch_size": batch_size,
+        "draws": draws,
+        "noise": noise,
+        "lr": lr,
+        "seed": seed,
+    }
     if fraction_range is not None:
         settings["fraction_range"] = parse_fractions(fraction_range)
     settings.update(_parse_settings(sets, settings))

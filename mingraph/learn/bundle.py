@@ -261,11 +261,7 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
     return bundle
 
 
-_RECORDS = (
-    ("recipe", "recipe"),
-    ("code", "code version"),
-    ("data", "data seeds"),
-)
+_RECORDS = (("recipe", "recipe"), ("code", "code version"), ("data", "data seeds"))
 
 
 def model_info(path: str | os.PathLike) -> str:

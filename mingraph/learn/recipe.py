@@ -46,6 +46,7 @@ DEFAULTS: dict = {
     "seed": 0,  # model initialisation and every draw
     "threads": None,
     "device": "auto",  # cpu, cuda, cuda:N or auto
+    "deterministic": True,  # torch's deterministic algorithms: the same recipe, the same weights
     "channels": 32,
     "heads": 4,
     "head_dim": 8,
@@ -65,9 +66,9 @@ def _fractions(v) -> bool:
 
 
 _CHECKS: dict = {
-    "fields": ("null or {\"simulate\": {...}}", lambda v: v is None or isinstance(v, dict)),
-    "encoder": ("null, \"shipped\" or an encoder file", lambda v: v is None or isinstance(v, str)),
-    "classifier": ("\"encoder\" (the only point evidence training takes yet)", lambda v: v == "encoder"),
+    "fields": ('null or {"simulate": {...}}', lambda v: v is None or isinstance(v, dict)),
+    "encoder": ('null, "shipped" or an encoder file', lambda v: v is None or isinstance(v, str)),
+    "classifier": ('"encoder" (the only point evidence training takes yet)', lambda v: v == "encoder"),
     "epochs": _POS_INT,
     "batch_size": _POS_INT,
     "crop": _POS_INT,
@@ -76,19 +77,23 @@ _CHECKS: dict = {
         lambda v: _fractions(v) and len(v) == 2 and v[0] <= v[1],
     ),
     "draws": _POS_INT,
-    "noise": ("\"fresh\" or \"fixed\"", lambda v: v in ("fresh", "fixed")),
-    "points": ("\"random\" (the only pattern training draws yet)", lambda v: v == "random"),
+    "noise": ('"fresh" or "fixed"', lambda v: v in ("fresh", "fixed")),
+    "points": ('"random" (the only pattern training draws yet)', lambda v: v == "random"),
     "lr": ("a number > 0", lambda v: _NUMBER[1](v) and v > 0),
     "weight_decay": _NUMBER,
-    "schedule": ("\"one-cycle\" or \"constant\"", lambda v: v in ("one-cycle", "constant")),
+    "schedule": ('"one-cycle" or "constant"', lambda v: v in ("one-cycle", "constant")),
     "warmup": ("a number in (0, 1)", lambda v: _NUMBER[1](v) and 0 < v < 1),
     "balanced": _NUMBER,
     "val_fractions": ("a list of fractions in (0, 1]", _fractions),
-    "val_max_fields": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "val_max_fields": (
+        "an integer >= 0",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    ),
     "max_train_fields": _OPT_POS_INT,
     "seed": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
     "threads": _OPT_POS_INT,
     "device": ("cpu, cuda, cuda:N or auto", lambda v: isinstance(v, str)),
+    "deterministic": ("true or false", lambda v: isinstance(v, bool)),
     "channels": _POS_INT,
     "heads": _POS_INT,
     "head_dim": _POS_INT,
@@ -157,7 +162,9 @@ def _check_fields(fields: dict, source: object) -> None:
             and v[0] <= v[1]
         ):
             raise InputError(
-                source, f"fields.simulate.{key}", f"expected [first, stop] seeds, 0 <= first <= stop, got {v!r}"
+                source,
+                f"fields.simulate.{key}",
+                f"expected [first, stop] seeds, 0 <= first <= stop, got {v!r}",
             )
     if not isinstance(sim.get("params", {}), dict):
         raise InputError(source, "fields.simulate.params", "expected an object of simulator parameters")
@@ -308,7 +315,12 @@ def simulate_fields(out: str | os.PathLike, spec: dict, progress: bool = False) 
 
     sim = dict(spec["simulate"])
     out = Path(out)
-    meta = {"kind": "simulated", "recipe_fields": spec, "tile_size": sim["size"], "params": sim.get("params", {})}
+    meta = {
+        "kind": "simulated",
+        "recipe_fields": spec,
+        "tile_size": sim["size"],
+        "params": sim.get("params", {}),
+    }
     if out.exists():
         have = open_dataset(out).info.get("recipe_fields")
         if have != spec:

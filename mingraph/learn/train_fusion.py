@@ -134,7 +134,9 @@ def load_training_encoder(spec: str | os.PathLike):
     if str(spec) == "shipped":
         p = default_model_path()
         if not p.is_file():
-            raise InputError(p, "encoder", "the recipe names the shipped encoder, but no shipped model is installed")
+            raise InputError(
+                p, "encoder", "the recipe names the shipped encoder, but no shipped model is installed"
+            )
         return encoder_from_blob(load_artifact(p, "mingraph-model", 1, "model")["encoder"])
     return load_encoder(spec)
 
@@ -218,7 +220,6 @@ def train_fusion(
     encoder, a non-CNN encoder, unlabelled fields or fields without spectra, a resume on another
     number of processes.
     """
-    from tqdm import tqdm
 
     unknown = set(overrides) - set(FUSION_CONFIG)
     if unknown:
@@ -315,6 +316,64 @@ def train_fusion(
         ]
         best, start = float(state["best"]), int(state["epoch"])
     progress = progress and dist.main
+    with _deterministic(cfg["deterministic"]):
+        history = _epochs(
+            run,
+            cfg,
+            dist,
+            device,
+            net,
+            model,
+            opt,
+            sched,
+            fields,
+            val,
+            enc,
+            names,
+            crop,
+            weight,
+            (lo, hi),
+            per_epoch,
+            start,
+            history,
+            best,
+            record,
+            progress,
+        )
+    net = None  # the DDP wrapper holds the process group: free it first
+    ddp.teardown(dist)
+    if not dist.main:
+        return {"epoch": cfg["epochs"], "val_selection": float("nan")}
+    return history[-1]
+
+
+def _epochs(
+    run,
+    cfg,
+    dist,
+    device,
+    net,
+    model,
+    opt,
+    sched,
+    fields,
+    val,
+    enc,
+    names,
+    crop,
+    weight,
+    log_range,
+    per_epoch,
+    start,
+    history,
+    best,
+    record,
+    progress,
+) -> list:
+    """The training loop of :func:`train_fusion`, from epoch ``start``; returns the history."""
+    from tqdm import tqdm
+
+    lo, hi = log_range
     for epoch in range(start, cfg["epochs"]):
         plan = epoch_plan(len(fields), cfg, epoch)
         mine = ddp.share(np.arange(len(plan)), dist)
@@ -382,11 +441,28 @@ def train_fusion(
         )
         if progress:
             tqdm.write(json.dumps(metrics))
-    net = logp = loss = None  # the DDP wrapper holds the process group: free it first
-    ddp.teardown(dist)
-    if not dist.main:
-        return {"epoch": cfg["epochs"], "val_selection": float("nan")}
-    return history[-1]
+    return history
+
+
+def _deterministic(on: bool):
+    """torch's deterministic algorithms while training, the caller's setting restored after: on
+    CPU the first backward of each input shape in a process otherwise differs from later ones in
+    the last bits (measured), so a run's weights would depend on what its process ran before."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        before, warn = (
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+        )
+        torch.use_deterministic_algorithms(on, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(before, warn_only=warn)
+
+    return ctx()
 
 
 def _recorded_encoder(name: str) -> str:

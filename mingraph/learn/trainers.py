@@ -46,7 +46,9 @@ def train_paper(
     given = sorted(k for k, v in (settings or {}).items() if v is not None)
     if recipe is not None or given:
         what = "--recipe" if recipe is not None else ", ".join(f"--{k.replace('_', '-')}" for k in given)
-        raise InputError("train", "--arch paper", f"{what} are the fusion model's (--arch fusion); use --config")
+        raise InputError(
+            "train", "--arch paper", f"{what} are the fusion model's (--arch fusion); use --config"
+        )
 
     last = train(
         run,
