@@ -31,6 +31,7 @@ from mingraph.workflows.predict import predict_field
         "mingraph.learn.bundle",
         "mingraph.learn.recipe",
         "mingraph.learn.train_fusion",
+        "mingraph.learn.training_inputs",
         "mingraph.learn.registry",
         "mingraph.acquisition.state",
         "mingraph.learn.tiling",

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 from mingraph.common.errors import InputError
+from mingraph.learn.training_inputs import check_inputs
 from mingraph.version import __version__
 
 RECIPE_FORMAT = "mingraph-fusion-recipe"
@@ -34,7 +35,12 @@ DEFAULTS: dict = {
     "fraction_range": [0.005, 0.05],  # EDS fraction, log-uniform per item
     "draws": 1,  # items per field and epoch
     "noise": "fresh",  # fresh: every item new each epoch; fixed: the same draws every epoch
-    "points": "random",  # EDS point pattern (point-spectra fields: a subset of the measured points)
+    "points": "random",  # random, grid (TIMA dots) or a list to draw from per item (point-spectra
+    # fields: always a random subset of their measured points)
+    "mask": "exact",  # the specimen mask the model is given: exact, none, window, rough, or a list
+    "mask_window": [0.05, 0.25],  # window: the MinBse level, a fraction of the crop's BSE range
+    "mask_rough_px": 3,  # rough: grown or shrunk by up to this many pixels
+    "bse_augment": {},  # gamma, gain, offset, noise ([low, high]), drift (amplitude), charging (p)
     "lr": 3e-3,
     "weight_decay": 1e-4,
     "schedule": "one-cycle",  # or "constant"
@@ -140,6 +146,7 @@ def check(values: dict, source: object) -> dict:
             raise InputError(source, key, f"expected {what}, got {json.dumps(value)}")
     if values.get("fields") is not None:
         _check_fields(values["fields"], source)
+    check_inputs(values, source)
     return values
 
 

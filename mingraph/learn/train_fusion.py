@@ -49,6 +49,7 @@ from mingraph.learn import recipe as rcp
 from mingraph.learn.bundle import default_model_path, make_bundle
 from mingraph.learn.class_weights import frequency_weights
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion
+from mingraph.learn.training_inputs import augment_bse, model_mask
 from mingraph.spectra.encoder import class_probabilities, encoder_from_blob, load_encoder
 
 FUSION_CONFIG: dict = rcp.DEFAULTS
@@ -76,11 +77,18 @@ def measurable(field) -> np.ndarray | None:
     return None if mask is None else np.asarray(mask, bool)
 
 
-def draw_points(valid: np.ndarray, measured: np.ndarray | None, fraction: float, rng: np.random.Generator):
-    """(n, 2) EDS positions on ``valid`` pixels at ``fraction``: random anywhere, or (point-spectra
-    fields) a random subset of the ``measured`` pixels, all of them when fewer are measured."""
+def draw_points(
+    valid: np.ndarray,
+    measured: np.ndarray | None,
+    fraction: float,
+    rng: np.random.Generator,
+    pattern: str = "random",
+):
+    """(n, 2) EDS positions on ``valid`` pixels at ``fraction``: ``pattern`` (random, or grid: TIMA's
+    dots) anywhere, or (point-spectra fields) a random subset of the ``measured`` pixels, all of
+    them when fewer are measured."""
     if measured is None:
-        return sample_points(valid, fraction, "random", rng) if valid.any() else np.zeros((0, 2), np.int64)
+        return sample_points(valid, fraction, pattern, rng) if valid.any() else np.zeros((0, 2), np.int64)
     pool = np.flatnonzero(valid & measured)
     n = min(n_points(int(valid.sum()), fraction), pool.size)
     pick = np.sort(rng.choice(pool, size=n, replace=False)) if n else pool[:0]
@@ -94,14 +102,42 @@ def _crop(field, size: int, rng: np.random.Generator):
     return (slice(r0, r0 + ch), slice(c0, c0 + cw)), np.array([r0, c0])
 
 
-def training_item(field, encoder, k: int, crop: int, fraction: float, rng: np.random.Generator, draw: int):
-    """(graph, EDS class probabilities, labels) of one random crop with fresh EDS points."""
+def training_item(
+    field,
+    encoder,
+    k: int,
+    crop: int,
+    fraction: float,
+    rng: np.random.Generator,
+    draw: int,
+    options: dict | None = None,
+):
+    """(graph, EDS class probabilities, labels) of one random crop with fresh EDS points.
+
+    ``options`` holds the recipe's ``points``, ``mask``, ``mask_window``, ``mask_rough_px`` and
+    ``bse_augment`` (:mod:`mingraph.learn.training_inputs`); absent ones: random points, the exact
+    mask, the BSE as it is.  The labels keep the exact mask."""
+    opts = options or {}
     sl, origin = _crop(field, crop, rng)
     valid = field.valid[sl]
     measured = measurable(field)
-    rc = draw_points(valid, None if measured is None else measured[sl], fraction, rng)
+    points = opts.get("points", "random")
+    pattern = points if isinstance(points, str) else str(points[int(rng.integers(len(points)))])
+    rc = draw_points(valid, None if measured is None else measured[sl], fraction, rng, pattern)
     probs = class_probabilities(encoder, _spectra(field, rc + origin, draw))
-    graph = build_candidate_graph(field.bse[sl], valid, rc, k)
+    bse = augment_bse(field.bse[sl], opts.get("bse_augment"), rng)
+    mask = valid
+    if opts.get("mask", "exact") != "exact":
+        mask = model_mask(
+            valid,
+            bse,
+            rc,
+            opts["mask"],
+            rng,
+            opts.get("mask_window", (0.05, 0.25)),
+            opts.get("mask_rough_px", 3),
+        )
+    graph = build_candidate_graph(bse, mask, rc, k)
     labels = np.where(valid, field.labels[sl], -1).astype(np.int64)
     return graph, probs, labels
 
@@ -374,6 +410,7 @@ def _epochs(
     from tqdm import tqdm
 
     lo, hi = log_range
+    inputs = {k: cfg[k] for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment")}
     for epoch in range(start, cfg["epochs"]):
         plan = epoch_plan(len(fields), cfg, epoch)
         mine = ddp.share(np.arange(len(plan)), dist)
@@ -386,7 +423,7 @@ def _epochs(
                 f, draw, key = plan[j]
                 rng = np.random.default_rng(key)
                 frac = float(np.exp(rng.uniform(lo, hi)))
-                items.append(training_item(fields[f], enc, cfg["k"], crop, frac, rng, draw))
+                items.append(training_item(fields[f], enc, cfg["k"], crop, frac, rng, draw, inputs))
             logp, _ = net(*batch_inputs([g for g, _, _ in items], [p for _, p, _ in items], device))
             lab = torch.as_tensor(np.stack([y for _, _, y in items]), device=device).reshape(-1)
             loss = _nll(logp.reshape(-1, len(names)), lab, weight)
