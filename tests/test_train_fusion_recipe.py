@@ -246,3 +246,31 @@ def test_options_refused_in_one_line(tmp_path):
     with pytest.raises(InputError, match="notjson.json: --recipe: expected a JSON recipe file"):
         rcp.load_recipe(tmp_path / "notjson.json")
     assert not (tmp_path / "r").exists()
+
+
+def test_instrument_inputs_train_and_are_recorded(mini_run, tmp_path):
+    """Masks a user has, a changed detector and TIMA's grid, set from the command line."""
+    args = [
+        "train",
+        "--arch",
+        "fusion",
+        "--recipe",
+        str(mini_run / "mini.json"),
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    args += ["--epochs", "1", "--set", 'mask=["none","window","rough"]', "--set", 'points=["random","grid"]']
+    args += [
+        "--set",
+        'bse_augment={"gain":[0.8,1.2],"offset":[-0.05,0.05],"noise":[0,0.02],"drift":0.05,"charging":0.3}',
+    ]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    b = load_model(tmp_path / "r" / "last.pt")
+    assert b.meta["recipe"]["mask"] == ["none", "window", "rough"]
+    assert (
+        b.meta["recipe"]["points"] == ["random", "grid"]
+        and b.meta["recipe"]["bse_augment"]["charging"] == 0.3
+    )
+    hist = [json.loads(s) for s in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert np.isfinite(hist[0]["train_loss"]) and hist[0]["steps"] == 6

@@ -71,6 +71,7 @@ def _fractions(v) -> bool:
     )
 
 
+_INPUTS = ("(training_inputs.check_inputs)", lambda v: True)  # checked there, one line each
 _CHECKS: dict = {
     "fields": ('null or {"simulate": {...}}', lambda v: v is None or isinstance(v, dict)),
     "encoder": ('null, "shipped" or an encoder file', lambda v: v is None or isinstance(v, str)),
@@ -84,7 +85,17 @@ _CHECKS: dict = {
     ),
     "draws": _POS_INT,
     "noise": ('"fresh" or "fixed"', lambda v: v in ("fresh", "fixed")),
-    "points": ('"random" (the only pattern training draws yet)', lambda v: v == "random"),
+    "points": (
+        '"random", "grid" or a list of them',
+        lambda v: (
+            v in ("random", "grid")
+            or (isinstance(v, list) and bool(v) and all(x in ("random", "grid") for x in v))
+        ),
+    ),
+    "mask": _INPUTS,
+    "mask_window": _INPUTS,
+    "mask_rough_px": _INPUTS,
+    "bse_augment": _INPUTS,
     "lr": ("a number > 0", lambda v: _NUMBER[1](v) and v > 0),
     "weight_decay": _NUMBER,
     "schedule": ('"one-cycle" or "constant"', lambda v: v in ("one-cycle", "constant")),
