@@ -47,6 +47,12 @@ def mini_recipe(**over) -> dict:
     return obj | over
 
 
+def _train(recipe, out, *extra):
+    return CliRunner().invoke(
+        main, ["train", "--arch", "fusion", "--recipe", str(recipe), "--out", str(out), *extra]
+    )
+
+
 def _write(path, obj) -> str:
     path.write_text(json.dumps(obj))
     return str(path)
@@ -55,18 +61,7 @@ def _write(path, obj) -> str:
 @pytest.fixture(scope="module")
 def mini_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("recipe")
-    res = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--arch",
-            "fusion",
-            "--recipe",
-            _write(tmp / "mini.json", mini_recipe()),
-            "--out",
-            str(tmp / "a"),
-        ],
-    )
+    res = _train(_write(tmp / "mini.json", mini_recipe()), tmp / "a")
     assert res.exit_code == 0, res.output
     return tmp
 
@@ -172,20 +167,7 @@ def test_the_same_recipe_gives_the_same_weights_and_another_seed_others(mini_run
             cmd + ["--out", str(tmp / name)], env=env, capture_output=True, text=True, timeout=600
         )
         assert res.returncode == 0, res.stderr[-3000:]
-    res = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--arch",
-            "fusion",
-            "--recipe",
-            str(tmp / "mini.json"),
-            "--out",
-            str(tmp / "c"),
-            "--seed",
-            "1",
-        ],
-    )
+    res = _train(tmp / "mini.json", tmp / "c", "--seed", "1")
     assert res.exit_code == 0, res.output
     b1, b2, a, c = (
         torch.load(tmp / n / "last.pt", weights_only=True)["model_state"] for n in ("b1", "b2", "a", "c")
@@ -222,9 +204,7 @@ def test_fixed_draws_repeat_every_epoch_and_fresh_ones_do_not():
 )
 def test_a_bad_recipe_is_refused_in_one_line_naming_file_and_field(tmp_path, change, message):
     path = _write(tmp_path / "bad.json", mini_recipe(**change))
-    res = CliRunner().invoke(
-        main, ["train", "--arch", "fusion", "--recipe", path, "--out", str(tmp_path / "r")]
-    )
+    res = _train(path, tmp_path / "r")
     assert res.exit_code == 2, res.output
     line = res.output.strip()
     assert "\n" not in line and f"{path}: {message}" in line

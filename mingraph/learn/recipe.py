@@ -327,7 +327,8 @@ def simulate_fields(out: str | os.PathLike, spec: dict, progress: bool = False) 
     """
     from tqdm import tqdm
 
-    from mingraph.acquire.dataset import TileRecord, open_dataset, write_dataset
+    from mingraph.acquire.dataset import open_dataset, write_dataset
+    from mingraph.acquire.importing import simulated_record
     from mingraph.acquire.simulate import simulate_tile
     from mingraph.acquire.simulate.minerals import class_names
 
@@ -350,16 +351,6 @@ def simulate_fields(out: str | os.PathLike, spec: dict, progress: bool = False) 
     def records():
         for split, s in tqdm(seeds, desc="simulate", unit="field", disable=not progress):
             t = simulate_tile(s, sim["size"], sim["size"], sim.get("params") or None)
-            yield TileRecord(
-                tile_id=f"seed-{s}",
-                split=split,
-                bse=t.bse,
-                valid=t.valid,
-                labels=t.labels,
-                pixel_size_um=float(t.params["pixel_size_um"]),
-                eds_kind="simulated",
-                eds_seed=int(t.seed),
-                eds_params=t.eds_params,
-            )
+            yield simulated_record(t, f"seed-{s}", split)
 
     return write_dataset(out, records(), class_names(), meta=meta)

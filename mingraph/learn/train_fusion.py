@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -354,27 +355,29 @@ def train_fusion(
     progress = progress and dist.main
     with _deterministic(cfg["deterministic"]):
         history = _epochs(
-            run,
-            cfg,
-            dist,
-            device,
-            net,
-            model,
-            opt,
-            sched,
-            fields,
-            val,
-            enc,
-            names,
-            crop,
-            weight,
-            (lo, hi),
-            per_epoch,
+            _Session(
+                run,
+                cfg,
+                dist,
+                device,
+                net,
+                model,
+                opt,
+                sched,
+                fields,
+                val,
+                enc,
+                names,
+                crop,
+                weight,
+                (lo, hi),
+                per_epoch,
+                record,
+                progress,
+            ),
             start,
             history,
             best,
-            record,
-            progress,
         )
     net = None  # the DDP wrapper holds the process group: free it first
     ddp.teardown(dist)
@@ -383,31 +386,37 @@ def train_fusion(
     return history[-1]
 
 
-def _epochs(
-    run,
-    cfg,
-    dist,
-    device,
-    net,
-    model,
-    opt,
-    sched,
-    fields,
-    val,
-    enc,
-    names,
-    crop,
-    weight,
-    log_range,
-    per_epoch,
-    start,
-    history,
-    best,
-    record,
-    progress,
-) -> list:
+@dataclass
+class _Session:
+    """What the epochs of one :func:`train_fusion` call share."""
+
+    run: Path
+    cfg: dict
+    dist: ddp.Dist
+    device: torch.device
+    net: torch.nn.Module
+    model: FusionModel
+    opt: torch.optim.Optimizer
+    sched: object
+    fields: list
+    val: list
+    enc: object
+    names: list
+    crop: int
+    weight: torch.Tensor | None
+    log_range: tuple[float, float]
+    per_epoch: int
+    record: dict
+    progress: bool
+
+
+def _epochs(t: _Session, start: int, history: list, best: float) -> list:
     """The training loop of :func:`train_fusion`, from epoch ``start``; returns the history."""
     from tqdm import tqdm
+
+    run, cfg, dist, device, net, model, opt = t.run, t.cfg, t.dist, t.device, t.net, t.model, t.opt
+    sched, fields, val, enc, names, crop, weight = t.sched, t.fields, t.val, t.enc, t.names, t.crop, t.weight
+    log_range, per_epoch, record, progress = t.log_range, t.per_epoch, t.record, t.progress
 
     lo, hi = log_range
     inputs = {k: cfg[k] for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment")}
