@@ -61,31 +61,44 @@ def test_two_gloo_processes_equal_one_process_on_the_mean_of_their_batches(tmp_p
     fields = [ds.field(i) for i in ds.indices("train")]
     enc = tf.load_training_encoder("shipped")
     torch.manual_seed(cfg["seed"])
-    model = FusionModel(50, cfg["channels"], cfg["heads"], cfg["head_dim"], cfg["k"])
-    init = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    init = FusionModel(50, cfg["channels"], cfg["heads"], cfg["head_dim"], cfg["k"]).state_dict()
     plan = tf.epoch_plan(len(fields), cfg, 0)
     shares = [np.arange(len(plan))[r::WORLD] for r in range(WORLD)]
     assert not set(shares[0]) & set(shares[1]) and set(np.concatenate(shares)) == set(range(len(plan)))
     lo, hi = np.log(cfg["fraction_range"])
-    for b in range(per_rank):
-        losses = []
-        for share in shares:
-            items = []
-            for j in share[b * BATCH : (b + 1) * BATCH]:
-                f, draw, key = plan[j]
-                rng = np.random.default_rng(key)
-                frac = float(np.exp(rng.uniform(lo, hi)))
-                items.append(tf.training_item(fields[f], enc, cfg["k"], 24, frac, rng, draw))
-            logp, _ = model(*batch_inputs([g for g, _, _ in items], [p for _, p, _ in items]))
-            lab = torch.as_tensor(np.stack([y for _, _, y in items])).reshape(-1)
-            losses.append(F.nll_loss(logp.reshape(-1, 50), lab, ignore_index=-1))
-        opt.zero_grad()
-        (sum(losses) / WORLD).backward()
-        opt.step()
+
+    def train_one_process(ranks: list[int]) -> dict:
+        torch.manual_seed(cfg["seed"])
+        model = FusionModel(50, cfg["channels"], cfg["heads"], cfg["head_dim"], cfg["k"])
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        for b in range(per_rank):
+            losses = []
+            for share in [shares[r] for r in ranks]:
+                items = []
+                for j in share[b * BATCH : (b + 1) * BATCH]:
+                    f, draw, key = plan[j]
+                    rng = np.random.default_rng(key)
+                    frac = float(np.exp(rng.uniform(lo, hi)))
+                    items.append(tf.training_item(fields[f], enc, cfg["k"], 24, frac, rng, draw))
+                logp, _ = model(*batch_inputs([g for g, _, _ in items], [p for _, p, _ in items]))
+                lab = torch.as_tensor(np.stack([y for _, _, y in items])).reshape(-1)
+                losses.append(F.nll_loss(logp.reshape(-1, 50), lab, ignore_index=-1))
+            opt.zero_grad()
+            (sum(losses) / len(losses)).backward()
+            opt.step()
+        return model.state_dict()
+
     ddp_state = torch.load(run / "last.pt", weights_only=True)["model_state"]
-    moved = 0.0
-    for k, v in model.state_dict().items():
-        torch.testing.assert_close(ddp_state[k], v, rtol=1e-4, atol=1e-5)
-        moved = max(moved, float((v - init[k]).abs().max()))
-    assert moved > 1e-3  # it trained
+
+    def gap(state: dict) -> torch.Tensor:
+        return torch.cat([(ddp_state[k] - v).abs().flatten() for k, v in state.items()])
+
+    diff, alone = gap(train_one_process([0, 1])), gap(train_one_process([0]))
+    moved = torch.cat([(ddp_state[k] - v).abs().flatten() for k, v in init.items()])
+    # AdamW divides by the root of the squared gradients, so where a gradient is near 0 the last
+    # bits of a sum (the ranks' processes vs this one: docs/results.md) move a weight by up to a
+    # few % of a step (lr 0.01); a rank that stepped on its own gradient alone, or on the sum, would
+    # be off by about a step almost everywhere
+    assert float(diff.max()) < 5e-4 and float((diff > 1e-5).float().mean()) < 0.05, float(diff.max())
+    assert float(moved.median()) > 1e-3  # it trained: most weights moved by about a step
+    assert float(alone.max()) > 20 * float(diff.max())  # rank 0's batches alone: another model
