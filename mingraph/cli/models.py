@@ -26,14 +26,20 @@ from mingraph.learn.trainers import DEFAULT_EPOCHS
     help=f"Epochs (default per --arch: {DEFAULT_EPOCHS['paper']} for paper, the paper's; "
     f"{DEFAULT_EPOCHS['fusion']} for fusion, or its recipe's).",
 )
-@click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="paper: JSON file of training settings (fusion: --recipe).",
+)
 @click.option(
     "--encoder",
     type=click.Path(path_type=Path),
     help="Encoder artifact (for online mode or raw-spectra shards).",
 )
 @click.option(
-    "--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured)."
+    "--backend",
+    type=click.Choice(["structured", "sparse", "dgl"]),
+    help="paper: GAT backend (default structured).",
 )
 @click.option("--device", help="cpu, cuda, or auto (default).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -70,7 +76,8 @@ from mingraph.learn.trainers import DEFAULT_EPOCHS
     type=click.Choice(["paper", "fusion"]),
     default="paper",
     show_default=True,
-    help="paper: the paper's GAT; fusion: the fusion model (online, needs a CNN --encoder).",
+    help="paper: the paper's GAT; fusion: the fusion model (a --recipe, or --online DATASET with a "
+    "CNN --encoder).",
 )
 @user_errors
 def train(
