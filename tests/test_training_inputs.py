@@ -127,3 +127,18 @@ def test_training_items_with_no_mask_and_grid_points():
 def test_bad_input_recipe_fields_are_refused_in_one_line(change, message):
     with pytest.raises(InputError, match="^r.json: " + message.replace("[", r"\[").replace("(", r"\(")):
         rcp.check(change, "r.json")
+
+
+def test_counts_scale_a_simulated_dwell_and_thin_measured_spectra():
+    from types import SimpleNamespace
+
+    field = simulate_tile(100003, 48).field()
+    rc = np.argwhere(field.valid)[::7][:200]
+    full, third = tf.spectra_at(field, rc, 1), tf.spectra_at(field, rc, 1, counts=1 / 3)
+    want = field.eds.params["counts_per_ms"] * field.eds.params["dwell_ms"]  # the simulator's counts
+    assert abs(full.sum(1).mean() / want - 1) < 0.05 and abs(third.sum(1).mean() / (want / 3) - 1) < 0.05
+    # measured spectra: each count kept with probability 0.25 (never more counts than measured)
+    measured = SimpleNamespace(eds=SimpleNamespace(spectra=lambda r, c: full))
+    thin = tf.spectra_at(measured, rc, 0, counts=0.25, rng=np.random.default_rng(0))
+    assert (thin <= full).all() and abs(thin.sum() / full.sum() - 0.25) < 0.01
+    np.testing.assert_array_equal(tf.spectra_at(measured, rc, 0, counts=2.0), full)  # no counts invented

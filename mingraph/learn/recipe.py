@@ -41,6 +41,7 @@ DEFAULTS: dict = {
     "mask_window": [0.05, 0.25],  # window: the MinBse level, a fraction of the crop's BSE range
     "mask_rough_px": 3,  # rough: grown or shrunk by up to this many pixels
     "bse_augment": {},  # gamma, gain, offset, noise ([low, high]), drift (amplitude), charging (p)
+    "counts_range": None,  # [low, high]: a spectrum's counts × a factor log-uniform in it
     "lr": 3e-3,
     "weight_decay": 1e-4,
     "schedule": "one-cycle",  # or "constant"
@@ -90,6 +91,18 @@ _CHECKS: dict = {
         lambda v: (
             v in ("random", "grid")
             or (isinstance(v, list) and bool(v) and all(x in ("random", "grid") for x in v))
+        ),
+    ),
+    "counts_range": (
+        "null or [low, high] with 0 < low <= high",
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, list)
+                and len(v) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in v)
+                and v[0] <= v[1]
+            )
         ),
     ),
     "mask": _INPUTS,

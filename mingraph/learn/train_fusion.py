@@ -57,14 +57,33 @@ FUSION_CONFIG: dict = rcp.DEFAULTS
 """The fusion trainer's settings and their defaults (:data:`mingraph.learn.recipe.DEFAULTS`)."""
 
 
-def _spectra(field, rc: np.ndarray, draw: int) -> np.ndarray:
-    """Spectra at ``rc``; a simulated field gives fresh Poisson noise for each ``draw``."""
+def spectra_at(
+    field, rc: np.ndarray, draw: int, counts: float = 1.0, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """(n, channels) float32 spectra at ``rc`` (n, 2); a simulated field gives fresh Poisson noise
+    for each ``draw``.  ``counts`` scales the counts a spectrum holds: a simulated field's dwell
+    time × ``counts``; measured spectra (``counts`` < 1 only) are thinned, each count kept with
+    probability ``counts`` (binomial, drawn from ``rng``), which is exactly a shorter dwell.
+
+    Examples
+    --------
+    >>> from mingraph.acquire.simulate import simulate_tile
+    >>> f, rc = simulate_tile(1, 16).field(), np.array([[3, 4], [8, 9]])
+    >>> full, half = spectra_at(f, rc, 1), spectra_at(f, rc, 1, counts=0.5)
+    >>> full.shape, bool(0.4 < half.sum() / full.sum() < 0.6)
+    ((2, 3000), True)
+    """
     from mingraph.acquire.simulate.eds import SimulatedEds
 
     eds = field.eds
-    if isinstance(eds, SimulatedEds) and draw:
-        eds = SimulatedEds(eds.labels, eds.seed, eds.params, draw=draw)
-    return eds.spectra(rc[:, 0], rc[:, 1])
+    if isinstance(eds, SimulatedEds) and (draw or counts != 1.0):
+        params = dict(eds.params, dwell_ms=eds.params["dwell_ms"] * counts)
+        return SimulatedEds(eds.labels, eds.seed, params, draw=draw).spectra(rc[:, 0], rc[:, 1])
+    out = eds.spectra(rc[:, 0], rc[:, 1])
+    if counts < 1.0:
+        rng = rng if rng is not None else np.random.default_rng(0)
+        out = rng.binomial(np.rint(out).astype(np.int64), counts).astype(np.float32)
+    return out
 
 
 def measurable(field) -> np.ndarray | None:
@@ -115,9 +134,10 @@ def training_item(
 ):
     """(graph, EDS class probabilities, labels) of one random crop with fresh EDS points.
 
-    ``options`` holds the recipe's ``points``, ``mask``, ``mask_window``, ``mask_rough_px`` and
-    ``bse_augment`` (:mod:`mingraph.learn.training_inputs`); absent ones: random points, the exact
-    mask, the BSE as it is.  The labels keep the exact mask."""
+    ``options`` holds the recipe's ``points``, ``mask``, ``mask_window``, ``mask_rough_px``,
+    ``bse_augment`` (:mod:`mingraph.learn.training_inputs`) and ``counts_range`` (a spectrum's
+    counts × a factor log-uniform in it, :func:`spectra_at`); absent ones: random points, the
+    exact mask, the BSE and the counts as they are.  The labels keep the exact mask."""
     opts = options or {}
     sl, origin = _crop(field, crop, rng)
     valid = field.valid[sl]
@@ -125,7 +145,10 @@ def training_item(
     points = opts.get("points", "random")
     pattern = points if isinstance(points, str) else str(points[int(rng.integers(len(points)))])
     rc = draw_points(valid, None if measured is None else measured[sl], fraction, rng, pattern)
-    probs = class_probabilities(encoder, _spectra(field, rc + origin, draw))
+    counts = 1.0
+    if opts.get("counts_range"):
+        counts = float(np.exp(rng.uniform(*np.log(opts["counts_range"]))))
+    probs = class_probabilities(encoder, spectra_at(field, rc + origin, draw, counts, rng))
     bse = augment_bse(field.bse[sl], opts.get("bse_augment"), rng)
     mask = valid
     if opts.get("mask", "exact") != "exact":
@@ -153,7 +176,7 @@ def score_fields(
             f.valid, measurable(f), fraction, np.random.default_rng([seed, t, int(fraction * 1e6)])
         )
         graph = build_candidate_graph(f.bse, f.valid, rc, model.k)
-        pred, _ = predict_fusion(model, graph, class_probabilities(encoder, _spectra(f, rc, 0)))
+        pred, _ = predict_fusion(model, graph, class_probabilities(encoder, spectra_at(f, rc, 0)))
         cm += confusion(np.where(f.valid, f.labels, -1), pred, n_classes, unclassified=True)
     return cm
 
@@ -419,7 +442,9 @@ def _epochs(t: _Session, start: int, history: list, best: float) -> list:
     log_range, per_epoch, record, progress = t.log_range, t.per_epoch, t.record, t.progress
 
     lo, hi = log_range
-    inputs = {k: cfg[k] for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment")}
+    inputs = {
+        k: cfg[k] for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment", "counts_range")
+    }
     for epoch in range(start, cfg["epochs"]):
         plan = epoch_plan(len(fields), cfg, epoch)
         mine = ddp.share(np.arange(len(plan)), dist)
