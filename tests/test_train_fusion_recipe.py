@@ -254,3 +254,15 @@ def test_instrument_inputs_train_and_are_recorded(mini_run, tmp_path):
     )
     hist = [json.loads(s) for s in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert np.isfinite(hist[0]["train_loss"]) and hist[0]["steps"] == 6
+
+
+def test_model_info_refuses_what_is_not_a_model_file_in_one_line(tmp_path):
+    (tmp_path / "x.pt").write_text("not a model")
+    for path, message in ((tmp_path / "none.pt", "file not found"), (tmp_path / "x.pt", "unreadable")):
+        res = CliRunner().invoke(main, ["model", "info", str(path)])
+        assert (
+            res.exit_code == 2 and res.output.count("\n") == 1 and f"{path}: model: {message}" in res.output
+        )
+    res = CliRunner().invoke(main, ["model", "info", str(default_model_path().parent / "paper_gat.pt")])
+    assert res.exit_code == 0 and "not recorded in this file: code version, data seeds" in res.output
+    assert "its config (the paper trainer's settings):" in res.output and "epochs: 8" in res.output

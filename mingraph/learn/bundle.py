@@ -308,7 +308,8 @@ def model_info(path: str | os.PathLike) -> str:
         lines.append(f"kept epoch: {meta['epoch'] + 1}" + ("" if sel is None else f", validation {sel:.4f}"))
     if meta.get("note"):
         lines.append(f"note: {meta['note']}")
-    missing = [what for key, what in _RECORDS if key not in meta]
+    paper = obj["model_config"].get("arch", "paper") == "paper"  # its settings: the config
+    missing = [what for key, what in _RECORDS if key not in meta and not (paper and key == "recipe")]
     for key, what in _RECORDS:
         if key in meta:
             lines.append(f"{what}:")
@@ -316,7 +317,9 @@ def model_info(path: str | os.PathLike) -> str:
     if missing:
         lines.append(f"not recorded in this file: {', '.join(missing)}")
         if cfg:
-            lines.append("its config records only:")
+            lines.append(
+                "its config (the paper trainer's settings):" if paper else "its config records only:"
+            )
             lines += _field_lines(cfg)
         rec = reconstruction_of(p)
         if rec is not None and "recipe" in missing:
