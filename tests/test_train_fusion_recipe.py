@@ -266,3 +266,14 @@ def test_model_info_refuses_what_is_not_a_model_file_in_one_line(tmp_path):
     res = CliRunner().invoke(main, ["model", "info", str(default_model_path().parent / "paper_gat.pt")])
     assert res.exit_code == 0 and "not recorded in this file: code version, data seeds" in res.output
     assert "its config (the paper trainer's settings):" in res.output and "epochs: 8" in res.output
+
+
+def test_online_data_wins_over_the_recipes_fields_and_the_record_says_so(mini_run, tmp_path):
+    res = _train(
+        mini_run / "mini.json", tmp_path / "r", "--online", str(mini_run / "a" / "fields"), "--epochs", "1"
+    )
+    assert res.exit_code == 0, res.output
+    b = load_model(tmp_path / "r" / "last.pt")
+    assert b.meta["recipe"]["fields"] is None and b.meta["data"]["fields"] is None
+    assert b.meta["data"]["dataset"] == "fields" and not (tmp_path / "r" / "fields").exists()
+    assert b.meta["data"]["train_field_seeds"] == list(range(*MINI_SEEDS))  # read from the dataset's fields

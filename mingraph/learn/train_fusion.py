@@ -305,6 +305,8 @@ def train_fusion(
             )
         cfg["encoder"] = _encoder_name(cfg["encoder"])
         cfg["dataset"] = None if dataset is None else str(Path(dataset).resolve())
+        if dataset is not None:
+            cfg["fields"] = None  # --online wins over a recipe's fields, and the record says so
     dist, device = ddp.setup(cfg["device"])
     if cfg.setdefault("world_size", dist.world) != dist.world:
         raise InputError(
