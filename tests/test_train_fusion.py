@@ -100,7 +100,7 @@ def test_bad_input_is_refused_with_one_line(data, tmp_path):
     with pytest.raises(InputError, match="no resume.pt"):
         tf.train_fusion(tmp_path / "r", ds, enc, progress=False, resume=True)
     res = CliRunner().invoke(main, ["train", "--arch", "fusion", "--out", str(tmp_path / "r")])
-    assert res.exit_code == 2 and "--online DATASET and --encoder" in res.output
+    assert res.exit_code == 2 and "needs --online DATASET (or a recipe's fields) and --encoder" in res.output
     np.testing.assert_equal(sorted(p.name for p in tmp_path.iterdir()), [])  # nothing half written
 
 

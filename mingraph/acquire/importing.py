@@ -59,6 +59,22 @@ def import_field(
     return add_fields(out, [files], overwrite=overwrite, class_map=class_map, seed=seed, say=say)
 
 
+def simulated_record(tile, tile_id: str, split: str) -> TileRecord:
+    """The dataset row of a simulated tile (:func:`mingraph.acquire.simulate.simulate_tile`): its
+    BSE, specimen mask and labels, and its EDS as the simulator's seed and parameters."""
+    return TileRecord(
+        tile_id=tile_id,
+        split=split,
+        bse=tile.bse,
+        valid=tile.valid,
+        labels=tile.labels,
+        pixel_size_um=float(tile.params["pixel_size_um"]),
+        eds_kind="simulated",
+        eds_seed=int(tile.seed),
+        eds_params=tile.eds_params,
+    )
+
+
 def simulate_dataset(
     out: str | Path,
     n_tiles: int,
@@ -89,17 +105,7 @@ def simulate_dataset(
     def records():
         for i in tqdm(range(n_tiles), desc="simulate", unit="tile", disable=not progress):
             t = simulate_tile(int(seeds[i] >> np.uint64(1)), size, size, params)
-            yield TileRecord(
-                tile_id=f"sim-{i:06d}",
-                split=split or split_of(i, seed),
-                bse=t.bse,
-                valid=t.valid,
-                labels=t.labels,
-                pixel_size_um=float(t.params["pixel_size_um"]),
-                eds_kind="simulated",
-                eds_seed=int(t.seed),
-                eds_params=t.eds_params,
-            )
+            yield simulated_record(t, f"sim-{i:06d}", split or split_of(i, seed))
 
     meta = {"kind": "simulated", "seed": seed, "tile_size": size, "params": params or {}}
     return write_dataset(out, records(), class_names(), meta=meta, overwrite=overwrite)

@@ -9,6 +9,7 @@ import click
 from mingraph.cli.common import parse_fractions, user_errors
 from mingraph.common.files import check_artifact_output
 from mingraph.common.outputs import output_folder
+from mingraph.learn.trainers import DEFAULT_EPOCHS
 
 
 @click.command()
@@ -19,30 +20,103 @@ from mingraph.common.outputs import output_folder
 @click.option(
     "--out", type=click.Path(path_type=Path), required=True, help="Run folder (checkpoints, metrics)."
 )
-@click.option("--epochs", type=int, help="Epochs (default 120, the paper's).")
-@click.option("--config", type=click.Path(path_type=Path), help="JSON file of training settings.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    help=f"Epochs (default per --arch: {DEFAULT_EPOCHS['paper']} for paper, the paper's; "
+    f"{DEFAULT_EPOCHS['fusion']} for fusion, or its recipe's).",
+)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path),
+    help="paper: JSON file of training settings (fusion: --recipe).",
+)
 @click.option(
     "--encoder",
     type=click.Path(path_type=Path),
     help="Encoder artifact (for online mode or raw-spectra shards).",
 )
 @click.option(
-    "--backend", type=click.Choice(["structured", "sparse", "dgl"]), help="GAT backend (default structured)."
+    "--backend",
+    type=click.Choice(["structured", "sparse", "dgl"]),
+    help="paper: GAT backend (default structured).",
 )
 @click.option("--device", help="cpu, cuda, or auto (default).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option(
+    "--recipe",
+    type=click.Path(path_type=Path),
+    help="fusion: a recipe file of every training choice (the shipped model's: "
+    "mingraph/data/recipes/fusion-default.json); options below win over it.",
+)
+@click.option("--crop", type=click.IntRange(1), help="fusion: crop size, px (default 128).")
+@click.option("--batch-size", type=click.IntRange(1), help="fusion: items a step (default 4).")
+@click.option(
+    "--fraction-range", help="fusion: LOW,HIGH EDS fraction, log-uniform per item (default 0.005,0.05)."
+)
+@click.option("--draws", type=click.IntRange(1), help="fusion: items a field and epoch (default 1).")
+@click.option(
+    "--noise",
+    type=click.Choice(["fresh", "fixed"]),
+    help="fusion: fresh items every epoch (default), or the same draws every epoch.",
+)
+@click.option(
+    "--lr", type=click.FloatRange(0, min_open=True), help="fusion: peak learning rate (default 0.003)."
+)
+@click.option("--seed", type=click.IntRange(0), help="fusion: initialisation and draws (default 0).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fusion: any recipe field (VALUE as JSON, e.g. schedule=constant, fraction_range=[0.01,0.05]).",
+)
 @click.option(
     "--arch",
     type=click.Choice(["paper", "fusion"]),
     default="paper",
     show_default=True,
-    help="paper: the paper's GAT; fusion: the fusion model (online, needs a CNN --encoder).",
+    help="paper: the paper's GAT; fusion: the fusion model (a --recipe, or --online DATASET with a "
+    "CNN --encoder).",
 )
 @user_errors
-def train(shards, online, out, epochs, config, encoder, backend, device, resume, arch) -> None:
-    """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset."""
+def train(
+    shards,
+    online,
+    out,
+    epochs,
+    config,
+    encoder,
+    backend,
+    device,
+    resume,
+    recipe,
+    crop,
+    batch_size,
+    fraction_range,
+    draws,
+    noise,
+    lr,
+    seed,
+    sets,
+    arch,
+) -> None:
+    """Train the GAT on SHARDS (from build-graphs) or --online on a raw dataset; --arch fusion
+    trains the fusion model from a recipe (mingraph/data/recipes/fusion-default.json)."""
     run = output_folder(out, "train", create=False)  # before any work: refused here, not after loading
     from mingraph.learn.trainers import TRAINERS
+
+    settings = {
+        "crop": crop,
+        "batch_size": batch_size,
+        "draws": draws,
+        "noise": noise,
+        "lr": lr,
+        "seed": seed,
+    }
+    if fraction_range is not None:
+        settings["fraction_range"] = parse_fractions(fraction_range)
+    settings.update(_parse_settings(sets, settings))
 
     line = TRAINERS[arch](
         run,
@@ -54,6 +128,8 @@ def train(shards, online, out, epochs, config, encoder, backend, device, resume,
         resume=resume,
         backend=backend,
         device=device,
+        recipe=recipe,
+        settings=settings,
     )
     click.echo(line)
     from mingraph.learn.distributed import end_worker
@@ -207,3 +283,41 @@ def convert_model(checkpoint, out, source, encoder) -> None:
     from mingraph.learn.convert import convert_model as convert
 
     click.echo(f"wrote {convert(source, checkpoint, encoder, check_artifact_output(out))}")
+
+
+@click.group("model")
+def model_group() -> None:
+    """Inspect model files."""
+
+
+@model_group.command("info")
+@click.argument("file", type=click.Path(path_type=Path))
+@user_errors
+def model_info(file) -> None:
+    """Print what FILE (a model file or run folder) records of how it was made: the recipe, the
+    code version and the data seeds, and say plainly what it does not record."""
+    from mingraph.learn.bundle import model_info as info
+
+    click.echo(info(file))
+
+
+def _parse_settings(sets: tuple[str, ...], given: dict) -> dict:
+    """``--set KEY=VALUE`` items as recipe keys (VALUE read as JSON, else as a string); a key also
+    given by its own option is refused."""
+    import json
+
+    from mingraph.common.errors import InputError
+
+    out: dict = {}
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise InputError("--set", item, "expected KEY=VALUE (a recipe field, VALUE as JSON)")
+        if given.get(key) is not None or key in out:
+            raise InputError("--set", key, "given twice (by its own option or another --set)")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out

@@ -259,3 +259,89 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
 
         return dataclasses.replace(bundle, encoder=GatedEncoder(bundle.encoder, bundle.class_names, start))
     return bundle
+
+
+_RECORDS = (("recipe", "recipe"), ("code", "code version"), ("data", "data seeds"))
+
+
+def model_info(path: str | os.PathLike) -> str:
+    """What a model file records of how it was made, as text (``mingraph model info``): its
+    architecture and classes, the resolved training recipe, the code version and the data's
+    seeds, and a plain line for each of those it does not record (files made before recipes were
+    recorded; for the shipped model, the repository's reconstruction of its recipe is named).
+
+    Parameters
+    ----------
+    path : path-like
+        A model file, or a training run's folder (its ``best.pt``).
+
+    Returns
+    -------
+    str
+        Lines of text.
+
+    Raises
+    ------
+    InputError
+        No such file, or not a mingraph model file.
+
+    Examples
+    --------
+    >>> print(model_info(default_model_path()).splitlines()[1])
+    architecture: fusion, 50 classes, {'channels': 32, 'heads': 4, 'head_dim': 8, 'k': 8}
+    """
+    from mingraph.learn.recipe import file_sha256, reconstruction_of
+
+    p = resolve_model(path)
+    obj = load_artifact(p, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
+    meta, cfg = dict(obj.get("meta", {})), dict(obj.get("config", {}))
+    mc = {k: v for k, v in obj["model_config"].items() if k not in ("arch", "num_classes")}
+    enc = obj.get("encoder") or {}
+    lines = [
+        f"file: {p} (sha256 {file_sha256(p)[:16]}…)",
+        f"architecture: {obj['model_config'].get('arch', 'paper')}, {len(obj['class_names'])} classes, {mc}",
+        f"encoder: {enc.get('kind', 'none')}, {enc.get('n_classes', 0)} classes"
+        + (f", fitted on {enc['meta']['n_fit']} spectra" if "n_fit" in enc.get("meta", {}) else ""),
+    ]
+    if "epoch" in meta:
+        sel = meta.get("metrics", {}).get("val_selection")
+        lines.append(f"kept epoch: {meta['epoch'] + 1}" + ("" if sel is None else f", validation {sel:.4f}"))
+    if meta.get("note"):
+        lines.append(f"note: {meta['note']}")
+    paper = obj["model_config"].get("arch", "paper") == "paper"  # its settings: the config
+    missing = [what for key, what in _RECORDS if key not in meta and not (paper and key == "recipe")]
+    for key, what in _RECORDS:
+        if key in meta:
+            lines.append(f"{what}:")
+            lines += _field_lines(meta[key])
+    if missing:
+        lines.append(f"not recorded in this file: {', '.join(missing)}")
+        if cfg:
+            lines.append(
+                "its config (the paper trainer's settings):" if paper else "its config records only:"
+            )
+            lines += _field_lines(cfg)
+        rec = reconstruction_of(p)
+        if rec is not None and "recipe" in missing:
+            from mingraph.learn.recipe import shipped_recipe_path
+
+            lines.append(
+                f"reconstructed recipe (written afterwards, not recorded when it was trained): "
+                f"{shipped_recipe_path()}"
+            )
+            lines += _field_lines({k: v for k, v in rec.items() if k not in ("format", "version")})
+    return "\n".join(lines)
+
+
+def _field_lines(record: dict, indent: str = "  ") -> list[str]:
+    """``key: value`` lines of a record, a value as compact JSON (an object one level deeper)."""
+    import json
+
+    out = []
+    for k, v in record.items():
+        if isinstance(v, dict) and v:
+            out.append(f"{indent}{k}:")
+            out += _field_lines(v, indent + "  ")
+        else:
+            out.append(f"{indent}{k}: {json.dumps(v, ensure_ascii=False)}")
+    return out

@@ -23,13 +23,32 @@ class Trainer(Protocol):
         resume: bool,
         backend: str | None,
         device: str | None,
+        recipe: Path | None = None,
+        settings: dict | None = None,
     ) -> str:
-        """Train (or resume) into ``run``; returns the one-line summary the command prints."""
+        """Train (or resume) into ``run``; returns the one-line summary the command prints.
+
+        ``recipe`` (a recipe file) and ``settings`` (recipe keys from options) are the fusion
+        trainer's (:mod:`mingraph.learn.recipe`); the paper's refuses them."""
 
 
-def train_paper(run, *, shards, online, config, encoder, epochs, resume, backend, device) -> str:
+DEFAULT_EPOCHS = {"paper": 120, "fusion": 6}
+"""``--epochs`` when none is given (and no recipe sets it), per architecture; tests/test_train_fusion.py
+checks these against each trainer's own defaults."""
+
+
+def train_paper(
+    run, *, shards, online, config, encoder, epochs, resume, backend, device, recipe=None, settings=None
+) -> str:
     """The paper's GAT on Arrow shards or online draws (:func:`mingraph.learn.train.train`)."""
     from mingraph.learn.train import train
+
+    given = sorted(k for k, v in (settings or {}).items() if v is not None)
+    if recipe is not None or given:
+        what = "--recipe" if recipe is not None else ", ".join(f"--{k.replace('_', '-')}" for k in given)
+        raise InputError(
+            "train", "--arch paper", f"{what} are the fusion model's (--arch fusion); use --config"
+        )
 
     last = train(
         run,
@@ -48,15 +67,27 @@ def train_paper(run, *, shards, online, config, encoder, epochs, resume, backend
     )
 
 
-def train_fusion_model(run, *, shards, online, config, encoder, epochs, resume, backend, device) -> str:
-    """The fusion model, online on a raw dataset (:func:`mingraph.learn.train_fusion.train_fusion`)."""
+def train_fusion_model(
+    run, *, shards, online, config, encoder, epochs, resume, backend, device, recipe=None, settings=None
+) -> str:
+    """The fusion model, online on a raw dataset or a recipe's fields
+    (:func:`mingraph.learn.train_fusion.train_fusion`)."""
+    from mingraph.learn.recipe import load_recipe
     from mingraph.learn.train_fusion import train_fusion
 
-    if shards is not None or config or backend or device:
+    if shards is not None or config or backend:
         raise InputError(
-            "train", "--arch fusion", "takes --online DATASET, --encoder, --epochs and --resume only"
+            "train",
+            "--arch fusion",
+            "takes --recipe, --online DATASET, --encoder, the recipe options and --resume "
+            "(not SHARDS, --config or --backend)",
         )
-    last = train_fusion(run, online, encoder, resume=resume, epochs=epochs)
+    if resume and recipe is not None:
+        raise InputError(recipe, "--recipe", "a resumed run keeps its own recipe; drop --recipe")
+    rec = None if recipe is None else load_recipe(recipe)
+    last = train_fusion(
+        run, online, encoder, resume=resume, recipe=rec, epochs=epochs, device=device, **(settings or {})
+    )
     return f"done: epoch {last['epoch']}, validation {last['val_selection']:.4f}; in {run}"
 
 
