@@ -369,3 +369,27 @@ def test_continuum_scale_is_recovered_and_the_parts_sum_to_the_simulator_physics
     y = np.random.default_rng(13).poisson(np.repeat(truth.shapes, 10, axis=0) * 20000.0)
     cand = np.repeat(np.arange(20), 10)
     assert fit_continuum_scale(m, y, cand) == pytest.approx(2.5, rel=0.03)
+
+
+def test_calibration_lines_rendered_in_their_reach_equal_the_whole_grid_integral():
+    """The calibration's line templates (each line over the channels within 8 σ of its centre)
+    against each line's Gaussian integrated over every channel edge of the range, by scipy."""
+    from scipy.stats import norm
+
+    from mingraph.spectra import calibrate as cal
+
+    inst = Instrument(20.0, 35.0, 131.0, offset_ev=-9.0, gain=0.9985)
+    lines = [f for z in (8, 11, 14, 20, 22, 26, 56, 82) for f in cal._families(z, 20.0, 50.0, 19200.0)]
+    lo, hi = 25, 1900
+    got = cal._render(lines, inst, lo, hi)
+    edges = np.arange(lo, hi + 1) * cal.CHANNEL_EV
+    for i, (e, a) in enumerate(lines):
+        centre = (e - inst.offset_ev) / inst.gain
+        sigma = cal.fwhm_ev(e, inst.fwhm_mnka_ev) * cal.SIGMA_PER_FWHM / inst.gain
+        ref = sum(w * np.diff(norm.cdf(edges, c, s)) for w, c, s in zip(a, centre, sigma))
+        np.testing.assert_allclose(got[i], ref, rtol=0, atol=1e-12)
+    # a line beyond the range, and one astride its edge, keep only what falls inside
+    edge_line = [(np.array([240.0, 19500.0]), np.array([0.5, 0.5]))]
+    out = cal._render(edge_line, Instrument(20.0, 35.0, 130.0), lo, hi)
+    assert 0.0 < out.sum() < 0.5 and np.all(out >= 0)
+    assert cal._render([], inst, lo, hi).shape == (0, hi - lo)
