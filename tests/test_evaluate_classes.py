@@ -151,8 +151,8 @@ def test_baseline_scores_equal_brute_force_by_name(datasets, evaluated):
     rows = {r["method"]: r for r in res16["results"]}
     test = open_dataset(ds16).indices("test")
     alpha, seg = res16["classical"]["alpha"][FRACTION], res16["classical"]["segment_px"][FRACTION]
-    assert rows["geodesic nearest EDS"]["parameter"] == {"alpha": alpha}
-    assert rows["BSE-segment vote"]["parameter"] == {"segment_px": seg}
+    assert rows["geodesic nearest EDS"]["parameter_value"] == alpha
+    assert rows["BSE-segment vote"]["parameter_value"] == seg
     for method, fn in [
         ("nearest EDS", _voronoi),
         (

@@ -5,6 +5,7 @@ that extends a grid until its optimum is interior, and --compare of a model of o
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import types
 
@@ -234,12 +235,18 @@ def test_collapse_into_nearest_eds_is_said(measured, tmp_path):
         n_overlays=0,
     )
     rows = {r["method"]: r for r in res["results"]}
-    assert rows["BSE-segment vote"]["parameter"] == {"segment_px": 4.0}
+    assert rows["BSE-segment vote"]["parameter"] == "segment_px"
+    assert rows["BSE-segment vote"]["parameter_value"] == 4.0 and rows["nearest EDS"]["parameter"] is None
     for name in ("geodesic nearest EDS", "BSE-segment vote"):
         said = any(n.startswith(f"{name} at 5 %: collapses into nearest EDS") for n in res["notes"])
         assert said == (rows[name]["agreement_with_nearest_eds"] >= 0.98), name
     assert rows["BSE-segment vote"]["agreement_with_nearest_eds"] >= 0.98  # 4 px: about a point each
     assert res["classical"]["tuning"] is None  # both given: nothing tuned
+    with open(tmp_path / "ev" / "metrics.csv") as fh:  # the same columns for every method
+        table = list(csv.DictReader(fh))
+    seg = next(r for r in table if r["method"] == "BSE-segment vote")
+    assert seg["parameter"] == "segment_px" and float(seg["parameter_value"]) == 4.0
+    assert all(r["agreement_with_nearest_eds"] for r in table) and len(table) == len(res["results"])
 
 
 class _Toy:

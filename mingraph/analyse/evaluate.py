@@ -214,15 +214,14 @@ def evaluate(
             s = scores(cm)
             n_points, n_valid = measured[f]
             agree = same_as_nearest.get((m, f))
-            extra = {}
-            if m in tuned_methods:
-                extra["parameter"] = {tuned_methods[m].parameter: tuned_methods[m].value(f)}
-            if agree:
-                extra["agreement_with_nearest_eds"] = agree[0] / max(agree[1], 1)
-                if (
-                    m in {t.name for t in point_methods}
-                    and extra["agreement_with_nearest_eds"] >= COLLAPSE_AGREEMENT
-                ):
+            tuned = tuned_methods.get(m)
+            extra = {  # the same columns in every row (metrics.csv); None where they do not apply
+                "parameter": tuned.parameter if tuned else None,
+                "parameter_value": tuned.value(f) if tuned else None,
+                "agreement_with_nearest_eds": agree[0] / max(agree[1], 1) if agree else None,
+            }
+            if agree and m in {t.name for t in point_methods}:
+                if extra["agreement_with_nearest_eds"] >= COLLAPSE_AGREEMENT:
                     notes.append(
                         f"{m} at {100 * f:g} %: collapses into nearest EDS (nearest EDS's class on "
                         f"{100 * extra['agreement_with_nearest_eds']:.1f} % of scored pixels)"
