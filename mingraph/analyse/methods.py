@@ -144,7 +144,8 @@ def tune_parameter(
     """The value of ``grid`` with the highest ``score``, the grid extended until that is interior.
 
     While the best value tried is the smallest or the largest, one more value is tried beyond it,
-    a step of the grid's outermost ratio (or difference, from 0) further, at most
+    a step of the grid's outermost ratio (or difference, from 0) further (rounded to 3 significant
+    digits), at most
     ``max_extensions`` times on each side and never past ``lower`` or ``upper`` (the parameter's
     bounds: a step past one tries the bound itself).  Ties go to the smaller value.
 
@@ -192,6 +193,7 @@ def tune_parameter(
             a, b = vals[0], vals[1]
             nxt = a * a / b if a > 0 else 2 * a - b
             nxt = nxt if lower is None else max(nxt, lower)
+        nxt = float(f"{nxt:.3g}")  # 3 significant digits: values a user can read and give back
         return None if nxt in table else nxt  # past a bound: the bound itself, once
 
     counts = {"lower": 0, "upper": 0}
@@ -224,7 +226,7 @@ class TunedMethod(Method):
     F1), the grid extended until the best is interior (:func:`tune_parameter`, within ``bounds``);
     ``reports`` holds what each tuning found, ``values`` the value used at each fraction.  Without
     tuning (``tune`` False, or no validation field) ``default`` is used; a ``given`` value is used
-    at every fraction.  :meth:`label` is the map at any value.
+    at every fraction, untuned.  :meth:`label` is the map at any value.
     """
 
     parameter = ""
@@ -248,7 +250,8 @@ class TunedMethod(Method):
         """The value used at ``fraction`` (tuned when first asked)."""
         f = float(fraction)
         if f not in self.values:
-            val = self.fields.validation(f) if self.tune and self.fields is not None else []
+            tune = self.tune and self.given is None and self.fields is not None
+            val = self.fields.validation(f) if tune else []
             if val:
                 self.reports[f] = tune_parameter(
                     self.grid(f),
