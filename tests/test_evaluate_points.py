@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,7 +270,7 @@ def test_compare_matches_a_model_of_other_classes_by_name(monkeypatch):
         model=_Toy(toy_names, toy_maps), encoder=None, config={}, class_names=toy_names
     )
     monkeypatch.setattr(mth, "load_bundle", lambda path: bundle)
-    monkeypatch.setattr(mth, "resolve_model", lambda path: __import__("pathlib").Path(str(path)))
+    monkeypatch.setattr(mth, "resolve_model", lambda path: Path(str(path)))
     (m,) = mth.compared_models(["toy.pt"], "fusion model", main_names)
     field = types.SimpleNamespace(shape=(1, 5))
     p = types.SimpleNamespace(field=field, graph=None, spectra=None)
