@@ -48,6 +48,10 @@ from mingraph.workflows.predict import predict_field
         "mingraph.spectra.physics_model",
         "mingraph.workflows.field_input",
         "mingraph.analyse.sample_zarr",
+        "mingraph.analyse.shared_points",
+        "mingraph.analyse.methods",
+        "mingraph.analyse.evaluate",
+        "mingraph.graphs.build",
     ],
 )
 def test_doctests(module):

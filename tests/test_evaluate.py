@@ -74,7 +74,7 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
         unet=trained / "unet.pt",
         progress=False,
     )
-    methods = {(r["method"], r["fraction"]) for r in res["results"]}
+    methods = {(r["method"], r["fraction_asked"]) for r in res["results"]}
     assert {m for m, _ in methods} >= {"GAT (paper)", "nearest EDS", "UNet (BSE only)"}
     assert any(m.startswith("geodesic nearest EDS") for m, _ in methods)
     assert (
@@ -103,8 +103,9 @@ def test_evaluate_writes_scores_and_matches_references(shards, trained):  # noqa
         rcl = tp / max(np.sum(s.labels == k), 1)
         f1s.append(2 * p * rcl / (p + rcl) if p + rcl else 0.0)
         weights.append(np.sum(s.labels == k) / n_valid)
-    row = next(r for r in res["results"] if r["method"] == "nearest EDS" and r["fraction"] == 0.2)
+    row = next(r for r in res["results"] if r["method"] == "nearest EDS" and r["fraction_asked"] == 0.2)
     assert row["f1_weighted"] == pytest.approx(float(np.dot(f1s, weights)))
+    assert row["points"] == len(g.eds_rc) and row["fraction"] == len(g.eds_rc) / s.valid.sum()
     assert row["support"] == n_valid
     with open(trained / "ev" / "confusion-gat-0.2.csv") as fh:
         table = list(csv.reader(fh))

@@ -123,20 +123,22 @@ def test_tuning_scores_equal_brute_force_by_name(datasets, evaluated):
     tuning = evaluated[0]["classical"]["tuning"]
     val = open_dataset(ds16).indices("val")
     assert tuning["tiles"] == len(val)
-    for alpha, got in tuning["alpha"].items():
+    # tuned at the fraction scored, on validation draws of that fraction
+    assert set(tuning["alpha"]) == set(tuning["segment_px"]) == {FRACTION}
+    for alpha, got in tuning["alpha"][FRACTION]["scores"].items():
         want = _brute(
             ds16,
             val,
-            0.01,
+            FRACTION,
             EVAL_SEED + 7,
             lambda f, g, ids, a=alpha: geodesic_nearest_eds(f.bse, f.valid, g.eds_rc, ids, a),
         )
         assert got == pytest.approx(want), alpha
-    for seg, got in tuning["segment_px"].items():
+    for seg, got in tuning["segment_px"][FRACTION]["scores"].items():
         want = _brute(
             ds16,
             val,
-            0.01,
+            FRACTION,
             EVAL_SEED + 7,
             lambda f, g, ids, s=seg: segment_vote(f.bse, f.valid, g.eds_rc, ids, _voronoi(f, g, ids), s),
         )
@@ -148,15 +150,17 @@ def test_baseline_scores_equal_brute_force_by_name(datasets, evaluated):
     res16, _ = evaluated
     rows = {r["method"]: r for r in res16["results"]}
     test = open_dataset(ds16).indices("test")
-    alpha, seg = res16["classical"]["alpha"], res16["classical"]["segment_px"]
+    alpha, seg = res16["classical"]["alpha"][FRACTION], res16["classical"]["segment_px"][FRACTION]
+    assert rows["geodesic nearest EDS"]["parameter_value"] == alpha
+    assert rows["BSE-segment vote"]["parameter_value"] == seg
     for method, fn in [
         ("nearest EDS", _voronoi),
         (
-            f"geodesic nearest EDS (alpha {alpha:g})",
+            "geodesic nearest EDS",
             lambda f, g, ids: geodesic_nearest_eds(f.bse, f.valid, g.eds_rc, ids, alpha),
         ),
         (
-            f"BSE-segment vote ({seg:g} px)",
+            "BSE-segment vote",
             lambda f, g, ids: segment_vote(f.bse, f.valid, g.eds_rc, ids, _voronoi(f, g, ids), seg),
         ),
     ]:

@@ -1,8 +1,15 @@
 """``mingraph evaluate``: scores per EDS fraction on fixed draws, for the GAT and its baselines.
 
 Every method sees the same test tiles and, at each fraction, the same EDS points (draws seeded
-by ``seed``, tile and fraction).  Scores are over valid, labelled pixels; an unclassified pixel
-is a miss of its true class.  Three kinds, each labelled as what it is: pooled over all test
+by ``seed``, tile and fraction).  On point-spectra fields (``pattern="mask"``) the points of a
+fraction are a random subset of each field's measured points, so one acquisition at 10 % gives a
+curve at 1 % and 5 % too; a fraction above what a field measured is refused before any work.
+Each row's ``fraction`` is the real one, the points scored over the valid pixels of the scored
+fields (``fraction_asked`` what was asked).  Scores are over valid, labelled pixels; an
+unclassified pixel is a miss of its true class.  The classical baselines are tuned at each
+fraction (:class:`mingraph.analyse.methods.TunedMethod`); an optimum still at the edge of what
+was tried, and a baseline whose map is nearest-EDS's on nearly every pixel, are said so in
+``notes``.  Three kinds, each labelled as what it is: pooled over all test
 pixels, support-weighted (``*_weighted``) and macro (``*_macro``); and the paper's Table 1 figures,
 the mean over tiles of each tile's support-weighted precision, recall and F1 (``tile_mean_*``).  Outputs: ``metrics.json``,
 ``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), example overlays.
@@ -25,11 +32,17 @@ from mingraph.analyse.methods import (
     ModelMethod,
     NearestEDS,
     SegmentVote,
+    TunedMethod,
     UNetBSE,
     compared_models,
     tile_confusions,
 )
-from mingraph.analyse.shared_points import FittingFields, SharedPoints, point_class_lut
+from mingraph.analyse.shared_points import (
+    FittingFields,
+    SharedPoints,
+    check_measured_fractions,
+    point_class_lut,
+)
 from mingraph.common.errors import InputError
 from mingraph.common.files import write_csv, write_text
 from mingraph.common.metrics import scores, tile_mean_scores
@@ -39,6 +52,9 @@ from mingraph.learn.bundle import load_bundle, resolve_model
 from mingraph.spectra.point_classifier import unclassified_beyond
 
 EVAL_SEED = 20_240_601
+COLLAPSE_AGREEMENT = 0.98
+"""A baseline that gives nearest-EDS's class on at least this share of scored pixels is said to
+collapse into nearest EDS."""
 
 
 def evaluate(
@@ -64,7 +80,9 @@ def evaluate(
 ) -> dict:
     """Evaluate a trained model (and baselines) on one split; writes the outputs under ``out``.
 
-    ``pattern="mask"`` scores on the measured EDS points of each field (point-spectra datasets).
+    ``pattern="mask"`` scores, at each fraction, on a random subset of the measured EDS points of
+    each field (point-spectra datasets); InputError when a fraction is above what a field measured.
+    ``compare``: models scored on the same points, their classes matched to this model's by name.
     ``classifier="physics"`` feeds the model (one that mixes its points' classes) and every
     baseline the physics classifier's classes over the library ``minerals`` (default: the
     shipped one; its instrument from ``beam_kev`` or the first field's file); the dataset's
@@ -102,7 +120,9 @@ def evaluate(
     tiles = ds.indices(split)[:max_tiles] if max_tiles else ds.indices(split)
     if not tiles:
         raise InputError(ds.path, "split", f"no tiles in split {split!r}")
-    knn = KnnGAT(knn_model, names, pattern, seed) if knn_model else None
+    if pattern == "mask":  # before any work: a fraction above what was measured is refused
+        check_measured_fractions(ds, tiles, fractions)
+    knn = KnnGAT(knn_model, names) if knn_model else None
     unet_method = UNetBSE(unet, names) if unet else None
     # the EDS points' classes (the encoder's) in the model's ids by name, for the classical baselines
     lut = point_class_lut(bundle.encoder, names)
@@ -126,9 +146,6 @@ def evaluate(
     for m in methods:
         m.fit(fitting)
     methods = [m for m in methods if m.available]
-    if can_nearest and tune:
-        tuned = {"alpha": geodesic.table, "segment_px": segment.table}
-        classical.setdefault("tuning", fitting.tuning(tuned))
     cfg = bundle.config
     graph = {
         "pattern": pattern,
@@ -139,6 +156,8 @@ def evaluate(
         "convention": cfg.get("convention", "paper"),
     }
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
+    same_as_nearest: dict[tuple[str, float], list[int]] = {}  # (pixels as nearest EDS, pixels scored)
+    measured: dict[float, list[int]] = {}  # fraction asked -> (points, valid pixels)
     overlay_paths = []
     with atomic_folder(out, overwrite=True, kind="evaluate") as tmp:
         # tiles are streamed in batches: memory does not grow with the split
@@ -152,10 +171,19 @@ def evaluate(
                     )
                     for t in chunk
                 ]
+                tally = measured.setdefault(f, [0, 0])
+                tally[0] += sum(p.graph.n_eds for p in points)
+                tally[1] += sum(int(p.field.valid.sum()) for p in points)
                 results = {}
                 for m in methods:  # the physics' unknown: unclassified
                     results[m.name] = [unclassified_beyond(p, C) for p in m.predict(points)]
                     tile_cms.setdefault((m.name, f), []).extend(tile_confusions(points, results[m.name], C))
+                    if can_nearest:
+                        agree = same_as_nearest.setdefault((m.name, f), [0, 0])
+                        for p, pred in zip(points, results[m.name]):
+                            scored = p.truth >= 0
+                            agree[0] += int((pred[scored] == p.nearest[scored]).sum())
+                            agree[1] += int(scored.sum())
                 for j, p in enumerate(points):
                     if k + j < n_overlays:
                         smp = p.field
@@ -179,13 +207,32 @@ def evaluate(
             raise InputError(
                 ds.path, "labels", f"no labelled valid pixel in split {split!r}: nothing to score against"
             )
+        tuned_methods = {t.name: t for t in (geodesic, segment) if t in methods}
+        notes: list[str] = []
         rows = []
         for (m, f), cm in cms.items():
             s = scores(cm)
+            n_points, n_valid = measured[f]
+            agree = same_as_nearest.get((m, f))
+            tuned = tuned_methods.get(m)
+            extra = {  # the same columns in every row (metrics.csv); None where they do not apply
+                "parameter": tuned.parameter if tuned else None,
+                "parameter_value": tuned.value(f) if tuned else None,
+                "agreement_with_nearest_eds": agree[0] / max(agree[1], 1) if agree else None,
+            }
+            if agree and m in {t.name for t in point_methods}:
+                if extra["agreement_with_nearest_eds"] >= COLLAPSE_AGREEMENT:
+                    notes.append(
+                        f"{m} at {100 * f:g} %: collapses into nearest EDS (nearest EDS's class on "
+                        f"{100 * extra['agreement_with_nearest_eds']:.1f} % of scored pixels)"
+                    )
             rows.append(
                 {
                     "method": m,
-                    "fraction": f,
+                    "fraction": n_points / max(n_valid, 1),
+                    "fraction_asked": f,
+                    "points": n_points,
+                    **extra,
                     **{
                         k: s[k]
                         for k in (
@@ -214,16 +261,21 @@ def evaluate(
                     names,
                     title=f"{m}, EDS {100 * f:g} % (recall per true class)",
                 )
+        if can_nearest and tune:
+            tuned = {t.parameter: t.reports for t in (geodesic, segment)}
+            classical.setdefault("tuning", fitting.tuning(tuned))
+        notes = tuning_notes((geodesic, segment)) + notes
         result = {
             "model": str(model_path),
             "dataset": str(ds.path),
             "split": split,
             "tiles": len(tiles),
             "seed": seed,
+            "pattern": pattern,
             "fractions": list(fractions),
             "classical": {
-                "alpha": geodesic.value,
-                "segment_px": segment.value,
+                "alpha": {f: geodesic.value(f) for f in fractions},
+                "segment_px": {f: segment.value(f) for f in fractions},
                 "tuning": classical.get("tuning"),
             },
             "candidate_pick": "fitted on the training split"
@@ -232,9 +284,53 @@ def evaluate(
             "results": rows,
             "classes_left_out": match.labels_only,
             "model_classes_not_in_labels": match.model_only,
+            "compared_classes": {
+                m.name: {
+                    "not_in_model_unclassified": m.classes.labels_only,
+                    "model_classes_never_predicted": m.classes.model_only,
+                }
+                for m in compared
+                if not m.classes.identical
+            },
+            "notes": notes,
         }
         write_csv(tmp / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])
         write_text(tmp / "metrics.json", json.dumps(result, indent=2))
     result["overlays"] = [str(out / Path(p).relative_to(tmp)) for p in overlay_paths]
     result["out"] = str(out)
     return result
+
+
+def tuning_notes(tuned: Sequence[TunedMethod]) -> list[str]:
+    """One line per tuning whose best value is still at an edge of the values tried.
+
+    Parameters
+    ----------
+    tuned : sequence of TunedMethod
+        Tuned baselines; their ``reports`` (fraction -> :func:`~mingraph.analyse.methods.tune_parameter`).
+
+    Returns
+    -------
+    list of str
+        E.g. ``"BSE-segment vote at 1 %: the best segment_px (4) is the lower bound of segment_px"``.
+
+    Examples
+    --------
+    >>> g = GeodesicNearestEDS(3)
+    >>> g.reports[0.01] = {"best": 0.0, "edge": "lower", "at_bound": True, "scores": {0.0: 0.7, 3.0: 0.6}}
+    >>> tuning_notes([g])
+    ['geodesic nearest EDS at 1 %: the best alpha (0) is the lower bound of alpha']
+    """
+    out = []
+    for t in tuned:
+        for f, r in sorted(t.reports.items()):
+            if r["edge"] is None:
+                continue
+            where = (
+                f"the lower bound of {t.parameter}"
+                if r["at_bound"]
+                else f"still the {'largest' if r['edge'] == 'upper' else 'smallest'} value tried "
+                f"({min(r['scores']):g}–{max(r['scores']):g}, extended {len(r.get('extended', []))} times)"
+            )
+            out.append(f"{t.name} at {100 * f:g} %: the best {t.parameter} ({r['best']:g}) is {where}")
+    return out

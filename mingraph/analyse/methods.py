@@ -5,33 +5,31 @@ dataset's :class:`~mingraph.analyse.shared_points.FittingFields`; a no-op for a 
 parameters) and ``predict`` (class maps of a batch of fields on their
 :class:`~mingraph.analyse.shared_points.SharedPoints`: every method sees the same points).  Maps
 are in the model's ids, -1 for unclassified.  A method with one parameter (:class:`TunedMethod`)
-takes the value of its grid that scores best (weighted F1, :func:`pooled_f1`) on the validation
-fields.  Nearest-EDS labelling is the kernel's (``SharedPoints.nearest``); scores are
-:mod:`mingraph.common.metrics`'.
+takes, at each fraction it is scored at, the value that scores best (weighted F1,
+:func:`pooled_f1`) on the validation fields drawn at that fraction; its grid is extended
+(:func:`tune_parameter`) until the best value is interior, and an optimum still at an edge is
+flagged.  A compared model of other classes is matched to the evaluated model's classes by name
+(:func:`compared_models`).  Nearest-EDS labelling is the kernel's (``SharedPoints.nearest``);
+scores are :mod:`mingraph.common.metrics`'.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from mingraph.analyse.classmap import ClassMatch, match_classes
 from mingraph.analyse.shared_points import FittingFields, SharedPoints
 from mingraph.common.errors import InputError
 from mingraph.common.metrics import confusion, scores
-from mingraph.graphs.build import field_graph
+from mingraph.graphs.build import points_graph
 from mingraph.learn.baselines import load_unet, predict_unet
 from mingraph.learn.bundle import Bundle, default_model_path, load_bundle, resolve_model
 from mingraph.learn.candidate_pick import candidate_pick, fit_candidate_pick
-from mingraph.learn.classical import (
-    GEODESIC_ALPHAS,
-    SEGMENT_SIZES_PX,
-    choose_parameter,
-    geodesic_nearest_eds,
-    segment_vote,
-)
+from mingraph.learn.classical import GEODESIC_ALPHAS, SEGMENT_SIZES_PX, geodesic_nearest_eds, segment_vote
 
 
 def tile_confusions(points: Sequence[SharedPoints], maps: Sequence[np.ndarray], n_classes: int) -> list:
@@ -71,8 +69,8 @@ class ModelMethod(Method):
     measured spectra, batched as the model batches them; ``name`` is the model's ``label`` unless
     another is given."""
 
-    def __init__(self, bundle: Bundle, name: str | None = None):
-        self.bundle = bundle
+    def __init__(self, bundle: Bundle, name: str | None = None, classes: ClassMatch | None = None):
+        self.bundle, self.classes = bundle, classes
         self.name = bundle.model.label if name is None else name
 
     def predict(self, points: Sequence[SharedPoints]) -> list[np.ndarray]:
@@ -82,51 +80,190 @@ class ModelMethod(Method):
             [p.graph for p in points],
             [p.spectra for p in points],
         )
-        return b.model.field_maps(b.encoder, b.config, fields, graphs, spectra)
+        maps = b.model.field_maps(b.encoder, b.config, fields, graphs, spectra)
+        if self.classes is None or self.classes.identical:
+            return maps
+        return [self.classes.to_model(m) for m in maps]  # its ids -> the evaluated model's, by name
 
 
 def compared_models(paths: Sequence[str | os.PathLike], main: str, names: list[str]) -> list[ModelMethod]:
-    """The models compared with the one evaluated (named ``main``), each labelled by its kind; the
-    shipped model says so, and two models of one kind are told apart by their file's name.
-    InputError when a model's classes are not ``names``."""
+    """The models compared with the one evaluated, on the same points, in its classes.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Model files or run folders.
+    main : str
+        The evaluated model's label; a compared model of the same kind is told apart by its file's
+        name, the shipped model says so.
+    names : list of str
+        The evaluated model's classes, in id order: the classes every method is scored in.
+
+    Returns
+    -------
+    list of ModelMethod
+        One per path.  A compared model's classes are matched to ``names`` by name (as the
+        dataset's labels are): its ids are translated, and a pixel it gives a class that ``names``
+        lacks is unclassified (a miss of its true class, no false positive of another);
+        ``classes.labels_only`` lists those classes, ``classes.model_only`` the classes of
+        ``names`` it never predicts.
+
+    Raises
+    ------
+    InputError
+        A model shares no class name with ``names``.
+
+    Examples
+    --------
+    >>> from mingraph.learn.bundle import default_model_path, load_bundle
+    >>> shipped = load_bundle(default_model_path())
+    >>> m, = compared_models([default_model_path()], "GAT (paper)", shipped.class_names[::-1])
+    >>> m.name.endswith("shipped (default_model.pt)"), int(m.classes.lut[0]) == len(shipped.class_names) - 1
+    (True, True)
+    """
     out: list[ModelMethod] = []
     for path in paths:
         other_path = resolve_model(path)
         other = load_bundle(other_path)
-        if other.class_names != names:
-            raise InputError(path, "class_names", "this model's classes differ from the dataset's")
         label = other.model.label
         if other_path.resolve() == default_model_path().resolve():
             label = f"{label}, shipped ({other_path.name})"
         elif label == main or label in [m.name for m in out]:  # two models of one kind: name them by file
             label = f"{label} ({Path(path).name})"
-        out.append(ModelMethod(other, label))
+        out.append(ModelMethod(other, label, match_classes(names, other.class_names, other_path)))
     return out
 
 
-class TunedMethod(Method):
-    """A classical baseline with one parameter, ``value``: :meth:`fit` scores every value of
-    ``grid`` on the validation fields (weighted F1) and keeps the best (:func:`choose_parameter`),
-    the scores in ``table``, unless ``tune`` is False; a ``given`` value is kept whatever the
-    tuning found.  :meth:`label` is the map at any value."""
+def tune_parameter(
+    grid: Sequence[float],
+    score: Callable[[float], float],
+    lower: float | None = None,
+    upper: float | None = None,
+    max_extensions: int = 4,
+) -> dict:
+    """The value of ``grid`` with the highest ``score``, the grid extended until that is interior.
 
-    grid: Sequence[float] = ()
+    While the best value tried is the smallest or the largest, one more value is tried beyond it,
+    a step of the grid's outermost ratio (or difference, from 0) further (rounded to 3 significant
+    digits), at most
+    ``max_extensions`` times on each side and never past ``lower`` or ``upper`` (the parameter's
+    bounds: a step past one tries the bound itself).  Ties go to the smaller value.
+
+    Parameters
+    ----------
+    grid : sequence of float
+        The values tried first (at least one).
+    score : callable
+        value -> score (higher is better), e.g. validation weighted F1.
+    lower, upper : float, optional
+        Bounds the extension never passes (None: unbounded on that side).
+    max_extensions : int
+        Most values added on each side.
+
+    Returns
+    -------
+    dict
+        ``best`` (float), ``scores`` ({value: score}, every value tried, ascending), ``extended``
+        (the values added), ``edge`` (None when the best is interior, else ``"lower"`` or
+        ``"upper"``: the best is still at that edge of what was tried, a bound or the extension
+        limit reached) and ``at_bound`` (True when that edge is ``lower`` or ``upper`` itself).
+
+    Examples
+    --------
+    >>> r = tune_parameter([1, 10, 100], lambda a: -abs(a - 5000.0))
+    >>> r["best"], r["extended"], r["edge"]
+    (1000.0, [1000.0, 10000.0], None)
+    >>> tune_parameter([0, 3, 10], lambda a: -a, lower=0)["edge"]
+    'lower'
+    """
+    table = {float(v): float(score(float(v))) for v in grid}
+    added: list[float] = []
+
+    def best() -> float:
+        return max(table, key=lambda v: (table[v], -v))
+
+    def beyond(side: str) -> float | None:
+        """The next value past the ``side`` edge: the outermost ratio once more (a step from 0)."""
+        vals = sorted(table)
+        if side == "upper":
+            a, b = vals[-2], vals[-1]
+            nxt = b * b / a if a > 0 else 2 * b - a
+            nxt = nxt if upper is None else min(nxt, upper)
+        else:
+            a, b = vals[0], vals[1]
+            nxt = a * a / b if a > 0 else 2 * a - b
+            nxt = nxt if lower is None else max(nxt, lower)
+        nxt = float(f"{nxt:.3g}")  # 3 significant digits: values a user can read and give back
+        return None if nxt in table else nxt  # past a bound: the bound itself, once
+
+    counts = {"lower": 0, "upper": 0}
+    while len(table) > 1:
+        b, vals = best(), sorted(table)
+        side = "upper" if b == vals[-1] else "lower" if b == vals[0] else None
+        if side is None or counts[side] >= max_extensions:
+            break
+        nxt = beyond(side)
+        if nxt is None:
+            break
+        counts[side] += 1
+        table[nxt] = float(score(nxt))
+        added.append(nxt)
+    b, vals = best(), sorted(table)
+    edge = None if len(vals) < 2 or vals[0] < b < vals[-1] else "upper" if b == vals[-1] else "lower"
+    bound = {"lower": lower, "upper": upper}.get(edge or "")
+    return {
+        "best": b,
+        "scores": {v: table[v] for v in vals},
+        "extended": added,
+        "edge": edge,
+        "at_bound": bound is not None and b == bound,
+    }
+
+
+class TunedMethod(Method):
+    """A classical baseline with one parameter: at each fraction it is scored at, :meth:`fit`'s
+    fields are drawn at that fraction and every value of :meth:`grid` scored on them (weighted
+    F1), the grid extended until the best is interior (:func:`tune_parameter`, within ``bounds``);
+    ``reports`` holds what each tuning found, ``values`` the value used at each fraction.  Without
+    tuning (``tune`` False, or no validation field) ``default`` is used; a ``given`` value is used
+    at every fraction, untuned.  :meth:`label` is the map at any value.
+    """
+
+    parameter = ""
     default = 0.0
+    bounds: tuple[float | None, float | None] = (None, None)
 
     def __init__(self, n_classes: int, given: float | None = None, tune: bool = True):
-        self.n_classes, self.given, self.tune, self.table = n_classes, given, tune, None
-        self.value = float(self.default if given is None else given)
+        self.n_classes, self.given, self.tune = n_classes, given, tune
+        self.fields: FittingFields | None = None
+        self.values: dict[float, float] = {}
+        self.reports: dict[float, dict] = {}
 
-    def fit(self, fields: FittingFields) -> None:
-        val = fields.validation if self.tune else []
-        if val:
-            self.value, self.table = choose_parameter(
-                self.grid, lambda v: pooled_f1(val, [self.label(p, v) for p in val], self.n_classes)
-            )
-        self.value = float(self.value if self.given is None else self.given)
+    def grid(self, fraction: float) -> Sequence[float]:
+        """The values tried first at ``fraction``."""
+        raise NotImplementedError
 
-    def predict_field(self, p: SharedPoints) -> np.ndarray:
-        return self.label(p, self.value)
+    def fit(self, fields: FittingFields | None) -> None:
+        self.fields = fields
+
+    def value(self, fraction: float) -> float:
+        """The value used at ``fraction`` (tuned when first asked)."""
+        f = float(fraction)
+        if f not in self.values:
+            tune = self.tune and self.given is None and self.fields is not None
+            val = self.fields.validation(f) if tune else []
+            if val:
+                self.reports[f] = tune_parameter(
+                    self.grid(f),
+                    lambda v: pooled_f1(val, [self.label(p, v) for p in val], self.n_classes),
+                    *self.bounds,
+                )
+            tuned = self.reports[f]["best"] if f in self.reports else self.default
+            self.values[f] = float(tuned if self.given is None else self.given)
+        return self.values[f]
+
+    def predict(self, points: Sequence[SharedPoints]) -> list[np.ndarray]:
+        return [self.label(p, self.value(p.fraction)) for p in points]
 
     def label(self, p: SharedPoints, value: float) -> np.ndarray:
         raise NotImplementedError
@@ -135,13 +272,13 @@ class TunedMethod(Method):
 class GeodesicNearestEDS(TunedMethod):
     """BSE-geodesic nearest-EDS (:func:`mingraph.learn.classical.geodesic_nearest_eds`): each pixel
     takes the class of the point it reaches most cheaply, a step across a BSE edge costing more by
-    the weight alpha, tuned over :data:`~mingraph.learn.classical.GEODESIC_ALPHAS`."""
+    the weight alpha, tuned from :data:`~mingraph.learn.classical.GEODESIC_ALPHAS` upwards
+    (alpha 0, the lower bound, is nearest-EDS)."""
 
-    grid, default = GEODESIC_ALPHAS, 30.0
+    name, parameter, default, bounds = "geodesic nearest EDS", "alpha", 30.0, (0.0, None)
 
-    @property
-    def name(self) -> str:
-        return f"geodesic nearest EDS (alpha {self.value:g})"
+    def grid(self, fraction: float) -> Sequence[float]:
+        return GEODESIC_ALPHAS
 
     def label(self, p: SharedPoints, value: float) -> np.ndarray:
         return geodesic_nearest_eds(p.field.bse, p.field.valid, p.graph.eds_rc, p.classes, value)
@@ -150,13 +287,15 @@ class GeodesicNearestEDS(TunedMethod):
 class SegmentVote(TunedMethod):
     """BSE-segment vote (:func:`mingraph.learn.classical.segment_vote`): SLIC segments of the BSE
     take the majority class of their points, segments without one the nearest-EDS class; the mean
-    segment area in pixels tuned over :data:`~mingraph.learn.classical.SEGMENT_SIZES_PX`."""
+    segment area in pixels tuned at each fraction over :meth:`grid`, sizes from
+    :data:`~mingraph.learn.classical.SEGMENT_SIZES_PX` and from a quarter to 8 times the area per
+    point (1 / fraction pixels: segments larger than the point spacing included), at least 4 px."""
 
-    grid, default = SEGMENT_SIZES_PX, 64.0
+    name, parameter, default, bounds = "BSE-segment vote", "segment_px", 64.0, (4.0, None)
 
-    @property
-    def name(self) -> str:
-        return f"BSE-segment vote ({self.value:g} px)"
+    def grid(self, fraction: float) -> Sequence[float]:
+        per_point = [round(m / fraction) for m in (0.25, 1.0, 2.0, 4.0, 8.0)] if fraction > 0 else []
+        return sorted({float(v) for v in (*SEGMENT_SIZES_PX, *per_point) if v >= self.bounds[0]})
 
     def label(self, p: SharedPoints, value: float) -> np.ndarray:
         return segment_vote(p.field.bse, p.field.valid, p.graph.eds_rc, p.classes, p.nearest, value)
@@ -187,32 +326,28 @@ class CandidatePick(Method):
 
 
 class KnnGAT(Method):
-    """The GAT trained on kNN graphs (the paper's Fig. 10 ablation): the same points drawn again
-    (same ``pattern`` and ``seed``) into that model's graph, EDS nodes linked to their k nearest
-    neighbours, embedded by that model's encoder.  InputError when its classes are not ``names``."""
+    """The GAT trained on kNN graphs (the paper's Fig. 10 ablation): the shared points and their
+    spectra, embedded by that model's encoder, in that model's graph (EDS nodes linked to their k
+    nearest neighbours).  InputError when its classes are not ``names``."""
 
     name = "GAT (kNN graph)"
 
-    def __init__(self, path: str | os.PathLike, names: list[str], pattern: str, seed: int):
+    def __init__(self, path: str | os.PathLike, names: list[str]):
         self.bundle = load_bundle(resolve_model(path))
         if self.bundle.class_names != names:
             raise InputError(path, "class_names", "the kNN model's classes differ from the dataset's")
-        self.pattern, self.seed = pattern, seed
 
     def predict(self, points: Sequence[SharedPoints]) -> list[np.ndarray]:
         b, cfg = self.bundle, self.bundle.config
         graphs = [
-            field_graph(
+            points_graph(
                 p.field,
-                p.tile,
-                p.fraction,
-                0,
-                self.pattern,
-                self.seed,
+                p.graph.eds_rc,
                 cfg.get("lift", 1.0),
                 b.encoder,
                 "knn",
                 cfg.get("k", 6),
+                spectra=p.spectra,
             )[0]
             for p in points
         ]

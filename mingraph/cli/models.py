@@ -151,7 +151,10 @@ def train(
 )
 @click.option("--max-tiles", type=int, help="Evaluate on the first N tiles of the split only.")
 @click.option(
-    "--compare", multiple=True, type=click.Path(path_type=Path), help="Other models on the same points."
+    "--compare",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Other models on the same points (classes matched to RUN's by name).",
 )
 @click.option(
     "--tune-on",
@@ -163,7 +166,8 @@ def train(
     type=click.Choice(["random", "grid", "mask"]),
     default="random",
     show_default=True,
-    help="Where EDS is sampled; mask: the measured points (point-spectra fields), one fraction.",
+    help="Where EDS is sampled; mask: a random subset of each field's measured points at each "
+    "fraction (point-spectra fields; a fraction above what was measured is refused).",
 )
 @click.option(
     "--classifier",
@@ -226,6 +230,11 @@ def evaluate(
     ):
         if res.get(key):
             click.echo(f"{what}: {res[key]}")
+    for name, c in res.get("compared_classes", {}).items():
+        if c["not_in_model_unclassified"]:
+            click.echo(f"{name}: classes RUN lacks, counted unclassified: {c['not_in_model_unclassified']}")
+    for line in res.get("notes", []):
+        click.echo(f"note: {line}")
     click.echo(f"wrote {res['out']}")
 
 

@@ -56,8 +56,50 @@ def field_graph(
     rc = sample_points(
         sample.valid, fraction, pattern, draw_rng(seed, tile_index, fraction, draw), sample.eds_mask
     )
+    return points_graph(sample, rc, lift, encoder, eds_edges, k, convention)
+
+
+def points_graph(
+    sample: Field,
+    rc: np.ndarray,
+    lift: float = 1.0,
+    encoder=None,
+    eds_edges: str = "delaunay",
+    k: int = 6,
+    convention: str = "paper",
+    spectra: np.ndarray | None = None,
+) -> tuple[StructuredGraph, np.ndarray]:
+    """The structured graph of a sample on given EDS points, as :func:`field_graph` builds it.
+
+    Parameters
+    ----------
+    sample : Field
+        The field (BSE, valid mask, labels, EDS source).
+    rc : numpy.ndarray
+        (n, 2) int row, col of the EDS points, pixels of ``sample``.
+    lift, encoder, eds_edges, k, convention
+        As :func:`field_graph`.
+    spectra : numpy.ndarray, optional
+        (n, 3000) the points' spectra, when already read; else read from ``sample.eds``.
+
+    Returns
+    -------
+    tuple
+        The graph (labels masked to valid pixels, EDS labels from the pixels they lie on) and the
+        (n, 3000) spectra.
+
+    Examples
+    --------
+    >>> from mingraph.acquire.simulate import simulate_tile
+    >>> f = simulate_tile(1, 24).field("t")
+    >>> g, sp = points_graph(f, np.array([[2, 3], [20, 5]]))
+    >>> g.n_eds, sp.shape
+    (2, (2, 3000))
+    """
+    rc = np.asarray(rc).reshape(-1, 2)
     n = rc.shape[0]
-    spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if n else np.zeros((0, 3000), np.float32)
+    if spectra is None:
+        spectra = sample.eds.spectra(rc[:, 0], rc[:, 1]) if n else np.zeros((0, 3000), np.float32)
     feat = encoder.embed(spectra) if hasattr(encoder, "embed") else np.zeros((n, 64), np.float32)
     g = build_structured_graph(
         sample.bse, rc, feat, lift=lift, eds_edges=eds_edges, k=k, convention=convention

@@ -24,10 +24,12 @@ from scipy import ndimage
 
 from mingraph.common.errors import InputError
 
-GEODESIC_ALPHAS = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
-"""Edge-cost weights tried on the validation split (α = 0 is plain nearest-EDS)."""
+GEODESIC_ALPHAS = (0.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)
+"""Edge-cost weights tried first on the validation split (α = 0 is plain nearest-EDS); ``mingraph
+evaluate`` extends them while the best is the largest (:func:`mingraph.analyse.methods.tune_parameter`)."""
 SEGMENT_SIZES_PX = (16, 36, 64, 144, 256)
-"""Mean SLIC segment areas (pixels) tried on the validation split."""
+"""Mean SLIC segment areas (pixels) tried on the validation split, with sizes from the point
+spacing at each fraction (:class:`mingraph.analyse.methods.SegmentVote`)."""
 
 
 def _check(bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, eds_classes: np.ndarray):

@@ -181,12 +181,20 @@ def _plot_f1(path: Path, fr: list[float], series: dict[str, list[float]], title:
     return save_figure(fig, path, dpi=110)
 
 
+def _per_fraction(res: dict, parameter: str) -> str:
+    """``"1 %: 300, 5 %: 100"``: a tuned parameter's value at each fraction of an evaluation."""
+    values = res.get("classical", {}).get(parameter) or {}
+    if not isinstance(values, dict):
+        return str(values)
+    return ", ".join(f"{100 * float(f):g} %: {v:g}" for f, v in values.items())
+
+
 def write_results(
     out: Path, res: dict, protocol: str, ds, times: dict, docs: str | os.PathLike | None = None
 ) -> Path:
     """results.md with Table 1, Fig. 10 and Fig. 12 from an evaluation, plus the protocol."""
     rows = res["results"]
-    fr = sorted({r["fraction"] for r in rows})
+    fr = sorted({r["fraction"] for r in rows})  # the real fractions (points / valid pixels)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     get = {(r["method"], r["fraction"]): r for r in rows}
     f1 = {m: [get[(m, f)]["f1_weighted"] for f in fr] for m in methods}
@@ -217,7 +225,8 @@ def write_results(
         f"- UNet: BSE only, class-weighted loss (inverse square-root frequency), AdamW one-cycle, flips and quarter turns, best epoch by validation weighted + macro F1, early stop: {json.dumps(p['unet'])}.",
         "- Nearest EDS: each pixel takes the class the encoder's classifier gives its nearest EDS spectrum (a Voronoi map, no fusion).",
         f"- Fusion model (`--arch fusion`, mingraph/learn/fusion_model.py): each pixel attends (GATv2) over its 8 nearest EDS points with BSE context and BSE edge evidence, and outputs a mixture of their encoder class probabilities; online training with fresh EDS draws, settings {json.dumps(p.get('fusion', {}))}, best epoch by validation weighted + macro F1.",
-        f"- Classical fusion: BSE-geodesic nearest EDS (alpha {res.get('classical', {}).get('alpha')}) and BSE-segment vote (SLIC, {res.get('classical', {}).get('segment_px')} px segments), parameters chosen on the validation split.",
+        f"- Classical fusion: BSE-geodesic nearest EDS (alpha per EDS fraction {_per_fraction(res, 'alpha')}) and BSE-segment vote (SLIC, mean segment area per EDS fraction {_per_fraction(res, 'segment_px')} px), each parameter chosen on the validation split at each fraction, its grid extended until the best is interior."
+        + "".join(f" Note: {n}." for n in res.get("notes", [])),
         f"- Evaluation: {res['tiles']} test tiles, one fixed EDS draw per tile and fraction (seed {res['seed']}), the same points for every method; scores over valid pixels.",
         f"- Wall time on this machine (2 CPU cores), seconds: {json.dumps(times)}.",
         "",
@@ -240,7 +249,7 @@ def write_results(
                 else "–"
             )
             lines.append(
-                f"| {m} | {100 * f:g} | {r['tile_mean_precision']:.3f} | {r['tile_mean_recall']:.3f} | {r['tile_mean_f1']:.3f} | {r['f1_weighted']:.3f} | {r['f1_macro']:.3f} | {vs} |"
+                f"| {m} | {100 * f:.3g} | {r['tile_mean_precision']:.3f} | {r['tile_mean_recall']:.3f} | {r['tile_mean_f1']:.3f} | {r['f1_weighted']:.3f} | {r['f1_macro']:.3f} | {vs} |"
             )
     lines += [
         "",
