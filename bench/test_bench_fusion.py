@@ -24,7 +24,7 @@ from figures import record, require
 from peak_memory import peak_during, run_script
 from timing import best_of
 
-from mingraph_kernels.gatv2_candidates import gatv2_candidates
+from mingraph_kernels.gatv2_candidates import gatv2_candidates_layer
 
 FIELDS, SIDE, K, C, E, HEADS, DIM = 4, 128, 8, 32, 41, 4, 8
 # speed / PyG's, measured on the shared 2-core machine (several runs):
@@ -61,10 +61,9 @@ def workload():
 
 def _ours(w, impl):
     conv, x_dst, x_src, idx, edge, _ = w
-    t = F.linear(x_dst, conv.lin_r.weight, conv.lin_r.bias)
     s = F.linear(x_src, conv.lin_l.weight, conv.lin_l.bias)
-    ez = F.linear(edge, conv.lin_edge.weight)
-    return gatv2_candidates(t, s, ez, idx, conv.att[0], s.view(-1, HEADS, DIM), impl=impl)[1]
+    args = (x_dst, conv.lin_r.weight, conv.lin_r.bias, s, edge, conv.lin_edge.weight, idx, conv.att[0])
+    return gatv2_candidates_layer(*args, s.view(-1, HEADS, DIM), impl=impl)[1]
 
 
 def _pyg(w):
