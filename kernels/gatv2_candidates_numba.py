@@ -40,7 +40,6 @@ from torch import Tensor
 # fmt: off
 # no "nnan"/"ninf": a missing candidate's logit is never read, but keep IEEE semantics
 _JIT = dict(parallel=True, cache=True, nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
-TILE_EDGES = 32768  # edges a tile: its ez buffer (32,768 × H·D floats) stays in the L2/L3 caches
 PARTS = 16  # fixed partial buffers of the source-side sums (deterministic whatever the threads)
 CHUNK = 64  # pixels a prange chunk of the forward
 
@@ -53,8 +52,9 @@ def _span(c, n, n_chunks):
 
 
 @njit(**_JIT)
-def _forward_tile(t, s, ez, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
-    """α, o and the sign bits of one tile of pixels (t, ez, idx, alpha, out, bits: the tile's rows)."""
+def _forward(x, proj_t, wt_t, b_t, s, edge, proj_e, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
+    """α, o and the sign bits (module docstring); ``wt_t`` (C, H·D) = W_tᵀ, ``we_t`` (E, H·D) = W_eᵀ;
+    without ``proj_t`` x is t (``wt_t``, ``b_t`` unused), without ``proj_e`` edge is ez."""
     n_pix, k = idx.shape
     nh, nd = att.shape
     shared = values.shape[1] == 1
@@ -62,39 +62,56 @@ def _forward_tile(t, s, ez, idx, att, values, slope, zero, n_chunks, alpha, out,
     nhd = nh * nd
     nw = bits.shape[2]
     for c in prange(n_chunks):
-        e = np.empty((k, nh), t.dtype)
-        z = np.empty(nhd, t.dtype)
+        e = np.empty((k, nh), x.dtype)
+        z = np.empty((k, nhd), x.dtype)
+        t = np.empty(nhd, x.dtype)
         start, stop = _span(c, n_pix, n_chunks)
         for i in range(start, stop):
+            if proj_t:
+                for hd in range(nhd):
+                    t[hd] = b_t[hd]
+                for q in range(x.shape[1]):
+                    xq = x[i, q]
+                    for hd in range(nhd):
+                        t[hd] += xq * wt_t[q, hd]
+            else:
+                for hd in range(nhd):
+                    t[hd] = x[i, hd]
             any_ = False
             for j in range(k):
-                n = idx[i, j]
-                if n < 0:
-                    for w in range(nw):
-                        bits[i, j, w] = 0
-                    continue
-                any_ = True
+                n = max(idx[i, j], 0)
+                any_ = any_ or idx[i, j] >= 0
                 for hd in range(nhd):
-                    z[hd] = t[i, hd] + s[n, hd] + ez[i, j, hd]
+                    z[j, hd] = t[hd] + s[n, hd]
+            if not any_:
+                alpha[i] = zero
+                out[i] = zero
+                bits[i] = 0
+                continue
+            if proj_e:
+                for f in range(edge.shape[2]):
+                    for j in range(k):
+                        ef = edge[i, j, f]
+                        for hd in range(nhd):
+                            z[j, hd] += ef * we_t[f, hd]
+            else:
+                for j in range(k):
+                    for hd in range(nhd):
+                        z[j, hd] += edge[i, j, hd]
+            for j in range(k):
                 for h in range(nh):
                     acc = zero
                     for d in range(nd):
-                        q = z[h * nd + d]
+                        q = z[j, h * nd + d]
                         acc += att[h, d] * (q if q > 0 else q * slope)
                     e[j, h] = acc
                 for w in range(nw):
                     word = np.uint32(0)
-                    for b in range(min(32, nhd - 32 * w)):
-                        if z[32 * w + b] > 0:
-                            word |= np.uint32(1) << np.uint32(b)
+                    if idx[i, j] >= 0:
+                        for b in range(min(32, nhd - 32 * w)):
+                            if z[j, 32 * w + b] > 0:
+                                word |= np.uint32(1) << np.uint32(b)
                     bits[i, j, w] = word
-            for h in range(nh):
-                for v in range(nv):
-                    out[i, h, v] = zero
-                for j in range(k):
-                    alpha[i, j, h] = zero
-            if not any_:
-                continue
             for h in range(nh):
                 m = zero
                 first = True
@@ -104,35 +121,49 @@ def _forward_tile(t, s, ez, idx, att, values, slope, zero, n_chunks, alpha, out,
                         first = False
                 tot = zero
                 for j in range(k):
+                    w = zero
                     if idx[i, j] >= 0:
                         w = np.exp(e[j, h] - m)
-                        e[j, h] = w
-                        tot += w
-                hv = 0 if shared else h
+                    e[j, h] = w
+                    tot += w
                 inv = 1 / tot
+                hv = 0 if shared else h
+                for v in range(nv):
+                    out[i, h, v] = zero
                 for j in range(k):
+                    a = e[j, h] * inv
+                    alpha[i, j, h] = a
                     n = idx[i, j]
                     if n >= 0:
-                        a = e[j, h] * inv
-                        alpha[i, j, h] = a
                         for v in range(nv):
                             out[i, h, v] += a * values[n, hv, v]
 
 
 @njit(**_JIT)
-def _backward_tile(idx, att, values, alpha, has_ga, g_alpha, has_go, g_out, bits, slope, zero, th, zh, ds_part, dv_part):
-    """ẑ (zh), t̂ (th) of one tile; adds ŝ and ∂v into the partial buffers (module docstring)."""
+def _backward(
+    x, proj_t, wt_a, edge, proj_e, we_a, idx, att, values, alpha, has_ga, g_alpha, has_go, g_out, bits, slope,
+    zero, need_x, need_e, need_mt, need_me, dx, d_edge, mt_part, me_part, diag_part, th_part, ds_part, dv_part,
+):
+    """The backward (module docstring), all in one pass over pixel ranges; r-th range adds into the
+    r-th partial buffers.  ``wt_a`` (C, H·D) = (a ⊙ W_t)ᵀ, ``we_a`` (E, H·D) = (a ⊙ W_e)ᵀ;
+    ``mt_part`` (R, C, H·D) Σ x ⊗ t̂, ``me_part`` (R, E, H·D) Σ e ⊗ ẑ, ``diag_part`` (R, H·D)
+    Σ t̂ ⊙ x and Σ ẑ ⊙ ez where x, edge are t, ez, ``th_part`` (R, H·D) Σ t̂."""
     n_pix, k = idx.shape
     nh, nd = att.shape
+    nhd = nh * nd
     shared = values.shape[1] == 1
     nv = values.shape[2]
     n_parts = ds_part.shape[0]
     for r in prange(n_parts):
-        de = np.empty((k, nh), th.dtype)
+        de = np.empty((k, nh), x.dtype)
+        zh = np.empty((k, nhd), x.dtype)
+        th = np.empty(nhd, x.dtype)
+        a_flat = np.empty(nhd, x.dtype)
+        for h in range(nh):
+            for d in range(nd):
+                a_flat[h * nd + d] = att[h, d]
         start, stop = _span(r, n_pix, n_parts)
         for i in range(start, stop):
-            for hd in range(nh * nd):
-                th[i, hd] = zero
             for h in range(nh):
                 hv = 0 if shared else h
                 tot = zero
@@ -149,35 +180,72 @@ def _backward_tile(idx, att, values, alpha, has_ga, g_alpha, has_go, g_out, bits
                     de[j, h] = da
                 for j in range(k):
                     de[j, h] = alpha[i, j, h] * (de[j, h] - tot)
+            for hd in range(nhd):
+                th[hd] = zero
             for j in range(k):
                 n = idx[i, j]
                 if n < 0:
-                    for hd in range(nh * nd):
-                        zh[i, j, hd] = zero
+                    for hd in range(nhd):
+                        zh[j, hd] = zero
                     continue
                 for h in range(nh):
                     for d in range(nd):
                         hd = h * nd + d
                         on = (bits[i, j, hd >> 5] >> np.uint32(hd & 31)) & np.uint32(1)
-                        q = de[j, h] if on else de[j, h] * slope
-                        zh[i, j, hd] = q
-                        th[i, hd] += q
-                        ds_part[r, n, hd] += q
+                        zh[j, hd] = de[j, h] if on else de[j, h] * slope
+                for hd in range(nhd):
+                    th[hd] += zh[j, hd]
+                    ds_part[r, n, hd] += zh[j, hd]
                 if has_go:
                     for h in range(nh):
                         a = alpha[i, j, h]
                         hv = 0 if shared else h
                         for v in range(nv):
                             dv_part[r, n, hv, v] += a * g_out[i, h, v]
+            if proj_e:
+                if need_me:
+                    for j in range(k):
+                        for f in range(edge.shape[2]):
+                            ef = edge[i, j, f]
+                            for hd in range(nhd):
+                                me_part[r, f, hd] += ef * zh[j, hd]
+                if need_e:
+                    for j in range(k):
+                        for f in range(edge.shape[2]):
+                            acc = zero
+                            for hd in range(nhd):
+                                acc += zh[j, hd] * we_a[f, hd]
+                            d_edge[i, j, f] = acc
+            else:
+                for j in range(k):
+                    for hd in range(nhd):
+                        diag_part[r, hd] += zh[j, hd] * edge[i, j, hd]
+                        if need_e:
+                            d_edge[i, j, hd] = zh[j, hd] * a_flat[hd]
+            if proj_t:
+                if need_mt:
+                    for q in range(x.shape[1]):
+                        xq = x[i, q]
+                        for hd in range(nhd):
+                            mt_part[r, q, hd] += xq * th[hd]
+                if need_x:
+                    for q in range(x.shape[1]):
+                        acc = zero
+                        for hd in range(nhd):
+                            acc += th[hd] * wt_a[q, hd]
+                        dx[i, q] = acc
+            else:
+                for hd in range(nhd):
+                    diag_part[r, hd] += th[hd] * x[i, hd]
+                    if need_x:
+                        dx[i, hd] = th[hd] * a_flat[hd]
+            for hd in range(nhd):
+                th_part[r, hd] += th[hd]
 
 
 # fmt: on
 def _np(x: Tensor) -> np.ndarray:
     return x.detach().numpy()
-
-
-def _tile(k: int) -> int:
-    return max(1, TILE_EDGES // max(k, 1))
 
 
 def _words(nhd: int) -> int:
@@ -207,39 +275,26 @@ def numba_layer_forward(
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """(α (P, k, H), o (P, H, V), sign bits (P, k, ⌈H·D/32⌉) int32) of contiguous CPU tensors.
 
-    ``x`` (P, C) pixel features and ``w_t`` (H·D, C), ``b_t`` (H·D,); ``edge`` (P, k, E) and
-    ``w_e`` (H·D, E); ``s`` (N, H·D) the source projections; ``idx`` (P, k) int64; ``att`` (H, D);
-    ``values`` (N, 1 or H, V).  ``w_t`` None: ``x`` is t (P, H·D) (``b_t`` ignored); ``w_e`` None:
-    ``edge`` is ez (P, k, H·D)."""
+    ``x`` (P, C) pixel features and ``w_t`` (H·D, C), ``b_t`` (H·D,) or None; ``edge`` (P, k, E)
+    and ``w_e`` (H·D, E); ``s`` (N, H·D) the source projections; ``idx`` (P, k) int64; ``att``
+    (H, D); ``values`` (N, 1 or H, V).  ``w_t`` None: ``x`` is t (P, H·D) (``b_t`` ignored);
+    ``w_e`` None: ``edge`` is ez (P, k, H·D)."""
     n_pix, k = idx.shape
-    nh, nd = att.shape
-    nhd = nh * nd
+    nhd = att.numel()
     alpha, out = new_outputs((x, s, edge, idx, att, values))
     bits = torch.empty((n_pix, k, _words(nhd)), dtype=torch.int32)
-    tile = _tile(k)
-    t_buf = x.new_empty((min(tile, n_pix), nhd)) if w_t is not None else None
-    z_buf = x.new_empty((min(tile, n_pix) * k, nhd)) if w_e is not None else None
-    e2 = edge.view(n_pix * k, edge.shape[2])
-    zero = _np(x).dtype.type(0)
-    s_, att_, v_ = _np(s), _np(att), _np(values)
-    bits_ = _np(bits).view(np.uint32)
-    for p0 in range(0, n_pix, tile):
-        p1 = min(n_pix, p0 + tile)
-        n = p1 - p0
-        if w_t is None:
-            t = x[p0:p1]
-        else:
-            t = torch.mm(x[p0:p1], w_t.t(), out=t_buf[:n])
-            if b_t is not None:
-                t += b_t
-        if w_e is None:
-            ez = edge[p0:p1]
-        else:
-            ez = torch.mm(e2[p0 * k : p1 * k], w_e.t(), out=z_buf[: n * k]).view(n, k, nhd)
-        _forward_tile(
-            _np(t), s_, _np(ez), _np(idx[p0:p1]), att_, v_, slope, zero, max(1, -(-n // CHUNK)),
-            _np(alpha[p0:p1]), _np(out[p0:p1]), bits_[p0:p1],
-        )  # fmt: skip
+    if n_pix == 0:
+        return alpha, out, bits
+    dummy = _np(x.new_zeros((1, 1)))
+    wt_t = dummy if w_t is None else _np(w_t).T.copy()
+    b = _np(b_t) if b_t is not None and w_t is not None else np.zeros(nhd, _np(x).dtype)
+    we_t = dummy if w_e is None else _np(w_e).T.copy()
+    s_ = _np(s) if s.shape[0] else np.zeros((1, nhd), _np(x).dtype)
+    _forward(
+        _np(x), w_t is not None, wt_t, b, s_, _np(edge), w_e is not None, we_t, _np(idx), _np(att),
+        _np(values), slope, _np(x).dtype.type(0), max(1, -(-n_pix // CHUNK)), _np(alpha), _np(out),
+        _np(bits).view(np.uint32),
+    )  # fmt: skip
     return alpha, out, bits
 
 
@@ -258,76 +313,46 @@ def numba_layer_backward(
     nhd = nh * nd
     a = att.reshape(nhd)
     need_x, need_wt, need_bt, need_s, need_e, need_we, _, need_att, need_v = needs
-    parts = max(1, min(PARTS, n_pix))
-    ds_part = s.new_zeros((parts, *s.shape))
-    dv_part = values.new_zeros((parts, *values.shape))
     proj_t, proj_e = w_t is not None, w_e is not None
-    dx = torch.empty_like(x) if need_x else None
-    d_edge = torch.empty_like(edge) if need_e else None
-    m_t = x.new_zeros((nhd, x.shape[1])) if proj_t and (need_wt or need_att) else None
-    m_e = edge.new_zeros((nhd, edge.shape[2])) if proj_e and (need_we or need_att) else None
-    th_sum = x.new_zeros(nhd)
-    diag = x.new_zeros(nhd)  # Σ ẑ ⊙ t and Σ ẑ ⊙ ez where those are inputs (no projection)
-    wt_a = a[:, None] * w_t if proj_t and need_x else None
-    we_a = a[:, None] * w_e if proj_e and need_e else None
-    tile = _tile(k)
-    th_buf = x.new_empty((min(tile, n_pix), nhd))
-    zh_buf = x.new_empty((min(tile, n_pix) * k, nhd))
-    x2, e2 = x, edge.view(n_pix * k, edge.shape[2])
-    zero = _np(x).dtype.type(0)
-    dummy = alpha.new_zeros((1, 1, 1))
-    ga = dummy if g_alpha is None else g_alpha
-    go = dummy if g_out is None else g_out
-    att_, v_, bits_ = _np(att), _np(values), _np(bits).view(np.uint32)
-    ds_, dv_ = _np(ds_part), _np(dv_part)
-    for p0 in range(0, n_pix, tile):
-        p1 = min(n_pix, p0 + tile)
-        n = p1 - p0
-        th, zh = th_buf[:n], zh_buf[: n * k]
-        ga_t = ga if g_alpha is None else ga[p0:p1]
-        go_t = go if g_out is None else go[p0:p1]
-        _backward_tile(
-            _np(idx[p0:p1]), att_, v_, _np(alpha[p0:p1]), g_alpha is not None, _np(ga_t),
-            g_out is not None, _np(go_t), bits_[p0:p1], slope, zero, _np(th), _np(zh).reshape(n, k, nhd),
-            ds_, dv_,
+    need_mt = proj_t and (need_wt or need_att)
+    need_me = proj_e and (need_we or need_att)
+    parts = max(1, min(PARTS, n_pix))
+    z = x.new_zeros
+    ds_part, dv_part = z((parts, *s.shape)), z((parts, *values.shape))
+    mt_part = z((parts, x.shape[1], nhd) if need_mt else (1, 1, 1))
+    me_part = z((parts, edge.shape[2], nhd) if need_me else (1, 1, 1))
+    diag_part, th_part = z((parts, nhd)), z((parts, nhd))
+    dx = torch.empty_like(x) if need_x else z((1, 1))
+    d_edge = torch.empty_like(edge) if need_e else z((1, 1, 1))
+    dummy = _np(z((1, 1)))
+    wt_a = _np((a[:, None] * w_t).T.contiguous()) if proj_t and need_x else dummy
+    we_a = _np((a[:, None] * w_e).T.contiguous()) if proj_e and need_e else dummy
+    ga = z((1, 1, 1)) if g_alpha is None else g_alpha
+    go = z((1, 1, 1)) if g_out is None else g_out
+    if n_pix:
+        _backward(
+            _np(x), proj_t, wt_a, _np(edge), proj_e, we_a, _np(idx), _np(att), _np(values), _np(alpha),
+            g_alpha is not None, _np(ga), g_out is not None, _np(go), _np(bits).view(np.uint32), slope,
+            _np(x).dtype.type(0), need_x, need_e, need_mt, need_me, _np(dx), _np(d_edge), _np(mt_part),
+            _np(me_part), _np(diag_part), _np(th_part), _np(ds_part), _np(dv_part),
         )  # fmt: skip
-        th_sum += th.sum(0)
-        if proj_t:
-            if m_t is not None:
-                m_t.addmm_(th.t(), x2[p0:p1])
-            if need_x:
-                torch.mm(th, wt_a, out=dx[p0:p1])
-        else:
-            if need_att:
-                diag += (th * x2[p0:p1]).sum(0)
-            if need_x:
-                torch.mul(th, a, out=dx[p0:p1])
-        ez_rows = e2[p0 * k : p1 * k]
-        if proj_e:
-            if m_e is not None:
-                m_e.addmm_(zh.t(), ez_rows)
-            if need_e:
-                torch.mm(zh, we_a, out=d_edge.view(n_pix * k, -1)[p0 * k : p1 * k])
-        else:
-            if need_att:
-                diag += (zh * ez_rows).sum(0)
-            if need_e:
-                torch.mul(zh, a, out=d_edge.view(n_pix * k, -1)[p0 * k : p1 * k])
-    s_hat = ds_part.sum(0)
+    s_hat, th_sum = ds_part.sum(0), th_part.sum(0)
+    m_t = mt_part.sum(0).T if need_mt else None  # (H·D, C)
+    m_e = me_part.sum(0).T if need_me else None  # (H·D, E)
     datt = None
     if need_att:
-        datt = diag + (s * s_hat).sum(0)
+        datt = diag_part.sum(0) + (s * s_hat).sum(0)
         if proj_t:
             datt += (w_t * m_t).sum(1) + (0 if b_t is None else b_t * th_sum)
         if proj_e:
             datt += (w_e * m_e).sum(1)
         datt = datt.view(nh, nd)
     return (
-        dx,
+        dx if need_x else None,
         a[:, None] * m_t if proj_t and need_wt else None,
         a * th_sum if proj_t and need_bt and b_t is not None else None,
         a * s_hat if need_s else None,
-        d_edge,
+        d_edge if need_e else None,
         a[:, None] * m_e if proj_e and need_we else None,
         datt,
         dv_part.sum(0) if need_v else None,
