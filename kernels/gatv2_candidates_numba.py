@@ -292,7 +292,7 @@ def numba_layer_forward(
     s_ = _np(s) if s.shape[0] else np.zeros((1, nhd), _np(x).dtype)
     _forward(
         _np(x), w_t is not None, wt_t, b, s_, _np(edge), w_e is not None, we_t, _np(idx), _np(att),
-        _np(values), slope, _np(x).dtype.type(0), max(1, -(-n_pix // CHUNK)), _np(alpha), _np(out),
+        _np(values), _np(x).dtype.type(slope), _np(x).dtype.type(0), max(1, -(-n_pix // CHUNK)), _np(alpha), _np(out),
         _np(bits).view(np.uint32),
     )  # fmt: skip
     return alpha, out, bits
@@ -332,7 +332,7 @@ def numba_layer_backward(
     if n_pix:
         _backward(
             _np(x), proj_t, wt_a, _np(edge), proj_e, we_a, _np(idx), _np(att), _np(values), _np(alpha),
-            g_alpha is not None, _np(ga), g_out is not None, _np(go), _np(bits).view(np.uint32), slope,
+            g_alpha is not None, _np(ga), g_out is not None, _np(go), _np(bits).view(np.uint32), _np(x).dtype.type(slope),
             _np(x).dtype.type(0), need_x, need_e, need_mt, need_me, _np(dx), _np(d_edge), _np(mt_part),
             _np(me_part), _np(diag_part), _np(th_part), _np(ds_part), _np(dv_part),
         )  # fmt: skip
