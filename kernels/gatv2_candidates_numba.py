@@ -145,7 +145,7 @@ def _backward(
     zero, need_x, need_e, need_mt, need_me, dx, d_edge, mt_part, me_part, diag_part, th_part, ds_part, dv_part,
 ):
     """The backward (module docstring), all in one pass over pixel ranges; r-th range adds into the
-    r-th partial buffers.  ``wt_a`` (C, H·D) = (a ⊙ W_t)ᵀ, ``we_a`` (E, H·D) = (a ⊙ W_e)ᵀ;
+    r-th partial buffers.  ``wt_a`` (H·D, C) = a ⊙ W_t, ``we_a`` (H·D, E) = a ⊙ W_e;
     ``mt_part`` (R, C, H·D) Σ x ⊗ t̂, ``me_part`` (R, E, H·D) Σ e ⊗ ẑ, ``diag_part`` (R, H·D)
     Σ t̂ ⊙ x and Σ ẑ ⊙ ez where x, edge are t, ez, ``th_part`` (R, H·D) Σ t̂."""
     n_pix, k = idx.shape
@@ -212,10 +212,11 @@ def _backward(
                 if need_e:
                     for j in range(k):
                         for f in range(edge.shape[2]):
-                            acc = zero
-                            for hd in range(nhd):
-                                acc += zh[j, hd] * we_a[f, hd]
-                            d_edge[i, j, f] = acc
+                            d_edge[i, j, f] = zero
+                        for hd in range(nhd):
+                            q = zh[j, hd]
+                            for f in range(edge.shape[2]):
+                                d_edge[i, j, f] += q * we_a[hd, f]
             else:
                 for j in range(k):
                     for hd in range(nhd):
@@ -230,10 +231,11 @@ def _backward(
                             mt_part[r, q, hd] += xq * th[hd]
                 if need_x:
                     for q in range(x.shape[1]):
-                        acc = zero
-                        for hd in range(nhd):
-                            acc += th[hd] * wt_a[q, hd]
-                        dx[i, q] = acc
+                        dx[i, q] = zero
+                    for hd in range(nhd):
+                        thd = th[hd]
+                        for q in range(x.shape[1]):
+                            dx[i, q] += thd * wt_a[hd, q]
             else:
                 for hd in range(nhd):
                     diag_part[r, hd] += th[hd] * x[i, hd]
@@ -325,8 +327,8 @@ def numba_layer_backward(
     dx = torch.empty_like(x) if need_x else z((1, 1))
     d_edge = torch.empty_like(edge) if need_e else z((1, 1, 1))
     dummy = _np(z((1, 1)))
-    wt_a = _np((a[:, None] * w_t).T.contiguous()) if proj_t and need_x else dummy
-    we_a = _np((a[:, None] * w_e).T.contiguous()) if proj_e and need_e else dummy
+    wt_a = _np((a[:, None] * w_t).contiguous()) if proj_t and need_x else dummy
+    we_a = _np((a[:, None] * w_e).contiguous()) if proj_e and need_e else dummy
     ga = z((1, 1, 1)) if g_alpha is None else g_alpha
     go = z((1, 1, 1)) if g_out is None else g_out
     if n_pix:
