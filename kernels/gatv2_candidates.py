@@ -15,15 +15,17 @@ candidate's, so a pixel can prefer the EDS point whose BSE context matches its o
 with index −1 (fields with fewer than k points) get α = 0; a pixel without any gets α = 0, o = 0.
 The values v_j are per source, one set shared by all heads (the fusion model's class
 probabilities) or one per head (PyG's messages W_s x_j + b_s).  Shapes stay compact: the
-candidate list is an (P, k) index map; the projections t = W_t x + b_t (P, H·D),
-s = W_s x + b_s (N, H·D) and ez = W_e e (P, k, H·D) are torch matmuls, and
-:func:`gatv2_candidates` fuses the rest.
+candidate list is an (P, k) index map.  :func:`gatv2_candidates` takes the projections
+t = W_t x + b_t (P, H·D), s = W_s x + b_s (N, H·D) and ez = W_e e (P, k, H·D);
+:func:`gatv2_candidates_layer` takes the pixel features x (P, C) and the edge features
+e (P, k, E) with W_t, b_t, W_e instead, so that the fused Numba kernels compute t and ez inside
+and never store them (the edge projection was most of the layer's memory).
 
 Three implementations, chosen by ``impl``: fused Numba kernels (CPU, :mod:`.gatv2_candidates_numba`),
 fused Triton kernels (CUDA, :mod:`.gatv2_candidates_triton`) and plain torch ops (any device; the
-reference, tested equal to PyG's ``GATv2Conv``).  The fused ones keep no per-edge tensor but
-α (P, k, H): the backward recomputes z, so their memory is O(P · (k·H + H·V)) beyond the
-inputs and their gradients.
+reference, tested equal to PyG's ``GATv2Conv``).  The Numba ones keep no per-edge tensor but α
+(P, k, H) and one sign bit per edge and channel, and their backward neither recomputes z nor
+uses atomics; Triton's keep α and recompute z (their inputs being t, s and ez).
 """
 
 from __future__ import annotations
