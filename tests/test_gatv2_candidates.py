@@ -199,6 +199,21 @@ def test_numba_layer_equals_torch_reference_float32(name):
     assert (got[0][idx < 0] == 0).all()
 
 
+def test_numba_layer_broadcast_upstream_gradient():
+    """``out.sum().backward()`` hands the backward a stride-0 g_out and no g_α: same gradients as
+    the reference."""
+    leaves, idx = _layer_inputs(*LAYER_CASES["float32"], torch.float32)
+    grads = {}
+    for impl in ("torch", "numba"):
+        for x in leaves:
+            x.grad = None
+        x, wt, bt, s, edge, we, att, v = leaves
+        gatv2_candidates_layer(x, wt, bt, s, edge, we, idx, att, v, impl=impl)[1].sum().backward()
+        grads[impl] = [x.grad.clone() for x in leaves]
+    for a, b in zip(grads["numba"], grads["torch"]):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6 * max(1.0, b.abs().max().item()))
+
+
 def test_numba_layer_gradcheck_float64():
     leaves, idx = _layer_inputs(6, 4, 3, 3, 2, 2, 2, 3, torch.float64)
 
