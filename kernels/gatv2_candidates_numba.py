@@ -45,6 +45,15 @@ from torch import Tensor
 _JIT = dict(parallel=True, cache=True, nogil=True, fastmath={"nsz", "arcp", "contract", "afn", "reassoc"})
 PARTS = 16  # fixed partial buffers of the source-side sums (deterministic whatever the threads)
 CHUNK = 64  # pixels a prange chunk of the forward
+# the edge projection's small GEMMs (np.dot inside prange) stay under OpenBLAS's single-thread bound
+# (m·n·k ≤ 65,536 × 4, interface/gemm.c): half of it, so that BLAS never starts threads of its own
+# inside Numba's parallel region (OpenBLAS warns there and may hang)
+BLAS_MNK = 131072
+
+
+def _blas_block(k: int, n_edge: int, nhd: int) -> int:
+    """Pixels a GEMM block of the edge projection, or 0 where one pixel is already too large."""
+    return min(CHUNK, BLAS_MNK // (k * n_edge * nhd)) if k * n_edge * nhd else 0
 
 
 @njit(inline="always")
@@ -55,7 +64,7 @@ def _span(c, n, n_chunks):
 
 
 @njit(**_JIT)
-def _forward(x, proj_t, wt_t, b_t, s, edge, proj_e, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
+def _forward(x, proj_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
     """α, o and the sign bits (module docstring); ``wt_t`` (C, H·D) = W_tᵀ, ``we_t`` (E, H·D) = W_eᵀ;
     without ``proj_t`` x is t (``wt_t``, ``b_t`` unused), without ``proj_e`` edge is ez."""
     n_pix, k = idx.shape
@@ -69,6 +78,9 @@ def _forward(x, proj_t, wt_t, b_t, s, edge, proj_e, we_t, idx, att, values, slop
         z = np.empty((k, nhd), x.dtype)
         t = np.empty(nhd, x.dtype)
         start, stop = _span(c, n_pix, n_chunks)
+        zb = np.empty(((stop - start) * k if blas else 1, nhd), x.dtype)
+        if blas and stop > start:  # W_e e of the chunk's edges: one small single-threaded GEMM
+            np.dot(e2[start * k : stop * k], we_t, zb)
         for i in range(start, stop):
             if proj_t:
                 for hd in range(nhd):
@@ -91,7 +103,12 @@ def _forward(x, proj_t, wt_t, b_t, s, edge, proj_e, we_t, idx, att, values, slop
                 out[i] = zero
                 bits[i] = 0
                 continue
-            if proj_e:
+            if blas:
+                for j in range(k):
+                    row = (i - start) * k + j
+                    for hd in range(nhd):
+                        z[j, hd] += zb[row, hd]
+            elif proj_e:
                 for f in range(edge.shape[2]):
                     for j in range(k):
                         ef = edge[i, j, f]
@@ -144,13 +161,15 @@ def _forward(x, proj_t, wt_t, b_t, s, edge, proj_e, we_t, idx, att, values, slop
 
 @njit(**_JIT)
 def _backward(
-    x, proj_t, wt_a, edge, proj_e, we_a, idx, att, values, alpha, has_ga, g_alpha, has_go, g_out, bits, slope,
-    zero, need_x, need_e, need_mt, need_me, dx, d_edge, mt_part, me_part, diag_part, th_part, ds_part, dv_part,
+    x, proj_t, wt_a, edge, e2, proj_e, blas, block, we_a, idx, att, values, alpha, has_ga, g_alpha, has_go,
+    g_out, bits, slope, zero, need_x, need_e, need_mt, need_me, dx, d_edge, d_edge2, mt_part, me_part,
+    diag_part, th_part, ds_part, dv_part,
 ):
     """The backward (module docstring), all in one pass over pixel ranges; r-th range adds into the
     r-th partial buffers.  ``wt_a`` (H·D, C) = a ⊙ W_t, ``we_a`` (H·D, E) = a ⊙ W_e;
     ``mt_part`` (R, C, H·D) Σ x ⊗ t̂, ``me_part`` (R, E, H·D) Σ e ⊗ ẑ, ``diag_part`` (R, H·D)
-    Σ t̂ ⊙ x and Σ ẑ ⊙ ez where x, edge are t, ez, ``th_part`` (R, H·D) Σ t̂."""
+    Σ t̂ ⊙ x and Σ ẑ ⊙ ez where x, edge are t, ez, ``th_part`` (R, H·D) Σ t̂.  With ``blas`` the
+    edge side (M_e, ∂e) runs as small GEMMs over blocks of ``block`` pixels."""
     n_pix, k = idx.shape
     nh, nd = att.shape
     nhd = nh * nd
@@ -159,93 +178,106 @@ def _backward(
     n_parts = ds_part.shape[0]
     for r in prange(n_parts):
         de = np.empty((k, nh), x.dtype)
-        zh = np.empty((k, nhd), x.dtype)
+        zhb = np.empty((block * k, nhd), x.dtype)
         th = np.empty(nhd, x.dtype)
         a_flat = np.empty(nhd, x.dtype)
+        tmp = np.empty((e2.shape[1], nhd), x.dtype)
         for h in range(nh):
             for d in range(nd):
                 a_flat[h * nd + d] = att[h, d]
         start, stop = _span(r, n_pix, n_parts)
-        for i in range(start, stop):
-            for h in range(nh):
-                hv = 0 if shared else h
-                tot = zero
+        for b0 in range(start, stop, block):
+            b1 = min(stop, b0 + block)
+            for i in range(b0, b1):
+                zh = zhb[(i - b0) * k : (i - b0 + 1) * k]
+                for h in range(nh):
+                    hv = 0 if shared else h
+                    tot = zero
+                    for j in range(k):
+                        n = idx[i, j]
+                        da = zero
+                        if n >= 0:
+                            if has_ga:
+                                da = g_alpha[i, j, h]
+                            if has_go:
+                                for v in range(nv):
+                                    da += g_out[i, h, v] * values[n, hv, v]
+                            tot += alpha[i, j, h] * da
+                        de[j, h] = da
+                    for j in range(k):
+                        de[j, h] = alpha[i, j, h] * (de[j, h] - tot)
+                for hd in range(nhd):
+                    th[hd] = zero
                 for j in range(k):
                     n = idx[i, j]
-                    da = zero
-                    if n >= 0:
-                        if has_ga:
-                            da = g_alpha[i, j, h]
-                        if has_go:
-                            for v in range(nv):
-                                da += g_out[i, h, v] * values[n, hv, v]
-                        tot += alpha[i, j, h] * da
-                    de[j, h] = da
-                for j in range(k):
-                    de[j, h] = alpha[i, j, h] * (de[j, h] - tot)
-            for hd in range(nhd):
-                th[hd] = zero
-            for j in range(k):
-                n = idx[i, j]
-                if n < 0:
-                    for hd in range(nhd):
-                        zh[j, hd] = zero
-                    continue
-                for h in range(nh):
-                    for d in range(nd):
-                        hd = h * nd + d
-                        on = (bits[i, j, hd >> 5] >> np.uint32(hd & 31)) & np.uint32(1)
-                        zh[j, hd] = de[j, h] if on else de[j, h] * slope
-                for hd in range(nhd):
-                    th[hd] += zh[j, hd]
-                    ds_part[r, n, hd] += zh[j, hd]
-                if has_go:
+                    if n < 0:
+                        for hd in range(nhd):
+                            zh[j, hd] = zero
+                        continue
                     for h in range(nh):
-                        a = alpha[i, j, h]
-                        hv = 0 if shared else h
-                        for v in range(nv):
-                            dv_part[r, n, hv, v] += a * g_out[i, h, v]
-            if proj_e:
-                if need_me:
-                    for j in range(k):
-                        for f in range(edge.shape[2]):
-                            ef = edge[i, j, f]
-                            for hd in range(nhd):
-                                me_part[r, f, hd] += ef * zh[j, hd]
-                if need_e:
-                    for j in range(k):
-                        for f in range(edge.shape[2]):
-                            d_edge[i, j, f] = zero
-                        for hd in range(nhd):
-                            q = zh[j, hd]
+                        for d in range(nd):
+                            hd = h * nd + d
+                            on = (bits[i, j, hd >> 5] >> np.uint32(hd & 31)) & np.uint32(1)
+                            zh[j, hd] = de[j, h] if on else de[j, h] * slope
+                    for hd in range(nhd):
+                        th[hd] += zh[j, hd]
+                        ds_part[r, n, hd] += zh[j, hd]
+                    if has_go:
+                        for h in range(nh):
+                            a = alpha[i, j, h]
+                            hv = 0 if shared else h
+                            for v in range(nv):
+                                dv_part[r, n, hv, v] += a * g_out[i, h, v]
+                if proj_e and not blas:
+                    if need_me:
+                        for j in range(k):
                             for f in range(edge.shape[2]):
-                                d_edge[i, j, f] += q * we_a[hd, f]
-            else:
-                for j in range(k):
-                    for hd in range(nhd):
-                        diag_part[r, hd] += zh[j, hd] * edge[i, j, hd]
-                        if need_e:
-                            d_edge[i, j, hd] = zh[j, hd] * a_flat[hd]
-            if proj_t:
-                if need_mt:
-                    for q in range(x.shape[1]):
-                        xq = x[i, q]
+                                ef = edge[i, j, f]
+                                for hd in range(nhd):
+                                    me_part[r, f, hd] += ef * zh[j, hd]
+                    if need_e:
+                        for j in range(k):
+                            for f in range(edge.shape[2]):
+                                d_edge[i, j, f] = zero
+                            for hd in range(nhd):
+                                q = zh[j, hd]
+                                for f in range(edge.shape[2]):
+                                    d_edge[i, j, f] += q * we_a[hd, f]
+                elif not proj_e:
+                    for j in range(k):
                         for hd in range(nhd):
-                            mt_part[r, q, hd] += xq * th[hd]
-                if need_x:
-                    for q in range(x.shape[1]):
-                        dx[i, q] = zero
-                    for hd in range(nhd):
-                        thd = th[hd]
+                            diag_part[r, hd] += zh[j, hd] * edge[i, j, hd]
+                            if need_e:
+                                d_edge[i, j, hd] = zh[j, hd] * a_flat[hd]
+                if proj_t:
+                    if need_mt:
                         for q in range(x.shape[1]):
-                            dx[i, q] += thd * wt_a[hd, q]
-            else:
-                for hd in range(nhd):
-                    diag_part[r, hd] += th[hd] * x[i, hd]
+                            xq = x[i, q]
+                            for hd in range(nhd):
+                                mt_part[r, q, hd] += xq * th[hd]
                     if need_x:
-                        dx[i, hd] = th[hd] * a_flat[hd]
-            for hd in range(nhd):
-                th_part[r, hd] += th[hd]
+                        for q in range(x.shape[1]):
+                            dx[i, q] = zero
+                        for hd in range(nhd):
+                            thd = th[hd]
+                            for q in range(x.shape[1]):
+                                dx[i, q] += thd * wt_a[hd, q]
+                else:
+                    for hd in range(nhd):
+                        diag_part[r, hd] += th[hd] * x[i, hd]
+                        if need_x:
+                            dx[i, hd] = th[hd] * a_flat[hd]
+                for hd in range(nhd):
+                    th_part[r, hd] += th[hd]
+            if blas:
+                rows = (b1 - b0) * k
+                if need_me:
+                    np.dot(e2[b0 * k : b1 * k].T, zhb[:rows], tmp)
+                    for f in range(tmp.shape[0]):
+                        for hd in range(nhd):
+                            me_part[r, f, hd] += tmp[f, hd]
+                if need_e:
+                    np.dot(zhb[:rows], we_a, d_edge2[b0 * k : b1 * k])
 
 
 # fmt: on
@@ -295,10 +327,11 @@ def numba_layer_forward(
     b = _np(b_t) if b_t is not None and w_t is not None else np.zeros(nhd, _np(x).dtype)
     we_t = dummy if w_e is None else _np(w_e).T.copy()
     s_ = _np(s) if s.shape[0] else np.zeros((1, nhd), _np(x).dtype)
+    block = _blas_block(k, edge.shape[2], nhd) if w_e is not None else 0
     _forward(
-        _np(x), w_t is not None, wt_t, b, s_, _np(edge), w_e is not None, we_t, _np(idx), _np(att),
-        _np(values), _np(x).dtype.type(slope), _np(x).dtype.type(0), max(1, -(-n_pix // CHUNK)), _np(alpha), _np(out),
-        _np(bits).view(np.uint32),
+        _np(x), w_t is not None, wt_t, b, s_, _np(edge), _np(edge).reshape(n_pix * k, -1), w_e is not None,
+        block > 0, we_t, _np(idx), _np(att), _np(values), _np(x).dtype.type(slope), _np(x).dtype.type(0),
+        max(1, -(-n_pix // (block or CHUNK))), _np(alpha), _np(out), _np(bits).view(np.uint32),
     )  # fmt: skip
     return alpha, out, bits
 
@@ -335,11 +368,15 @@ def numba_layer_backward(
     ga = z((1, 1, 1)) if g_alpha is None else g_alpha
     go = z((1, 1, 1)) if g_out is None else g_out
     if n_pix:
+        block = _blas_block(k, edge.shape[2], nhd) if proj_e else 0
+        e2 = _np(edge).reshape(n_pix * k, -1)
+        de2 = _np(d_edge).reshape(n_pix * k, -1) if need_e else _np(d_edge)[0]
         _backward(
-            _np(x), proj_t, wt_a, _np(edge), proj_e, we_a, _np(idx), _np(att), _np(values), _np(alpha),
-            g_alpha is not None, _np(ga), g_out is not None, _np(go), _np(bits).view(np.uint32), _np(x).dtype.type(slope),
-            _np(x).dtype.type(0), need_x, need_e, need_mt, need_me, _np(dx), _np(d_edge), _np(mt_part),
-            _np(me_part), _np(diag_part), _np(th_part), _np(ds_part), _np(dv_part),
+            _np(x), proj_t, wt_a, _np(edge), e2, proj_e, block > 0, max(block, 1), we_a, _np(idx), _np(att),
+            _np(values), _np(alpha), g_alpha is not None, _np(ga), g_out is not None, _np(go),
+            _np(bits).view(np.uint32), _np(x).dtype.type(slope), _np(x).dtype.type(0), need_x, need_e, need_mt,
+            need_me, _np(dx), _np(d_edge), de2, _np(mt_part), _np(me_part), _np(diag_part), _np(th_part),
+            _np(ds_part), _np(dv_part),
         )  # fmt: skip
     s_hat, th_sum = ds_part.sum(0), th_part.sum(0)
     m_t = mt_part.sum(0).T if need_mt else None  # (H·D, C)
