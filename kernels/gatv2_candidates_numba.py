@@ -15,22 +15,26 @@ projections s_n = W_s x_n + b_s:
 :func:`.gatv2_candidates.gatv2_candidates`.)
 
 Nothing per edge is materialised beyond α (P, k, H) and one sign bit per edge and channel (the
-LeakyReLU's branch, P·k·⌈H·D/32⌉ uint32 words).  The forward is one Numba kernel, ``prange`` over
-chunks of pixels: per pixel it projects t_i, then z of its k candidates (W_e e_ij accumulated row
-by row from W_eᵀ, in a k × H·D scratch in L1), the logits, softmax, o and the sign bits.  No torch
-op runs between the kernels' parallel regions: torch's OpenMP threads spin after each op and
-starved Numba's threads (a version projecting tiles with torch matmuls between Numba calls took
-1.05–1.6 s for the bench's forward where this one takes 0.15–0.24 s, load 8–10).
+LeakyReLU's branch, P·k·⌈H·D/32⌉ uint32 words). The forward is one Numba kernel, ``prange`` over
+chunks of pixels: per chunk one small GEMM (``np.dot``, single-threaded BLAS: m·n·k kept under
+OpenBLAS's bound for starting threads, :data:`BLAS_MNK`) projects its edges W_e e into a scratch
+of chunk × k × H·D; per pixel the kernel projects t_i, forms z of its k candidates, the logits,
+softmax, o and the sign bits. (Where one pixel's GEMM would pass the bound, a plain loop projects
+instead.) No torch op runs between the kernels' parallel regions: torch's OpenMP threads spin
+after each op and starved Numba's threads (a version projecting tiles with torch matmuls between
+Numba calls took 1.05–1.6 s for the bench's forward where this kernel, still projecting with a plain
+loop, took 0.15–0.24 s, load 8–10).
 
 Backward, with dα^h_ij = g_α + g_o^h_i · v^h_n, de = α (dα − Σ_j α dα) and ẑ_ij = de^h ·
-LeakyReLU'(z_ij) from the sign bits (so dz = a ⊙ ẑ; z is never recomputed): one kernel over
-R = 16 fixed pixel ranges, each adding into its own partial buffers (no atomics; the same sums in
-the same order whatever the thread count), writes ∂x_i = (a ⊙ W_t)ᵀ t̂_i with t̂_i = Σ_j ẑ_ij,
-∂e_ij = (a ⊙ W_e)ᵀ ẑ_ij, and accumulates ŝ_n = Σ ẑ, ∂v_n = Σ α g_o, M_t = Σ x ⊗ t̂,
-M_e = Σ e ⊗ ẑ and Σ t̂.  By linearity ∂W_t = a ⊙ M_t, ∂b_t = a ⊙ Σ t̂, ∂W_e = a ⊙ M_e,
-∂s = a ⊙ ŝ, and ∂a = Σ ẑ ⊙ z (LeakyReLU(z) = LeakyReLU'(z) z) = the row sums of W_t ⊙ M_t and
-W_e ⊙ M_e plus b_t ⊙ Σ t̂ and Σ_n s_n ⊙ ŝ_n.  Memory beyond the inputs and their gradients:
-α, the sign bits and R × (N·(H·D + H·V) + (C + E + 2)·H·D) partial sums.
+LeakyReLU'(z_ij) from the sign bits (so dz = a ⊙ ẑ; z is never recomputed): one kernel over R = 16
+fixed pixel ranges, each adding into its own partial buffers (no atomics; the same sums in the
+same order whatever the thread count), writes ∂x_i = (a ⊙ W_t)ᵀ t̂_i with t̂_i = Σ_j ẑ_ij, ∂e_ij =
+(a ⊙ W_e)ᵀ ẑ_ij (a small GEMM per block of pixels, as in the forward), and accumulates ŝ_n = Σ ẑ,
+∂v_n = Σ α g_o, M_t = Σ x ⊗ t̂, M_e = Σ e ⊗ ẑ (one GEMM per block) and Σ t̂. By linearity ∂W_t = a
+⊙ M_t, ∂b_t = a ⊙ Σ t̂, ∂W_e = a ⊙ M_e, ∂s = a ⊙ ŝ, and ∂a = Σ ẑ ⊙ z (LeakyReLU(z) = LeakyReLU'(z)
+z) = the row sums of W_t ⊙ M_t and W_e ⊙ M_e plus b_t ⊙ Σ t̂ and Σ_n s_n ⊙ ŝ_n. Memory beyond the
+inputs and their gradients: α, the sign bits and R × (N·(H·D + H·V) + (C + E + 2)·H·D) partial
+sums.
 """
 
 from __future__ import annotations
