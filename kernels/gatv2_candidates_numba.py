@@ -68,7 +68,7 @@ def _span(c, n, n_chunks):
 
 
 @njit(**_JIT)
-def _forward(x, proj_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
+def _forward(x, proj_t, blas_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
     """α, o and the sign bits (module docstring); ``wt_t`` (C, H·D) = W_tᵀ, ``we_t`` (E, H·D) = W_eᵀ;
     without ``proj_t`` x is t (``wt_t``, ``b_t`` unused), without ``proj_e`` edge is ez."""
     n_pix, k = idx.shape
@@ -85,8 +85,14 @@ def _forward(x, proj_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, va
         zb = np.empty(((stop - start) * k if blas else 1, nhd), x.dtype)
         if blas and stop > start:  # W_e e of the chunk's edges: one small single-threaded GEMM
             np.dot(e2[start * k : stop * k], we_t, zb)
+        tb = np.empty((stop - start if blas_t else 1, nhd), x.dtype)
+        if blas_t and stop > start:  # W_t x of the chunk's pixels
+            np.dot(x[start:stop], wt_t, tb)
         for i in range(start, stop):
-            if proj_t:
+            if blas_t:
+                for hd in range(nhd):
+                    t[hd] = b_t[hd] + tb[i - start, hd]
+            elif proj_t:
                 for hd in range(nhd):
                     t[hd] = b_t[hd]
                 for q in range(x.shape[1]):
@@ -165,7 +171,7 @@ def _forward(x, proj_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, va
 
 @njit(**_JIT)
 def _backward(
-    x, proj_t, wt_a, edge, e2, proj_e, blas, block, we_a, idx, att, values, alpha, has_ga, g_alpha, has_go,
+    x, proj_t, blas_t, wt_a, edge, e2, proj_e, blas, block, we_a, idx, att, values, alpha, has_ga, g_alpha, has_go,
     g_out, bits, slope, zero, need_x, need_e, need_mt, need_me, dx, d_edge, d_edge2, mt_part, me_part,
     diag_part, th_part, ds_part, dv_part,
 ):
@@ -186,6 +192,8 @@ def _backward(
         th = np.empty(nhd, x.dtype)
         a_flat = np.empty(nhd, x.dtype)
         tmp = np.empty((e2.shape[1], nhd), x.dtype)
+        thb = np.empty((block if blas_t else 1, nhd), x.dtype)
+        tmp_t = np.empty((x.shape[1], nhd), x.dtype)
         for h in range(nh):
             for d in range(nd):
                 a_flat[h * nd + d] = att[h, d]
@@ -253,7 +261,10 @@ def _backward(
                             diag_part[r, hd] += zh[j, hd] * edge[i, j, hd]
                             if need_e:
                                 d_edge[i, j, hd] = zh[j, hd] * a_flat[hd]
-                if proj_t:
+                if blas_t:
+                    for hd in range(nhd):
+                        thb[i - b0, hd] = th[hd]
+                elif proj_t:
                     if need_mt:
                         for q in range(x.shape[1]):
                             xq = x[i, q]
@@ -282,6 +293,14 @@ def _backward(
                             me_part[r, f, hd] += tmp[f, hd]
                 if need_e:
                     np.dot(zhb[:rows], we_a, d_edge2[b0 * k : b1 * k])
+            if blas_t:
+                if need_mt:
+                    np.dot(x[b0:b1].T, thb[: b1 - b0], tmp_t)
+                    for q in range(tmp_t.shape[0]):
+                        for hd in range(nhd):
+                            mt_part[r, q, hd] += tmp_t[q, hd]
+                if need_x:
+                    np.dot(thb[: b1 - b0], wt_a, dx[b0:b1])
 
 
 # fmt: on
@@ -332,8 +351,9 @@ def numba_layer_forward(
     we_t = dummy if w_e is None else _np(w_e).T.copy()
     s_ = _np(s) if s.shape[0] else np.zeros((1, nhd), _np(x).dtype)
     block = _blas_block(k, edge.shape[2], nhd) if w_e is not None else 0
+    blas_t = w_t is not None and 0 < (block or CHUNK) * x.shape[1] * nhd <= BLAS_MNK
     _forward(
-        _np(x), w_t is not None, wt_t, b, s_, _np(edge), _np(edge).reshape(n_pix * k, -1), w_e is not None,
+        _np(x), w_t is not None, blas_t, wt_t, b, s_, _np(edge), _np(edge).reshape(n_pix * k, -1), w_e is not None,
         block > 0, we_t, _np(idx), _np(att), _np(values), _np(x).dtype.type(slope), _np(x).dtype.type(0),
         max(1, -(-n_pix // (block or CHUNK))), _np(alpha), _np(out), _np(bits).view(np.uint32),
     )  # fmt: skip
@@ -375,8 +395,9 @@ def numba_layer_backward(
         block = _blas_block(k, edge.shape[2], nhd) if proj_e else 0
         e2 = _np(edge).reshape(n_pix * k, -1)
         de2 = _np(d_edge).reshape(n_pix * k, -1) if need_e else _np(d_edge)[0]
+        blas_t = proj_t and block > 1 and 0 < block * x.shape[1] * nhd <= BLAS_MNK
         _backward(
-            _np(x), proj_t, wt_a, _np(edge), e2, proj_e, block > 0, max(block, 1), we_a, _np(idx), _np(att),
+            _np(x), proj_t, blas_t, wt_a, _np(edge), e2, proj_e, block > 0, max(block, 1), we_a, _np(idx), _np(att),
             _np(values), _np(alpha), g_alpha is not None, _np(ga), g_out is not None, _np(go),
             _np(bits).view(np.uint32), _np(x).dtype.type(slope), _np(x).dtype.type(0), need_x, need_e, need_mt,
             need_me, _np(dx), _np(d_edge), de2, _np(mt_part), _np(me_part), _np(diag_part), _np(th_part),
