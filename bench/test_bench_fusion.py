@@ -30,8 +30,8 @@ from mingraph_kernels.gatv2_candidates import gatv2_candidates_layer
 FIELDS, SIDE, K, C, E, HEADS, DIM = 4, 128, 8, 32, 41, 4, 8
 # speed / PyG's, measured on the shared 2-core machine (several runs):
 #   torch reference: forward 0.8-1.6x, forward+backward 1.1-1.7x (about level with PyG's scatter kernels)
-#   fused Numba:     forward 8.1-9.2x, forward+backward 7.4-9.2x (2026-12-07, load 8-12; the
-#                    projections W_t x + b_t and W_e e inside the kernels, the edge side as small
+#   fused Numba:     forward 8.2-10.5x, forward+backward 6.2-8.3x (2026-12-07, four runs at load
+#                    3-5; the projections W_t x + b_t and W_e e inside the kernels as small
 #                    per-block GEMMs: docs/performance.md)
 # Floors guard against a regression to far slower than PyG (and, for Numba, than the reference).
 FLOOR = {
@@ -109,7 +109,7 @@ def test_cross_layer_vs_pyg_gatv2conv(workload, impl):
     require(*figs.values())
 
 
-# peak memory of forward+backward above the workload's, measured (five runs): PyG 436 MB, torch
+# peak memory of forward+backward above the workload's, measured (nine runs): PyG 436 MB, torch
 # reference 450 MB (1.03x), Numba 30 MB (0.068-0.070x): the fused kernels keep α and one sign bit per
 # edge and channel, never t, W_e e or their gradients; what is left is α, the output, its
 # gradient and ∂x_dst
