@@ -15,15 +15,17 @@ candidate's, so a pixel can prefer the EDS point whose BSE context matches its o
 with index −1 (fields with fewer than k points) get α = 0; a pixel without any gets α = 0, o = 0.
 The values v_j are per source, one set shared by all heads (the fusion model's class
 probabilities) or one per head (PyG's messages W_s x_j + b_s).  Shapes stay compact: the
-candidate list is an (P, k) index map; the projections t = W_t x + b_t (P, H·D),
-s = W_s x + b_s (N, H·D) and ez = W_e e (P, k, H·D) are torch matmuls, and
-:func:`gatv2_candidates` fuses the rest.
+candidate list is an (P, k) index map.  :func:`gatv2_candidates` takes the projections
+t = W_t x + b_t (P, H·D), s = W_s x + b_s (N, H·D) and ez = W_e e (P, k, H·D);
+:func:`gatv2_candidates_layer` takes the pixel features x (P, C) and the edge features
+e (P, k, E) with W_t, b_t, W_e instead, so that the fused Numba kernels compute t and ez inside
+and never store them (the edge projection was most of the layer's memory).
 
 Three implementations, chosen by ``impl``: fused Numba kernels (CPU, :mod:`.gatv2_candidates_numba`),
 fused Triton kernels (CUDA, :mod:`.gatv2_candidates_triton`) and plain torch ops (any device; the
-reference, tested equal to PyG's ``GATv2Conv``).  The fused ones keep no per-edge tensor but
-α (P, k, H): the backward recomputes z, so their memory is O(P · (k·H + H·V)) beyond the
-inputs and their gradients.
+reference, tested equal to PyG's ``GATv2Conv``).  The Numba ones keep no per-edge tensor but α
+(P, k, H) and one sign bit per edge and channel, and their backward neither recomputes z nor
+uses atomics; Triton's keep α and recompute z (their inputs being t, s and ez).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .gat_structured import default_impl  # numba on CPU, triton on CUDA (float32), else torch
-from .gatv2_candidates_numba import numba_backward, numba_forward
+from .gatv2_candidates_numba import numba_layer_backward, numba_layer_forward
 
 IMPLS = ("torch", "numba", "triton")
 
@@ -55,34 +57,62 @@ def gatv2_candidates_torch(
 
 
 class _FusedCandidates(torch.autograd.Function):
-    """Fused forward/backward (Numba or Triton); saves the inputs and α only."""
+    """Fused Triton forward/backward of :func:`gatv2_candidates`; saves the inputs and α only."""
 
     @staticmethod
-    def forward(ctx, t, s, ez, idx, att, values, slope, impl):
+    def forward(ctx, t, s, ez, idx, att, values, slope):
+        from .gatv2_candidates_triton import triton_forward
+
         inputs = tuple(x.contiguous() for x in (t, s, ez, idx, att, values))
-        alpha, out = _kernels(impl)[0](inputs, slope)
+        alpha, out = triton_forward(inputs, slope)
         ctx.save_for_backward(*inputs, alpha)
-        ctx.slope, ctx.impl = slope, impl
+        ctx.slope = slope
         return alpha, out
 
     @staticmethod
     def backward(ctx, g_alpha, g_out):
+        from .gatv2_candidates_triton import triton_backward
+
         *inputs, alpha = ctx.saved_tensors
         g_alpha = torch.zeros_like(alpha) if g_alpha is None else g_alpha.contiguous()
         if g_out is None:
             g_out = alpha.new_zeros((*alpha.shape[::2], inputs[5].shape[2]))
-        args = (tuple(inputs), alpha, g_alpha, g_out.contiguous(), ctx.slope)
-        dt, ds, dez, datt, dv = _kernels(ctx.impl)[1](*args)
-        return dt, ds, dez, None, datt, dv, None, None
+        dt, ds, dez, datt, dv = triton_backward(tuple(inputs), alpha, g_alpha, g_out.contiguous(), ctx.slope)
+        return dt, ds, dez, None, datt, dv, None
 
 
-def _kernels(impl: str):
-    """(forward, backward) of a fused implementation."""
-    if impl == "triton":
-        from . import gatv2_candidates_triton
+class _NumbaLayer(torch.autograd.Function):
+    """Fused Numba forward/backward, projections included (:mod:`.gatv2_candidates_numba`); saves
+    the inputs, α and the LeakyReLU's sign bits only."""
 
-        return gatv2_candidates_triton.triton_forward, gatv2_candidates_triton.triton_backward
-    return numba_forward, numba_backward
+    @staticmethod
+    def forward(ctx, x, w_t, b_t, s, edge, w_e, idx, att, values, slope):
+        inputs = tuple(
+            None if a is None else a.contiguous() for a in (x, w_t, b_t, s, edge, w_e, idx, att, values)
+        )
+        alpha, out, bits = numba_layer_forward(*inputs, slope)
+        ctx.save_for_backward(*inputs, alpha, bits)
+        ctx.slope = slope
+        return alpha, out
+
+    @staticmethod
+    def backward(ctx, g_alpha, g_out):
+        *saved, alpha, bits = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:9]
+        dx, dwt, dbt, ds, de, dwe, datt, dv = numba_layer_backward(
+            tuple(saved), alpha, bits, g_alpha, g_out, ctx.slope, needs
+        )
+        return dx, dwt, dbt, ds, de, dwe, None, datt, dv, None
+
+
+def _check(t: Tensor, att: Tensor, values: Tensor, impl: str | None) -> str:
+    """The implementation to run (``impl`` or the device's default); raises as :func:`gatv2_candidates`."""
+    impl = impl or default_impl(t.device, t.dtype)
+    if impl not in IMPLS:
+        raise ValueError(f"unknown candidate-attention implementation {impl!r}; expected one of {IMPLS}")
+    if values.dim() != 3 or values.shape[1] not in (1, att.shape[0]):
+        raise ValueError(f"values must be (N, 1 or {att.shape[0]}, V), got {tuple(values.shape)}")
+    return impl
 
 
 def gatv2_candidates(
@@ -99,14 +129,32 @@ def gatv2_candidates(
     device) or None for :func:`default_impl`.  Differentiable in every float argument.  Raises
     ValueError for an unknown ``impl`` or a ``values`` whose head axis is not 1 or H.
     """
-    impl = impl or default_impl(t.device, t.dtype)
-    if impl not in IMPLS:
-        raise ValueError(f"unknown candidate-attention implementation {impl!r}; expected one of {IMPLS}")
-    if values.dim() != 3 or values.shape[1] not in (1, att.shape[0]):
-        raise ValueError(f"values must be (N, 1 or {att.shape[0]}, V), got {tuple(values.shape)}")
+    impl = _check(t, att, values, impl)
     if impl == "torch":
         return gatv2_candidates_torch(t, s, ez, idx, att, values, negative_slope)
-    return _FusedCandidates.apply(t, s, ez, idx, att, values, float(negative_slope), impl)
+    if impl == "numba":
+        return _NumbaLayer.apply(t, None, None, s, ez, None, idx, att, values, float(negative_slope))
+    return _FusedCandidates.apply(t, s, ez, idx, att, values, float(negative_slope))
+
+
+def gatv2_candidates_layer(
+    x_dst: Tensor, w_dst: Tensor, b_dst: Tensor | None, s: Tensor, edge: Tensor, w_edge: Tensor,
+    idx: Tensor, att: Tensor, values: Tensor, negative_slope: float = 0.2, impl: str | None = None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """:func:`gatv2_candidates` with t = W_t x + b_t and ez = W_e e taken as their inputs: ``x_dst``
+    (P, C) pixel features, ``w_dst`` (H·D, C), ``b_dst`` (H·D,) or None, ``edge`` (P, k, E) edge
+    features, ``w_edge`` (H·D, E); the other arguments and the results as there.
+
+    The Numba implementation fuses both projections (per tile of pixels, in cache) and keeps no
+    per-edge tensor but α and one sign bit per edge and channel; the others project with
+    ``F.linear`` and call :func:`gatv2_candidates`.
+    """
+    impl = _check(x_dst, att, values, impl)
+    if impl == "numba":
+        args = (x_dst, w_dst, b_dst, s, edge, w_edge, idx, att, values, float(negative_slope))
+        return _NumbaLayer.apply(*args)
+    t, ez = F.linear(x_dst, w_dst, b_dst), F.linear(edge, w_edge)
+    return gatv2_candidates(t, s, ez, idx, att, values, negative_slope, impl)
 
 
 def gatv2_candidate_attention(
@@ -122,9 +170,17 @@ def gatv2_candidate_attention(
     ``att`` (H, D).  A pixel without any candidate gets all-zero weights.  ``impl`` as in
     :func:`gatv2_candidates`.
     """
-    t, s, ez = F.linear(x_dst, w_dst, b_dst), F.linear(x_src, w_src, b_src), F.linear(edge, w_edge)
+    s = F.linear(x_src, w_src, b_src)
     none = s.new_zeros((s.shape[0], 1, 0))
-    return gatv2_candidates(t, s, ez, idx, att, none, negative_slope, impl)[0]
+    return gatv2_candidates_layer(x_dst, w_dst, b_dst, s, edge, w_edge, idx, att, none, negative_slope, impl)[
+        0
+    ]
 
 
-__all__ = ["gatv2_candidates", "gatv2_candidates_torch", "gatv2_candidate_attention", "default_impl"]
+__all__ = [
+    "gatv2_candidates",
+    "gatv2_candidates_layer",
+    "gatv2_candidates_torch",
+    "gatv2_candidate_attention",
+    "default_impl",
+]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mingraph_kernels import gatv2_candidates_triton
-from mingraph_kernels.gatv2_candidates import gatv2_candidates
+from mingraph_kernels.gatv2_candidates import gatv2_candidates, gatv2_candidates_layer
 
 # Triton on CPU tensors needs its interpreter, switched on before Triton decorates the kernels:
 # test_triton_in_the_interpreter reruns this file's triton cases in a subprocess that sets it
@@ -32,6 +32,8 @@ CASES = {
     "k1": (12, 5, 1, 4, 3, 2, 3),
     "one_head": (15, 6, 3, 4, 2, 1, 4),
     "sources_lt_k": (9, 2, 4, 3, 2, 2, 2),
+    "duplicates": (10, 3, 5, 4, 3, 2, 3),  # more slots than points: each pixel repeats candidates
+    "wide_heads": (8, 5, 3, 5, 4, 5, 8),  # H·D = 40: two words of sign bits per edge
 }
 
 
@@ -48,7 +50,10 @@ def _graph(name: str, dtype=torch.float64):
         for b in (conv.lin_l.bias, conv.lin_r.bias):
             b.copy_(torch.randn(b.shape, generator=g))
     idx = torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(p)]) if n >= k else None
-    if idx is None:  # fewer points than k: the extra slots are -1 (as in a candidate graph)
+    if name == "duplicates":  # the same point in several slots of a pixel (PyG: parallel edges)
+        idx = torch.randint(0, n, (p, k), generator=g)
+        idx[3] = 1
+    elif idx is None:  # fewer points than k: the extra slots are -1 (as in a candidate graph)
         idx = torch.cat([torch.randperm(n, generator=g)[None].expand(p, n), torch.full((p, k - n), -1)], 1)
     idx[0] = -1  # a pixel without any candidate
     if k > 1:
@@ -60,13 +65,18 @@ def _graph(name: str, dtype=torch.float64):
     return conv, x_dst, x_src, idx, edge
 
 
-def _ours(conv, x_dst, x_src, idx, edge, impl):
-    """(α (P, k, H), PyG's output without bias (P, H·D)) through our layer with conv's weights."""
+def _ours(conv, x_dst, x_src, idx, edge, impl, layer=False):
+    """(α (P, k, H), PyG's output without bias (P, H·D)) through our layer with conv's weights:
+    :func:`gatv2_candidates_layer` (projections inside) or, by default, :func:`gatv2_candidates`."""
     heads, dim = conv.att.shape[1:]
     s = F.linear(x_src, conv.lin_l.weight, conv.lin_l.bias)
-    t = F.linear(x_dst, conv.lin_r.weight, conv.lin_r.bias)
-    ez = F.linear(edge, conv.lin_edge.weight)
-    alpha, out = gatv2_candidates(t, s, ez, idx, conv.att[0], s.view(-1, heads, dim), impl=impl)
+    if layer:
+        args = (x_dst, conv.lin_r.weight, conv.lin_r.bias, s, edge, conv.lin_edge.weight, idx, conv.att[0])
+        alpha, out = gatv2_candidates_layer(*args, s.view(-1, heads, dim), impl=impl)
+    else:
+        t = F.linear(x_dst, conv.lin_r.weight, conv.lin_r.bias)
+        ez = F.linear(edge, conv.lin_edge.weight)
+        alpha, out = gatv2_candidates(t, s, ez, idx, conv.att[0], s.view(-1, heads, dim), impl=impl)
     return alpha, out.reshape(len(x_dst), -1)
 
 
@@ -87,12 +97,14 @@ def _with_grads(fn, leaves, seed=3):
     loss = (out * torch.randn(out.shape, generator=g, dtype=out.dtype)).sum()
     loss = loss + (alpha * torch.randn(alpha.shape, generator=g, dtype=alpha.dtype)).sum()
     loss.backward()
-    return [alpha.detach(), out.detach()] + [x.grad.clone() for x in leaves]
+    grads = [torch.zeros_like(x) if x.grad is None else x.grad.clone() for x in leaves]  # None: no path
+    return [alpha.detach(), out.detach()] + grads
 
 
+@pytest.mark.parametrize("layer", [False, True], ids=["projected", "layer"])
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", list(CASES))
-def test_equals_pyg_gatv2conv_outputs_attention_and_gradients(name, impl):
+def test_equals_pyg_gatv2conv_outputs_attention_and_gradients(name, impl, layer):
     pytest.importorskip("torch_geometric")
     conv, x_dst, x_src, idx, edge = _graph(name)
     inputs = [x.requires_grad_(True) for x in (x_dst, x_src, edge)]
@@ -106,7 +118,7 @@ def test_equals_pyg_gatv2conv_outputs_attention_and_gradients(name, impl):
         return full, out
 
     want = _with_grads(pyg, leaves)
-    got = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, impl), leaves)
+    got = _with_grads(lambda: _ours(conv, x_dst, x_src, idx, edge, impl, layer), leaves)
     names = ["alpha", "out", "x_dst", "x_src", "edge", "W_s", "b_s", "W_t", "b_t", "W_e", "att"]
     assert len(got) == len(want) == len(names)
     for a, b, what in zip(got, want, names):
@@ -134,6 +146,99 @@ def test_fused_gradcheck_float64(shared, impl):
     # the interpreter runs a launch in about a second: Triton gets gradcheck's fast mode (a random
     # projection of the Jacobian), Numba the full Jacobian
     assert torch.autograd.gradcheck(fn, (t, s, ez, att, v), fast_mode=impl == "triton")
+
+
+def _layer_inputs(p, n, k, c, e, heads, dim, nv, dtype, seed=7):
+    """Random inputs of :func:`gatv2_candidates_layer` (leaves with gradients) and idx with a missing
+    slot, a pixel without candidates and a repeated candidate."""
+    g = torch.Generator().manual_seed(seed)
+    hd = heads * dim
+
+    def r(*shape):
+        return torch.randn(shape, generator=g, dtype=dtype).requires_grad_(True)
+
+    idx = torch.randint(0, max(n, 1), (p, k), generator=g) if n else torch.full((p, k), -1)
+    if p > 2 and n:
+        idx[0] = -1
+        idx[1, -1] = -1
+        idx[2, :] = idx[2, 0]
+    leaves = [r(p, c), r(hd, c), r(hd), r(n, hd), r(p, k, e), r(hd, e), r(heads, dim), r(n, 1, nv)]
+    return leaves, idx
+
+
+def _layer_grads(leaves, idx, impl):
+    x, wt, bt, s, edge, we, att, v = leaves
+
+    def fn():
+        return gatv2_candidates_layer(x, wt, bt, s, edge, we, idx, att, v, impl=impl)
+
+    return _with_grads(fn, leaves)
+
+
+# (pixels, sources, k, channels, edge dim, heads, head dim, values)
+LAYER_CASES = {
+    "float32": (700, 40, 8, 12, 9, 4, 8, 5),
+    "k1": (50, 7, 1, 6, 3, 2, 4, 3),
+    "no_edge_features": (40, 6, 3, 5, 0, 2, 4, 3),
+    "empty_batch": (0, 5, 4, 3, 2, 2, 2, 3),
+    "no_sources": (6, 0, 3, 3, 2, 2, 2, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYER_CASES))
+def test_numba_layer_equals_torch_reference_float32(name):
+    """The fused layer (projections inside) against the plain-torch reference in float32: outputs
+    and the gradients of all eight float inputs, float32-tight."""
+    leaves, idx = _layer_inputs(*LAYER_CASES[name], torch.float32)
+    want = _layer_grads(leaves, idx, "torch")
+    got = _layer_grads(leaves, idx, "numba")
+    names = ["alpha", "out", "x", "w_t", "b_t", "s", "edge", "w_e", "att", "values"]
+    for a, b, what in zip(got, want, names):
+        scale = max(1.0, b.abs().max().item()) if b.numel() else 1.0
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6 * scale, msg=what)
+    assert (got[0][idx < 0] == 0).all()
+
+
+def test_numba_layer_broadcast_upstream_gradient():
+    """``out.sum().backward()`` hands the backward a stride-0 g_out and no g_α: same gradients as
+    the reference."""
+    leaves, idx = _layer_inputs(*LAYER_CASES["float32"], torch.float32)
+    grads = {}
+    for impl in ("torch", "numba"):
+        for x in leaves:
+            x.grad = None
+        x, wt, bt, s, edge, we, att, v = leaves
+        gatv2_candidates_layer(x, wt, bt, s, edge, we, idx, att, v, impl=impl)[1].sum().backward()
+        grads[impl] = [x.grad.clone() for x in leaves]
+    for a, b in zip(grads["numba"], grads["torch"]):
+        torch.testing.assert_close(a, b, rtol=2e-5, atol=2e-6 * max(1.0, b.abs().max().item()))
+
+
+def test_numba_layer_gradcheck_float64():
+    leaves, idx = _layer_inputs(6, 4, 3, 3, 2, 2, 2, 3, torch.float64)
+
+    def fn(*args):
+        x, wt, bt, s, edge, we, att, v = args
+        return gatv2_candidates_layer(x, wt, bt, s, edge, we, idx, att, v, impl="numba")
+
+    assert torch.autograd.gradcheck(fn, tuple(leaves))
+
+
+def test_numba_layer_identical_across_thread_counts():
+    """Forward and every gradient bit for bit the same on 1 thread and on all of them (fixed partial
+    buffers, no atomics)."""
+    import numba
+
+    leaves, idx = _layer_inputs(*LAYER_CASES["float32"], torch.float32)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _layer_grads(leaves, idx, "numba")
+    finally:
+        numba.set_num_threads(threads)
+    many = _layer_grads(leaves, idx, "numba")
+    for a, b in zip(one, many):
+        assert torch.equal(a, b)
 
 
 def test_unknown_impl_and_bad_values_raise():

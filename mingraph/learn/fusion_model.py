@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph, bse_scale, build_candidate_graph
 from mingraph.spectra.encoder import class_probabilities
-from mingraph_kernels.gatv2_candidates import gatv2_candidates
+from mingraph_kernels.gatv2_candidates import gatv2_candidates_layer
 
 DILATIONS = (1, 2, 4, 8)
 CROSS_CHUNK = 65536  # pixels per chunk of the cross layer when predicting
@@ -168,11 +168,14 @@ class FusionModel(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """(log q (P, classes), mixed attention (P, k)) of a set of pixels: layers 2 and 3."""
         src = f_src[pix_idx.clamp_min(0)] if len(f_src) else f_dst.new_zeros((*pix_idx.shape, f_dst.shape[1]))
-        ez = self.lin_edge(torch.cat([feats, f_dst[:, None, :] * src], -1))
-        alpha, mixed = gatv2_candidates(
-            self.lin_dst(f_dst),
+        edge = torch.cat([feats, f_dst[:, None, :] * src], -1)
+        alpha, mixed = gatv2_candidates_layer(  # W_dst f_dst + b and W_edge edge inside the kernel
+            f_dst,
+            self.lin_dst.weight,
+            self.lin_dst.bias,
             self.lin_src(f_src),
-            ez,
+            edge,
+            self.lin_edge.weight,
             pix_idx,
             self.att,
             eds_prob[:, None, :],  # (N, 1, classes): one set of values for all heads
