@@ -50,7 +50,11 @@ def default_precision() -> str:
     >>> default_precision() in PRECISIONS
     True
     """
-    return "bfloat16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else "float32"
+    return (
+        "bfloat16"
+        if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        else "float32"
+    )
 
 
 class _Block(nn.Module):
