@@ -40,6 +40,54 @@ def _bucket(r, c, r0, c0, s, ncr, ncc):
     return start, order
 
 
+@njit(cache=True, inline="always")
+def _search(ri, ci, skip, r, c, k, r0, c0, s, ncr, ncc, start, order, bd, bi):
+    """The k nearest points to (ri, ci) but ``skip`` into bd (d²) and bi (index), nearest first
+    (ties: lowest index); returns how many were found."""
+    cnt = 0
+    cr = (ri - r0) // s
+    cc = (ci - c0) // s
+    # distance from the query to the border of its own cell (cells are s x s)
+    off = min(
+        min(ri - r0 - cr * s, (cr + 1) * s - 1 - (ri - r0)),
+        min(ci - c0 - cc * s, (cc + 1) * s - 1 - (ci - c0)),
+    )
+    ring = 0
+    while True:
+        for gr in range(cr - ring, cr + ring + 1):
+            if gr < 0 or gr >= ncr:
+                continue
+            edge_row = gr == cr - ring or gr == cr + ring
+            step = 1 if edge_row else 2 * ring
+            gc = cc - ring
+            while gc <= cc + ring:
+                if 0 <= gc < ncc:
+                    cell = gr * ncc + gc
+                    for q in range(start[cell], start[cell + 1]):
+                        j = order[q]
+                        if j == skip:
+                            continue
+                        dr = r[j] - ri
+                        dc = c[j] - ci
+                        d = dr * dr + dc * dc
+                        if cnt < k or d < bd[cnt - 1] or (d == bd[cnt - 1] and j < bi[cnt - 1]):
+                            p = cnt if cnt < k else k - 1
+                            while p > 0 and (bd[p - 1] > d or (bd[p - 1] == d and bi[p - 1] > j)):
+                                if p < k:
+                                    bd[p] = bd[p - 1]
+                                    bi[p] = bi[p - 1]
+                                p -= 1
+                            bd[p] = d
+                            bi[p] = j
+                            if cnt < k:
+                                cnt += 1
+                gc += step if ring > 0 else 1
+        bound = ring * s + off + 1  # every unscanned point is at least this far
+        if (cnt == k and bd[k - 1] < bound * bound) or (ring > ncr and ring > ncc):
+            return cnt
+        ring += 1
+
+
 @njit(cache=True, parallel=True)
 def _knn(r, c, k, r0, c0, s, ncr, ncc, start, order):
     n = r.shape[0]
@@ -47,49 +95,7 @@ def _knn(r, c, k, r0, c0, s, ncr, ncc, start, order):
     for i in prange(n):
         bd = np.empty(k, np.int64)
         bi = np.empty(k, np.int64)
-        cnt = 0
-        ri, ci = r[i], c[i]
-        cr = (ri - r0) // s
-        cc = (ci - c0) // s
-        # distance from the point to the border of its own cell (cells are s x s)
-        off = min(
-            min(ri - r0 - cr * s, (cr + 1) * s - 1 - (ri - r0)),
-            min(ci - c0 - cc * s, (cc + 1) * s - 1 - (ci - c0)),
-        )
-        ring = 0
-        while True:
-            for gr in range(cr - ring, cr + ring + 1):
-                if gr < 0 or gr >= ncr:
-                    continue
-                edge_row = gr == cr - ring or gr == cr + ring
-                step = 1 if edge_row else 2 * ring
-                gc = cc - ring
-                while gc <= cc + ring:
-                    if 0 <= gc < ncc:
-                        cell = gr * ncc + gc
-                        for q in range(start[cell], start[cell + 1]):
-                            j = order[q]
-                            if j == i:
-                                continue
-                            dr = r[j] - ri
-                            dc = c[j] - ci
-                            d = dr * dr + dc * dc
-                            if cnt < k or d < bd[cnt - 1] or (d == bd[cnt - 1] and j < bi[cnt - 1]):
-                                p = cnt if cnt < k else k - 1
-                                while p > 0 and (bd[p - 1] > d or (bd[p - 1] == d and bi[p - 1] > j)):
-                                    if p < k:
-                                        bd[p] = bd[p - 1]
-                                        bi[p] = bi[p - 1]
-                                    p -= 1
-                                bd[p] = d
-                                bi[p] = j
-                                if cnt < k:
-                                    cnt += 1
-                    gc += step if ring > 0 else 1
-            bound = ring * s + off + 1  # every unscanned point is at least this far
-            if (cnt == k and bd[k - 1] < bound * bound) or (ring > ncr and ring > ncc):
-                break
-            ring += 1
+        cnt = _search(r[i], c[i], i, r, c, k, r0, c0, s, ncr, ncc, start, order, bd, bi)
         for q in range(cnt):
             out[i, q] = bi[q]
     return out
@@ -129,44 +135,8 @@ def _pixel_knn(h, w, r, c, k, s, ncr, ncc, start, order, idx, dist):
     for pr in prange(h):
         bd = np.empty(k, np.int64)
         bi = np.empty(k, np.int64)
-        cr = pr // s
         for pc in range(w):
-            cnt = 0
-            cc = pc // s
-            # distance from the pixel to the border of its own cell (cells are s x s)
-            off = min(min(pr - cr * s, (cr + 1) * s - 1 - pr), min(pc - cc * s, (cc + 1) * s - 1 - pc))
-            ring = 0
-            while True:
-                for gr in range(cr - ring, cr + ring + 1):
-                    if gr < 0 or gr >= ncr:
-                        continue
-                    edge_row = gr == cr - ring or gr == cr + ring
-                    step = 1 if edge_row or ring == 0 else 2 * ring
-                    gc = cc - ring
-                    while gc <= cc + ring:
-                        if 0 <= gc < ncc:
-                            cell = gr * ncc + gc
-                            for q in range(start[cell], start[cell + 1]):
-                                j = order[q]
-                                dr = r[j] - pr
-                                dc = c[j] - pc
-                                d = dr * dr + dc * dc
-                                if cnt < k or d < bd[cnt - 1] or (d == bd[cnt - 1] and j < bi[cnt - 1]):
-                                    p = cnt if cnt < k else k - 1
-                                    while p > 0 and (bd[p - 1] > d or (bd[p - 1] == d and bi[p - 1] > j)):
-                                        if p < k:
-                                            bd[p] = bd[p - 1]
-                                            bi[p] = bi[p - 1]
-                                        p -= 1
-                                    bd[p] = d
-                                    bi[p] = j
-                                    if cnt < k:
-                                        cnt += 1
-                        gc += step
-                bound = ring * s + off + 1  # every unscanned point is at least this far
-                if (cnt == k and bd[k - 1] < bound * bound) or (ring > ncr and ring > ncc):
-                    break
-                ring += 1
+            cnt = _search(np.int64(pr), np.int64(pc), -1, r, c, k, 0, 0, s, ncr, ncc, start, order, bd, bi)
             for q in range(cnt):
                 idx[pr, pc, q] = bi[q]
                 dist[pr, pc, q] = np.float32(np.sqrt(np.float64(bd[q])))
