@@ -152,7 +152,7 @@ def pixel_knn(shape: tuple[int, int], rc: np.ndarray, k: int) -> tuple[np.ndarra
     --------
     >>> idx, dist = pixel_knn((1, 4), np.array([[0, 0], [0, 2]]), 2)
     >>> idx[0].tolist()
-    [[0, 1], [0, 1], [0, 1], [1, 0]]
+    [[0, 1], [0, 1], [1, 0], [1, 0]]
     >>> dist[0, 3].tolist()
     [1.0, 3.0]
     """
