@@ -19,10 +19,11 @@ pixel links to a single EDS node.  Here, per field:
    evidence: BSE decides *which* point a pixel belongs with, never overrules what the EDS says,
    which keeps the model above nearest-EDS labelling on other instruments.
 
-Prediction (no gradients, CPU) runs the BSE context channels-last through oneDNN, in bfloat16
-where the CPU computes it natively (``FusionModel.precision``, :func:`default_precision`): labels
-agree with float32 on ≥ 99.5 % of pixels and confidences within 0.01 (tests/test_fusion_model.py,
-docs/performance.md).  Training and other devices keep float32 and PyTorch's default layout.
+Prediction (no gradients, CPU) runs the BSE context channels-last and in place through oneDNN,
+in float32 or, as an option, with its dilated convolutions in bfloat16 (``FusionModel.precision``,
+:func:`default_precision`): then labels agree with float32 on ≥ 99.5 % of pixels and confidences
+within 0.01 (tests/test_default_model.py, docs/performance.md).  Training and other devices keep
+PyTorch's default layout.
 """
 
 from __future__ import annotations
@@ -42,19 +43,28 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 def default_precision() -> str:
-    """The BSE context's precision when predicting on CPU: "bfloat16" where oneDNN runs it
-    natively (AVX-512 BF16 or AMX; there it is faster), else "float32".
+    """The BSE context's precision when predicting on CPU: "float32".  "bfloat16" (where oneDNN
+    has it natively: AVX-512 BF16 or AMX, :func:`bfloat16_native`) agrees as issue 24 asks but
+    was not faster end to end on the 2-core bench machine (docs/performance.md), so it is an
+    option, not the default.
 
     Examples
     --------
-    >>> default_precision() in PRECISIONS
+    >>> default_precision()
+    'float32'
+    """
+    return "float32"
+
+
+def bfloat16_native() -> bool:
+    """Whether oneDNN runs bfloat16 convolutions natively on this CPU.
+
+    Examples
+    --------
+    >>> isinstance(bfloat16_native(), bool)
     True
     """
-    return (
-        "bfloat16"
-        if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        else "float32"
-    )
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 class _Block(nn.Module):
