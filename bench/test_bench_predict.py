@@ -146,7 +146,10 @@ def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
         f" {share:.1%} of 2 cores' float32 peak"
     )
     assert big["classified"] > 0.3 * big["pixels"]
-    # issue 24: at most 0.25x the instrument's time for the field (not met).  Measured MEASURED
+    # issue 24: at most 0.25x the instrument's time for the field: not met.  Measured 1.60x
+    # (226.6 s, OMP_WAIT_POLICY=PASSIVE, load 3.6) and 7.07x (1000 s, threads spinning, load
+    # 8-11), 2026-12-07; before this change 333.7 s = 1.6x the 210 s of 167,772 points at load
+    # 2-5.  Asserted: at most 6x
     record(
         "predict.field_4096.blocks_1024.seconds",
         big["seconds"],
@@ -154,7 +157,7 @@ def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
         peer="instrument (1.25 ms a spectrum)",
         peer_value=instrument,
         ratio="value/peer",
-        ceiling=8.0,
+        ceiling=6.0,
         points=big["points"],
         cpu_seconds=big["cpu_seconds"],
         load=big["load"],
@@ -169,7 +172,8 @@ def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
         window_pixels=window,
         peak_flops=PEAK_FLOPS_FP32,
     )
-    # measured 2.6x: blocks bound memory whatever the field size
+    # measured 2.6x; 2.2x after the CPU inference path (1.59 GB against 3.42 GB): blocks bound
+    # memory whatever the field size
     record(
         "predict.field_4096.blocks_1024.peak_memory",
         big["peak_bytes"],
@@ -179,7 +183,8 @@ def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
         floor=1.5,
     )
     # measured 1.17x with the paper's GAT; 1.04x and 2.29x with the fusion model (64 px margins, wall
-    # clock on shared cores: the same code took 196 s and 421 s for the blocks in two runs)
+    # clock on shared cores: the same code took 196 s and 421 s for the blocks in two runs); 2.10x
+    # and 2.66x after the CPU inference path (2026-12-07: 1.2 window pixels a pixel, the rest load)
     record(
         "predict.field_4096.blocks_1024.seconds_per_pixel",
         big["seconds"] / big["pixels"],
@@ -187,7 +192,7 @@ def test_large_field_in_blocks_vs_one_graph(benchmark, tmp_path):
         peer="one 2048x2048 graph",
         peer_value=whole["seconds"] / whole["pixels"],
         ratio="value/peer",
-        ceiling=3.0,
+        ceiling=4.0,
         seconds=big["seconds"],
         peer_seconds=whole["seconds"],
     )
@@ -210,10 +215,12 @@ def test_bfloat16_context_vs_float32(tmp_path):
         f" bfloat16 {res['bfloat16']['seconds']:.1f} s ({res['bfloat16']['cpu_seconds']:.1f} CPU-s);"
         f" labels agree on {agree:.3%}, confidences within {conf:.4f}; default here {default_precision()}"
     )
-    # measured 99.96-99.97 % and 0.0076 (2026-12-07); issue 24: >= 99.5 %, within 0.01
+    # measured 99.986 % and 0.0064 here, 99.973 % and 0.0076 on another field (2026-12-07); issue
+    # 24: >= 99.5 %, within 0.01
     record("predict.field_1024.bfloat16.label_agreement", agree, "1", peer=None, floor=0.995)
     record("predict.field_1024.bfloat16.confidence_difference", conf, "1", ceiling=0.01)
-    # recorded only: the context CNN is a third of the time and the shared cores make one run noisy
+    # recorded only: 10.0 against 10.4 CPU-s and 24.0 against 23.2 s wall in two runs (the CNN is
+    # a third of the time; the shared cores make one run noisy): float32 stays the default
     record(
         "predict.field_1024.bfloat16.seconds",
         res["bfloat16"]["cpu_seconds"],
