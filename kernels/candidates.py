@@ -24,35 +24,37 @@ N_FEATURES = 9
 
 
 @njit(cache=True, inline="always")
-def _one(bs, gm, r, c, er, ec, dist, d0, rank, k, out):
-    b0 = bs[r, c]
+def _one(bg, r, c, er, ec, dist, d0, rank, k, out):
+    b0 = bg[r, c, 0]
     dr = er - r
     dc = ec - c
     n = max(abs(dr), abs(dc))
     gmax = 0.0
     gsum = 0.0
     dep = 0.0
+    two_n = 2.0 * max(n, 1)
     for t in range(n + 1):
-        # rounded DDA point: floor(r + dr t / n + 1/2) in exact integer arithmetic
-        rr = r + (2 * dr * t + n) // (2 * n) if n else r
-        cc = c + (2 * dc * t + n) // (2 * n) if n else c
-        g = gm[rr, cc]
+        # rounded DDA point: floor(r + dr t / n + 1/2) = r + floor((2 dr t + n) / 2n), exact in
+        # float64 (small integers; a non-integer quotient is >= 1/2n from the next integer)
+        rr = r + int(np.floor((2 * dr * t + n) / two_n))
+        cc = c + int(np.floor((2 * dc * t + n) / two_n))
+        g = bg[rr, cc, 1]
         gsum += g
         gmax = max(gmax, g)
-        dep = max(dep, abs(bs[rr, cc] - b0))
+        dep = max(dep, abs(bg[rr, cc, 0] - b0))
     out[0] = dist / 10.0
     out[1] = rank / k
     out[2] = np.log1p(dist / max(d0, 0.5))
-    out[3] = abs(bs[er, ec] - b0)
+    out[3] = abs(bg[er, ec, 0] - b0)
     out[4] = gmax
     out[5] = gsum / (n + 1)
     out[6] = dep
-    out[7] = bs[er, ec] - b0
+    out[7] = bg[er, ec, 0] - b0
     out[8] = (dist - d0) / 10.0
 
 
 @njit(cache=True, parallel=True)
-def _features(bs, gm, idx, dist, rc, out):
+def _features(bg, idx, dist, rc, out):
     h, w, k = idx.shape
     for r in prange(h):
         for c in range(w):
@@ -60,8 +62,7 @@ def _features(bs, gm, idx, dist, rc, out):
                 e = idx[r, c, m]
                 if e >= 0:
                     _one(
-                        bs,
-                        gm,
+                        bg,
                         np.int64(r),
                         np.int64(c),
                         rc[e, 0],
@@ -84,9 +85,10 @@ def segment_features(
     ``eds_rc`` (N, 2) int64 row/col of the EDS points.
     """
     out = np.zeros((*idx.shape, N_FEATURES), np.float32)
+    bg = np.empty((*np.shape(bse), 2), np.float32)  # b and g of a pixel side by side: one cache line
+    bg[..., 0], bg[..., 1] = bse, grad
     _features(
-        np.ascontiguousarray(bse, np.float32),
-        np.ascontiguousarray(grad, np.float32),
+        bg,
         np.ascontiguousarray(idx, np.int64),
         np.ascontiguousarray(dist, np.float32),
         np.ascontiguousarray(eds_rc, np.int64).reshape(-1, 2),

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from mingraph.common.errors import InputError
 from mingraph_kernels.candidates import N_FEATURES, segment_features
+from mingraph_kernels.knn import pixel_knn
 
 DEFAULT_K = 8
 
@@ -74,7 +74,8 @@ def build_candidate_graph(
     k: int = DEFAULT_K,
     scale: tuple[float, float] | None = None,
 ) -> CandidateGraph:
-    """The k-nearest-EDS graph of a field (ties in distance broken by scipy's cKDTree).
+    """The k-nearest-EDS graph of a field (ties in distance to the lowest point index,
+    :func:`mingraph_kernels.knn.pixel_knn`).
 
     ``bse`` (H, W) any float scale, ``valid`` (H, W) bool, ``eds_rc`` (N, 2) integer row/col inside
     the field; ``scale`` the whole field's :func:`bse_scale` when this is a block of it.  Raises
@@ -94,15 +95,7 @@ def build_candidate_graph(
     if len(rc) and (rc.min() < 0 or (rc >= bse.shape).any()):
         raise InputError("fusion graph", "eds_rc", f"EDS points must lie inside the {bse.shape} field")
     b = standardise_bse(bse, valid, scale)
-    h, w = b.shape
-    idx = np.full((h, w, k), -1, np.int64)
-    dist = np.zeros((h, w, k), np.float32)
-    kk = min(k, len(rc))
-    if kk:
-        rr, cc = np.mgrid[0:h, 0:w]
-        d, i = cKDTree(rc).query(np.stack([rr.ravel(), cc.ravel()], 1), k=list(range(1, kk + 1)), workers=-1)
-        idx[..., :kk] = i.reshape(h, w, kk)
-        dist[..., :kk] = d.reshape(h, w, kk)
+    idx, dist = pixel_knn(b.shape, rc, k)
     bs, grad = bse_gradient(b)
     feats = segment_features(bs, grad, idx, dist, rc)
     return CandidateGraph(b, valid, rc, idx, feats)
