@@ -52,6 +52,9 @@ from mingraph.workflows.predict import predict_field
         "mingraph.analyse.methods",
         "mingraph.analyse.evaluate",
         "mingraph.graphs.build",
+        "mingraph.learn.fusion_model",
+        "mingraph_kernels.knn",
+        "mingraph_kernels.sparse_rows",
     ],
 )
 def test_doctests(module):

@@ -10,6 +10,14 @@ evaluate, export-model, convert-model, train-unet), :mod:`~mingraph.cli.sample`
 call the library; they compute nothing themselves.
 """
 
-from mingraph.cli.group import main
+import os
+
+# torch's and Numba's thread pools take turns on the cores, and OpenMP threads that spin while
+# they wait slow the other pool: sleeping waiters predict a 1024² field in 4.4 s against 4.9 s on
+# an idle 2-core machine, and 6.0 s against 14.9 s on a loaded one (docs/performance.md).  Set
+# before torch loads; a value the user gives is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from mingraph.cli.group import main  # noqa: E402
 
 __all__ = ["main"]
