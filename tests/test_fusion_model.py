@@ -142,6 +142,13 @@ def test_fusion_output_is_a_mixture_of_measured_evidence_and_round_trips(tmp_pat
     # no EDS point: every pixel unclassified
     empty = build_candidate_graph(bse, valid, np.zeros((0, 2), int), 4)
     assert (predict_fusion(model, empty, probs[:0])[0] == -1).all()
+    # any number of classes: the model only mixes them, chunked (no gradients) as with gradients
+    other = np.random.default_rng(1).dirichlet(np.ones(9), size=6).astype(np.float32)
+    with torch.no_grad():
+        chunked, _ = model(*batch_inputs([g], [other]))
+    whole, _ = model(*batch_inputs([g], [other]))
+    assert chunked.shape[-1] == 9
+    np.testing.assert_allclose(chunked.numpy(), whole.detach().numpy(), atol=1e-5)
 
 
 def test_fusion_cross_layer_kernels_agree_with_the_torch_reference():

@@ -211,7 +211,7 @@ class FusionModel(nn.Module):
         if torch.is_grad_enabled():
             logp, a = self._cross(flat, f_src, pix_idx, feats, eds_prob)
             return logp.view(b, h, w, -1), a.view(b, h, w, -1)
-        logp = flat.new_empty((len(flat), self.num_classes))
+        logp = flat.new_empty((len(flat), eds_prob.shape[-1]))  # the evidence's classes, any list
         a = flat.new_empty((len(flat), pix_idx.shape[-1]))
         for s in range(0, len(flat), CROSS_CHUNK):  # each chunk's results straight into place
             e = s + CROSS_CHUNK
