@@ -142,8 +142,8 @@ def _assert_same_run(a: Path, b: Path) -> None:
     for name in fa:
         assert sorted(fa[name]) == sorted(fb[name])
         for k in fa[name]:
-            if k == "confidence":
-                np.testing.assert_allclose(fa[name][k], fb[name][k], atol=1e-6)
+            if k == "confidence":  # float32 reductions' order moves it across processes (seen: 1.1e-6)
+                np.testing.assert_allclose(fa[name][k], fb[name][k], rtol=0, atol=1e-5)
             else:
                 np.testing.assert_array_equal(fa[name][k], fb[name][k], err_msg=f"{name} {k}")
     for p in sorted((a / "sample" / "mineralogy").glob("*.csv")):
@@ -153,7 +153,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
     za, zb = (zarr.open_group(str(x / "sample.ome.zarr"), mode="r") for x in (a, b))
     np.testing.assert_array_equal(za["labels/phases/0"][...], zb["labels/phases/0"][...])
     np.testing.assert_array_equal(za["0"][0], zb["0"][0])  # BSE
-    np.testing.assert_allclose(za["0"][1], zb["0"][1], atol=1e-6)  # confidence, as the fields' above
+    np.testing.assert_allclose(za["0"][1], zb["0"][1], rtol=0, atol=1e-5)  # confidence, as the fields' above
     sa, sb = (json.loads((x / "sample" / "summary.json").read_text()) for x in (a, b))
     sa["summary"].pop("runtime_s"), sb["summary"].pop("runtime_s")
     assert sa == sb

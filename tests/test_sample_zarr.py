@@ -217,8 +217,8 @@ def _same_store(a: Path, b: Path) -> None:
     for x, y in zip(la, lb):  # the phase map: exactly
         np.testing.assert_array_equal(x, y)
     for x, y in zip(ia, ib):  # BSE exactly; the confidence of a field predicted again in another
-        np.testing.assert_array_equal(x[0], y[0])  # process within 1e-6 (float32 reductions'
-        np.testing.assert_allclose(x[1], y[1], rtol=0, atol=1e-6)  # order), as the field TIFFs
+        np.testing.assert_array_equal(x[0], y[0])  # process within 1e-5 (float32 reductions'
+        np.testing.assert_allclose(x[1], y[1], rtol=0, atol=1e-5)  # order; seen 1.3e-6), as the field TIFFs
 
 
 def test_a_killed_run_resumed_completes_the_store(run):
