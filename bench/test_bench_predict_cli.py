@@ -161,14 +161,17 @@ def test_predict_command_vs_its_predict_field(benchmark, tmp_path):
         f"{api['warm_s']:.2f} s (first call {api['first_s']:.2f} s); parts: "
         + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
     )
-    # measured 0.14-0.2 at load 4-10 on 2 shared cores (issue 24's target: 0.5); was 0.06 (26 s wall)
+    # measured 0.14-0.2 at load 4-10 on 2 shared cores before the CPU inference path; with it
+    # predict_field itself fell to 0.17 s and the share to 0.045 (fresh-clone make test,
+    # 2026-12-07: 3.88 s wall): the command's fixed costs (torch's import, figures, workbook) now
+    # dominate (issue 24's target: 0.5)
     record(
         "predict.cli_256.share_predict_field",
         wall,
         "s",
         peer="its predict_field call (warm)",
         peer_value=api["warm_s"],
-        floor=0.07,
+        floor=0.02,
         cpu_s=cpu,
         peer_cpu_s=api["warm_cpu_s"],
         first_call_s=api["first_s"],
