@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from mingraph.cli.common import parse_fractions, predict_options, user_errors
+from mingraph.cli.common import CLASSIFIER_OPTIONS, parse_fractions, predict_options, user_errors
 from mingraph.cli.mineralogy_options import mineralogy_options
 from mingraph.common.errors import InputError
 from mingraph.common.files import check_artifact_output
@@ -92,16 +92,45 @@ def simulate(
     help="Height of EDS nodes above the pixel plane [default: 1; 5 with --convention authors]",
 )
 @click.option("--convention", type=click.Choice(["paper", "authors"]), default="paper", show_default=True)
+@click.option(
+    "--classifier",
+    type=click.Choice(["physics", "encoder", "onnx"]),
+    help="EDS features: physics (class probabilities over --minerals plus unknown, calibrated on "
+    "each graph's points), encoder (--encoder's embeddings) or onnx (the authors' ONNX encoder, "
+    "--encoder eds_emb_model.onnx). Default: --encoder's embeddings, else the raw spectra.",
+)
+@CLASSIFIER_OPTIONS[1]  # --beam-kev, as predict, predict-sample and acquire take it
+@click.option(
+    "--minerals",
+    type=click.Path(path_type=Path),
+    help="Mineral list for the physics classifier (default: the shipped library).",
+)
 @user_errors
 def build_graphs(
-    dataset, out, fractions, draws, pattern, encoder, workers, scheduler, seed, lift, convention
+    dataset,
+    out,
+    fractions,
+    draws,
+    pattern,
+    encoder,
+    workers,
+    scheduler,
+    seed,
+    lift,
+    convention,
+    classifier,
+    beam_kev,
+    minerals,
 ) -> None:
     """Precompute graphs of DATASET as Arrow shards in OUT (re-runs skip finished shards).
 
-    --convention authors builds the graph the paper's authors released (docs/formats.md)."""
+    --convention authors builds the graph the paper's authors released (docs/formats.md);
+    --classifier physics stores the physics classifier's class probabilities as the EDS features
+    (train then fits a GAT on them)."""
     from mingraph.graphs.build import build_graphs as run
 
     opts = dict(workers=workers, seed=seed, lift=lift, convention=convention, scheduler=scheduler)
+    opts |= dict(classifier=classifier, minerals=minerals, beam_kev=beam_kev, say=click.echo)
     res = run(dataset, out, parse_fractions(fractions), draws, pattern, encoder, **opts)
     click.echo(
         f"{res['graphs']} graphs in {res['shards']} shards ({res['built']} built, {res['skipped']} already done) in {out}"

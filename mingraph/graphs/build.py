@@ -3,7 +3,9 @@
 Work is split into shards of a few tiles each; each shard is written atomically and records a
 digest of the job that made it, so a killed run resumes by skipping shards that verify.
 EDS points are drawn from a generator seeded by (seed, tile, fraction, draw): the same
-arguments give the same graphs, whatever the number of workers.
+arguments give the same graphs, whatever the number of workers.  ``classifier`` chooses the EDS
+nodes' features (:mod:`mingraph.graphs.point_features`): without it, an encoder's embeddings or the
+raw spectra, as before the option.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mingraph.common.engine import check_scheduler, run_tasks
 from mingraph.common.errors import InputError
 from mingraph.common.outputs import output_folder
 from mingraph.graphs.conventions import CONVENTIONS
+from mingraph.graphs.point_features import PhysicsEvidence, field_instrument, label_columns, physics_choice
 from mingraph.graphs.shards import Shard, ShardJob, encode_row, write_shard
 from mingraph.graphs.structure import StructuredGraph, build_structured_graph
 
@@ -129,6 +132,7 @@ def plan(
     tiles_per_shard: int,
     max_tiles: dict | None = None,
     convention: str = "paper",
+    point_classifier: dict | None = None,
 ) -> list[ShardJob]:
     """Shards per split, each of ``tiles_per_shard`` consecutive tiles (the first ``max_tiles[split]`` only)."""
     digest = dataset_digest(ds.path)
@@ -149,6 +153,7 @@ def plan(
                     digest,
                     ds.class_names,
                     convention,
+                    point_classifier,
                 )
             )
     return jobs
@@ -171,9 +176,13 @@ def run_job(job: ShardJob, dataset_path: str, encoder_path: str | None, out: str
 
     ds = open_dataset(dataset_path)
     enc = load_encoder(encoder_path) if encoder_path else None
-    rows = []
+    physics = (job.point_classifier or {}).get("classifier") == "physics"
+    rows, calibrations = [], []
     for t in job.tile_indices:
         s = ds.field(t)
+        if physics:  # the field's instrument, as predict takes it; calibrated on each graph's points
+            start = field_instrument(s, job.point_classifier["beam_kev"], f"{dataset_path} tile {s.name}")
+            enc = PhysicsEvidence(start, job.point_classifier["minerals"])
         for f in job.fractions:
             for d in range(job.draws):
                 g, spectra = field_graph(
@@ -184,7 +193,10 @@ def run_job(job: ShardJob, dataset_path: str, encoder_path: str | None, out: str
                         s.name, t, s.meta["split"], f, d, g, s.valid, None if enc is not None else spectra
                     )
                 )
-    write_shard(Path(out) / f"{job.name}.arrow", rows, job)
+                if physics:
+                    info = {"tile_id": s.name, "fraction": float(f), "draw": d}
+                    calibrations.append(info | {"calibration": enc.calibration})
+    write_shard(Path(out) / f"{job.name}.arrow", rows, job, calibrations if physics else None)
     return len(rows)
 
 
@@ -203,6 +215,10 @@ def build_graphs(
     max_tiles: dict | None = None,
     convention: str = "paper",
     scheduler: str | None = None,
+    classifier: str | None = None,
+    minerals: str | os.PathLike | None = None,
+    beam_kev: float | None = None,
+    say=None,
 ) -> dict:
     """Precompute graph shards; skips shards already complete. Returns counts of built/skipped.
 
@@ -211,7 +227,15 @@ def build_graphs(
     checked (engine.check_scheduler) before OUT is created.
 
     ``convention`` "paper" or "authors" (graphs/conventions.py) is recorded in each shard's job;
-    ``lift`` None takes the convention's EDS height (1 or 5)."""
+    ``lift`` None takes the convention's EDS height (1 or 5).
+
+    ``classifier`` (``--classifier``) chooses the EDS nodes' features: None (the option not
+    given: ``encoder``'s embeddings, or raw spectra without one, as before the option),
+    ``encoder`` (the embeddings of ``encoder``), ``onnx`` (those of the authors' ONNX encoder:
+    ``encoder`` an ``.onnx`` file or an encoder of kind onnx) or ``physics`` (class probabilities
+    over the mineral list ``minerals``, default the shipped library, plus unknown; the beam energy
+    ``beam_kev`` or each field's own).  With the physics, the dataset's classes are matched to the
+    list's by name (refused when none is shared; ``say`` is told those the list does not name)."""
     from tqdm import tqdm
 
     if pattern not in PATTERNS:
@@ -232,22 +256,26 @@ def build_graphs(
         )
     lift = CONVENTIONS[convention].lift if lift is None else float(lift)  # default 1 (paper), 5 (authors)
     ds = open_dataset(dataset)
-    enc_digest = None
-    if encoder is not None:
-        from mingraph.spectra.encoder import load_encoder
-
-        enc_digest = load_encoder(encoder).digest
+    choice, enc = point_choice(ds, classifier, encoder, minerals, beam_kev, say)
+    enc_digest = None if enc is None else enc.digest
     if scheduler is not None:  # before OUT is made: a wrong address is one line, nothing written
         scheduler = check_scheduler(scheduler)
     out = output_folder(out, "build-graphs")
     for stale in out.glob(".*.arrow.*.tmp"):  # left by a killed run
         stale.unlink()
-    jobs = plan(ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles, convention)
+    jobs = plan(
+        ds, fractions, draws, pattern, seed, lift, enc_digest, tiles_per_shard, max_tiles, convention, choice
+    )
     planned = {f"{j.name}.arrow" for j in jobs}
     for old in out.glob("*.arrow"):  # shards of an earlier, different build: never mix them in
         if old.name not in planned:
             old.unlink()
-    if encoder is not None:  # the shards' embeddings travel with the encoder that made them
+    if enc is not None and Path(encoder).suffix.lower() == ".onnx":  # the authors' file, as an encoder
+        from mingraph.spectra.encoder import save_encoder
+
+        save_encoder(enc, out / "encoder.pt")
+        encoder = out / "encoder.pt"
+    elif encoder is not None:  # the shards' embeddings travel with the encoder that made them
         shutil.copyfile(encoder, out / "encoder.pt")
     else:
         (out / "encoder.pt").unlink(missing_ok=True)
@@ -279,3 +307,80 @@ def build_graphs(
         "skipped": len(jobs) - len(todo),
         "graphs": sum(per_job.values()),
     }
+
+
+def point_choice(
+    ds: Dataset,
+    classifier: str | None,
+    encoder: str | os.PathLike | None,
+    minerals: str | os.PathLike | None,
+    beam_kev: float | None,
+    say=None,
+) -> tuple[dict | None, object]:
+    """The shards' ``point_classifier`` record (None without ``--classifier``) and the encoder
+    read from ``encoder`` (None for the physics and for raw spectra), each choice checked before
+    anything is written.
+
+    Raises
+    ------
+    InputError
+        An unknown classifier; ``encoder`` or ``onnx`` without ``--encoder`` (or ``onnx`` with an
+        encoder that is not the authors' ONNX network); ``physics`` with an encoder, or an
+        unreadable mineral list, or a dataset whose first field states no beam energy where
+        ``--beam-kev`` is not given, or whose classes the list names none of; ``--minerals`` or
+        ``--beam-kev`` without ``--classifier physics``.
+    """
+    from mingraph.spectra.encoder import load_encoder
+    from mingraph.spectra.point_classifier import CLASSIFIERS
+
+    if classifier is not None and classifier not in CLASSIFIERS:
+        raise InputError(
+            "--classifier", "classifier", f"expected one of {', '.join(CLASSIFIERS)}, got {classifier!r}"
+        )
+    if classifier != "physics":
+        for name, v in (("--minerals", minerals), ("--beam-kev", beam_kev)):
+            if v is not None:
+                raise InputError(
+                    name, "classifier", "goes with --classifier physics (the physics' mineral list and beam)"
+                )
+    if classifier is None:
+        return None, None if encoder is None else load_encoder(encoder)
+    if classifier == "physics":
+        if encoder is not None:
+            raise InputError(
+                "--encoder", "physics", "the physics classifier's features need no encoder: drop --encoder"
+            )
+        choice = physics_choice(minerals, beam_kev)
+        if len(ds):  # the beam energy: refused now, not in a worker once OUT is made
+            first = ds.field(0)
+            field_instrument(first, beam_kev, f"{ds.path} tile {first.name}")
+        cols = label_columns(ds.class_names, choice["class_names"], ds.path / "dataset.json")
+        missing = [n for n, c in zip(ds.class_names, cols) if c < 0]
+        if missing and say is not None:
+            say(
+                f"classes of the dataset that the mineral list does not name (their points are unknown or another class): {missing}"
+            )
+        return choice | {"label_columns": cols}, None
+    if encoder is None:
+        raise InputError(
+            "--classifier",
+            classifier,
+            "needs --encoder FILE: "
+            + (
+                "fit-encoder's encoder"
+                if classifier == "encoder"
+                else "the authors' ONNX encoder (eds_emb_model.onnx)"
+            ),
+        )
+    if classifier == "onnx" and Path(encoder).suffix.lower() == ".onnx":
+        from mingraph.spectra.onnx_encoder import onnx_encoder
+
+        return {"classifier": "onnx"}, onnx_encoder(encoder)
+    enc = load_encoder(encoder)
+    if classifier == "onnx" and enc.kind != "onnx":
+        raise InputError(
+            encoder,
+            "kind",
+            f"expected the authors' ONNX encoder (--classifier onnx), got a {enc.kind} encoder",
+        )
+    return {"classifier": classifier}, enc

@@ -2,6 +2,8 @@
 buffers (offsets past the end, blobs cut short, indices out of range).  Reading such a file
 further aborts in C++ or raises deep in NumPy, so every row is checked once, on open, and the
 first fault is reported as one InputError line naming the shard, the row and the column.
+The ``point_features`` entry of a shard built with ``--classifier`` is checked too
+(:func:`check_features`): its classifier, class names and width, and each row's features against them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import pyarrow as pa
 
 from mingraph.acquire.fields import N_CHANNELS
 from mingraph.common.errors import InputError
+from mingraph.spectra.point_classifier import CLASSIFIERS
+from mingraph.spectra.window import EMBED_DIM
 
 _SCALARS = ("height", "width", "label_bytes")
 _BLOBS = (
@@ -96,3 +100,72 @@ def _row_fault(r: dict) -> tuple[str, str] | None:
         if nnz and int(_arr(r["spec_channel"], "<u2").max()) >= N_CHANNELS:
             return "spec_channel", f"channel beyond {N_CHANNELS}"
     return None
+
+
+def check_features(table: pa.Table, rec: object, path: object) -> dict:
+    """``rec``, a shard's parsed ``point_features`` entry (:mod:`mingraph.graphs.point_features`),
+    when it is whole and every row's features have its width (class probabilities in [0, 1] for
+    the physics); else one InputError naming the shard, the entry (or row) and what was expected."""
+    n_rows = table.num_rows
+    if not isinstance(rec, dict):
+        raise InputError(path, "point_features", "expected a JSON object")
+    kind = rec.get("classifier")
+    if kind not in CLASSIFIERS:
+        raise InputError(
+            path, "point_features.classifier", f"expected one of {', '.join(CLASSIFIERS)}, got {kind!r}"
+        )
+    width = rec.get("feature_width")
+    if not isinstance(width, int) or isinstance(width, bool) or width <= 0:
+        raise InputError(path, "point_features.feature_width", f"expected a positive integer, got {width!r}")
+    if kind != "physics" and width != EMBED_DIM:
+        raise InputError(
+            path, "point_features.feature_width", f"expected {EMBED_DIM} for {kind}, got {width}"
+        )
+    if kind == "physics":
+        _check_physics(rec, width, n_rows, path)
+    rc, emb = table.column("eds_rc"), table.column("embedding")
+    for i in range(n_rows):
+        n = len(_value(rc, i, False)) // 8
+        blob = _value(emb, i, False)
+        if len(blob) != 4 * n * width:
+            raise InputError(
+                path,
+                "shard body",
+                f"row {i}, column embedding: {len(blob)} bytes, expected {4 * n * width} "
+                f"({n} EDS points of {width} {kind} features): re-run build-graphs to rebuild it",
+            )
+        if kind == "physics" and n:
+            p = _arr(blob, "<f4")
+            if not (np.isfinite(p).all() and p.min() >= 0 and p.max() <= 1 + 1e-5):
+                raise InputError(
+                    path,
+                    "shard body",
+                    f"row {i}, column embedding: expected class probabilities in [0, 1]: "
+                    "re-run build-graphs to rebuild it",
+                )
+    return rec
+
+
+def _check_physics(rec: dict, width: int, n_rows: int, path: object) -> None:
+    names = rec.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise InputError(path, "point_features.class_names", "expected a list of class names")
+    if width != len(names) + 1:
+        raise InputError(
+            path,
+            "point_features.feature_width",
+            f"expected {len(names) + 1} ({len(names)} classes and unknown), got {width}",
+        )
+    cal = rec.get("calibrations")
+    if not isinstance(cal, list) or len(cal) != n_rows:
+        got = len(cal) if isinstance(cal, list) else type(cal).__name__
+        raise InputError(path, "point_features.calibrations", f"expected one per graph ({n_rows}), got {got}")
+    cols = rec.get("label_columns")
+    if not isinstance(cols, list) or not all(
+        isinstance(c, int) and not isinstance(c, bool) and -1 <= c < len(names) for c in cols
+    ):
+        raise InputError(
+            path,
+            "point_features.label_columns",
+            f"expected a class column in [-1, {len(names) - 1}] for each dataset class",
+        )

@@ -2,11 +2,15 @@
 
 Shards are uncompressed Arrow IPC files, so they memory-map: array columns are binary blobs that
 ``np.frombuffer`` views without copying.  A shard stores the compact form (docs/method.md,
-"Compact form"): BSE, masks, labels, EDS positions, Delaunay edges and either 64-value embeddings
-(with an encoder) or the sampled spectra as sparse (channel, count) lists.  The per-pixel nearest-EDS map is derived
+"Compact form"): BSE, masks, labels, EDS positions, Delaunay edges and either the EDS points'
+features (an encoder's 64-value embeddings, or the physics classifier's class probabilities with
+``--classifier physics``: :mod:`mingraph.graphs.point_features`) or the sampled spectra as sparse
+(channel, count) lists.  The per-pixel nearest-EDS map is derived
 from the EDS positions on read (it is cheaper to recompute than to store).  Each shard's
 metadata records the schema version, producer and a digest of the job that made it, so a
-re-run skips shards that are complete and current, and the reader refuses foreign files.
+re-run skips shards that are complete and current, and the reader refuses foreign files; a shard
+built with ``--classifier`` also records its point features (``point_features``: the classifier,
+its class names, the feature width, the physics' calibrations).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pyarrow as pa
 from mingraph.acquire.fields import N_CHANNELS, bse_from_u16, bse_to_u16
 from mingraph.common.errors import InputError
 from mingraph.common.files import atomic_file
+from mingraph.graphs.point_features import features_record, implied_record
 from mingraph.graphs.structure import StructuredGraph, build_structured_graph
 from mingraph.version import __version__
 
@@ -46,7 +51,7 @@ SHARD_SCHEMA = pa.schema(
         ("eds_rc", pa.binary()),  # int32 (n, 2)
         ("eds_labels", pa.binary()),  # int8/int16 (n,) or empty
         ("delaunay", pa.binary()),  # int32 (m, 2)
-        ("embedding", pa.binary()),  # float32 (n, 64) or empty
+        ("embedding", pa.binary()),  # float32 (n, feature width: 64, or the physics' classes + 1) or empty
         ("spec_ptr", pa.binary()),  # int32 (n + 1,) CSR pointers into the two lists below, or empty
         ("spec_channel", pa.binary()),  # uint16 (nnz,)
         ("spec_count", pa.binary()),  # uint32 (nnz,)
@@ -69,9 +74,18 @@ class ShardJob:
     dataset_digest: str
     class_names: list[str]
     convention: str = "paper"  # graph convention (graphs/conventions.py)
+    point_classifier: dict | None = None  # --classifier (graphs/point_features.py); None: not given
+
+    def record(self) -> dict:
+        """The job as the shard's metadata stores it (without ``point_classifier`` where no
+        ``--classifier`` was given, so such shards are as they were before the option)."""
+        d = dict(self.__dict__)
+        if d.get("point_classifier") is None:
+            d.pop("point_classifier", None)
+        return d
 
     def digest(self) -> str:
-        d = dict(self.__dict__)
+        d = self.record()
         if d.get("convention") == "paper":  # the default leaves digests of earlier shards as they were
             d.pop("convention")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -153,16 +167,21 @@ def encode_row(
     }
 
 
-def write_shard(path: Path, rows: list[dict], job: ShardJob) -> Path:
-    """Write one shard atomically (temporary name, then rename) with its job in the metadata."""
+def write_shard(path: Path, rows: list[dict], job: ShardJob, calibrations: list | None = None) -> Path:
+    """Write one shard atomically (temporary name, then rename) with its job in the metadata, and
+    its point features' record (:func:`~mingraph.graphs.point_features.features_record`, with
+    ``calibrations``: the physics' fit of each row) where the job names a ``--classifier``."""
     meta = {
         b"format": FORMAT.encode(),
         b"schema_version": str(SCHEMA_VERSION).encode(),
         b"producer": f"mingraph {__version__}".encode(),
-        b"job": json.dumps(job.__dict__, sort_keys=True).encode(),
+        b"job": json.dumps(job.record(), sort_keys=True).encode(),
         b"job_digest": job.digest().encode(),
         b"n_graphs": str(len(rows)).encode(),
     }
+    if job.point_classifier is not None:
+        rec = features_record(job.point_classifier, calibrations)
+        meta[b"point_features"] = json.dumps(rec, sort_keys=True, allow_nan=False).encode()
     table = pa.Table.from_pylist(rows, schema=SHARD_SCHEMA.with_metadata(meta))
     with (
         atomic_file(path) as tmp,
@@ -208,10 +227,26 @@ class Shard:
                 "rows",
                 f"{self.table.num_rows} graphs, metadata says {meta.get(b'n_graphs', b'?').decode()}",
             )
-        from mingraph.graphs.shard_check import check_body
+        from mingraph.graphs.shard_check import check_body, check_features
 
         check_body(self.table, self.path)
         self.job = json.loads(meta[b"job"])
+        if b"point_features" in meta:
+            try:
+                rec = json.loads(meta[b"point_features"])
+            except ValueError:
+                raise InputError(
+                    self.path, "point_features", "expected a JSON object, got unreadable text"
+                ) from None
+            self.point_features = check_features(self.table, rec, self.path)
+        elif self.job.get("point_classifier") is not None:
+            raise InputError(
+                self.path,
+                "point_features",
+                "missing: the job names a --classifier but its features are not recorded",
+            )
+        else:
+            self.point_features = implied_record(self.job)
         self.job_digest = meta[b"job_digest"].decode()
         self.lift = float(self.job["lift"] if lift is None else lift)
         self.convention = self.job.get("convention", "paper")
@@ -277,7 +312,8 @@ class Shard:
                 raise InputError(
                     self.path, "embedding", "this shard stores raw spectra: give an encoder to embed them"
                 )
-            eds_feat = np.zeros((n, 64), np.float32) if emb is None else emb.reshape(n, -1)
+            width = self.point_features["feature_width"]
+            eds_feat = np.zeros((n, width), np.float32) if emb is None else emb.reshape(n, -1)
         bse = bse_from_u16(self._arr("bse", i, "<u2", (h, w)))
         g = build_structured_graph(
             bse, rc, eds_feat, lift=self.lift, eds_edges=eds_edges, k=k, convention=self.convention
@@ -316,6 +352,12 @@ class ShardIndex:
     shards: list[Shard]
     entries: list[tuple[int, int]]
 
+    @property
+    def point_features(self) -> dict:
+        """What the EDS nodes' features are (every shard of the folder agrees): classifier, class
+        names (the physics'), feature width (:mod:`mingraph.graphs.point_features`)."""
+        return self.shards[0].point_features
+
     def __len__(self) -> int:
         return len(self.entries)
 
@@ -349,7 +391,17 @@ def open_shards(
         "class_names",
     )
     ref = {k: shards[0].job.get(k) for k in same}
+    first = shards[0].point_features
     for sh in shards[1:]:
+        for key in ("classifier", "class_names", "feature_width"):
+            if sh.point_features.get(key) != first.get(key):
+                raise InputError(
+                    sh.path,
+                    f"point_features.{key}",
+                    f"expected {_short(first.get(key))} as in {shards[0].path.name}, got "
+                    f"{_short(sh.point_features.get(key))}: one folder holds the features of one --classifier "
+                    "and class list; rebuild it with build-graphs",
+                )
         diff = [k for k in same if sh.job.get(k) != ref[k]]
         if diff:
             raise InputError(
@@ -367,3 +419,10 @@ def open_shards(
             ):
                 entries.append((s_i, r))
     return ShardIndex(shards, entries)
+
+
+def _short(v) -> str:
+    """A value for an error line: a long list by its length and first names."""
+    if isinstance(v, list) and len(v) > 4:
+        return f"{len(v)} classes ({', '.join(map(str, v[:3]))}, ...)"
+    return repr(v)

@@ -30,6 +30,7 @@ from mingraph.learn import distributed as ddp
 from mingraph.learn.bundle import BUNDLE_FORMAT, BUNDLE_VERSION, make_bundle
 from mingraph.learn.distributed import pick_device  # noqa: F401  (the trainers' device rule, kept importable here)
 from mingraph.learn.model import GATModel, to_tensors
+from mingraph.spectra.window import EMBED_DIM
 
 DEFAULT_CONFIG: dict = {
     "epochs": 120,  # the paper's
@@ -71,7 +72,23 @@ class _Source:
                 raise InputError(
                     first.path, "labels", "these shards hold no phase labels: nothing to train on"
                 )
-            self.encoder = self._shard_encoder(Path(shards), job["encoder_digest"], encoder)
+            features = self.train_idx.point_features  # one for the folder (open_shards checks)
+            if features["classifier"] == "physics":  # class probabilities: no encoder made them
+                if encoder is not None:
+                    raise InputError(
+                        shards,
+                        "--encoder",
+                        "these shards hold the physics classifier's class probabilities, not embeddings: "
+                        "drop --encoder",
+                    )
+                self.encoder = None
+            else:
+                self.encoder = self._shard_encoder(Path(shards), job["encoder_digest"], encoder)
+            self.feature_width = int(features["feature_width"])
+            if "point_classifier" in job:  # built with --classifier: the model file records it
+                cfg["point_features"] = {
+                    k: features.get(k) for k in ("classifier", "class_names", "feature_width", "minerals")
+                }
             self.class_names = None
             self.dataset_path = None
             self.n_train = len(self.train_idx)
@@ -85,6 +102,7 @@ class _Source:
                     "train", "--encoder", "online training needs a spectral encoder (--encoder FILE)"
                 )
             self.ds = open_dataset(online)
+            self.feature_width = EMBED_DIM  # the encoder's embeddings
             self.class_names = self.ds.class_names
             self.dataset_path = str(self.ds.path)
             self.train_tiles = self.ds.indices("train")
@@ -340,8 +358,8 @@ def train(
             f"{run}: no validation graphs (no 'val' split): best.pt will follow last.pt", stacklevel=2
         )
     torch.manual_seed(cfg["seed"])
-    model = GATModel(
-        in_channels=65,
+    model = GATModel(  # BSE and the EDS features: 1 + 64 embeddings, or 1 + the physics' classes + unknown
+        in_channels=1 + source.feature_width,
         hidden_channels=cfg["hidden_channels"],
         num_classes=len(class_names),
         heads=cfg["heads"],

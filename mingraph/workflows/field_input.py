@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mingraph.acquire.fields import Field
-from mingraph.acquire.simulate.eds import SimulatedEds
+from mingraph.acquire.simulate.eds import SIMULATED_BEAM, measured_spectra
 from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle, with_classifier
 from mingraph.spectra.point_classifier import choose_classifier
-
-SIMULATED_BEAM = {"instrument": {"beam_kev": 20.0}}
-"""What a simulated field's EDS states: the simulator's beam energy, 20 kV."""
 
 
 @dataclass
@@ -40,21 +37,6 @@ class FieldInput:
     classifier: str
     bundle: Bundle
     notices: list[str] = field(default_factory=list)
-
-
-def measured_spectra(sample: Field) -> tuple[bool, dict | None]:
-    """Whether ``sample``'s spectra were measured (a hypermap, point spectra, a TIMA field: not
-    the simulator), and what its EDS source states (beam energy, take-off angle, resolution).
-
-    Examples
-    --------
-    >>> from mingraph.acquire.simulate import simulate_tile
-    >>> measured_spectra(simulate_tile(0, 32).field())
-    (False, {'instrument': {'beam_kev': 20.0}})
-    """
-    if isinstance(sample.eds, SimulatedEds):
-        return False, SIMULATED_BEAM
-    return True, sample.meta.get("eds_params")
 
 
 def classify_with(

@@ -202,3 +202,23 @@ class SimulatedEds:
                 out[:, :m],
             )
         return out
+
+
+SIMULATED_BEAM = {"instrument": {"beam_kev": 20.0}}
+"""What a simulated field's EDS states: the simulator's beam energy, 20 kV."""
+
+
+def measured_spectra(sample) -> tuple[bool, dict | None]:
+    """Whether a field's (:class:`~mingraph.acquire.fields.Field`) spectra were measured (a
+    hypermap, point spectra, a TIMA field: not the simulator), and what its EDS source states
+    (beam energy, take-off angle, resolution).
+
+    Examples
+    --------
+    >>> from mingraph.acquire.simulate import simulate_tile
+    >>> measured_spectra(simulate_tile(0, 32).field())
+    (False, {'instrument': {'beam_kev': 20.0}})
+    """
+    if isinstance(sample.eds, SimulatedEds):
+        return False, SIMULATED_BEAM
+    return True, sample.meta.get("eds_params")
