@@ -153,7 +153,8 @@ CLASSIFIER_OPTIONS = [
     ),
 ]
 """--classifier and --beam-kev: the point classifier of every command that classifies measured
-spectra (``predict``, ``predict-sample``, ``acquire``)."""
+spectra (``predict``, ``predict-sample``, ``acquire``; ``build-graphs`` takes --beam-kev, and a
+--classifier of its own whose default keeps its shards as before the option)."""
 
 
 def classifier_options(f):
