@@ -398,8 +398,9 @@ def open_shards(
                 raise InputError(
                     sh.path,
                     f"point_features.{key}",
-                    f"expected {_short(first.get(key))} as in {shards[0].path.name}, got "
-                    f"{_short(sh.point_features.get(key))}: one folder holds the features of one --classifier "
+                    f"expected {_short(first.get(key), sh.point_features.get(key))} as in "
+                    f"{shards[0].path.name}, got {_short(sh.point_features.get(key), first.get(key))}: "
+                    "one folder holds the features of one --classifier "
                     "and class list; rebuild it with build-graphs",
                 )
         diff = [k for k in same if sh.job.get(k) != ref[k]]
@@ -421,8 +422,17 @@ def open_shards(
     return ShardIndex(shards, entries)
 
 
-def _short(v) -> str:
-    """A value for an error line: a long list by its length and first names."""
-    if isinstance(v, list) and len(v) > 4:
-        return f"{len(v)} classes ({', '.join(map(str, v[:3]))}, ...)"
-    return repr(v)
+def _short(v, other=None) -> str:
+    """A value for an error line: a class list by its length and the first name where it differs
+    from ``other``'s.
+
+    Examples
+    --------
+    >>> _short(["a", "b", "c"], ["a", "x", "c"]), _short(64)
+    ("3 classes, class 1 'b'", '64')
+    """
+    if not isinstance(v, list):
+        return repr(v)
+    o = other if isinstance(other, list) else []
+    i = next((k for k in range(len(v)) if k >= len(o) or v[k] != o[k]), None)
+    return f"{len(v)} classes" + ("" if i is None else f", class {i} {v[i]!r}")
