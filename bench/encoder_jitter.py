@@ -121,12 +121,14 @@ def main() -> None:
     bcf = a.shared / "data" / "formats" / "bruker" / "30x30_instructively_packed_16bit_compressed.bcf"
     if bcf.is_file():
         cube = np.asarray(read_hypermap(bcf).cube).reshape(-1, 3000)
+        got_chev: dict = {}
         chev: dict = {"pixels": len(cube), "median_counts": float(np.median(cube.sum(1)))}
         for key, enc in encoders.items():
             alone = class_probabilities(enc, cube).argmax(1)
             g = GatedEncoder(enc, names, Instrument(20.0, 35.0, 130.0, source="metadata"))
             fit = g.calibrate(cube.sum(0, dtype=np.float64))
             gated = g.class_probabilities(cube).argmax(1)
+            got_chev[key], got_chev[key + "+gate"] = alone, gated
             phys50 = g.physics.class_probabilities(cube).argmax(1)  # the gate's own physics, 50 classes
             chev[key] = {
                 "alone": shares(alone, names),
@@ -136,6 +138,22 @@ def main() -> None:
             }
             chev["physics_50_classes"] = shares(np.minimum(phys50, 50), names)
             print(key, json.dumps(chev[key]), flush=True)
+        # the physics classifier over the shipped library (bench/physics_real_map.py's dense map):
+        # what each encoder calls the pixels of each phase it names
+        from mingraph.spectra.classify_map import classify_counts
+
+        dense, _, _ = classify_counts(cube, Instrument(20.0, 35.0, 130.0, source="metadata"))
+        phys = np.array(dense.label_names())
+        chev["physics_library"] = {k: round(v / len(phys), 4) for k, v in Counter(phys).most_common(8)}
+        calls: dict = {}
+        for phase, _ in Counter(phys).most_common(8):
+            sel = phys == phase
+            calls[phase] = {"pixels": int(sel.sum())}
+            for key in encoders:
+                calls[phase][key] = shares(got_chev[key][sel], names, 3)
+                calls[phase][key + "+gate"] = shares(got_chev[key + "+gate"][sel], names, 3)
+        chev["calls_on_physics_phases"] = calls
+        print(json.dumps(calls, indent=1), flush=True)
         res["chevkinite"] = chev
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
