@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mingraph.acquire.simulate.eds_physics import phase_physics
 from mingraph.cli import main
+from mingraph.spectra.calibrate import Instrument
+from mingraph.spectra.element_spectra import to_recorded
 from mingraph.spectra.encoder import class_probabilities, load_encoder
 from mingraph.spectra.instrument_spectra import JitterRanges, expected_spectrum, instrument_spectra
 from mingraph.spectra.mineral_library import LibraryMineral, simulator_library
@@ -17,17 +20,25 @@ TWO = simulator_library()[:2]  # quartz, albite
 
 
 def _expected(entries, names, labels, st, **shift) -> np.ndarray:
-    """(n, 3000) expected counts of every drawn spectrum, computed anew from the settings."""
+    """(n, 3000) expected counts of every drawn spectrum, computed anew from the settings with the
+    simulator's physics and the recorded-axis shift (not through the module under test)."""
     form = {m.name: m.end_members[0][1] for m in entries}
     off = shift.get("offset_ev", 0.0)
-    return np.array(
-        [
-            expected_spectrum(form[names[c]], kv, fw, o + off, g) * n
-            for c, kv, fw, o, g, n in zip(
-                labels, st["beam_kev"], st["fwhm_mnka_ev"], st["offset_ev"], st["gain"], st["counts"]
-            )
-        ]
-    )
+    out = []
+    for c, kv, fw, o, g, n in zip(
+        labels, st["beam_kev"], st["fwhm_mnka_ev"], st["offset_ev"], st["gain"], st["counts"]
+    ):
+        s = phase_physics(form[names[c]], float(kv), 35.0, float(fw))
+        out.append(to_recorded(s / s.sum(), Instrument(float(kv), 35.0, float(fw), o + off, g)) * n)
+    return np.array(out)
+
+
+def test_expected_spectrum_is_the_recorded_physics():
+    s = phase_physics("SiO2", 17.5, 35.0, 136.0)
+    want = to_recorded(s / s.sum(), Instrument(17.5, 35.0, 136.0, -12.0, 1.002))
+    assert np.allclose(expected_spectrum("SiO2", 17.5, 136.0, -12.0, 1.002), want, rtol=1e-12, atol=0)
+    si = int(np.argmax(want))  # Si Kα, 1740 eV, seen 12 eV higher and 0.2 % lower on the grid
+    assert si == int((1740.0 + 12.0) / 1.002 // 10)
 
 
 @pytest.fixture(scope="module")
