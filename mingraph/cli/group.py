@@ -138,8 +138,8 @@ def build_graphs(
 
 
 @main.command("fit-encoder")
-@click.argument("dataset", type=click.Path(path_type=Path))
-@click.argument("out", type=click.Path(path_type=Path))
+@click.argument("dataset", metavar="[DATASET]", type=click.Path(path_type=Path))
+@click.argument("out", required=False, type=click.Path(path_type=Path))
 @click.option("--kind", type=click.Choice(["cnn", "pca"]), default="cnn", show_default=True)
 @click.option(
     "--points",
@@ -150,9 +150,90 @@ def build_graphs(
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--simulate-instruments",
+    is_flag=True,
+    help="Train the CNN on the simulator's physics at drawn instrument settings (no DATASET; "
+    "mingraph/spectra/instrument_spectra.py).",
+)
+@click.option(
+    "--minerals",
+    type=click.Path(path_type=Path),
+    help="With --simulate-instruments: a mineral list or library [default: the simulator's 50].",
+)
+@click.option(
+    "--per-class",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="With --simulate-instruments: spectra of each mineral.",
+)
+@click.option("--counts", help="With --simulate-instruments: LOW,HIGH total counts, log-uniform [300,50000].")
+@click.option("--beam-kev", help="With --simulate-instruments: LOW,HIGH beam kV, uniform [15,25].")
+@click.option("--fwhm", help="With --simulate-instruments: LOW,HIGH FWHM at Mn Kα (eV), uniform [120,150].")
+@click.option(
+    "--offset-ev", type=float, help="With --simulate-instruments: energy offset within ± this (eV) [40]."
+)
+@click.option("--gain", type=float, help="With --simulate-instruments: gain within 1 ± this [0.003].")
 @user_errors
-def fit_encoder(dataset, out, kind, points, epochs, seed) -> None:
-    """Fit the spectral encoder (spectrum -> 64 values) on labelled spectra of the training split."""
+def fit_encoder(
+    dataset,
+    out,
+    kind,
+    points,
+    epochs,
+    seed,
+    simulate_instruments,
+    minerals,
+    per_class,
+    counts,
+    beam_kev,
+    fwhm,
+    offset_ev,
+    gain,
+) -> None:
+    """Fit the spectral encoder (spectrum -> 64 values) on labelled spectra of DATASET's training
+    split, or with --simulate-instruments on simulated spectra over instrument settings."""
+    jitter = {
+        "--minerals": minerals,
+        "--counts": counts,
+        "--beam-kev": beam_kev,
+        "--fwhm": fwhm,
+        "--offset-ev": offset_ev,
+        "--gain": gain,
+    }
+    if simulate_instruments:
+        if out is not None:
+            raise InputError("fit-encoder", "OUT", "--simulate-instruments takes OUT alone (no DATASET)")
+        out = dataset
+        if kind != "cnn":
+            raise InputError(
+                "fit-encoder", "--kind", "--simulate-instruments trains the CNN: give --kind cnn"
+            )
+        if per_class < 1:
+            raise InputError(
+                "fit-encoder", "--per-class", f"expected at least 1 spectrum a mineral, got {per_class}"
+            )
+        from mingraph.spectra.instrument_spectra import JitterRanges, fit_encoder_on_instruments, parse_range
+
+        d = JitterRanges()
+        ranges = JitterRanges(
+            counts=parse_range(counts, "--counts", d.counts),
+            beam_kev=parse_range(beam_kev, "--beam-kev", d.beam_kev),
+            fwhm_ev=parse_range(fwhm, "--fwhm", d.fwhm_ev),
+            offset_ev=d.offset_ev if offset_ev is None else offset_ev,
+            gain=d.gain if gain is None else gain,
+        )
+        path = fit_encoder_on_instruments(
+            check_artifact_output(out), minerals, per_class, ranges, epochs, seed
+        )
+        click.echo(f"wrote {path}")
+        return
+    given = [k for k, v in jitter.items() if v is not None]
+    if given:
+        raise InputError("fit-encoder", given[0], "only with --simulate-instruments")
+    if out is None:
+        raise InputError("fit-encoder", "OUT", "expected DATASET OUT (or --simulate-instruments OUT)")
     from mingraph.spectra.fit import fit_encoder_on_dataset
 
     path = fit_encoder_on_dataset(dataset, check_artifact_output(out), kind, points, epochs, seed)
