@@ -66,7 +66,9 @@ def main() -> None:
                 b = (
                     base
                     if kind == "encoder"
-                    else with_classifier(base, "physics", Instrument(beam_kev=20.0), minerals)
+                    else with_classifier(
+                        base, "physics", Instrument(beam_kev=s.eds.params["beam_kev"]), minerals
+                    )
                 )
                 t0 = time.perf_counter()
                 rc, feats = measure_points(s, b, fraction, "random", seed)

@@ -81,8 +81,8 @@ def test_physics_features_are_the_classifiers_probabilities(physics):
         sh, row = idx.shards[idx.entries[k][0]], idx.entries[k][1]
         assert sh.spectra(row) is None  # features, not spectra
         spectra = ds.field(info["tile_index"]).eds.spectra(g.eds_rc[:, 0], g.eds_rc[:, 1])
-        # independently: a fresh classifier at the simulator's 20 kV calibrates on these spectra
-        ref_clf = PhysicsClassifier(Instrument(beam_kev=20.0), minerals)
+        # independently: a fresh classifier at the simulator's 25 kV calibrates on these spectra
+        ref_clf = PhysicsClassifier(Instrument(beam_kev=25.0), minerals)
         ref = ref_clf.class_probabilities(spectra)
         assert g.n_eds > 5 and g.eds_feat.shape == (g.n_eds, len(clf_names) + 1)
         np.testing.assert_allclose(g.eds_feat, ref, atol=1e-6)

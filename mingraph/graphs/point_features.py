@@ -88,7 +88,7 @@ def label_columns(label_names: Sequence[str], class_names: Sequence[str], source
 
 def field_instrument(sample, beam_kev: float | None, source: object):
     """The physics' starting instrument for a dataset's field: ``--beam-kev``, else what the field
-    states (the simulator's 20 kV for a simulated one), as ``predict`` chooses it.
+    states (the simulator's beam, take-off and resolution for a simulated one), as ``predict`` chooses it.
 
     Raises
     ------

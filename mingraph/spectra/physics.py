@@ -26,7 +26,9 @@ Where the physics does not reach counting noise on the typical spectrum of the s
 D / E(N) above ``refine_dispersion``: a real detector and natural minerals), the spectra that fit
 no class are refitted with free element amounts and accepted by a composition test
 (:mod:`mingraph.spectra.quantify`).  Where it does (simulated data), the strict deviance test
-alone decides, so a mineral missing from the list is unknown rather than its nearest neighbour.
+alone decides, so a mineral missing from the list is unknown rather than its nearest neighbour,
+and a spectrum that the set's phases do not name alone is tried as a blend of them and the mount
+(a grain boundary; :func:`mingraph.spectra.blends.name_blends`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from scipy.special import ndtr
 
 from mingraph.acquire.fields import N_CHANNELS
 from mingraph.common.errors import InputError
+from mingraph.spectra.blends import blend_share, name_blends
 from mingraph.spectra.physics_model import PhysicsModel
 from mingraph.spectra.physics_result import NO_FIT, NOT_LISTED, OK, TOO_FEW, PhysicsResult, Settings
 from mingraph.spectra.refit import refine_unknown, unmix
@@ -83,17 +86,11 @@ def _best_pair(
     return ka, kb, a, np.maximum(ll1, ll2)
 
 
-def _mixture(y: np.ndarray, p1: np.ndarray, p2: np.ndarray, iters: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """α (n,) maximising Σ y log(α p1 + (1 − α) p2) on [0, 1] by Newton steps, and the gain in
-    log-likelihood over α = 1 (n,)."""
-    a = np.full(y.shape[0], 0.8)
-    d = p1 - p2
-    for _ in range(iters):
-        m = p2 + a[:, None] * d
-        g = (y * d / m).sum(1)
-        h = -(y * (d / m) ** 2).sum(1)
-        a = np.clip(a - g / np.minimum(h, -1e-12), 0.0, 1.0)
-    ll = (y * np.log(p2 + a[:, None] * d)).sum(1) - (y * np.log(p1)).sum(1)
+def _mixture(y: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """α (n,) maximising Σ y log(α p1 + (1 − α) p2) on [0, 1] (:func:`~mingraph.spectra.blends.blend_share`),
+    and the gain in log-likelihood over α = 1 (n,)."""
+    a = blend_share(y, p1, p2)
+    ll = (y * np.log(p2 + a[:, None] * (p1 - p2))).sum(1) - (y * np.log(p1)).sum(1)
     return a, ll
 
 
@@ -185,7 +182,7 @@ def classify_spectra(
         if reference is not None:  # the joint share of minerals the list does not hold
             ll_ref = y @ reference.log_shapes
             ref_rel = np.exp(np.minimum((ll_ref - lb32) * inv_phi, 50.0))
-            ref_p = (ref_rel @ reference.class_matrix) / np.diff(reference.class_start)
+            ref_p = np.maximum.reduceat(ref_rel, reference.class_start[:-1], axis=1)  # each its best point
             ref_sum, cls_sum = ref_p.sum(1), cls_p.sum(1)
             ref_gain = ll_ref.max(1) - ll_best  # the best reference candidate over the best listed one
             outside = ref_sum / (ref_sum + cls_sum)
@@ -265,6 +262,8 @@ def classify_spectra(
             sl = slice(i0, i0 + s.chunk)
             refine_unknown(model.bin(y_all[sl]), posts[j], model, s, {k: v[sl] for k, v in out.items()})
         unmix(out, model, s)
+    elif s.blends:  # the physics reaches noise: grain boundaries by likelihood
+        name_blends(y_all, out, model, s, reference)
     import xraylib
 
     return PhysicsResult(

@@ -40,6 +40,7 @@ class Settings:
     k_sigma: float = 2.0  # composition test: largest |Δ| / σ accepted
     blend_k_sigma: float = 0.75  # the same for a blend of two of the set's phases (see refit.unmix)
     blend_max_share: float = 0.8  # the largest majority share α of a blend (above: one phase)
+    blends: bool = True  # where the physics reaches noise, name boundary blends of the set's phases
     chunk: int = 4096  # spectra per block (memory ~ chunk x candidates x 8 bytes)
 
 

@@ -204,8 +204,20 @@ class SimulatedEds:
         return out
 
 
-SIMULATED_BEAM = {"instrument": {"beam_kev": 20.0}}
-"""What a simulated field's EDS states: the simulator's beam energy, 20 kV."""
+def simulated_instrument(params: dict | None = None) -> dict:
+    """What a simulated field's EDS states: the simulator's beam energy, take-off angle and
+    resolution (``params`` over :data:`~mingraph.acquire.simulate.eds_physics.DEFAULT_EDS_PARAMS`),
+    as an import records a file's (``{"instrument": {...}}``).
+
+    >>> simulated_instrument()
+    {'instrument': {'beam_kev': 25.0, 'takeoff_deg': 35.0, 'fwhm_mnka_ev': 130.0}}
+    """
+    p = full_eds_params(params)
+    return {"instrument": {k: float(p[k]) for k in ("beam_kev", "takeoff_deg", "fwhm_mnka_ev")}}
+
+
+SIMULATED_BEAM = simulated_instrument()
+"""What a default simulated field's EDS states (:func:`simulated_instrument`): 25 kV, 35°, 130 eV."""
 
 
 def measured_spectra(sample) -> tuple[bool, dict | None]:
@@ -217,8 +229,8 @@ def measured_spectra(sample) -> tuple[bool, dict | None]:
     --------
     >>> from mingraph.acquire.simulate import simulate_tile
     >>> measured_spectra(simulate_tile(0, 32).field())
-    (False, {'instrument': {'beam_kev': 20.0}})
+    (False, {'instrument': {'beam_kev': 25.0, 'takeoff_deg': 35.0, 'fwhm_mnka_ev': 130.0}})
     """
     if isinstance(sample.eds, SimulatedEds):
-        return False, SIMULATED_BEAM
+        return False, simulated_instrument(sample.eds.params)
     return True, sample.meta.get("eds_params")
