@@ -272,8 +272,14 @@ class _Projection:
             coef, _ = nnls(a.T, self.b, maxiter=50 * a.shape[0])
         self.active = coef > 0
         r = self.b - coef @ a
-        self._last = (inst, edges, a, gram, coef, factor)
+        self._last = (inst, edges, a, gram, coef, factor, float(r @ r), r)
         return float(r @ r), coef, r
+
+    def at(self, inst: Instrument) -> tuple[float, np.ndarray, np.ndarray]:
+        """:meth:`solve` at ``inst``, the last solve's when that was at ``inst``."""
+        if self._last is not None and self._last[0] == inst:
+            return self._last[6], self._last[4], self._last[7]
+        return self.solve(inst)
 
     def _warm(self, gram: np.ndarray, h: np.ndarray):
         """Amounts on the previous positive set when they satisfy the NNLS optimality conditions."""
@@ -298,7 +304,7 @@ class _Projection:
     def jacobian(self) -> np.ndarray:
         """(channels, 3) Kaufman Jacobian of the last solve's residuals by offset (per eV), gain
         (per unit) and FWHM(Mn Kα) (per eV)."""
-        inst, edges, a, gram, coef, factor = self._last
+        inst, edges, a, gram, coef, factor = self._last[:6]
         x = (edges.derivatives(coef[: edges.n_templates]) * self.w).T  # (channels, 3)
         s = coef > 0
         if s.any():
@@ -442,11 +448,10 @@ def _fit(
         )
 
     def residuals(q: np.ndarray) -> np.ndarray:
-        return fit.solve(inst_of(q))[2]
+        return fit.at(inst_of(q))[2]
 
     def jacobian(q: np.ndarray) -> np.ndarray:
-        if fit._last is None or fit._last[0] != inst_of(q):
-            fit.solve(inst_of(q))
+        fit.at(inst_of(q))
         return (fit.jacobian() * [1.0, g_scale, 1.0])[:, free]
 
     q0 = np.clip(np.array([0.0, 0.0, start.fwhm_mnka_ev])[free], np.array(lower)[free], np.array(upper)[free])
@@ -458,11 +463,11 @@ def _fit(
         method="trf",
         x_scale=1.0,
         ftol=1e-10,
-        xtol=1e-8,
+        xtol=1e-5,  # a step under ~1e-3 (eV, per mille) ends it: the next would be ~20x smaller
         gtol=1e-10,
     )
     inst = inst_of(res.x)
-    chi2, _, _ = fit.solve(inst)
+    chi2, _, _ = fit.at(inst)
     import xraylib
 
     names = tuple(sorted({xraylib.AtomicNumberToSymbol(owner[i]) for i in keep}))
