@@ -28,12 +28,10 @@ import numpy as np
 from scipy.interpolate import BSpline
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import least_squares, nnls
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from mingraph.acquire.fields import CHANNEL_EV, N_CHANNELS
 from mingraph.acquire.simulate.eds_physics import (
-    FANO_TERM,
-    MN_KA_EV,
     detector_efficiency,
     element_lines,
     fwhm_ev,
@@ -138,8 +136,9 @@ def _families(
     out = []
     for f in np.unique(fam):
         m = inside & (fam == f)
-        if m.any() and area[m].sum() > 0:
-            e_f, a_f = e_ev[m], area[m] / area[m].sum()
+        if m.any() and area[m].sum() > 0:  # lines of one energy (e.g. of two sub-shells) as one
+            e_f, at = np.unique(e_ev[m], return_inverse=True)
+            a_f = np.bincount(at.ravel(), weights=area[m]) / area[m].sum()
             e_f.flags.writeable = a_f.flags.writeable = False
             out.append((e_f, a_f))
     return tuple(out)
@@ -156,13 +155,17 @@ def _edge(z: int, shell: int) -> float | None:
 
 
 LINE_REACH = 8.0
-"""Gaussian σ either side of a line's centre that :func:`_render` integrates it over."""
+"""Gaussian σ either side of its centre that :func:`_render` integrates a line of its family's
+whole area over; beyond, under Φ(-8) = 6.2e-16 of the area lies on each side."""
+LINE_TAIL = float(ndtr(-LINE_REACH))
+"""What a line may leave out on either side, as a fraction of its family's area: a line of
+relative area a is integrated within k σ of its centre, a Φ(-k) = :data:`LINE_TAIL` (k ≤ 8)."""
 
 
 class _Edges:
-    """Every line of a list of templates at one trial instrument, at the channel edges within
-    :data:`LINE_REACH` σ of its centre (clipped to the range): the normal CDF there, and its
-    derivatives by offset (per eV), gain (per unit) and FWHM(Mn Kα) (per eV).
+    """Every line of a list of templates at one trial instrument, at the channel edges within its
+    reach (:data:`LINE_TAIL`; clipped to the range): the normal CDF there and, on demand, the
+    template sum's derivatives by offset (per eV), gain (per unit) and FWHM(Mn Kα) (per eV).
 
     A line of true energy E lands on the grid at (E - offset) / gain with σ(E) / gain, σ from
     :func:`~mingraph.acquire.simulate.eds_physics.fwhm_ev`; at grid edge x its CDF is Φ(u) with
@@ -170,47 +173,49 @@ class _Edges:
     ∂u/∂FWHM = -u F / (2.355² σ²) (zero where the FWHM is floored at 20 eV)."""
 
     def __init__(self, lines: list[tuple[np.ndarray, np.ndarray]], inst: Instrument, lo: int, hi: int):
-        self.n_templates, self.lo, self.hi = len(lines), lo, hi
+        self.n_templates, self.lo, self.hi, self.fwhm = len(lines), lo, hi, inst.fwhm_mnka_ev
         n_lines = [len(ln[0]) for ln in lines]
         e = np.concatenate([ln[0] for ln in lines]) if lines else np.zeros(0)
         a = np.concatenate([ln[1] for ln in lines]) if lines else np.zeros(0)
         row = np.repeat(np.arange(len(lines)), n_lines)
-        f2 = inst.fwhm_mnka_ev**2 + FANO_TERM * (e - MN_KA_EV)
         sig = fwhm_ev(e, inst.fwhm_mnka_ev) * SIGMA_PER_FWHM if e.size else e  # true eV
-        centre, reach = (e - inst.offset_ev) / inst.gain, LINE_REACH * sig / inst.gain  # grid eV
+        k = np.minimum(LINE_REACH, -ndtri(np.minimum(LINE_TAIL / np.maximum(a, 1e-300), 0.5)))
+        centre, reach = (e - inst.offset_ev) / inst.gain, k * sig / inst.gain  # grid eV
         first = np.clip(np.floor((centre - reach) / CHANNEL_EV).astype(np.int64), lo, hi)
         last = np.clip(np.ceil((centre + reach) / CHANNEL_EV).astype(np.int64), lo, hi)
         inside = last > first  # lines with at least one channel in the range
-        e, a, row, f2, sig, first, last = (v[inside] for v in (e, a, row, f2, sig, first, last))
+        e, a, row, sig, first, last = (v[inside] for v in (e, a, row, sig, first, last))
         count = last - first + 1  # edges of each line
-        line = np.repeat(np.arange(e.size), count)
         edge = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count - first, count)
-        x = edge * CHANNEL_EV
-        s = sig[line]
-        u = (inst.gain * x - e[line] + inst.offset_ev) / s
-        self.cdf = ndtr(u)
-        pdf_s = np.exp(-0.5 * u * u) * (1.0 / math.sqrt(2.0 * math.pi)) / s
-        d_fwhm = np.where(f2 >= 400.0, inst.fwhm_mnka_ev * SIGMA_PER_FWHM**2 / sig, 0.0)[line]
-        self.dcdf = (pdf_s, pdf_s * x, -pdf_s * u * d_fwhm)
-        pair = np.flatnonzero(line[1:] == line[:-1])  # edge k and k + 1 of one line: channel edge[k]
-        self.pair, self.channel = pair, edge[pair] - lo
-        self.area, self.row = a[line[pair]], row[line[pair]]
+        self.x = edge * CHANNEL_EV
+        self.s = np.repeat(sig, count)
+        self.u = (inst.gain * self.x - np.repeat(e, count) + inst.offset_ev) / self.s
+        self.cdf = ndtr(self.u)
+        # the channels: line j's i-th has edges k, k + 1 at k = (its edges before) + i = (channels before) + j + i
+        of_line = np.repeat(np.arange(e.size), count - 1)
+        self.pair = np.arange(of_line.size) + of_line
+        self.channel = edge[self.pair] - lo
+        self.area, self.row = a[of_line], row[of_line]
+        floored = sig <= 20.0 * SIGMA_PER_FWHM  # fwhm_ev's floor: σ does not move with F there
+        self.dsig = np.where(floored, 0.0, inst.fwhm_mnka_ev * SIGMA_PER_FWHM**2 / sig)  # ∂σ/∂F
+        self.count = count
 
     def templates(self) -> np.ndarray:
         """(templates, hi - lo) the lines integrated over the channels, summed per template."""
         n = self.hi - self.lo
-        part = (self.cdf[self.pair + 1] - self.cdf[self.pair]) * self.area
+        part = np.diff(self.cdf)[self.pair] * self.area
         flat = self.row * n + self.channel
         return np.bincount(flat, weights=part, minlength=self.n_templates * n).reshape(self.n_templates, n)
 
     def derivatives(self, amounts: np.ndarray) -> np.ndarray:
         """(3, hi - lo) derivatives of ``amounts @ templates()`` by offset, gain and FWHM(Mn Kα)."""
+        pdf_s = np.exp(-0.5 * self.u * self.u) * (1.0 / math.sqrt(2.0 * math.pi)) / self.s  # ∂Φ/∂offset
         w = amounts[self.row] * self.area
-        n = self.hi - self.lo
+        n, lo, hi = self.hi - self.lo, self.pair, self.pair + 1
         return np.stack(
             [
-                np.bincount(self.channel, weights=(d[self.pair + 1] - d[self.pair]) * w, minlength=n)
-                for d in self.dcdf
+                np.bincount(self.channel, weights=(d[hi] - d[lo]) * w, minlength=n)
+                for d in (pdf_s, pdf_s * self.x, -pdf_s * self.u * np.repeat(self.dsig, self.count))
             ]
         )
 
@@ -218,8 +223,8 @@ class _Edges:
 def _render(lines: list[tuple[np.ndarray, np.ndarray]], inst: Instrument, lo: int, hi: int) -> np.ndarray:
     """(templates, hi - lo) Gaussian line families integrated over grid channels lo..hi.
 
-    Each line is integrated over the channels within :data:`LINE_REACH` σ of its centre (beyond,
-    under 1e-15 of its area), all lines at once."""
+    Each line is integrated over the channels within its reach: what lies beyond, on either side, is
+    under :data:`LINE_TAIL` (6.2e-16) of its family's area; all lines at once."""
     return _Edges(lines, inst, lo, hi).templates()
 
 
@@ -463,7 +468,7 @@ def _fit(
         method="trf",
         x_scale=1.0,
         ftol=1e-10,
-        xtol=1e-5,  # a step under ~1e-3 (eV, per mille) ends it: the next would be ~20x smaller
+        xtol=1e-4,  # a step under ~0.01 (eV, per mille) ends it: the next would be ~20x smaller
         gtol=1e-10,
     )
     inst = inst_of(res.x)
