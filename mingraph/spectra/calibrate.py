@@ -248,10 +248,11 @@ class _Projection:
     residuals and their variable-projection Jacobian (Golub & Pereyra 1973; Kaufman 1975).
 
     At a trial instrument the amounts solve min ‖W (y - A c)‖², c ≥ 0 (W = 1/√max(y, 1)).  Each
-    solve starts from the previous one's positive amounts: least squares on those columns by the
-    Cholesky factor of their Gram matrix, accepted when the amounts stay positive and no other
-    column would lower the χ² (the Karush-Kuhn-Tucker conditions, so it is the NNLS optimum), else
-    ``scipy.optimize.nnls`` (Lawson & Hanson 1974) from scratch.  The residuals' Jacobian by the
+    solve starts from the previous one's amounts: Lawson & Hanson's (1974) active-set method on the
+    Gram matrix, where a step is least squares on the positive set by its Cholesky factor, ends
+    when no other column would lower the χ² (the Karush-Kuhn-Tucker conditions: the NNLS optimum),
+    in a step or two where the trial moved little; the first solve (or one that fails) is
+    ``scipy.optimize.nnls``'s from scratch.  The residuals' Jacobian by the
     three nonlinear parameters is Kaufman's: -P⊥ W (∂A/∂p) c, P⊥ the projection orthogonal to the
     positive amounts' weighted columns."""
 
@@ -259,7 +260,7 @@ class _Projection:
         self.lines, self.w, self.b, self.lo, self.hi = lines, w, yw * w, lo, hi
         self.bkg = _background(lo, hi) * w  # (basis, channels), weighted
         self.gram_bkg, self.h_bkg = self.bkg @ self.bkg.T, self.bkg @ self.b
-        self.active: np.ndarray | None = None  # the last solution's positive amounts
+        self.coef: np.ndarray | None = None  # the last solution's amounts (the next one's start)
         self.n_solves = 0
         self._last: tuple | None = None
 
@@ -275,7 +276,7 @@ class _Projection:
         coef, factor = self._warm(gram, h)
         if coef is None:
             coef, _ = nnls(a.T, self.b, maxiter=50 * a.shape[0])
-        self.active = coef > 0
+        self.coef = coef
         r = self.b - coef @ a
         self._last = (inst, edges, a, gram, coef, factor, float(r @ r), r)
         return float(r @ r), coef, r
@@ -287,24 +288,40 @@ class _Projection:
         return self.solve(inst)
 
     def _warm(self, gram: np.ndarray, h: np.ndarray):
-        """Amounts on the previous positive set when they satisfy the NNLS optimality conditions."""
-        s = self.active
-        if s is None or not s.any():
+        """NNLS by Lawson & Hanson's active-set method on the Gram matrix (``gram`` = AᵀA,
+        ``h`` = Aᵀb), from the previous solution (feasible: its positive amounts stay the start's
+        set); its amounts and the Cholesky factor of its positive set's Gram matrix, or (None, None)
+        where there is no previous solution, a factorisation fails or it takes over 3 x columns
+        steps."""
+        if self.coef is None:
             return None, None
+        x, s = self.coef.copy(), self.coef > 0
+        tol = 1e-10 * np.sqrt(np.diag(gram) * (self.b @ self.b))  # a gradient this small is zero
+        factor = None
         try:
-            factor = cho_factor(gram[np.ix_(s, s)])
+            for _ in range(3 * h.size):
+                z = np.zeros(h.size)
+                if s.any():
+                    factor = cho_factor(gram[np.ix_(s, s)], check_finite=False)
+                    z[s] = cho_solve(factor, h[s], check_finite=False)
+                neg = np.flatnonzero(s & (z <= 0))
+                if neg.size:  # step towards z until the first amount reaches zero; it leaves the set
+                    ratio = x[neg] / (x[neg] - z[neg])
+                    x = x + ratio.min() * (z - x)
+                    x[neg[np.argmin(ratio)]] = 0.0
+                    s &= x > 0
+                    x[~s] = 0.0
+                    continue
+                x = z
+                grad = h - gram[:, s] @ x[s]  # -1/2 the χ² gradient: a column with grad > 0 would enter
+                grad[s] = -np.inf
+                j = int(np.argmax(grad - tol))
+                if grad[j] <= tol[j]:
+                    return x, factor if s.any() else None
+                s[j] = True
         except np.linalg.LinAlgError:
-            return None, None
-        cs = cho_solve(factor, h[s])
-        if (cs <= 0).any():
-            return None, None
-        coef = np.zeros(h.size)
-        coef[s] = cs
-        grad = h - gram[:, s] @ cs  # -1/2 the χ² gradient: a free column with grad > 0 would enter
-        tol = 1e-10 * np.sqrt(np.diag(gram) * (self.b @ self.b))
-        if (grad[~s] > tol[~s]).any():
-            return None, None
-        return coef, factor
+            pass
+        return None, None
 
     def jacobian(self) -> np.ndarray:
         """(channels, 3) Kaufman Jacobian of the last solve's residuals by offset (per eV), gain
@@ -315,11 +332,11 @@ class _Projection:
         if s.any():
             if factor is None:
                 try:
-                    factor = cho_factor(gram[np.ix_(s, s)])
+                    factor = cho_factor(gram[np.ix_(s, s)], check_finite=False)
                 except np.linalg.LinAlgError:
                     factor = None
             if factor is not None:
-                x = x - a[s].T @ cho_solve(factor, a[s] @ x)
+                x = x - a[s].T @ cho_solve(factor, a[s] @ x, check_finite=False)
             else:
                 x = x - a[s].T @ np.linalg.lstsq(a[s].T, x, rcond=None)[0]
         return -x
@@ -430,7 +447,7 @@ def _fit(
     keep = [i for i in range(len(lines)) if amt[i] > 5.0 * math.sqrt(max(yw.sum(), 1.0)) * 0.01]
     keep = keep or list(range(len(lines)))
     fit = _Projection([lines[i] for i in keep], w, yw, lo, hi)
-    fit.active = np.concatenate([every.active[keep], every.active[len(lines) :]])
+    fit.coef = np.concatenate([every.coef[keep], every.coef[len(lines) :]])
     fit.n_solves = every.n_solves
 
     # p = (offset - start's, eV; gain / start's - 1, per mille; FWHM(Mn Kα), eV), within the
