@@ -10,9 +10,12 @@ physics classifier needs both, so they are fitted to the summed spectrum of a ma
 The summed spectrum is modelled as non-negative amounts of each element's X-ray lines (energies,
 fluorescence yields and radiative rates from xraylib, Schoonjans et al. 2011; sub-shell
 ionisation by the simulator's Bethe-form cross section) plus a non-negative cubic B-spline
-background, weighted by 1/max(y, 1) (Neyman's χ²), and solved by NNLS (Lawson & Hanson 1974,
-``scipy.optimize.nnls``) for every trial (offset, gain, FWHM); those three are found by
-Nelder-Mead (``scipy.optimize.minimize``) from the file's values.  This is how EDS software
+background, weighted by 1/max(y, 1) (Neyman's χ²), and solved by NNLS (Lawson & Hanson 1974)
+for every trial (offset, gain, FWHM).  Those three are found from the file's values by variable
+projection (Golub & Pereyra 1973): least squares on the NNLS fit's residuals, whose Jacobian
+(Kaufman 1975) comes from the lines' analytic derivatives, by ``scipy.optimize.least_squares``
+(trust-region reflective, Branch, Coleman & Li 1999); five or six trials where Nelder-Mead took
+80-115 (0.03 s against 0.6-0.8 s on the real maps' sums).  This is how EDS software
 calibrates from a spectrum with known peaks (Goldstein et al., *Scanning Electron Microscopy
 and X-ray Microanalysis*, 4th ed., 2018, ch. 16), with every line of every candidate element
 fitted at once rather than a few hand-picked peaks.
@@ -173,7 +176,7 @@ class _Edges:
     ∂u/∂FWHM = -u F / (2.355² σ²) (zero where the FWHM is floored at 20 eV)."""
 
     def __init__(self, lines: list[tuple[np.ndarray, np.ndarray]], inst: Instrument, lo: int, hi: int):
-        self.n_templates, self.lo, self.hi, self.fwhm = len(lines), lo, hi, inst.fwhm_mnka_ev
+        self.n_templates, self.lo, self.hi = len(lines), lo, hi
         n_lines = [len(ln[0]) for ln in lines]
         e = np.concatenate([ln[0] for ln in lines]) if lines else np.zeros(0)
         a = np.concatenate([ln[1] for ln in lines]) if lines else np.zeros(0)
