@@ -259,7 +259,9 @@ class _Projection:
     three nonlinear parameters is Kaufman's: -P⊥ W (∂A/∂p) c, P⊥ the projection orthogonal to the
     positive amounts' weighted columns."""
 
-    def __init__(self, lines, w: np.ndarray, yw: np.ndarray, lo: int, hi: int):
+    def __init__(
+        self, lines: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray, yw: np.ndarray, lo: int, hi: int
+    ):
         self.lines, self.w, self.b, self.lo, self.hi = lines, w, yw * w, lo, hi
         self.bkg = _background(lo, hi) * w  # (basis, channels), weighted
         self.gram_bkg, self.h_bkg = self.bkg @ self.bkg.T, self.bkg @ self.b
