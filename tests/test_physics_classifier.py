@@ -372,8 +372,9 @@ def test_continuum_scale_is_recovered_and_the_parts_sum_to_the_simulator_physics
 
 
 def test_calibration_lines_rendered_in_their_reach_equal_the_whole_grid_integral():
-    """The calibration's line templates (each line over the channels within 8 σ of its centre)
-    against each line's Gaussian integrated over every channel edge of the range, by scipy."""
+    """The calibration's line templates (each line over the channels within its reach, at most
+    8 σ of its centre) against each line's Gaussian integrated over every channel edge of the
+    range, by scipy."""
     from scipy.stats import norm
 
     from mingraph.spectra import calibrate as cal
