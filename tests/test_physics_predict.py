@@ -356,3 +356,26 @@ def test_evaluate_scores_the_model_and_every_baseline_on_the_physics_classes(tmp
 
 def read_library_names() -> list[str]:
     return [m.name for m in read_library()]
+
+
+def test_a_simulated_field_states_its_simulators_instrument(tmp_path):
+    """The physics is computed at the beam the simulator rendered (25 kV by default, or what its
+    parameters say), for predict, build-graphs and every field of predict-sample."""
+    from mingraph.acquire.simulate import simulate_tile
+    from mingraph.acquire.simulate.eds import measured_spectra
+
+    assert measured_spectra(simulate_tile(0, 32).field()) == (
+        False,
+        {"instrument": {"beam_kev": 25.0, "takeoff_deg": 35.0, "fwhm_mnka_ev": 130.0}},
+    )
+    f = simulate_tile(0, 32, params={"beam_kev": 15.0, "fwhm_mnka_ev": 140.0}).field()
+    assert measured_spectra(f)[1]["instrument"]["beam_kev"] == 15.0
+    assert measured_spectra(f)[1]["instrument"]["fwhm_mnka_ev"] == 140.0
+    r = CliRunner()
+    assert r.invoke(main, ["simulate", str(tmp_path / "ds"), "--tiles", "2", "--size", "40"]).exit_code == 0
+    res = r.invoke(
+        main,
+        ["predict-sample", str(tmp_path / "ds"), "--classifier", "physics", "--fraction", "0.05"]
+        + ["--out", str(tmp_path / "ps")],
+    )
+    assert res.exit_code == 0, res.output  # it refused, "the file does not state" the beam

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mingraph.acquire.sample import FieldSpec, Sample, open_sample, owned_mask
+from mingraph.acquire.simulate.eds import measured_spectra
 from mingraph.common.engine import check_scheduler
 from mingraph.common.errors import InputError
 from mingraph.common.files import file_digest, write_text
@@ -72,7 +73,7 @@ def load_field(spec: FieldSpec, bundle, cfg: dict):
 
         ds = _cached(f"dataset:{spec.source}", lambda: open_dataset(spec.source))
         sample = ds.field(ds.find(spec.tile))
-        bundle = field_classifier(bundle, cfg, sample.meta.get("eds_params"), spec.source)
+        bundle = field_classifier(bundle, cfg, measured_spectra(sample)[1], spec.source)
         rc, emb = measure_points(
             sample, bundle, cfg["fraction"], cfg["pattern"], field_seed(cfg["seed"], spec.index)
         )
