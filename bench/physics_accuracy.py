@@ -123,6 +123,8 @@ def main() -> None:
             if (rl.label != 49).any():
                 other = Counter(sub.names[k] for k in rl.label[rl.label != 49])
                 res.setdefault("loo_errors", {}).setdefault(names[c], Counter()).update(other)
+                at = Counter(int(n) for n in np.asarray(info["counts"])[sel][rl.label != 49])
+                res.setdefault("loo_errors_by_counts", Counter()).update(at)
     lab, phys, cnn, cnt = (np.concatenate(v) for v in (all_lab, all_phys, all_cnn, all_n))
     res["physics_accuracy"] = float((phys == lab).mean())
     res["cnn_accuracy"] = float((cnn == lab).mean())
@@ -149,6 +151,7 @@ def main() -> None:
     res["leave_one_out_unknown"] = float(loo_unknown.sum() / loo_total.sum())
     res["leave_one_out_classes_at_least_90pc_unknown"] = int((loo_unknown / loo_total >= 0.9).sum())
     res["loo_errors"] = {k: dict(v) for k, v in res.get("loo_errors", {}).items()}
+    res["loo_errors_by_counts"] = {str(k): v for k, v in sorted(res.get("loo_errors_by_counts", {}).items())}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(
