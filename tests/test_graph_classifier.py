@@ -401,3 +401,18 @@ def test_a_gat_trained_on_physics_refuses_another_list_or_classifier(physics_gat
     # the same classes in another file: accepted
     res = CliRunner().invoke(main, base + ["--minerals", str(same)])
     assert res.exit_code == 0, res.output
+
+
+def test_predict_sample_with_a_physics_gat_reports_the_datasets_classes(physics_gat, tmp_path):
+    import csv
+
+    model, _, ds = physics_gat
+    out = tmp_path / "ps"
+    args = ["predict-sample", str(ds), "--model", str(model), "--out", str(out), "--fraction", "0.05"]
+    res = CliRunner().invoke(main, args + ["--workers", "1", "--beam-kev", "25"])
+    assert res.exit_code == 0, res.output
+    with open(out / "sample" / "mineralogy" / "modal.csv") as fh:
+        phases = [row["phase"] for row in csv.DictReader(fh)]
+    assert phases[: len(class_names())] == class_names()
+    assert json.loads((out / "fields" / "sim-0" / "field.json").read_text())["eds_points"] > 20
+    assert '"physics"' in (out / "run.json").read_text()

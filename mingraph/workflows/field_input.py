@@ -189,7 +189,8 @@ def sample_classifier(
     every field states its beam energy (:func:`mingraph.workflows.sample.states_beam`); then the
     classes are those of the mineral list ``minerals`` (None: the shipped library), which names
     the physics' classes.  Otherwise the model's classes, and ``minerals`` is only the
-    mineralogy's list.
+    mineralogy's list.  A GAT trained on physics shards takes the physics over its recorded list
+    (``minerals`` must name the same classes) and reports its own (the dataset's) classes.
 
     Raises
     ------
@@ -198,6 +199,9 @@ def sample_classifier(
     """
     from mingraph.learn.bundle import load_model
 
+    bundle = load_model(model)
+    if physics_record(bundle) is not None:  # a GAT trained on physics shards: its own classes out
+        return classifier or "physics", True, list(bundle.class_names)
     if classifier is None and beam_kev is None:  # a dataset whose fields state their beam: physics
         from mingraph.acquire.sample import open_sample
         from mingraph.workflows.sample import states_beam
@@ -208,4 +212,4 @@ def sample_classifier(
         from mingraph.spectra.mineral_library import read_library
 
         return classifier, True, [m.name for m in read_library(minerals)]
-    return classifier, False, list(load_model(model).class_names)
+    return classifier, False, list(bundle.class_names)
