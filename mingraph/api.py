@@ -308,8 +308,8 @@ def phase_map(
         bundle = with_classifier(bundle, "physics", signal_instrument(spectra, beam_kev), minerals)
     feats = point_features(bundle, grid)
     pred = predict_field(bundle, img, valid, rc, feats, block=block, progress=False)
-    if classifier == "physics":  # the classes the library names, its groups as their pixels hold them
-        enc = bundle.encoder
+    if classifier == "physics" and hasattr(bundle.encoder, "library"):  # the library's classes and groups
+        enc = bundle.encoder  # (a GAT trained on physics shards keeps its own classes: no library here)
         minerals = class_minerals(
             bundle.class_names, classifier_entries(enc.library, enc.groups, pred.group_weights)
         )

@@ -295,3 +295,124 @@ def test_onnx_features_are_the_authors_encoders_embeddings(tmp_path):
         np.testing.assert_allclose(g.eds_feat, ref.embed(spec), atol=1e-5)
     cfg = {"epochs": 1, "batch_size": 2, "hidden_channels": 8, "heads": 4}
     train(tmp_path / "run", tmp_path / "sh", config=cfg, progress=False)  # the encoder beside the shards
+
+
+@pytest.fixture(scope="module")
+def physics_gat(physics, tmp_path_factory):
+    """A GAT trained one epoch on the physics shards of :func:`physics`."""
+    from mingraph.learn.train import train
+
+    tmp, minerals = physics
+    run = tmp_path_factory.mktemp("physics-gat") / "run"
+    cfg = {"epochs": 1, "batch_size": 2, "hidden_channels": 8, "heads": 4, "seed": 0}
+    train(run, tmp / "sh", config=cfg, progress=False)
+    return run / "best.pt", minerals, tmp / "ds"
+
+
+def test_a_gat_trained_on_physics_predicts_with_the_physics(physics_gat, tmp_path):
+    model, minerals, ds = physics_gat
+    res = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            "--simulate",
+            "48",
+            "--fraction",
+            "0.03",
+            "--model",
+            str(model),
+            "--out",
+            str(tmp_path / "p"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    legend = json.loads((tmp_path / "p" / "legend.json").read_text())
+    shown = [e["name"] for e in legend["classes"]]
+    assert shown == class_names()  # the dataset's classes, not the mineral list's
+    rec = json.loads((tmp_path / "p" / "point_classifier.json").read_text())
+    assert rec["classifier"] == "physics" and rec["minerals"] == str(minerals)
+    assert rec["calibration"]["instrument"]["beam_kev"] == pytest.approx(25.0)  # the simulator's beam
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["summary"]["eds_points"] > 30
+    # a dataset's field too: its labels scored in the model's classes, nearest-EDS beside it
+    res = CliRunner().invoke(
+        main,
+        ["predict", str(ds), "--tile", "sim-2", "--fraction", "0.05", "--model", str(model)]
+        + ["--out", str(tmp_path / "d")],
+    )
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "d" / "summary.json").read_text())["metrics"]
+    assert 0.0 <= metrics["f1_weighted"] <= 1.0 and metrics["nearest_eds_f1_weighted"] > 0.3, metrics
+
+
+def test_the_gats_point_features_are_the_physics_probabilities(physics_gat):
+    from mingraph.learn.bundle import load_model, point_classes
+    from mingraph.workflows.field_input import open_field
+
+    model, minerals, _ = physics_gat
+    b = load_model(model)
+    assert b.encoder is None and b.class_names == class_names()
+    f = open_field(b, simulate=48, fraction=0.03, seed=1, say=lambda s: None)
+    assert f.classifier == "physics" and f.bundle.class_names == class_names()
+    # independently: a fresh classifier over the list, at the simulator's 25 kV, on the same spectra
+    sample = simulate_tile(1, 48).field("x")
+    spectra = sample.eds.spectra(f.rc[:, 0], f.rc[:, 1])
+    ref_clf = PhysicsClassifier(Instrument(beam_kev=25.0), minerals)
+    ref = ref_clf.class_probabilities(spectra)
+    assert f.evidence.shape == (len(f.rc), len(ref_clf.names) + 1) == (len(f.rc), b.model.eds_dim)
+    np.testing.assert_allclose(f.evidence, ref, atol=1e-6)
+    assert len({tuple(r) for r in np.round(ref, 3)}) > 1  # the points differ
+    # their classes: the most probable column's mineral as a dataset class, unknown -1
+    top = ref.argmax(1)
+    want = [class_names().index(ref_clf.names[c]) if c < len(ref_clf.names) else -1 for c in top]
+    got = point_classes(f.bundle, f.evidence)
+    assert got.tolist() == want and (got >= 0).mean() > 0.5
+
+
+def test_a_gat_trained_on_physics_refuses_another_list_or_classifier(physics_gat, tmp_path):
+    model, minerals, _ = physics_gat
+    names = PhysicsClassifier(Instrument(beam_kev=25.0), minerals).names
+    swapped = _mineral_list(tmp_path / "swapped.csv", [names[1], names[0], *names[2:]])
+    same = _mineral_list(tmp_path / "same.csv", list(names))
+    fewer = _mineral_list(tmp_path / "fewer.csv", list(names[:-1]))
+    base = ["predict", "--simulate", "48", "--model", str(model), "--out", str(tmp_path / "o")]
+    for extra, msg in [
+        (
+            ["--minerals", str(swapped)],
+            f"{model}: point_features.class_names: expected the {len(names)} classes",
+        ),
+        (
+            ["--minerals", str(fewer)],
+            f"{model}: point_features.class_names: expected the {len(names)} classes",
+        ),
+        (["--classifier", "encoder"], "--classifier: encoder: "),
+        (["--classifier", "onnx"], "--classifier: onnx: "),
+    ]:
+        res = CliRunner().invoke(main, base + extra)
+        assert res.exit_code == 2, (extra, res.output)
+        line = res.output.strip()
+        assert "\n" not in line and msg in line, (extra, line)
+        assert not (tmp_path / "o").exists()
+    assert (
+        "'" + names[1] + "', expected '" + names[0] + "'"
+        in CliRunner().invoke(main, base + ["--minerals", str(swapped)]).output
+    )
+    assert "give --classifier physics" in CliRunner().invoke(main, base + ["--classifier", "encoder"]).output
+    # the same classes in another file: accepted
+    res = CliRunner().invoke(main, base + ["--minerals", str(same)])
+    assert res.exit_code == 0, res.output
+
+
+def test_predict_sample_with_a_physics_gat_reports_the_datasets_classes(physics_gat, tmp_path):
+    import csv
+
+    model, _, ds = physics_gat
+    out = tmp_path / "ps"
+    args = ["predict-sample", str(ds), "--model", str(model), "--out", str(out), "--fraction", "0.05"]
+    res = CliRunner().invoke(main, args + ["--workers", "1", "--beam-kev", "25"])
+    assert res.exit_code == 0, res.output
+    with open(out / "sample" / "mineralogy" / "modal.csv") as fh:
+        phases = [row["phase"] for row in csv.DictReader(fh)]
+    assert phases[: len(class_names())] == class_names()
+    assert json.loads((out / "fields" / "sim-0" / "field.json").read_text())["eds_points"] > 20
+    assert '"physics"' in (out / "run.json").read_text()

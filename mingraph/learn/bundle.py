@@ -35,6 +35,7 @@ class Bundle:
     class_names: list[str]
     config: dict
     meta: dict
+    path: str | None = None  # the model file it was read from (None: built in memory)
 
     @property
     def arch(self) -> str:
@@ -57,7 +58,9 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     model.load_state_dict(obj["model_state"])
     model.to(device).eval()
     encoder = None if obj.get("encoder") is None else encoder_from_blob(obj["encoder"])
-    return Bundle(model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})))
+    return Bundle(
+        model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})), str(path)
+    )
 
 
 def resolve_model(run_or_file: str | os.PathLike) -> Path:
@@ -175,6 +178,12 @@ def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
     for the paper's GAT, its class probabilities for the fusion model).  Raises InputError when the
     file holds no encoder."""
 
+    if bundle.encoder is None and physics_record(bundle) is not None:
+        raise InputError(
+            bundle.path or "model",
+            "encoder",
+            "this model reads the physics classifier: give --classifier physics",
+        )
     if bundle.encoder is None:
         raise InputError("model", "encoder", "this model file holds no spectral encoder")
     return bundle.model.point_features(bundle.encoder, spectra)
@@ -211,6 +220,123 @@ def point_probability(bundle: Bundle, features: np.ndarray) -> np.ndarray | None
     return torch.softmax(logits, 1).max(1).values.numpy().astype(np.float32)
 
 
+def physics_record(bundle: Bundle) -> dict | None:
+    """The ``point_features`` record of a model trained on the physics classifier's class
+    probabilities (shards of ``build-graphs --classifier physics``), else None.
+
+    Examples
+    --------
+    >>> physics_record(load_model()) is None
+    True
+    """
+    rec = bundle.config.get("point_features") or {}
+    return rec if rec.get("classifier") == "physics" else None
+
+
+class PhysicsPoints:
+    """The physics classifier as the point evidence of a GAT trained on its probabilities.
+
+    :meth:`embed` gives the (n, C + 1) calibrated class probabilities over the mineral list the
+    model was trained with (last column unknown): the values its EDS nodes read, as
+    ``build-graphs --classifier physics`` stored them.  :attr:`columns` names the model class of
+    each of those columns (the recorded ``label_columns`` inverted; -1 for unknown and for a
+    mineral the dataset has no class of), so a point's class is in the model's classes.  The
+    model predicts its own (the dataset's) classes, so no pixel is named by a mineral group
+    (:attr:`groups` is empty).
+
+    Parameters
+    ----------
+    physics : PhysicsClassifier
+        Over the mineral list recorded at training.
+    columns : (C + 1,) int64
+        Model class of each probability column, -1 where none.
+    """
+
+    kind = "physics"
+    unknown_column = True
+    groups: list = []
+
+    def __init__(self, physics, columns: np.ndarray):
+        self.physics = physics
+        self.columns = np.asarray(columns, np.int64)
+
+    @property
+    def names(self) -> list[str]:
+        """The physics' class names (its columns but the last, unknown)."""
+        return self.physics.names
+
+    @property
+    def fit(self):
+        """The fitted calibration (:attr:`PhysicsClassifier.fit`)."""
+        return self.physics.fit
+
+    @property
+    def note(self) -> str:
+        """Why the calibration was not fitted, if it was not."""
+        return self.physics.note
+
+    def calibrate(self, summed: np.ndarray):
+        """Calibrate the physics on the points' (3000,) summed spectrum."""
+        return self.physics.calibrate(summed)
+
+    def embed(self, spectra: np.ndarray) -> np.ndarray:
+        """(n, C + 1) float32: the physics' class probabilities of (n, 3000) count spectra."""
+        return self.physics.class_probabilities(spectra)
+
+    def fit_quality(self, spectra: np.ndarray) -> np.ndarray:
+        """(n,) goodness of fit of each spectrum's best class (:meth:`PhysicsClassifier.fit_quality`)."""
+        return self.physics.fit_quality(spectra)
+
+    def record(self) -> dict:
+        """The physics' record (:meth:`PhysicsClassifier.record`)."""
+        return self.physics.record()
+
+
+def _physics_points(bundle: Bundle, rec: dict, start, minerals) -> PhysicsPoints:
+    """The :class:`PhysicsPoints` of a model trained on physics shards: its recorded mineral
+    list (or ``minerals``, which must name the same classes in the same order)."""
+    from mingraph.spectra.point_classifier import PhysicsClassifier
+
+    source = bundle.path or "model"
+    expected = list(rec.get("class_names") or [])
+    listed = rec.get("minerals")
+    if minerals is None and listed not in (None, "shipped library"):
+        if not Path(listed).is_file():
+            raise InputError(
+                source,
+                "point_features.minerals",
+                f"the mineral list this model was trained with ({listed}) is not found: "
+                "give --minerals a list of the same classes",
+            )
+        minerals = listed
+    clf = PhysicsClassifier(start, minerals)
+    if list(clf.names) != expected:
+        given = "the shipped library" if minerals is None else f"--minerals {minerals}"
+        differ = next((i for i, (a, b) in enumerate(zip(clf.names, expected)) if a != b), None)
+        where = (
+            f"{len(clf.names)} classes, expected {len(expected)}"
+            if differ is None
+            else f"class {differ} is {clf.names[differ]!r}, expected {expected[differ]!r}"
+        )
+        raise InputError(
+            source,
+            "point_features.class_names",
+            f"expected the {len(expected)} classes this model was trained on ({', '.join(expected[:4])}...); "
+            f"{given} names others ({where})",
+        )
+    columns = np.full(len(expected) + 1, -1, np.int64)
+    recorded = rec.get("label_columns")
+    if recorded:  # dataset class k is physics column recorded[k] (-1: no column)
+        for k, c in enumerate(recorded):
+            if 0 <= c < len(expected) and k < len(bundle.class_names):
+                columns[c] = k
+    else:  # a file that predates the record: matched by exact name, as build-graphs does
+        index = {n: k for k, n in enumerate(bundle.class_names)}
+        for c, n in enumerate(expected):
+            columns[c] = index.get(n, -1)
+    return PhysicsPoints(clf, columns)
+
+
 def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) -> Bundle:
     """The model with its point evidence from ``classifier`` (:data:`~mingraph.spectra.point_classifier.CLASSIFIERS`).
 
@@ -221,13 +347,16 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
     for is unknown); ``physics`` puts a :class:`~mingraph.spectra.point_classifier.PhysicsClassifier`
     (instrument ``start``, mineral list ``minerals``) in its place, and the library's mineral
     names in place of the model's classes: a model that only mixes its points' classes (the
-    fusion model) takes any list unchanged.
+    fusion model) takes any list unchanged.  A GAT trained on the physics' probabilities
+    (:func:`physics_record`) takes only ``physics``, over the mineral list it was trained with
+    (:class:`PhysicsPoints`; ``minerals`` must name the same classes), and keeps its own classes.
 
     Raises
     ------
     InputError
         For an unknown classifier, ``physics`` with a model that reads embeddings (the paper's
-        GAT), and ``onnx`` or ``encoder`` with a model file whose encoder is not that one.
+        GAT), ``onnx`` or ``encoder`` with a model file whose encoder is not that one (or that
+        was trained on the physics), and a mineral list other than the one a model was trained on.
     """
     import dataclasses
 
@@ -238,6 +367,16 @@ def with_classifier(bundle: Bundle, classifier: str, start=None, minerals=None) 
             "--classifier", "classifier", f"expected one of {', '.join(CLASSIFIERS)}, got {classifier!r}"
         )
     kind = getattr(bundle.encoder, "kind", None)
+    rec = physics_record(bundle)
+    if rec is not None:  # a GAT trained on the physics' probabilities reads nothing else
+        if classifier != "physics":
+            raise InputError(
+                "--classifier",
+                classifier,
+                f"{bundle.path or 'this model'} was trained on the physics classifier's class "
+                "probabilities: give --classifier physics",
+            )
+        return dataclasses.replace(bundle, encoder=_physics_points(bundle, rec, start, minerals))
     if classifier == "physics":
         if not bundle.model.mixes_point_classes:
             raise InputError(

@@ -186,12 +186,22 @@ class GATModel(torch.nn.Module):
     # the phase-model interface (mingraph.learn.registry.PhaseModel)
 
     def point_features(self, encoder, spectra: np.ndarray) -> np.ndarray:
-        """The encoder's (n, 64) embeddings of (n, 3000) count spectra."""
+        """The encoder's (n, 64) embeddings of (n, 3000) count spectra; for a model trained on
+        physics shards, the physics classifier's (n, C + 1) class probabilities
+        (:class:`mingraph.learn.bundle.PhysicsPoints`)."""
         return encoder.embed(spectra)
 
     @torch.no_grad()
     def point_classes(self, encoder, features: np.ndarray) -> np.ndarray:
-        """(n,) int64: the encoder's classifier head on the embeddings."""
+        """(n,) int64: the encoder's classifier head on the embeddings; with the physics, the
+        model class of each point's most probable column (the recorded ``label_columns``), -1
+        for unknown and for a mineral the model has no class of."""
+        columns = getattr(encoder, "columns", None)
+        if getattr(encoder, "kind", None) == "physics" and columns is not None:
+            f = np.asarray(features)
+            if len(f) == 0:
+                return np.zeros(0, np.int64)
+            return np.asarray(columns, np.int64)[f.argmax(1)]
         head = encoder.network().head
         return (
             head(torch.as_tensor(np.asarray(features), dtype=torch.float32))
@@ -224,7 +234,7 @@ class GATModel(torch.nn.Module):
         """Class maps of evaluation fields: each graph gets this model's encoder's embeddings of
         the same measured spectra, and graphs of equal size run batched."""
         graphs = [
-            dataclasses.replace(g, eds_feat=encoder.embed(sp)) if g.n_eds else g
+            dataclasses.replace(g, eds_feat=self.point_features(encoder, sp)) if g.n_eds else g
             for g, sp in zip(graphs, spectra)
         ]
         return [p[0] for p in self.graph_maps(graphs, settings)]

@@ -86,9 +86,8 @@ class _Source:
                 self.encoder = self._shard_encoder(Path(shards), job["encoder_digest"], encoder)
             self.feature_width = int(features["feature_width"])
             if "point_classifier" in job:  # built with --classifier: the model file records it
-                cfg["point_features"] = {
-                    k: features.get(k) for k in ("classifier", "class_names", "feature_width", "minerals")
-                }
+                keep = ("classifier", "class_names", "feature_width", "minerals", "beam_kev", "label_columns")
+                cfg["point_features"] = {k: features.get(k) for k in keep}
             self.class_names = None
             self.dataset_path = None
             self.n_train = len(self.train_idx)

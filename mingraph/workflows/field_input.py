@@ -20,7 +20,7 @@ import numpy as np
 from mingraph.acquire.fields import Field
 from mingraph.acquire.simulate.eds import SIMULATED_BEAM, measured_spectra
 from mingraph.common.errors import InputError
-from mingraph.learn.bundle import Bundle, with_classifier
+from mingraph.learn.bundle import Bundle, physics_record, with_classifier
 from mingraph.spectra.point_classifier import choose_classifier
 
 
@@ -52,7 +52,8 @@ def classify_with(
 ) -> tuple[str, Bundle]:
     """The point classifier chosen for a field and the model fed by it.
 
-    ``classifier`` as given (``--classifier``) or None for the default; ``measured`` and
+    ``classifier`` as given (``--classifier``) or None for the default (the physics for a model
+    trained on its probabilities, :func:`mingraph.learn.bundle.physics_record`); ``measured`` and
     ``params`` as :func:`measured_spectra` gives them; ``beam_kev`` (kV) overrides the file's;
     ``minerals`` the physics' mineral list (default: the shipped library); ``say`` receives the
     notice shown when the physics is the default but the beam energy is unknown.
@@ -69,6 +70,8 @@ def classify_with(
     >>> classify_with(load_model(), None, measured=False, params=None, beam_kev=None, source="x")[0]
     'encoder'
     """
+    if classifier is None and physics_record(bundle) is not None:  # a GAT trained on physics shards
+        classifier = "physics"  # reads nothing else, a simulated field's spectra too
     chosen, start = choose_classifier(classifier, measured, params, beam_kev, source, say)
     return chosen, with_classifier(bundle, chosen, start, minerals)
 
@@ -186,7 +189,8 @@ def sample_classifier(
     every field states its beam energy (:func:`mingraph.workflows.sample.states_beam`); then the
     classes are those of the mineral list ``minerals`` (None: the shipped library), which names
     the physics' classes.  Otherwise the model's classes, and ``minerals`` is only the
-    mineralogy's list.
+    mineralogy's list.  A GAT trained on physics shards takes the physics over its recorded list
+    (``minerals`` must name the same classes) and reports its own (the dataset's) classes.
 
     Raises
     ------
@@ -195,6 +199,9 @@ def sample_classifier(
     """
     from mingraph.learn.bundle import load_model
 
+    bundle = load_model(model)
+    if physics_record(bundle) is not None:  # a GAT trained on physics shards: its own classes out
+        return classifier or "physics", True, list(bundle.class_names)
     if classifier is None and beam_kev is None:  # a dataset whose fields state their beam: physics
         from mingraph.acquire.sample import open_sample
         from mingraph.workflows.sample import states_beam
@@ -205,4 +212,4 @@ def sample_classifier(
         from mingraph.spectra.mineral_library import read_library
 
         return classifier, True, [m.name for m in read_library(minerals)]
-    return classifier, False, list(load_model(model).class_names)
+    return classifier, False, list(bundle.class_names)

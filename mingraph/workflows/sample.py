@@ -302,8 +302,10 @@ def predict_sample(
     s = open_sample(sample)
     out = Path(out)
     bundle = load_model(model)
-    from mingraph.learn.bundle import with_classifier
+    from mingraph.learn.bundle import physics_record, with_classifier
 
+    if classifier is None and physics_record(bundle) is not None:  # a GAT trained on physics shards
+        classifier = "physics"
     if classifier is None:  # the physics needs the beam energy, which point files do not state
         classifier = "physics" if beam_kev is not None or states_beam(s) else "encoder"
         if beam_kev is None and s.kind in ("tima", "manifest"):
@@ -315,7 +317,7 @@ def predict_sample(
         from mingraph.spectra.calibrate import Instrument
 
         bundle = with_classifier(bundle, "physics", Instrument(beam_kev or 20.0), library_file)
-        if minerals is None:
+        if minerals is None and hasattr(bundle.encoder, "library"):  # the library's classes
             from mingraph.analyse.mineralogy.minerals import classifier_entries
 
             minerals = class_minerals(
