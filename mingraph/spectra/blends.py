@@ -92,7 +92,9 @@ def blend_weights(y: np.ndarray, p: np.ndarray, iters: int = 60) -> np.ndarray:
     y
         (n, B) counts in the model's bins.
     p
-        (n, T, B) each spectrum's T expected spectra (rows summing to 1).
+        (n, T, B) each spectrum's T expected spectra (rows summing to 1); float32 runs in float32.
+    iters
+        EM steps.
 
     Returns
     -------
@@ -106,12 +108,13 @@ def blend_weights(y: np.ndarray, p: np.ndarray, iters: int = 60) -> np.ndarray:
     [[0.75, 0.25]]
     """
     n_t = p.shape[1]
-    w = np.full((y.shape[0], n_t), 1.0 / n_t)
-    cnt = np.maximum(y.sum(1, keepdims=True), 1e-300)
+    w = np.full((y.shape[0], n_t), 1.0 / n_t, dtype=p.dtype)
+    cnt = np.maximum(y.sum(1, keepdims=True), 1e-30).astype(p.dtype)
+    y = y.astype(p.dtype, copy=False)
     for _ in range(iters):
-        mix = np.maximum(np.einsum("nt,ntb->nb", w, p), 1e-300)
+        mix = np.maximum(np.einsum("nt,ntb->nb", w, p), 1e-30)
         w = w * np.einsum("nb,ntb->nt", y / mix, p) / cnt
-    return w
+    return w.astype(np.float64)
 
 
 def set_phases(out: dict, n_classes: int) -> np.ndarray:
@@ -200,13 +203,26 @@ def name_blends(
         m = y.shape[0]
         cnt = y.sum(1)
         h = (y * np.log(np.maximum(y, 1.0))).sum(1) - cnt * np.log(np.maximum(cnt, 1.0))
-        ll = y @ model.log_shapes.astype(np.float64)  # (m, K)
-        single = ll.max(1)
+        ll = y.astype(np.float32) @ model.log_shapes  # (m, K): screening in float32, as classify_spectra's
+        single = ll.max(1).astype(np.float64)
         best_k = np.stack([ks[ll[:, ks].argmax(1)] for ks in ranges], 1)  # (m, P) each phase's best
         order = np.argsort(-np.take_along_axis(ll, best_k, 1), 1)[:, :BLEND_TOP]
         tops = np.take_along_axis(best_k, order, 1)
         comps = np.concatenate([p[tops], np.broadcast_to(mount, (m, 1, nb))], axis=1)  # (m, T + 1, B)
-        w_all = blend_weights(y, comps)
+        # no blend beats Σ y log max_t p_t (a mixture never exceeds its largest component), so a
+        # spectrum whose deviance at that bound already fails the noise test is not fitted
+        bound = np.maximum(2.0 * (h - (y * np.log(comps.max(1))).sum(1)), 0.0)
+        limit = np.zeros(m)  # the noise test's largest allowance over the candidates the label can be
+        for t in range(tops.shape[1]):
+            e_t, v_t = model.noise(tops[:, t], cnt)
+            limit = np.maximum(limit, e_t + s.z_unknown * np.sqrt(v_t))
+        limit += s.tolerance**2 * cnt
+        keep = bound <= limit
+        if not keep.any():
+            continue
+        rows, y, cnt, h, single, tops, comps = (a[keep] for a in (rows, y, cnt, h, single, tops, comps))
+        m = y.shape[0]
+        w_all = blend_weights(y, comps.astype(np.float32))  # the shares in float32, the likelihood in float64
         blend_ll = (y * np.log(np.einsum("mt,mtb->mb", w_all, comps))).sum(1)
         w = w_all[:, :-1] / np.maximum(w_all[:, :-1].sum(1, keepdims=True), 1e-300)  # the minerals' shares
         first = w.argmax(1)
@@ -222,12 +238,12 @@ def name_blends(
         held = blend_ll - PENALTY * np.maximum((w_all > MIN_SHARE).sum(1) - 1, 0)
         ok = (z <= s.z_unknown) & (blend_ll >= single)
         if reference is not None:  # an unlisted mineral alone, or with the mount, explains it better
-            ll_ref = y @ reference.log_shapes.astype(np.float64)
+            ll_ref = y.astype(np.float32) @ reference.log_shapes
             rk = ll_ref.argmax(1)
             ref_comps = np.stack([reference.shapes[rk], np.broadcast_to(mount, (m, nb))], axis=1)
-            w_ref = blend_weights(y, ref_comps)
+            w_ref = blend_weights(y, ref_comps.astype(np.float32))
             ref_mount = (y * np.log(np.einsum("mt,mtb->mb", w_ref, ref_comps))).sum(1) - PENALTY
-            ok &= held > np.maximum(ll_ref.max(1), ref_mount)
+            ok &= held > np.maximum(ll_ref.max(1).astype(np.float64), ref_mount)
         idx, g = rows[ok], np.flatnonzero(ok)
         c1, c2 = model.cand_class[ka[g]], model.cand_class[kb[g]]
         prob = np.zeros((idx.size, n_cls + 1), np.float32)
