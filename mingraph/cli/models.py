@@ -219,10 +219,11 @@ def evaluate(
         beam_kev=beam_kev,
         minerals=minerals,
     )
-    click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}")
+    click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}{'ECE':>7}")
     for r in res["results"]:
+        ece = "-" if r.get("ece") is None else f"{r['ece']:.3f}"
         click.echo(
-            f"{r['method']:<36}{100 * r['fraction']:>6.2f}{r['tile_mean_f1']:>13.3f}{r['f1_weighted']:>10.3f}{r['f1_macro']:>9.3f}"
+            f"{r['method']:<36}{100 * r['fraction']:>6.2f}{r['tile_mean_f1']:>13.3f}{r['f1_weighted']:>10.3f}{r['f1_macro']:>9.3f}{ece:>7}"
         )
     for key, what in (
         ("classes_left_out", "classes in the dataset but not in the model, left out of the scores"),
@@ -235,6 +236,11 @@ def evaluate(
             click.echo(f"{name}: classes RUN lacks, counted unclassified: {c['not_in_model_unclassified']}")
     for line in res.get("notes", []):
         click.echo(f"note: {line}")
+    if any(r.get("ece") is not None for r in res["results"]):
+        click.echo(
+            "ECE: expected calibration error of the confidence (15 equal bins) over labelled pixels the "
+            "method labels; unclassified pixels are left out (metrics.json: ece_unclassified)"
+        )
     click.echo(f"wrote {res['out']}")
 
 

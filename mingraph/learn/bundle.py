@@ -56,6 +56,12 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     model = build_model(obj["model_config"])
     model.load_state_dict(obj["model_state"])
     model.to(device).eval()
+    meta = dict(obj.get("meta", {}))
+    if "temperature" in meta and hasattr(model, "temperature"):  # a calibrated copy (meta, never the weights)
+        t = float(meta["temperature"])
+        if not t > 0:
+            raise InputError(path, "meta.temperature", f"expected a temperature > 0, got {t}")
+        model.temperature = t
     encoder = None if obj.get("encoder") is None else encoder_from_blob(obj["encoder"])
     return Bundle(model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})))
 

@@ -15,7 +15,10 @@ pixel links to a single EDS node.  Here, per field:
    segment features and f_i ⊙ f_j; H heads mixed by learnt softmax weights w_h.  The kernel
    (fused Numba on CPU, Triton on CUDA, or the plain-torch reference) is ``FusionModel.impl``.
 3. Output: q_i = Σ_h w_h Σ_j α^h_ij p_j, where p_j is the spectral encoder's class
-   probabilities for point j; logits log q_i.  The answer is always a mixture of measured
+   probabilities for point j; logits log q_i.  A model file whose meta holds a ``temperature``
+   T (fitted on validation fields, :mod:`mingraph.analyse.temperature`) predicts
+   softmax(log q_i / T) instead (``FusionModel.temperature``; never while training): the class
+   is the same, the confidence calibrated.  The answer is always a mixture of measured
    evidence: BSE decides *which* point a pixel belongs with, never overrules what the EDS says,
    which keeps the model above nearest-EDS labelling on other instruments.
 
@@ -108,6 +111,7 @@ class FusionModel(nn.Module):
         super().__init__()
         self.impl = impl
         self.precision = precision
+        self.temperature = 1.0  # post-hoc calibration (a model file's meta "temperature"), predicting only
         self.config = {
             "arch": "fusion",
             "num_classes": num_classes,
@@ -160,12 +164,18 @@ class FusionModel(nn.Module):
 
     def field_maps(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
         """Class maps of evaluation fields on the points ``graphs[i].eds_rc``."""
+        return [m for m, _ in self.field_predictions(encoder, settings, fields, graphs, spectra)]
+
+    def field_predictions(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
+        """(class map (H, W) int64, confidence (H, W) float32) of each evaluation field on the
+        points ``graphs[i].eds_rc`` (:func:`predict_fusion`; the confidence is max q, after the
+        file's ``temperature``)."""
         return [
             predict_fusion(
                 self,
                 build_candidate_graph(f.bse, f.valid, g.eds_rc, self.k),
                 self.point_features(encoder, sp),
-            )[0]
+            )
             for f, g, sp in zip(fields, graphs, spectra)
         ]
 
@@ -239,7 +249,10 @@ class FusionModel(nn.Module):
         w = torch.softmax(self.head_mix, 0)
         a = (alpha * w).sum(-1)  # (P, k)
         q = (mixed * w[:, None]).sum(1)
-        return torch.log(q.clamp_min(1e-6)), a
+        logq = torch.log(q.clamp_min(1e-6))
+        if self.temperature != 1.0 and not torch.is_grad_enabled():  # calibrated: log softmax(log q / T)
+            logq = torch.log_softmax(logq / self.temperature, -1)
+        return logq, a
 
 
 def batch_inputs(
