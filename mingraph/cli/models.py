@@ -287,6 +287,56 @@ def export_model(run, out, note) -> None:
     click.echo(f"wrote {export_bundle(resolve_model(run), check_artifact_output(out), note)}")
 
 
+@click.command("calibrate-model")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--method",
+    type=click.Choice(["platt", "temperature"]),
+    default="platt",
+    show_default=True,
+    help="platt: the top-label confidence's log-odds, a·logit(c) + b; temperature: softmax(log q / T) by NLL.",
+)
+@click.option(
+    "--split", default="val", show_default=True, help="The fields fitted on (never the test fields)."
+)
+@click.option(
+    "--fractions", default="0.01,0.05", show_default=True, help="EDS fractions the pixels are drawn at."
+)
+@click.option(
+    "--patterns", default="random,grid", show_default=True, help="Point patterns pooled (grid: TIMA's dots)."
+)
+@click.option("--max-tiles", type=int, help="Fit on the first N fields of the split only.")
+@user_errors
+def calibrate_model(run, dataset, out, method, split, fractions, patterns, max_tiles) -> None:
+    """Write a copy of RUN's fusion model whose confidence is calibrated on DATASET's labelled
+    validation fields (a Platt map or a temperature in the file's meta; the weights unchanged)."""
+    from mingraph.analyse.calibrate_model import calibrate_model as run_calibration
+
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    rec = run_calibration(
+        run,
+        dataset,
+        check_artifact_output(out),
+        method,
+        split,
+        parse_fractions(fractions),
+        pats,
+        max_fields=max_tiles,
+    )
+    how = (
+        f"temperature {rec['temperature']:.4g}"
+        if method == "temperature"
+        else (f"Platt a {rec['platt']['a']:.4g}, b {rec['platt']['b']:.4g}")
+    )
+    click.echo(
+        f"{how}: ECE {rec['ece_before']:.4f} -> {rec['ece_after']:.4f} on {rec['samples']} pixels of "
+        f"{rec['fields']} {split} fields"
+    )
+    click.echo(f"wrote {rec['out']}")
+
+
 @click.command("convert-model")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))

@@ -1,4 +1,4 @@
-"""Calibration of confidences: reliability bins, expected calibration error, temperature scaling.
+"""Calibration of confidences: reliability bins, expected calibration error, temperature and Platt scaling.
 
 A confidence is calibrated when, of the pixels given confidence c, a share c is right.  The
 expected calibration error (ECE) of Naeini, Cooper and Hauskrecht (2015, "Obtaining Well
@@ -11,7 +11,12 @@ each bin's gap between accuracy and mean confidence, weighted by its share of th
 
 Temperature scaling (Guo et al. 2017, §4.2) divides log-probabilities by one T > 0 fitted by
 minimising the negative log-likelihood on validation samples: T > 1 softens overconfident
-answers, T = 1 leaves them as they are, and the class chosen never changes.
+answers, T = 1 leaves them as they are, and the class chosen never changes.  Platt scaling
+(Platt 1999, "Probabilistic Outputs for Support Vector Machines", here of the top-label
+confidence, as Guo et al. 2017 §4.1 extend it) maps a confidence c to
+σ(a · logit(c) + b), a and b fitted by the log-loss of whether the answer was right: two
+parameters, so it can lower high confidences and raise middling ones at once, which one
+temperature cannot.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from mingraph.common.errors import InputError
 
 DEFAULT_BINS = 15
 TEMPERATURE_BOUNDS = (0.05, 20.0)
+ROUNDING = 1e-5
+"""How far past [0, 1] a confidence may lie (float32 rounding) and still be taken, as 0 or 1."""
 
 
 def _samples(confidence, correct, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -41,9 +48,9 @@ def _samples(confidence, correct, mask) -> tuple[np.ndarray, np.ndarray]:
             )
         keep &= mask
     conf, ok = conf[keep], ok[keep]
-    if conf.size and (conf.min() < 0.0 or conf.max() > 1.0):
+    if conf.size and (conf.min() < -ROUNDING or conf.max() > 1.0 + ROUNDING):
         raise InputError("calibration", "confidence", "expected confidences in [0, 1]")
-    return conf, ok.astype(bool)
+    return np.clip(conf, 0.0, 1.0), ok.astype(bool)  # float32 rounding: exp(log q) may pass 1 by an ulp
 
 
 def reliability_bins(
@@ -54,8 +61,8 @@ def reliability_bins(
     Parameters
     ----------
     confidence : numpy.ndarray
-        Any shape, float: the probability each sample's answer was given, in [0, 1]; NaN (e.g. a
-        pixel no answer was given for) is left out.
+        Any shape, float: the probability each sample's answer was given, in [0, 1] (within
+        :data:`ROUNDING`); NaN (e.g. a pixel no answer was given for) is left out.
     correct : numpy.ndarray
         The same shape, bool (or 0/1): whether the answer was right.
     n_bins : int
@@ -245,3 +252,77 @@ def fit_temperature(
     res = minimize_scalar(nll, bounds=bounds, method="bounded", options={"xatol": 1e-4})
     t = float(res.x)
     return {"temperature": t, "nll_before": nll(1.0), "nll_after": nll(t), "samples": int(y.size)}
+
+
+PLATT_EPS = 1e-6
+"""Confidences are held in [eps, 1 − eps] before their log-odds are taken."""
+
+
+def platt_confidence(confidence: np.ndarray, a: float, b: float) -> np.ndarray:
+    """σ(a · logit(c) + b) of confidences c (any shape, float64 out); a = 1, b = 0 is c itself
+    (within :data:`PLATT_EPS`).
+
+    Examples
+    --------
+    >>> np.round(platt_confidence(np.array([0.5, 0.9]), 1.0, 0.0), 6).tolist()
+    [0.5, 0.9]
+    >>> float(platt_confidence(np.array([0.9]), 0.5, 0.0)[0]) < 0.9
+    True
+    """
+    c = np.clip(np.asarray(confidence, dtype=np.float64), PLATT_EPS, 1 - PLATT_EPS)
+    return 1.0 / (1.0 + np.exp(-(a * np.log(c / (1 - c)) + b)))
+
+
+def fit_platt(confidence: np.ndarray, correct: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """a and b of :func:`platt_confidence` minimising the mean log-loss of ``correct``
+    (scipy's L-BFGS-B from a = 1, b = 0; a kept > 0, so the map is increasing).
+
+    Parameters
+    ----------
+    confidence, correct, mask
+        As :func:`reliability_bins`: the confidences of validation answers and whether each was right.
+
+    Returns
+    -------
+    dict
+        ``a``, ``b``, ``loss_before`` (a = 1, b = 0), ``loss_after``, ``samples``.
+
+    Raises
+    ------
+    InputError
+        As :func:`reliability_bins`, or no sample.
+
+    Examples
+    --------
+    Answers at 0.95 right 80 % of the time are brought down to about 0.8:
+
+    >>> fit = fit_platt(np.full(1000, 0.95), np.arange(1000) % 5 != 0)
+    >>> round(float(platt_confidence(np.array([0.95]), fit["a"], fit["b"])[0]), 3)
+    0.8
+    """
+    from scipy.optimize import minimize
+
+    conf, ok = _samples(confidence, correct, mask)
+    if conf.size == 0:
+        raise InputError("calibration", "confidence", "no sample to fit a confidence map on")
+    c = np.clip(conf, PLATT_EPS, 1 - PLATT_EPS)
+    z, y = np.log(c / (1 - c)), ok.astype(np.float64)
+
+    def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
+        s = ab[0] * z + ab[1]
+        # log-loss of sigmoid(s): log(1 + e^-s) for a right answer, log(1 + e^s) for a wrong one
+        value = np.mean(np.logaddexp(0.0, -s) * y + np.logaddexp(0.0, s) * (1 - y))
+        g = 1.0 / (1.0 + np.exp(-s)) - y  # d loss / d s
+        return float(value), np.array([np.mean(g * z), np.mean(g)])
+
+    res = minimize(
+        loss, np.array([1.0, 0.0]), jac=True, method="L-BFGS-B", bounds=[(1e-3, None), (None, None)]
+    )
+    a, b = (float(v) for v in res.x)
+    return {
+        "a": a,
+        "b": b,
+        "loss_before": loss(np.array([1.0, 0.0]))[0],
+        "loss_after": float(res.fun),
+        "samples": int(conf.size),
+    }
