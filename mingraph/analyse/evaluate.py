@@ -11,8 +11,15 @@ fraction (:class:`mingraph.analyse.methods.TunedMethod`); an optimum still at th
 was tried, and a baseline whose map is nearest-EDS's on nearly every pixel, are said so in
 ``notes``.  Three kinds, each labelled as what it is: pooled over all test
 pixels, support-weighted (``*_weighted``) and macro (``*_macro``); and the paper's Table 1 figures,
-the mean over tiles of each tile's support-weighted precision, recall and F1 (``tile_mean_*``).  Outputs: ``metrics.json``,
-``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), example overlays.
+the mean over tiles of each tile's support-weighted precision, recall and F1 (``tile_mean_*``).
+Every method that gives a confidence (:meth:`~mingraph.analyse.methods.Method.predict_with_confidence`:
+the fusion model's max q, nearest EDS's point probability) is also scored by its expected
+calibration error (``ece``, 15 equal bins, :mod:`mingraph.common.calibration`) over the valid,
+labelled pixels it labels: a pixel it leaves unclassified is not in its ECE but counted in
+``ece_unclassified`` (``ece_pixels`` the pixels that are); None for a method without one.
+Outputs: ``metrics.json`` (its ``reliability``: the pooled bins per method and fraction),
+``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), a reliability diagram
+per fraction (``reliability-<fraction>.png``), example overlays.
 """
 
 from __future__ import annotations

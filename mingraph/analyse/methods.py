@@ -10,7 +10,9 @@ takes, at each fraction it is scored at, the value that scores best (weighted F1
 (:func:`tune_parameter`) until the best value is interior, and an optimum still at an edge is
 flagged.  A compared model of other classes is matched to the evaluated model's classes by name
 (:func:`compared_models`).  Nearest-EDS labelling is the kernel's (``SharedPoints.nearest``);
-scores are :mod:`mingraph.common.metrics`'.
+scores are :mod:`mingraph.common.metrics`'.  ``predict_with_confidence`` gives the maps with each
+pixel's confidence where a method has one (the fusion model's max q, nearest EDS's point
+probability; None otherwise), what ``evaluate``'s calibration error is computed from.
 """
 
 from __future__ import annotations
