@@ -57,15 +57,21 @@ def seen(measured, tmp_path_factory):
     every method was given, recorded as (method, fraction, tile) -> sorted points."""
     record: dict = {}
     patch = pytest.MonkeyPatch()
-    for cls in (mth.ModelMethod, mth.TunedMethod, mth.Method):
-        original = cls.predict
+    for cls, entry in (
+        (mth.ModelMethod, "predict"),
+        (mth.TunedMethod, "predict"),
+        (mth.Method, "predict"),
+        (mth.ModelMethod, "predict_with_confidence"),  # what evaluate calls: maps and confidences
+        (mth.NearestEDS, "predict_with_confidence"),
+    ):
+        original = getattr(cls, entry)
 
         def spy(self, points, original=original):
             for p in points:
                 record[(self.name, p.fraction, p.tile)] = p.graph.eds_rc.tolist()
             return original(self, points)
 
-        patch.setattr(cls, "predict", spy)
+        patch.setattr(cls, entry, spy)
     out = tmp_path_factory.mktemp("ev") / "ev"
     try:
         res = evaluate(

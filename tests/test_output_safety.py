@@ -128,6 +128,11 @@ COMMANDS = {
     "minerals": (lambda i: ["minerals", "--show", "quartz", "--out", "OUT"], True, True),
     "fit-encoder": (lambda i: ["fit-encoder", i["ds"], "OUT", "--kind", "pca"], True, True),
     "export-model": (lambda i: ["export-model", MODEL, "OUT"], True, True),
+    "calibrate-model": (
+        lambda i: ["calibrate-model", MODEL, i["ds"], "OUT", "--split", "train", "--max-tiles", "1"],
+        True,
+        True,
+    ),
     "train-unet": (lambda i: ["train-unet", i["ds"], "OUT", "--epochs", "1"], True, False),
     "convert-model": (lambda i: ["convert-model", i["bse"], "OUT", "--from", "authors"], True, False),
     "train": (

@@ -11,8 +11,15 @@ fraction (:class:`mingraph.analyse.methods.TunedMethod`); an optimum still at th
 was tried, and a baseline whose map is nearest-EDS's on nearly every pixel, are said so in
 ``notes``.  Three kinds, each labelled as what it is: pooled over all test
 pixels, support-weighted (``*_weighted``) and macro (``*_macro``); and the paper's Table 1 figures,
-the mean over tiles of each tile's support-weighted precision, recall and F1 (``tile_mean_*``).  Outputs: ``metrics.json``,
-``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), example overlays.
+the mean over tiles of each tile's support-weighted precision, recall and F1 (``tile_mean_*``).
+Every method that gives a confidence (:meth:`~mingraph.analyse.methods.Method.predict_with_confidence`:
+the fusion model's max q, nearest EDS's point probability) is also scored by its expected
+calibration error (``ece``, 15 equal bins, :mod:`mingraph.common.calibration`) over the valid,
+labelled pixels it labels: a pixel it leaves unclassified is not in its ECE but counted in
+``ece_unclassified`` (``ece_pixels`` the pixels that are); None for a method without one.
+Outputs: ``metrics.json`` (its ``reliability``: the pooled bins per method and fraction),
+``metrics.csv``, a confusion matrix per method and fraction (CSV and PNG), a reliability diagram
+per fraction (``reliability-<fraction>.png``), example overlays.
 """
 
 from __future__ import annotations
@@ -43,12 +50,13 @@ from mingraph.analyse.shared_points import (
     check_measured_fractions,
     point_class_lut,
 )
+from mingraph.common.calibration import bins_ece, pool_bins, reliability_bins
 from mingraph.common.errors import InputError
 from mingraph.common.files import write_csv, write_text
 from mingraph.common.metrics import scores, tile_mean_scores
 from mingraph.common.outputs import atomic_folder, check_new_output
 from mingraph.graphs.build import DEFAULT_FRACTIONS
-from mingraph.learn.bundle import load_bundle, resolve_model
+from mingraph.learn.bundle import load_bundle, point_features, point_probability, resolve_model
 from mingraph.spectra.point_classifier import unclassified_beyond
 
 EVAL_SEED = 20_240_601
@@ -90,7 +98,7 @@ def evaluate(
     from tqdm import tqdm
 
     from mingraph.acquire.dataset import open_dataset
-    from mingraph.analyse.plots import save_confusion_png, save_overlay_png
+    from mingraph.analyse.plots import save_confusion_png, save_overlay_png, save_reliability_png
 
     model_path = resolve_model(model)
     out = (
@@ -136,7 +144,10 @@ def evaluate(
     segment = SegmentVote(C, classical.get("segment_px"), tune)
     pick = CandidatePick(seed)  # fitted on training fields; else not reported
     point_methods = [geodesic, pick, segment] if can_nearest else []
-    candidates = [main, *compared, *point_methods, knn, NearestEDS() if can_nearest else None, unet_method]
+    nearest = (
+        NearestEDS(lambda sp: point_probability(bundle, point_features(bundle, sp))) if can_nearest else None
+    )
+    candidates = [main, *compared, *point_methods, knn, nearest, unet_method]
     fitting = (
         FittingFields(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern)
         if can_nearest
@@ -157,6 +168,8 @@ def evaluate(
     }
     tile_cms: dict[tuple[str, float], list[np.ndarray]] = {}
     same_as_nearest: dict[tuple[str, float], list[int]] = {}  # (pixels as nearest EDS, pixels scored)
+    reliability: dict[tuple[str, float], list[dict]] = {}  # a method's confidence: bins per field
+    unanswered: dict[tuple[str, float], int] = {}  # labelled pixels it left unclassified (not in its ECE)
     measured: dict[float, list[int]] = {}  # fraction asked -> (points, valid pixels)
     overlay_paths = []
     with atomic_folder(out, overwrite=True, kind="evaluate") as tmp:
@@ -176,7 +189,16 @@ def evaluate(
                 tally[1] += sum(int(p.field.valid.sum()) for p in points)
                 results = {}
                 for m in methods:  # the physics' unknown: unclassified
-                    results[m.name] = [unclassified_beyond(p, C) for p in m.predict(points)]
+                    answered = m.predict_with_confidence(points)
+                    results[m.name] = [unclassified_beyond(a, C) for a, _ in answered]
+                    for p, pred, (_, conf) in zip(points, results[m.name], answered):
+                        if conf is None:
+                            continue
+                        labelled = p.truth >= 0  # only labelled pixels the method labels: unknown left out
+                        bins = reliability_bins(conf, pred == p.truth, mask=labelled & (pred >= 0))
+                        reliability.setdefault((m.name, f), []).append(bins)
+                        left = unanswered.get((m.name, f), 0)
+                        unanswered[(m.name, f)] = left + int((labelled & (pred < 0)).sum())
                     tile_cms.setdefault((m.name, f), []).extend(tile_confusions(points, results[m.name], C))
                     if can_nearest:
                         agree = same_as_nearest.setdefault((m.name, f), [0, 0])
@@ -210,16 +232,24 @@ def evaluate(
         tuned_methods = {t.name: t for t in (geodesic, segment) if t in methods}
         notes: list[str] = []
         rows = []
+        calibration: dict[str, dict[float, dict]] = {}  # method -> fraction -> pooled reliability bins
         for (m, f), cm in cms.items():
             s = scores(cm)
             n_points, n_valid = measured[f]
             agree = same_as_nearest.get((m, f))
             tuned = tuned_methods.get(m)
+            rel = pool_bins(reliability[(m, f)]) if (m, f) in reliability else None
+            ece = bins_ece(rel) if rel is not None else float("nan")
             extra = {  # the same columns in every row (metrics.csv); None where they do not apply
                 "parameter": tuned.parameter if tuned else None,
                 "parameter_value": tuned.value(f) if tuned else None,
                 "agreement_with_nearest_eds": agree[0] / max(agree[1], 1) if agree else None,
+                "ece": ece if np.isfinite(ece) else None,
+                "ece_pixels": int(rel["count"].sum()) if rel is not None else None,
+                "ece_unclassified": unanswered[(m, f)] if rel is not None else None,
             }
+            if rel is not None:
+                calibration.setdefault(m, {})[f] = rel
             if agree and m in {t.name for t in point_methods}:
                 if extra["agreement_with_nearest_eds"] >= COLLAPSE_AGREEMENT:
                     notes.append(
@@ -261,6 +291,15 @@ def evaluate(
                     names,
                     title=f"{m}, EDS {100 * f:g} % (recall per true class)",
                 )
+        reliability_paths = [
+            save_reliability_png(
+                tmp / f"reliability-{f:g}.png",
+                {m: per[f] for m, per in calibration.items() if f in per},
+                title=f"reliability, EDS {100 * f:g} % (labelled pixels each method labels)",
+            )
+            for f in fractions
+            if any(f in per for per in calibration.values())
+        ]
         if can_nearest and tune:
             tuned = {t.parameter: t.reports for t in (geodesic, segment)}
             classical.setdefault("tuning", fitting.tuning(tuned))
@@ -282,6 +321,9 @@ def evaluate(
             if pick.available
             else "not run: no labelled training fields (give --tune-on DATASET)",
             "results": rows,
+            "reliability": {
+                m: {f"{f:g}": bins_json(b) for f, b in per.items()} for m, per in calibration.items()
+            },
             "classes_left_out": match.labels_only,
             "model_classes_not_in_labels": match.model_only,
             "compared_classes": {
@@ -297,8 +339,26 @@ def evaluate(
         write_csv(tmp / "metrics.csv", [list(rows[0])] + [[r[k] for k in rows[0]] for r in rows])
         write_text(tmp / "metrics.json", json.dumps(result, indent=2))
     result["overlays"] = [str(out / Path(p).relative_to(tmp)) for p in overlay_paths]
+    result["reliability_diagrams"] = [str(out / Path(p).relative_to(tmp)) for p in reliability_paths]
     result["out"] = str(out)
     return result
+
+
+def bins_json(bins: dict) -> dict:
+    """Pooled reliability bins as JSON: lists, None for an empty bin's means.
+
+    Examples
+    --------
+    >>> bins_json(reliability_bins(np.array([0.9]), np.array([True]), n_bins=2))
+    {'edges': [0.0, 0.5, 1.0], 'confidence': [None, 0.9], 'accuracy': [None, 1.0], 'count': [0, 1]}
+    """
+    clean = lambda a: [None if not np.isfinite(v) else float(v) for v in a]  # noqa: E731
+    return {
+        "edges": [float(e) for e in bins["edges"]],
+        "confidence": clean(bins["confidence"]),
+        "accuracy": clean(bins["accuracy"]),
+        "count": [int(c) for c in bins["count"]],
+    }
 
 
 def tuning_notes(tuned: Sequence[TunedMethod]) -> list[str]:

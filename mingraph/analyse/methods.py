@@ -10,7 +10,9 @@ takes, at each fraction it is scored at, the value that scores best (weighted F1
 (:func:`tune_parameter`) until the best value is interior, and an optimum still at an edge is
 flagged.  A compared model of other classes is matched to the evaluated model's classes by name
 (:func:`compared_models`).  Nearest-EDS labelling is the kernel's (``SharedPoints.nearest``);
-scores are :mod:`mingraph.common.metrics`'.
+scores are :mod:`mingraph.common.metrics`'.  ``predict_with_confidence`` gives the maps with each
+pixel's confidence where a method has one (the fusion model's max q, nearest EDS's point
+probability; None otherwise), what ``evaluate``'s calibration error is computed from.
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class Method:
     def predict(self, points: Sequence[SharedPoints]) -> list[np.ndarray]:
         return [self.predict_field(p) for p in points]
 
+    def predict_with_confidence(self, points: Sequence[SharedPoints]) -> list[tuple]:
+        """(class map, confidence (H, W) float32 or None) of each field: the probability the
+        method gives its answer at each pixel; here None (a method that gives none)."""
+        return [(m, None) for m in self.predict(points)]
+
     def predict_field(self, p: SharedPoints) -> np.ndarray:
         raise NotImplementedError
 
@@ -81,9 +88,22 @@ class ModelMethod(Method):
             [p.spectra for p in points],
         )
         maps = b.model.field_maps(b.encoder, b.config, fields, graphs, spectra)
+        return [self._in_classes(m) for m in maps]
+
+    def predict_with_confidence(self, points: Sequence[SharedPoints]) -> list[tuple]:
+        """Maps and the model's confidence (max q, :meth:`FusionModel.field_predictions`) where its
+        class has one; else the maps with None."""
+        b = self.bundle
+        if not hasattr(b.model, "field_predictions"):
+            return super().predict_with_confidence(points)
+        args = ([p.field for p in points], [p.graph for p in points], [p.spectra for p in points])
+        out = b.model.field_predictions(b.encoder, b.config, *args)
+        return [(self._in_classes(m), c) for m, c in out]
+
+    def _in_classes(self, m: np.ndarray) -> np.ndarray:
         if self.classes is None or self.classes.identical:
-            return maps
-        return [self.classes.to_model(m) for m in maps]  # its ids -> the evaluated model's, by name
+            return m
+        return self.classes.to_model(m)  # its ids -> the evaluated model's, by name
 
 
 def compared_models(paths: Sequence[str | os.PathLike], main: str, names: list[str]) -> list[ModelMethod]:
@@ -361,8 +381,23 @@ class NearestEDS(Method):
 
     name = "nearest EDS"
 
+    def __init__(self, probability: Callable[[np.ndarray], np.ndarray | None] | None = None):
+        self.probability = probability
+
     def predict_field(self, p: SharedPoints) -> np.ndarray:
         return p.nearest
+
+    def predict_with_confidence(self, points: Sequence[SharedPoints]) -> list[tuple]:
+        """Maps and, with a ``probability`` ((n, 3000) spectra -> (n,) probability of each point's
+        class, e.g. :func:`mingraph.learn.bundle.point_probability`), each pixel's confidence: the
+        probability of its nearest point's class (None where it gives none)."""
+        out = []
+        for p in points:
+            prob = self.probability(p.spectra) if self.probability and p.graph.n_eds else None
+            near = p.graph.nearest_eds
+            conf = None if prob is None else np.where(near >= 0, prob[np.maximum(near, 0)], 0.0)
+            out.append((p.nearest, None if conf is None else conf.astype(np.float32)))
+        return out
 
 
 class UNetBSE(Method):

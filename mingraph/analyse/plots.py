@@ -138,6 +138,49 @@ def save_confusion_png(path: str | Path, cm: np.ndarray, class_names: list[str],
     return save_figure(fig, path, bbox_inches="tight")
 
 
+def save_reliability_png(path: str | Path, bins: dict[str, dict], title: str = "") -> Path:
+    """Reliability diagram: each method's accuracy against its mean confidence per bin (the
+    diagonal is perfect calibration), its ECE in the legend, and the pixels per bin below.
+
+    ``bins``: method name -> :func:`mingraph.common.calibration.reliability_bins` (pooled) result.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mingraph.common.calibration import bins_ece
+
+    fig, (ax, hist) = plt.subplots(
+        2, 1, figsize=(5.2, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="calibrated")
+    for k, (name, b) in enumerate(bins.items()):
+        full = np.asarray(b["count"]) > 0
+        edges = np.asarray(b["edges"])
+        colour = f"C{k}"
+        ax.plot(
+            np.asarray(b["confidence"])[full],
+            np.asarray(b["accuracy"])[full],
+            "o-",
+            ms=3,
+            color=colour,
+            label=plot_text(f"{name} (ECE {bins_ece(b):.3f})"),
+        )
+        width = np.diff(edges)
+        share = np.asarray(b["count"]) / max(int(np.sum(b["count"])), 1)
+        hist.bar(edges[:-1], share, width=width, align="edge", fill=False, edgecolor=colour, lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy in bin")
+    ax.legend(fontsize=7, loc="upper left")
+    hist.set_xlabel("confidence")
+    hist.set_ylabel("share of pixels")
+    if title:
+        ax.set_title(plot_text(title), fontsize=9)
+    return save_figure(fig, path, bbox_inches="tight")
+
+
 def save_overlay_png(
     path: str | Path,
     bse: np.ndarray,

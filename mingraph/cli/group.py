@@ -397,14 +397,24 @@ def demo(
     click.echo(f"look at it: mingraph view {shlex.quote(str(Path(out) / 'prediction'))}")
 
 
-# model commands live in cli/models.py (train, evaluate, train-unet, export-model, convert-model, model info)
-from mingraph.cli.models import convert_model, evaluate, export_model, model_group, train, train_unet  # noqa: E402
+# model commands live in cli/models.py (train, evaluate, train-unet, export-model, convert-model,
+# calibrate-model, model info)
+from mingraph.cli.models import (  # noqa: E402
+    calibrate_model,
+    convert_model,
+    evaluate,
+    export_model,
+    model_group,
+    train,
+    train_unet,
+)
 
 main.add_command(train)
 main.add_command(evaluate)
 main.add_command(train_unet)
 main.add_command(export_model)
 main.add_command(convert_model)
+main.add_command(calibrate_model)
 main.add_command(model_group)
 
 from mingraph.cli.data import dataset, import_  # noqa: E402  (data commands: their own module)

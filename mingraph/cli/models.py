@@ -219,10 +219,11 @@ def evaluate(
         beam_kev=beam_kev,
         minerals=minerals,
     )
-    click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}")
+    click.echo(f"{'method':<36}{'EDS %':>6}{'F1 tile-mean':>13}{'F1 pooled':>10}{'F1 macro':>9}{'ECE':>7}")
     for r in res["results"]:
+        ece = "-" if r.get("ece") is None else f"{r['ece']:.3f}"
         click.echo(
-            f"{r['method']:<36}{100 * r['fraction']:>6.2f}{r['tile_mean_f1']:>13.3f}{r['f1_weighted']:>10.3f}{r['f1_macro']:>9.3f}"
+            f"{r['method']:<36}{100 * r['fraction']:>6.2f}{r['tile_mean_f1']:>13.3f}{r['f1_weighted']:>10.3f}{r['f1_macro']:>9.3f}{ece:>7}"
         )
     for key, what in (
         ("classes_left_out", "classes in the dataset but not in the model, left out of the scores"),
@@ -235,6 +236,11 @@ def evaluate(
             click.echo(f"{name}: classes RUN lacks, counted unclassified: {c['not_in_model_unclassified']}")
     for line in res.get("notes", []):
         click.echo(f"note: {line}")
+    if any(r.get("ece") is not None for r in res["results"]):
+        click.echo(
+            "ECE: expected calibration error of the confidence (15 equal bins) over labelled pixels the "
+            "method labels; unclassified pixels are left out (metrics.json: ece_unclassified)"
+        )
     click.echo(f"wrote {res['out']}")
 
 
@@ -279,6 +285,56 @@ def export_model(run, out, note) -> None:
     from mingraph.learn.bundle import export_bundle, resolve_model
 
     click.echo(f"wrote {export_bundle(resolve_model(run), check_artifact_output(out), note)}")
+
+
+@click.command("calibrate-model")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option(
+    "--method",
+    type=click.Choice(["platt", "temperature"]),
+    default="platt",
+    show_default=True,
+    help="platt: the top-label confidence's log-odds, a·logit(c) + b; temperature: softmax(log q / T) by NLL.",
+)
+@click.option(
+    "--split", default="val", show_default=True, help="The fields fitted on (never the test fields)."
+)
+@click.option(
+    "--fractions", default="0.01,0.05", show_default=True, help="EDS fractions the pixels are drawn at."
+)
+@click.option(
+    "--patterns", default="random,grid", show_default=True, help="Point patterns pooled (grid: TIMA's dots)."
+)
+@click.option("--max-tiles", type=int, help="Fit on the first N fields of the split only.")
+@user_errors
+def calibrate_model(run, dataset, out, method, split, fractions, patterns, max_tiles) -> None:
+    """Write a copy of RUN's fusion model whose confidence is calibrated on DATASET's labelled
+    validation fields (a Platt map or a temperature in the file's meta; the weights unchanged)."""
+    from mingraph.analyse.calibrate_model import calibrate_model as run_calibration
+
+    pats = [p.strip() for p in patterns.split(",") if p.strip()]
+    rec = run_calibration(
+        run,
+        dataset,
+        check_artifact_output(out),
+        method,
+        split,
+        parse_fractions(fractions),
+        pats,
+        max_fields=max_tiles,
+    )
+    how = (
+        f"temperature {rec['temperature']:.4g}"
+        if method == "temperature"
+        else (f"Platt a {rec['platt']['a']:.4g}, b {rec['platt']['b']:.4g}")
+    )
+    click.echo(
+        f"{how}: ECE {rec['ece_before']:.4f} -> {rec['ece_after']:.4f} on {rec['samples']} pixels of "
+        f"{rec['fields']} {split} fields"
+    )
+    click.echo(f"wrote {rec['out']}")
 
 
 @click.command("convert-model")

@@ -57,6 +57,17 @@ def load_bundle(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     model = build_model(obj["model_config"])
     model.load_state_dict(obj["model_state"])
     model.to(device).eval()
+    meta = dict(obj.get("meta", {}))
+    if "temperature" in meta and hasattr(model, "temperature"):  # a calibrated copy (meta, never the weights)
+        t = float(meta["temperature"])
+        if not t > 0:
+            raise InputError(path, "meta.temperature", f"expected a temperature > 0, got {t}")
+        model.temperature = t
+    if meta.get("platt") is not None and hasattr(model, "platt"):
+        a, b = (float(meta["platt"][k]) for k in ("a", "b"))
+        if not a > 0:
+            raise InputError(path, "meta.platt", f"expected a > 0 (an increasing map), got {a}")
+        model.platt = (a, b)
     encoder = None if obj.get("encoder") is None else encoder_from_blob(obj["encoder"])
     return Bundle(
         model, encoder, list(obj["class_names"]), dict(obj["config"]), dict(obj.get("meta", {})), str(path)
@@ -170,6 +181,28 @@ def export_bundle(model_file: str | os.PathLike, out: str | os.PathLike, note: s
     cfg["encoder"] = None if not cfg.get("encoder") else Path(cfg["encoder"]).name
     keep = {k: obj[k] for k in ("format", "version", "model_config", "model_state", "encoder", "class_names")}
     return save_artifact(keep | {"config": cfg, "meta": dict(obj.get("meta", {}), note=note)}, out)
+
+
+def save_calibrated(
+    model_file: str | os.PathLike,
+    out: str | os.PathLike,
+    record: dict,
+    temperature: float = 1.0,
+    platt: tuple[float, float] | None = None,
+) -> Path:
+    """Write a copy of ``model_file`` whose meta holds ``temperature`` and ``platt`` ({"a", "b"}
+    or None; the fusion model predicts with them, :func:`load_bundle`,
+    :func:`mingraph.learn.fusion_model.calibrated_log_q`) and the ``calibration`` record of how
+    they were fitted; the weights and everything else are the file's own.  ``out`` must not be
+    ``model_file`` (the file a calibration was measured on stays as it was)."""
+    if Path(out).resolve() == Path(model_file).resolve():
+        raise InputError(out, "out", "a calibrated copy is written beside the model file, not over it")
+    if not temperature > 0:
+        raise InputError(model_file, "temperature", f"expected a temperature > 0, got {temperature}")
+    obj = load_artifact(model_file, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
+    meta = dict(obj.get("meta", {}), temperature=float(temperature), calibration=dict(record))
+    meta["platt"] = None if platt is None else {"a": float(platt[0]), "b": float(platt[1])}
+    return save_artifact(dict(obj, meta=meta), out)
 
 
 def point_features(bundle: Bundle, spectra: np.ndarray) -> np.ndarray:
@@ -447,6 +480,16 @@ def model_info(path: str | os.PathLike) -> str:
         lines.append(f"kept epoch: {meta['epoch'] + 1}" + ("" if sel is None else f", validation {sel:.4f}"))
     if meta.get("note"):
         lines.append(f"note: {meta['note']}")
+    if "calibration" in meta:
+        cal, pl = meta["calibration"], meta.get("platt")
+        how = f"temperature {meta.get('temperature', 1.0):.4g}" + (
+            f", Platt a {pl['a']:.4g} b {pl['b']:.4g}" if pl else ""
+        )
+        lines.append(
+            f"calibration: {how} (fitted on {cal.get('fields', '?')} "
+            f"{cal.get('split', '?')} fields of {cal.get('dataset', '?')}, ECE {cal.get('ece_before', float('nan')):.3f}"
+            f" -> {cal.get('ece_after', float('nan')):.3f})"
+        )
     paper = obj["model_config"].get("arch", "paper") == "paper"  # its settings: the config
     missing = [what for key, what in _RECORDS if key not in meta and not (paper and key == "recipe")]
     for key, what in _RECORDS:

@@ -15,7 +15,10 @@ pixel links to a single EDS node.  Here, per field:
    segment features and f_i ⊙ f_j; H heads mixed by learnt softmax weights w_h.  The kernel
    (fused Numba on CPU, Triton on CUDA, or the plain-torch reference) is ``FusionModel.impl``.
 3. Output: q_i = Σ_h w_h Σ_j α^h_ij p_j, where p_j is the spectral encoder's class
-   probabilities for point j; logits log q_i.  The answer is always a mixture of measured
+   probabilities for point j; logits log q_i.  A model file whose meta holds a ``temperature``
+   T or a ``platt`` (a, b) (fitted on validation fields, :mod:`mingraph.analyse.calibrate_model`)
+   predicts their calibration of q instead (:func:`calibrated_log_q`; ``FusionModel.temperature``
+   and ``.platt``; never while training): the class is the same, the confidence calibrated.  The answer is always a mixture of measured
    evidence: BSE decides *which* point a pixel belongs with, never overrules what the EDS says,
    which keeps the model above nearest-EDS labelling on other instruments.
 
@@ -108,6 +111,9 @@ class FusionModel(nn.Module):
         super().__init__()
         self.impl = impl
         self.precision = precision
+        # post-hoc calibration (a model file's meta "temperature" and "platt"), predicting only
+        self.temperature: float = 1.0
+        self.platt: tuple[float, float] | None = None
         self.config = {
             "arch": "fusion",
             "num_classes": num_classes,
@@ -160,12 +166,18 @@ class FusionModel(nn.Module):
 
     def field_maps(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
         """Class maps of evaluation fields on the points ``graphs[i].eds_rc``."""
+        return [m for m, _ in self.field_predictions(encoder, settings, fields, graphs, spectra)]
+
+    def field_predictions(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
+        """(class map (H, W) int64, confidence (H, W) float32) of each evaluation field on the
+        points ``graphs[i].eds_rc`` (:func:`predict_fusion`; the confidence is max q, after the
+        file's ``temperature``)."""
         return [
             predict_fusion(
                 self,
                 build_candidate_graph(f.bse, f.valid, g.eds_rc, self.k),
                 self.point_features(encoder, sp),
-            )[0]
+            )
             for f, g, sp in zip(fields, graphs, spectra)
         ]
 
@@ -239,7 +251,50 @@ class FusionModel(nn.Module):
         w = torch.softmax(self.head_mix, 0)
         a = (alpha * w).sum(-1)  # (P, k)
         q = (mixed * w[:, None]).sum(1)
-        return torch.log(q.clamp_min(1e-6)), a
+        logq = torch.log(q.clamp_min(1e-6))
+        if not torch.is_grad_enabled():  # a model file's post-hoc calibration, predicting only
+            logq = calibrated_log_q(logq, self.temperature, self.platt)
+        return logq, a
+
+
+def calibrated_log_q(
+    logq: Tensor, temperature: float = 1.0, platt: tuple[float, float] | None = None
+) -> Tensor:
+    """The calibrated log-probabilities of (..., classes) ``logq``: first log softmax(log q / T),
+    then, with ``platt`` (a, b), the top class's probability c made σ(a · logit(c) + b)
+    (:func:`mingraph.common.calibration.platt_confidence`) and the others scaled to share the
+    rest, c kept just above s / (1 − c + s) (s the second's: there the two tie) so that the class
+    never changes.
+    Unchanged (the same tensor) at T = 1 without ``platt``.
+
+    Examples
+    --------
+    >>> lq = torch.log(torch.tensor([[0.9, 0.06, 0.04]]))
+    >>> calibrated_log_q(lq) is lq
+    True
+    >>> q = calibrated_log_q(lq, platt=(1.0, -1.0)).exp()
+    >>> round(float(q.sum()), 6), bool(q[0, 0] < 0.9), round(float(q[0, 1] / q[0, 2]), 6)
+    (1.0, True, 1.5)
+    """
+    if temperature != 1.0:
+        logq = torch.log_softmax(logq / temperature, -1)
+    if platt is None:
+        return logq
+    a, b = platt
+    q = logq.exp()
+    top = q.topk(min(2, q.shape[-1]), -1)
+    c = top.values[..., 0]
+    s = top.values[..., 1] if q.shape[-1] > 1 else torch.zeros_like(c)
+    eps = 1e-6
+    cc = c.clamp(eps, 1 - eps)
+    c_new = torch.sigmoid(a * torch.log(cc / (1 - cc)) + b)
+    floor = torch.minimum(s / (1 - c + s).clamp_min(eps) * (1 + 1e-3), c)  # a hair above a tie with s
+    c_new = torch.maximum(c_new, floor)  # the top class stays on top
+    others = q.scatter(-1, top.indices[..., :1], 0.0)
+    rest = others.sum(-1).clamp_min(1e-12)  # summed, not 1 − c: no cancellation when c is near 1
+    out = others * ((1 - c_new) / rest)[..., None]
+    out.scatter_(-1, top.indices[..., :1], c_new[..., None])
+    return torch.log(out.clamp_min(1e-12))
 
 
 def batch_inputs(
