@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mingraph.acquire.fields import Field
-from mingraph.acquire.simulate.eds import SIMULATED_BEAM, measured_spectra
+from mingraph.acquire.simulate.eds import measured_spectra
 from mingraph.common.errors import InputError
 from mingraph.learn.bundle import Bundle, physics_record, with_classifier
 from mingraph.spectra.point_classifier import choose_classifier
@@ -142,7 +142,7 @@ def open_field(
         from mingraph.acquire.simulate import simulate_tile
 
         sample = simulate_tile(seed, simulate).field(f"simulated-{simulate}-seed{seed}")
-        chosen, fed = evidence(False, SIMULATED_BEAM, "--simulate")
+        chosen, fed = evidence(*measured_spectra(sample), "--simulate")  # its simulator's instrument
         rc, emb = measure_points(sample, fed, fraction, pattern, seed)
         label = f"simulated {simulate}x{simulate} field, seed {seed}"
     elif bse is not None:

@@ -216,10 +216,6 @@ def simulated_instrument(params: dict | None = None) -> dict:
     return {"instrument": {k: float(p[k]) for k in ("beam_kev", "takeoff_deg", "fwhm_mnka_ev")}}
 
 
-SIMULATED_BEAM = simulated_instrument()
-"""What a default simulated field's EDS states (:func:`simulated_instrument`): 25 kV, 35°, 130 eV."""
-
-
 def measured_spectra(sample) -> tuple[bool, dict | None]:
     """Whether a field's (:class:`~mingraph.acquire.fields.Field`) spectra were measured (a
     hypermap, point spectra, a TIMA field: not the simulator), and what its EDS source states
