@@ -32,7 +32,6 @@ from mingraph.analyse.classmap import match_classes
 from mingraph.analyse.shared_points import SharedPoints
 from mingraph.common.calibration import DEFAULT_BINS, expected_calibration_error, fit_platt, fit_temperature
 from mingraph.common.errors import InputError
-from mingraph.graphs.candidates import build_candidate_graph
 from mingraph.learn.bundle import Bundle, load_bundle, resolve_model, save_calibrated
 from mingraph.learn.fusion_model import batch_inputs, calibrated_log_q
 
@@ -88,7 +87,7 @@ def validation_samples(
                     keep = p.truth >= 0
                     if p.graph.n_eds == 0 or not keep.any():
                         continue
-                    g = build_candidate_graph(fld.bse, fld.valid, p.graph.eds_rc, model.k)
+                    g = model.graph(fld.bse, fld.valid, p.graph.eds_rc)
                     feats = model.point_features(bundle.encoder, p.spectra)
                     logp, _ = model(*batch_inputs([g], [feats]))
                     lps.append(logp[0].numpy()[keep])

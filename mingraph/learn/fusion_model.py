@@ -18,9 +18,27 @@ pixel links to a single EDS node.  Here, per field:
    probabilities for point j; logits log q_i.  A model file whose meta holds a ``temperature``
    T or a ``platt`` (a, b) (fitted on validation fields, :mod:`mingraph.analyse.calibrate_model`)
    predicts their calibration of q instead (:func:`calibrated_log_q`; ``FusionModel.temperature``
-   and ``.platt``; never while training): the class is the same, the confidence calibrated.  The answer is always a mixture of measured
-   evidence: BSE decides *which* point a pixel belongs with, never overrules what the EDS says,
-   which keeps the model above nearest-EDS labelling on other instruments.
+   and ``.platt``; never while training): the class is the same, the confidence calibrated.  The
+   answer is always a mixture of measured evidence: BSE decides *which* point a pixel belongs
+   with, never overrules what the EDS says, which keeps the model above nearest-EDS labelling on
+   other instruments.
+4. The palette (``palette`` > 0, issue 23): a field-level path past the k candidates, for a
+   grain that holds no point and whose phase none of its k nearest points measured.  The field's
+   palette holds every class that is the top class of at least one of its points; a class's key
+   is W_k (the mean of f over those points, weighted by that class's probability), so it says
+   what BSE level and texture the phase has *in this field*.  Pixel i's palette distribution is
+   π_i = softmax_c((W_q f_i) · key_c / √d) over the present classes, and its answer
+   (1 − g_i) q_i + g_i π_i, with a gate g_i = σ(w · [f_i, max_c s_ic − Σ_c q_ic s_ic, Σ_c q_ic log q_ic]
+   + b) on the pixel's context, how far the palette's best class lies above the candidates' mix,
+   and that mix's certainty.  Like the cross layer it never reads which class is which (a
+   permutation of the class list permutes the answer), and a phase that no point in the field
+   measured is never given.  When predicting in blocks the palette is that of the block's window
+   (the block and its margin).
+5. Inputs without a specimen mask (``mask_input = False``, ``standardise = "points"``): the mask
+   channel is all ones and the BSE's median and spread come from the BSE around the EDS points
+   (:func:`mingraph.graphs.candidates.point_bse_scale`), so a field predicted with or without a
+   mask gives the same answer on its specimen pixels.  Files written before these options keep
+   the mask channel and the valid-pixel scale.
 
 Prediction (no gradients, CPU) runs the BSE context channels-last and in place through oneDNN,
 in float32 or, as an option, with its dilated convolutions in bfloat16 (``FusionModel.precision``,
@@ -36,13 +54,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mingraph.graphs.candidates import DEFAULT_K, N_FEATURES, CandidateGraph, bse_scale, build_candidate_graph
+from mingraph.graphs.candidates import (
+    DEFAULT_K,
+    N_FEATURES,
+    CandidateGraph,
+    bse_scale,
+    build_candidate_graph,
+    point_bse_scale,
+)
 from mingraph.spectra.encoder import class_probabilities
 from mingraph_kernels.gatv2_candidates import gatv2_candidates_layer
 
 DILATIONS = (1, 2, 4, 8)
 CROSS_CHUNK = 16384  # pixels per chunk of the cross layer when predicting (its tensors stay in cache)
 PRECISIONS = ("float32", "bfloat16")
+STANDARDISE = ("valid", "points")
 
 
 def default_precision() -> str:
@@ -107,8 +133,13 @@ class FusionModel(nn.Module):
         k: int = DEFAULT_K,
         impl: str | None = None,
         precision: str | None = None,
+        palette: int = 0,
+        mask_input: bool = True,
+        standardise: str = "valid",
     ):
         super().__init__()
+        if standardise not in STANDARDISE:
+            raise ValueError(f"unknown standardise {standardise!r}; expected one of {STANDARDISE}")
         self.impl = impl
         self.precision = precision
         # post-hoc calibration (a model file's meta "temperature" and "platt"), predicting only
@@ -122,7 +153,10 @@ class FusionModel(nn.Module):
             "head_dim": head_dim,
             "k": k,
         }
+        if palette or not mask_input or standardise != "valid":  # older files: the defaults
+            self.config |= {"palette": palette, "mask_input": mask_input, "standardise": standardise}
         self.num_classes, self.k, self.heads = num_classes, k, heads
+        self.mask_input, self.standardise, self.palette_dim = bool(mask_input), standardise, int(palette)
         self.stem = nn.Conv2d(2, channels, 3, padding=1)
         self.blocks = nn.Sequential(*[_Block(channels, d) for d in DILATIONS])
         hd = heads * head_dim
@@ -131,6 +165,12 @@ class FusionModel(nn.Module):
         self.lin_edge = nn.Linear(N_FEATURES + channels, hd, bias=False)
         self.att = nn.Parameter(torch.randn(heads, head_dim) * 0.1)
         self.head_mix = nn.Parameter(torch.zeros(heads))
+        if palette:  # the field-level path (module docstring, 4.)
+            self.pal_query = nn.Linear(channels, palette)
+            self.pal_key = nn.Linear(channels, palette)
+            self.pal_gate = nn.Linear(channels + 2, 1)
+            nn.init.zeros_(self.pal_gate.weight)
+            nn.init.constant_(self.pal_gate.bias, -2.0)  # starts close to the candidates alone
 
     @property
     def eds_dim(self) -> int:
@@ -151,14 +191,26 @@ class FusionModel(nn.Module):
         """(n,) int64: the most probable class of each point's evidence."""
         return np.asarray(features).argmax(1).astype(np.int64)
 
-    def field_context(self, bse: np.ndarray, valid: np.ndarray):
-        """The whole field's BSE standardisation, shared by its blocks (:func:`bse_scale`)."""
+    def field_context(self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray | None = None):
+        """The whole field's BSE standardisation, shared by its blocks: :func:`bse_scale` over the
+        valid pixels, or (``standardise = "points"``) :func:`point_bse_scale` around the EDS
+        points, which needs no specimen mask."""
+        if self.standardise == "points" and eds_rc is not None and len(eds_rc):
+            return point_bse_scale(bse, eds_rc)
         return bse_scale(bse, valid)
+
+    def graph(self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, scale=None) -> CandidateGraph:
+        """The candidate graph this model reads (:func:`build_candidate_graph`), its BSE
+        standardised as the model was trained (:meth:`field_context`; ``scale`` the whole
+        field's when this is a block of it)."""
+        if scale is None:
+            scale = self.field_context(bse, valid, eds_rc)
+        return build_candidate_graph(bse, valid, eds_rc, self.k, scale)
 
     @torch.no_grad()
     def block_probabilities(self, bse, valid, rc, features, context, settings: dict) -> Tensor | None:
         """(h, w, classes) mixture q of one block window; None when the window holds no point."""
-        g = build_candidate_graph(bse, valid, rc, self.k, context)
+        g = self.graph(bse, valid, rc, context)
         if g.n_eds == 0:
             return None
         logp, _ = self(*batch_inputs([g], [features], next(self.parameters()).device))
@@ -173,11 +225,7 @@ class FusionModel(nn.Module):
         points ``graphs[i].eds_rc`` (:func:`predict_fusion`; the confidence is max q, after the
         file's ``temperature``)."""
         return [
-            predict_fusion(
-                self,
-                build_candidate_graph(f.bse, f.valid, g.eds_rc, self.k),
-                self.point_features(encoder, sp),
-            )
+            predict_fusion(self, self.graph(f.bse, f.valid, g.eds_rc), self.point_features(encoder, sp))
             for f, g, sp in zip(fields, graphs, spectra)
         ]
 
@@ -187,6 +235,8 @@ class FusionModel(nn.Module):
         Without gradients on CPU: channels-last (the result is contiguous), in ``precision``
         (module docstring); the features are float32 either way.
         """
+        if not self.mask_input:  # a model that never reads a specimen mask
+            valid = torch.ones_like(bse)
         x = torch.stack([bse, valid], 1)
         if torch.is_grad_enabled() or x.device.type != "cpu" or x.dtype != torch.float32:
             return self.blocks(self.stem(x)).permute(0, 2, 3, 1)
@@ -218,17 +268,63 @@ class FusionModel(nn.Module):
         f_src = flat[eds_pixel]
         pix_idx = idx.reshape(-1, idx.shape[-1])
         feats = features.reshape(*pix_idx.shape, -1)
+        keys = self._palette_keys(f_src, eds_prob, eds_pixel // (h * w), b) if self.palette_dim else None
         # without gradients (prediction) the cross layer runs in chunks of pixels: memory stays
         # O(chunk x k x features) whatever the field size
         if torch.is_grad_enabled():
             logp, a = self._cross(flat, f_src, pix_idx, feats, eds_prob)
+            if keys is not None:
+                logp = torch.cat(
+                    [
+                        self._palette_mix(lp, fb, *kb)
+                        for lp, fb, kb in zip(logp.split(h * w), flat.split(h * w), keys)
+                    ]
+                )
             return logp.view(b, h, w, -1), a.view(b, h, w, -1)
         logp = flat.new_empty((len(flat), eds_prob.shape[-1]))  # the evidence's classes, any list
         a = flat.new_empty((len(flat), pix_idx.shape[-1]))
-        for s in range(0, len(flat), CROSS_CHUNK):  # each chunk's results straight into place
-            e = s + CROSS_CHUNK
-            logp[s:e], a[s:e] = self._cross(flat[s:e], f_src, pix_idx[s:e], feats[s:e], eds_prob)
+        for t in range(b):  # each field's chunks' results straight into place
+            for s in range(t * h * w, (t + 1) * h * w, CROSS_CHUNK):
+                e = min(s + CROSS_CHUNK, (t + 1) * h * w)
+                lq, a[s:e] = self._cross(flat[s:e], f_src, pix_idx[s:e], feats[s:e], eds_prob)
+                if keys is not None:
+                    lq = self._palette_mix(lq, flat[s:e], *keys[t])
+                logp[s:e] = calibrated_log_q(lq, self.temperature, self.platt)  # the file's calibration
         return logp.view(b, h, w, -1), a.view(b, h, w, -1)
+
+    def _palette_keys(self, f_src: Tensor, eds_prob: Tensor, eds_field: Tensor, n_fields: int) -> list:
+        """Per field, (keys (classes, d), present (classes,) bool) of its palette: a class is
+        present where it is the top class of at least one of the field's points, and its key is
+        the mean BSE context of those points weighted by that class's probability.  Only the
+        points' BSE context enters: the classes are never read, so any list can feed it."""
+        out = []
+        top = eds_prob.argmax(-1) if len(eds_prob) else eds_field
+        for t in range(n_fields):
+            on = eds_field == t
+            p, fs, tc = eds_prob[on], f_src[on], top[on]
+            w = torch.zeros_like(p).scatter_(1, tc[:, None], p.gather(1, tc[:, None]))  # (n, classes)
+            mass = w.sum(0)
+            present = mass > 0
+            mean = (w.t() @ fs) / mass.clamp_min(1e-12)[:, None]  # (classes, channels)
+            keys = self.pal_key(mean)
+            out.append((keys, present))
+        return out
+
+    def _palette_mix(self, logq: Tensor, f_dst: Tensor, keys: Tensor, present: Tensor) -> Tensor:
+        """log((1 − g) q + g π) of a set of one field's pixels: π the softmax of the pixels' BSE
+        context against the palette's keys over the present classes, g a learnt gate on the
+        pixel's context and on how far the palette's best class is above the candidates' own."""
+        if not bool(present.any()):
+            return logq
+        s = (self.pal_query(f_dst) @ keys.t()) / self.palette_dim**0.5  # (P, classes)
+        s = s.masked_fill(~present, float("-inf"))
+        pi = torch.softmax(s, -1)
+        q = logq.exp()
+        s0 = s.masked_fill(~present, 0.0)
+        lift = s.max(-1).values - (q * s0).sum(-1)  # the palette's best over the candidates' mix
+        ent = (q * logq).sum(-1)  # −entropy of the candidates' mix
+        g = torch.sigmoid(self.pal_gate(torch.cat([f_dst, lift[:, None], ent[:, None]], -1)))
+        return torch.log(((1 - g) * q + g * pi).clamp_min(1e-6))
 
     def _cross(
         self, f_dst: Tensor, f_src: Tensor, pix_idx: Tensor, feats: Tensor, eds_prob: Tensor
@@ -251,10 +347,7 @@ class FusionModel(nn.Module):
         w = torch.softmax(self.head_mix, 0)
         a = (alpha * w).sum(-1)  # (P, k)
         q = (mixed * w[:, None]).sum(1)
-        logq = torch.log(q.clamp_min(1e-6))
-        if not torch.is_grad_enabled():  # a model file's post-hoc calibration, predicting only
-            logq = calibrated_log_q(logq, self.temperature, self.platt)
-        return logq, a
+        return torch.log(q.clamp_min(1e-6)), a
 
 
 def calibrated_log_q(

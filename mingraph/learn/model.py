@@ -210,7 +210,7 @@ class GATModel(torch.nn.Module):
             .astype(np.int64)
         )
 
-    def field_context(self, bse: np.ndarray, valid: np.ndarray) -> None:
+    def field_context(self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray | None = None) -> None:
         """No whole-field statistics: each block's graph stands alone."""
         return None
 

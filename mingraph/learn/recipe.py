@@ -58,6 +58,9 @@ DEFAULTS: dict = {
     "heads": 4,
     "head_dim": 8,
     "k": 8,
+    "palette": 0,  # the field-level palette path's width (0: candidates only)
+    "mask_input": True,  # the model reads the specimen mask (False: BSE only)
+    "standardise": "valid",  # the BSE's median and spread over: valid pixels, or around the points
 }
 """Every training choice of the fusion model, with its default."""
 
@@ -128,6 +131,9 @@ _CHECKS: dict = {
     "heads": _POS_INT,
     "head_dim": _POS_INT,
     "k": _POS_INT,
+    "palette": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "mask_input": ("true or false", lambda v: isinstance(v, bool)),
+    "standardise": ('"valid" or "points"', lambda v: v in ("valid", "points")),
 }
 _SIMULATE_KEYS = {"size", "train_seeds", "val_seeds", "params"}
 

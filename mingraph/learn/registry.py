@@ -50,8 +50,9 @@ class PhaseModel(Protocol):
     def point_classes(self, encoder: Any, features: np.ndarray) -> np.ndarray:
         """(n,) int64 class of each point from its features (what nearest-EDS uses)."""
 
-    def field_context(self, bse: np.ndarray, valid: np.ndarray) -> Any:
-        """Whole-field statistics every block of the field shares (None when there are none)."""
+    def field_context(self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray | None = None) -> Any:
+        """Whole-field statistics every block of the field shares (None when there are none),
+        from its BSE, specimen mask and (N, 2) EDS points."""
 
     def block_probabilities(
         self,

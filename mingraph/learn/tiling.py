@@ -85,7 +85,7 @@ def block_probabilities(
     margin = block_margin((h, w), rc.shape[0], minimum=model.min_margin)
     jobs = [(r, c) for r in range(0, h, block) for c in range(0, w, block)]
     single = len(jobs) == 1
-    context = model.field_context(bse, valid)  # the whole field's, for every block
+    context = model.field_context(bse, valid, rc)  # the whole field's, for every block
     for r0, c0 in tqdm(jobs, desc="predict", unit="block", disable=not progress or single):
         r1, c1 = min(r0 + block, h), min(c0 + block, w)
         wr0, wc0 = (0, 0) if single else (max(0, r0 - margin), max(0, c0 - margin))

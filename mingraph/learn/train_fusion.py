@@ -44,7 +44,7 @@ from mingraph.common.errors import InputError
 from mingraph.common.files import save_artifact, write_text
 from mingraph.common.metrics import confusion, scores
 from mingraph.common.outputs import output_folder
-from mingraph.graphs.candidates import build_candidate_graph
+from mingraph.graphs.candidates import build_candidate_graph, point_bse_scale
 from mingraph.learn import distributed as ddp
 from mingraph.learn import recipe as rcp
 from mingraph.learn.bundle import default_model_path, make_bundle
@@ -161,7 +161,8 @@ def training_item(
             opts.get("mask_window", (0.05, 0.25)),
             opts.get("mask_rough_px", 3),
         )
-    graph = build_candidate_graph(bse, mask, rc, k)
+    scale = point_bse_scale(bse, rc) if opts.get("standardise") == "points" and len(rc) else None
+    graph = build_candidate_graph(bse, mask, rc, k, scale)
     labels = np.where(valid, field.labels[sl], -1).astype(np.int64)
     return graph, probs, labels
 
@@ -175,10 +176,25 @@ def score_fields(
         rc = draw_points(
             f.valid, measurable(f), fraction, np.random.default_rng([seed, t, int(fraction * 1e6)])
         )
-        graph = build_candidate_graph(f.bse, f.valid, rc, model.k)
+        graph = model.graph(f.bse, f.valid, rc)
         pred, _ = predict_fusion(model, graph, class_probabilities(encoder, spectra_at(f, rc, 0)))
         cm += confusion(np.where(f.valid, f.labels, -1), pred, n_classes, unclassified=True)
     return cm
+
+
+def fusion_from_recipe(cfg: dict, n_classes: int) -> FusionModel:
+    """The untrained fusion model a recipe describes (its ``channels``, ``heads``, ``head_dim``,
+    ``k``, ``palette``, ``mask_input`` and ``standardise``), for ``n_classes`` classes."""
+    return FusionModel(
+        n_classes,
+        cfg["channels"],
+        cfg["heads"],
+        cfg["head_dim"],
+        cfg["k"],
+        palette=cfg.get("palette", 0),
+        mask_input=cfg.get("mask_input", True),
+        standardise=cfg.get("standardise", "valid"),
+    )
 
 
 def load_training_encoder(spec: str | os.PathLike):
@@ -341,7 +357,7 @@ def train_fusion(
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
     torch.manual_seed(cfg["seed"])
-    model = FusionModel(len(names), cfg["channels"], cfg["heads"], cfg["head_dim"], cfg["k"]).to(device)
+    model = fusion_from_recipe(cfg, len(names)).to(device)
     net = ddp.wrap(model, dist, device)  # DistributedDataParallel under torchrun
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     per_epoch = (len(fields) * cfg["draws"]) // (cfg["batch_size"] * dist.world)
@@ -445,8 +461,9 @@ def _epochs(t: _Session, start: int, history: list, best: float) -> list:
 
     lo, hi = log_range
     inputs = {
-        k: cfg[k] for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment", "counts_range")
-    }
+        k: cfg.get(k)
+        for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment", "counts_range")
+    } | {"standardise": cfg.get("standardise", "valid")}
     for epoch in range(start, cfg["epochs"]):
         plan = epoch_plan(len(fields), cfg, epoch)
         mine = ddp.share(np.arange(len(plan)), dist)
