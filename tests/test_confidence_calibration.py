@@ -201,10 +201,9 @@ def test_evaluate_reports_the_ece_of_each_confident_method(small, tmp_path):
     assert rows["geodesic nearest EDS"]["ece"] is None and rows["BSE-segment vote"]["ece_pixels"] is None
     b, pts = _draws(ds_path, 0.05)
     conf, ok, near_conf, near_ok = [], [], [], []
-    from mingraph.graphs.candidates import build_candidate_graph
 
     for p in pts:  # brute force: the fusion model's max q, nearest EDS's point probability
-        g = build_candidate_graph(p.field.bse, p.field.valid, p.graph.eds_rc, b.model.k)
+        g = b.model.graph(p.field.bse, p.field.valid, p.graph.eds_rc)
         cls, c = predict_fusion(b.model, g, point_features(b, p.spectra))
         keep = p.truth >= 0
         conf.append(c[keep])
@@ -277,7 +276,6 @@ def test_a_calibrated_copy_changes_the_confidence_not_the_class(small, tmp_path)
 
     from mingraph.cli import main
     from mingraph.common.files import load_artifact
-    from mingraph.graphs.candidates import build_candidate_graph
     from mingraph.learn.bundle import default_model_path, load_bundle, model_info, point_features
     from mingraph.learn.fusion_model import predict_fusion
 
@@ -295,7 +293,7 @@ def test_a_calibrated_copy_changes_the_confidence_not_the_class(small, tmp_path)
     # same weights, same classes; the confidence moved
     _, pts = _draws(ds_path, 0.05)
     p = pts[0]
-    g = build_candidate_graph(p.field.bse, p.field.valid, p.graph.eds_rc, shipped.model.k)
+    g = shipped.model.graph(p.field.bse, p.field.valid, p.graph.eds_rc)
     c0, q0 = predict_fusion(shipped.model, g, point_features(shipped, p.spectra))
     c1, q1 = predict_fusion(cal.model, g, point_features(cal, p.spectra))
     assert np.array_equal(c0, c1) and not np.allclose(q0, q1)

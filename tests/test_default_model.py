@@ -110,13 +110,12 @@ def test_optimised_prediction_path_agrees_with_the_plain_one(bundle):
     gives the same labels; bfloat16 agrees on >= 99.5 % of pixels, confidences within 0.01."""
     import torch
 
-    from mingraph.graphs.candidates import build_candidate_graph
     from mingraph.learn.fusion_model import batch_inputs
 
     s = simulate_tile(135_791, 256).field()
     rc, emb = measure_points(s, bundle, 0.01, "random", 6)
     model = bundle.model.eval()
-    inputs = batch_inputs([build_candidate_graph(s.bse, s.valid, rc, model.k)], [emb])
+    inputs = batch_inputs([model.graph(s.bse, s.valid, rc)], [emb])
     with torch.enable_grad():
         plain = model(*inputs)[0][0].detach().exp().max(-1)
     try:

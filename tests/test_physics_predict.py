@@ -159,9 +159,7 @@ def test_physics_evidence_equals_the_classifier_alone_and_the_fusion_mixes_it_un
     assert not feats[:, n_min:-1].any()  # no point is given a group
     pred = predict_field(bundle, field.bse, field.valid, rc, feats, progress=False)
     # the reference: the fusion model's forward on one whole-field graph, unknown (last) -> -1
-    from mingraph.graphs.candidates import build_candidate_graph
-
-    g = build_candidate_graph(field.bse, field.valid, rc, bundle.model.k)
+    g = bundle.model.graph(field.bse, field.valid, rc)
     cls, conf = predict_fusion(bundle.model, g, feats)
     cls = np.where(cls >= len(bundle.class_names), -1, cls)
     cls[~field.valid] = -1

@@ -31,7 +31,6 @@ MINI_SEEDS, MINI_VAL = [100000, 100006], [100400, 100402]
 def mini_recipe(**over) -> dict:
     """A one-minute miniature of the shipped recipe: its keys, smaller fields, crops and model."""
     obj = json.loads(rcp.shipped_recipe_path().read_text())
-    obj.pop("reconstructs")
     obj.update(
         fields={"simulate": {"size": 32, "train_seeds": MINI_SEEDS, "val_seeds": MINI_VAL}},
         epochs=2,
@@ -66,35 +65,65 @@ def mini_run(tmp_path_factory):
     return tmp
 
 
-def test_the_shipped_recipe_holds_what_the_shipped_file_records():
-    """The independent reference is the shipped model file itself: its config and architecture."""
+def test_the_shipped_file_records_the_shipped_recipe():
+    """The independent reference is the shipped model file itself: what its trainer recorded."""
     shipped = torch.load(default_model_path(), map_location="cpu", weights_only=False)
     r = rcp.load_recipe(rcp.shipped_recipe_path())
-    for key in ("epochs", "batch_size", "crop", "lr", "fraction_range", "k"):
-        assert r[key] == shipped["config"][key], key
-    for key in ("channels", "heads", "head_dim", "k"):
+    assert set(r) == set(rcp.DEFAULTS)  # the file names every choice, nothing else
+    meta = shipped["meta"]
+    assert rcp.resolve(meta["recipe"]) == rcp.resolve(r)
+    for key in ("channels", "heads", "head_dim", "k", "palette", "mask_input", "standardise"):
         assert r[key] == shipped["model_config"][key], key
+    assert meta["code"]["git_commit"] and meta["code"]["git_dirty"] is False  # committed code
     sim = r["fields"]["simulate"]
-    assert sim["size"] == 128 and sim["train_seeds"] == [100000, 100400]  # "seeds 100000-100399"
-    assert r["draws"] == 3 and r["noise"] == "fixed"  # "3 fixed draws each"
+    assert meta["data"]["train_field_seeds"] == list(range(*sim["train_seeds"]))
+    assert meta["data"]["val_field_seeds"] == list(range(*sim["val_seeds"]))
     assert set(range(*sim["val_seeds"])).isdisjoint(range(*sim["train_seeds"]))
     assert set(range(*sim["val_seeds"])).isdisjoint(range(4242, 4254))  # tests/test_default_model.py's
     assert r["encoder"] == "shipped"
-    assert set(rcp.resolve(r)) == set(rcp.DEFAULTS)  # the file names every choice, nothing else
-    assert set(r) == set(rcp.DEFAULTS)
-    assert rcp.reconstruction_of(default_model_path())["reconstructs"]["sha256"] == rcp.file_sha256(
-        default_model_path()
-    )
 
 
-def test_model_info_on_the_shipped_file_says_what_is_not_recorded():
+def test_the_prototype_recipe_names_every_choice_and_its_file():
+    """The reconstruction of the model shipped before issue 23's retrain: a valid recipe that
+    names the file it reconstructs (in the repository's history, not in the tree)."""
+    obj = json.loads((rcp.recipes_folder() / "fusion-prototype-a.json").read_text())
+    assert len(obj["reconstructs"]["sha256"]) == 64
+    r = rcp.load_recipe(rcp.recipes_folder() / "fusion-prototype-a.json")
+    assert set(r) == set(rcp.DEFAULTS) and r["draws"] == 3 and r["noise"] == "fixed"
+
+
+def test_model_info_on_the_shipped_file_prints_its_recipe():
     res = CliRunner().invoke(main, ["model", "info", str(default_model_path())])
     assert res.exit_code == 0, res.output
     out = res.output
-    assert "not recorded in this file: recipe, code version, data seeds" in out
-    assert "prototype run A (issue 10 research), converted" in out  # the file's note
-    assert "3 fixed draws each" in out and "fusion-default.json" in out
-    assert "train_seeds: [100000, 100400]" in out  # the reconstruction's fields
+    assert "not recorded" not in out
+    assert "recipe: (the repository's fusion-default.json)" in out
+    assert "train_seeds: [100000, 100400]" in out and "palette: 16" in out
+    assert "git_commit:" in out and "train_field_seeds:" in out
+
+
+def test_model_info_names_the_reconstruction_of_a_file_without_a_record(tmp_path, monkeypatch):
+    from mingraph.common.files import save_artifact
+    from mingraph.learn.bundle import make_bundle
+    from mingraph.learn.fusion_model import FusionModel
+
+    f = tmp_path / "old.pt"
+    save_artifact(make_bundle(FusionModel(3, 8, 2, 4, 4), None, list("abc"), {"epochs": 6}, {}), f)
+    res = CliRunner().invoke(main, ["model", "info", str(f)])
+    assert "not recorded in this file: recipe, code version, data seeds" in res.output
+    assert "reconstructed recipe" not in res.output and "epochs: 6" in res.output
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    rec = json.loads((rcp.recipes_folder() / "fusion-prototype-a.json").read_text())
+    rec["reconstructs"]["sha256"] = rcp.file_sha256(f)
+    (folder / "old.json").write_text(json.dumps(rec))
+    monkeypatch.setattr(rcp, "recipes_folder", lambda: folder)
+    res = CliRunner().invoke(main, ["model", "info", str(f)])
+    assert (
+        f"reconstructed recipe (written afterwards, not recorded when it was trained): {folder / 'old.json'}"
+        in res.output
+    )
+    assert "3 fixed draws each" in res.output
 
 
 def test_train_help_gives_each_architectures_epochs():

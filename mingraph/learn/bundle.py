@@ -462,7 +462,7 @@ def model_info(path: str | os.PathLike) -> str:
     >>> print(model_info(default_model_path()).splitlines()[1])
     architecture: fusion, 50 classes, {'channels': 32, 'heads': 4, 'head_dim': 8, 'k': 8}
     """
-    from mingraph.learn.recipe import file_sha256, reconstruction_of
+    from mingraph.learn.recipe import file_sha256, recipe_of_file, reconstruction_of
 
     p = resolve_model(path)
     obj = load_artifact(p, BUNDLE_FORMAT, BUNDLE_VERSION, "model")
@@ -494,7 +494,8 @@ def model_info(path: str | os.PathLike) -> str:
     missing = [what for key, what in _RECORDS if key not in meta and not (paper and key == "recipe")]
     for key, what in _RECORDS:
         if key in meta:
-            lines.append(f"{what}:")
+            same = recipe_of_file(meta[key]) if key == "recipe" and not paper else None
+            lines.append(f"{what}:" + ("" if same is None else f" (the repository's {same.name})"))
             lines += _field_lines(meta[key])
     if missing:
         lines.append(f"not recorded in this file: {', '.join(missing)}")
@@ -505,13 +506,10 @@ def model_info(path: str | os.PathLike) -> str:
             lines += _field_lines(cfg)
         rec = reconstruction_of(p)
         if rec is not None and "recipe" in missing:
-            from mingraph.learn.recipe import shipped_recipe_path
-
             lines.append(
-                f"reconstructed recipe (written afterwards, not recorded when it was trained): "
-                f"{shipped_recipe_path()}"
+                f"reconstructed recipe (written afterwards, not recorded when it was trained): {rec[0]}"
             )
-            lines += _field_lines({k: v for k, v in rec.items() if k not in ("format", "version")})
+            lines += _field_lines({k: v for k, v in rec[1].items() if k not in ("format", "version")})
     return "\n".join(lines)
 
 

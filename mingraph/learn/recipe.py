@@ -277,9 +277,14 @@ def resolve(recipe: dict | None = None, overrides: dict | None = None) -> dict:
     return cfg
 
 
+def recipes_folder() -> Path:
+    """The repository's recipe files, ``mingraph/data/recipes/``."""
+    return Path(__file__).resolve().parents[1] / "data" / "recipes"
+
+
 def shipped_recipe_path() -> Path:
     """The recipe of the shipped fusion model, ``mingraph/data/recipes/fusion-default.json``."""
-    return Path(__file__).resolve().parents[1] / "data" / "recipes" / "fusion-default.json"
+    return recipes_folder() / "fusion-default.json"
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -291,17 +296,33 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def reconstruction_of(model_file: str | os.PathLike) -> dict | None:
-    """The shipped recipe file's object when it says it reconstructs ``model_file`` (the same
-    SHA-256 in its ``reconstructs``), else None: how ``model info`` names the recipe of a file
-    made before recipes were recorded."""
-    p = shipped_recipe_path()
-    if not p.is_file():
-        return None
-    obj = json.loads(p.read_text(encoding="utf-8"))
-    if obj.get("reconstructs", {}).get("sha256") != file_sha256(model_file):
-        return None
-    return obj
+def reconstruction_of(model_file: str | os.PathLike) -> tuple[Path, dict] | None:
+    """(recipe file, its object) of the repository's recipe that says it reconstructs
+    ``model_file`` (the same SHA-256 in its ``reconstructs``), else None: how ``model info`` names
+    the recipe of a file made before recipes were recorded (``fusion-prototype-a.json``: the
+    fusion model shipped before issue 23's retrain)."""
+    digest = None
+    for p in sorted(recipes_folder().glob("*.json")):
+        obj = json.loads(p.read_text(encoding="utf-8"))
+        want = obj.get("reconstructs", {}).get("sha256")
+        if want is None:
+            continue
+        digest = digest or file_sha256(model_file)
+        if want == digest:
+            return p, obj
+    return None
+
+
+def recipe_of_file(recipe: dict) -> Path | None:
+    """The repository's recipe file whose resolved recipe is ``recipe`` (a model file's recorded
+    one), else None: ``model info`` on the shipped model names ``fusion-default.json``."""
+    for p in sorted(recipes_folder().glob("*.json")):
+        try:
+            if resolve(load_recipe(p)) == resolve(recipe):
+                return p
+        except InputError:
+            continue
+    return None
 
 
 def code_version() -> dict:
