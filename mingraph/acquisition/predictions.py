@@ -15,7 +15,7 @@ import torch
 
 from mingraph.acquisition.state import PredictionMaps
 from mingraph.common.errors import InputError
-from mingraph.learn.bundle import Bundle
+from mingraph.learn.bundle import Bundle, point_classes
 from mingraph.learn.tiling import block_probabilities
 
 
@@ -82,3 +82,38 @@ def nearest_maps(valid: np.ndarray, eds_rc: np.ndarray, eds_prob: np.ndarray) ->
         lab = nearest_eds_labels(h, w, rc, per_point, fill, nearest=near)
         setattr(out, name, np.where(valid, lab, fill).astype(getattr(out, name).dtype))
     return out
+
+
+def nearest_point_labels(
+    bundle: Bundle, valid: np.ndarray, eds_rc: np.ndarray, point_evidence: np.ndarray
+) -> np.ndarray | None:
+    """Nearest-EDS labelling of a session's own points, as ``mingraph predict`` and ``mingraph
+    evaluate`` score it: every pixel takes the class of its nearest point.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        The model file whose point classifier made ``point_evidence``.
+    valid : (H, W) bool
+        The specimen mask; pixels outside it are unclassified (-1).
+    eds_rc : (N, 2) int
+        Row and column of each measured point.
+    point_evidence : (N, width) float
+        What the model was given for each point (:func:`mingraph.learn.bundle.point_features`).
+
+    Returns
+    -------
+    (H, W) int64 or None
+        Class id per pixel (-1 unclassified: outside ``valid``, or nearest to a point the
+        classifier names unknown); None when the point classifier gives no class per point.
+        Each point's class is :func:`mingraph.learn.bundle.point_classes`, the nearest point
+        :func:`mingraph_kernels.nearest.nearest_eds_labels` (ties to the lowest index).
+    """
+    from mingraph_kernels.nearest import nearest_eds_labels
+
+    classes = point_classes(bundle, point_evidence)
+    if classes is None:
+        return None
+    h, w = valid.shape
+    lab = nearest_eds_labels(h, w, np.asarray(eds_rc, np.int64).reshape(-1, 2), classes)
+    return np.where(valid, lab, -1)

@@ -34,8 +34,10 @@ MODEL_STRATEGIES = ("uncertainty", "slads")
 @dataclass
 class Session:
     """The outcome: ``points`` (n, 2) int32 in measurement order, ``rounds`` (n,) int32 round of
-    each, ``maps`` the final prediction (:func:`.inference.fusion_maps`), ``curve`` one dict a
-    round (points, fraction, seconds of measurement and inference, F1 when labels exist)."""
+    each, ``maps`` the final prediction (:func:`.predictions.fusion_maps`), ``curve`` one dict a
+    round (points, fraction, seconds of measurement and inference, F1 when labels exist),
+    ``point_evidence`` (n, width) float32 what the point classifier made of each point's spectrum,
+    in the order of ``points``: what the predictor was given (None in a session made without it)."""
 
     points: np.ndarray
     rounds: np.ndarray
@@ -44,6 +46,7 @@ class Session:
     n_total: int
     stopped: str
     settings: dict = field(default_factory=dict)
+    point_evidence: np.ndarray | None = None
 
 
 def batch_sizes(n_total: int, rounds: int, seed_fraction: float) -> list[int]:
@@ -187,5 +190,5 @@ def run_session(
         params=params or {},
     )
     return Session(
-        state.points, np.asarray(round_of, np.int32), state.maps, curve, n_total, stopped, settings
+        state.points, np.asarray(round_of, np.int32), state.maps, curve, n_total, stopped, settings, probs
     )

@@ -114,25 +114,65 @@ def acquire(
     )
 
 
+def _numbers(value: str | None, option: str, kind: type) -> list | None:
+    """Comma-separated numbers of ``option`` (None when not given); InputError naming the option."""
+    from mingraph.common.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        return [kind(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(
+            "acquire-study", option, f"expected comma-separated {kind.__name__} numbers, got {value!r}"
+        ) from None
+
+
 @click.command("acquire-study")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--docs", type=click.Path(path_type=Path), help="Also write the figures into DOCS/img.")
 @click.option("--size", type=int, default=128, show_default=True, help="Side of the held-out test fields.")
 @click.option("--tiles", "n_tiles", type=int, default=4, show_default=True, help="Number of test fields.")
+@click.option(
+    "--seeds", help="Comma-separated simulator seeds of the test fields (instead of --tiles from 4242)."
+)
+@click.option(
+    "--fractions",
+    help="Comma-separated EDS fractions of the valid pixels, for the test and the larger fields "
+    "(default: 0.001 to 0.05, the larger field 0.005 to 0.05).",
+)
 @click.option("--large", type=int, default=256, show_default=True, help="Side of the larger field (0: none).")
 @click.option("--methods", help="Comma-separated methods to run or report (default: all).")
 @click.option("--model", type=click.Path(path_type=Path), help="Model file (default: the shipped model).")
 @user_errors
-def acquire_study(out, docs, size, n_tiles, large, model, methods) -> None:
-    """F1 against EDS points and acquisition minutes for every strategy (docs/results.md)."""
+def acquire_study(out, docs, size, n_tiles, seeds, fractions, large, model, methods) -> None:
+    """F1 against EDS points and acquisition minutes for every strategy (docs/results.md), beside
+    nearest-EDS labelling of each strategy's own points."""
     import torch
 
-    from mingraph.acquisition.study import LARGE_METHODS, METHODS, TEST_SEEDS, run_study
+    from mingraph.acquisition.study import (
+        BUDGETS,
+        LARGE_BUDGETS,
+        LARGE_METHODS,
+        METHODS,
+        TEST_SEEDS,
+        run_study,
+    )
 
     torch.set_num_threads(1)
-    seeds = tuple(range(TEST_SEEDS[0], TEST_SEEDS[0] + n_tiles))
-    chosen = [m.strip() for m in methods.split(",")] if methods else list(METHODS)
-    kw = dict(
-        model=model, log=click.echo, methods=chosen, large_methods=[m for m in LARGE_METHODS if m in chosen]
+    chosen_seeds = (
+        _numbers(seeds, "--seeds", int)
+        if seeds is not None
+        else range(TEST_SEEDS[0], TEST_SEEDS[0] + n_tiles)
     )
-    click.echo(f"wrote {run_study(out, docs, size, seeds, large, **kw)}")
+    budgets = _numbers(fractions, "--fractions", float)
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else list(METHODS)
+    kw = dict(
+        model=model,
+        log=click.echo,
+        methods=chosen,
+        large_methods=[m for m in LARGE_METHODS if m in chosen],
+        budgets=BUDGETS if budgets is None else budgets,
+        large_budgets=LARGE_BUDGETS if budgets is None else budgets,
+    )
+    click.echo(f"wrote {run_study(out, docs, size, chosen_seeds, large, **kw)}")
