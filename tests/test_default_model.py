@@ -52,9 +52,10 @@ def test_block_seams_cost_under_one_f1_point(bundle):
     f1_seam_tiled = _f1(s.labels, tiled.labels, seam & s.valid, n)
     f1_seam_whole = _f1(s.labels, whole.labels, seam & s.valid, n)
     assert abs(f1_seam_tiled - f1_seam_whole) < 0.01
-    # the fusion model's GroupNorm takes its statistics over the block it sees, so blocks agree
-    # with the whole field on all but a few pixels (99.4 % measured), not exactly
-    assert (tiled.labels == whole.labels)[s.valid].mean() > 0.99
+    # the fusion model's GroupNorm takes its statistics over the block it sees, and its palette
+    # is the block window's points', so blocks agree with the whole field on all but a few pixels
+    # (98.9 % measured with 128 px blocks, the palette model; 99.4 % before it), not exactly
+    assert (tiled.labels == whole.labels)[s.valid].mean() > 0.985
 
 
 # Fields the shipped model never saw (its training fields are seeds 100000-100399), the same EDS

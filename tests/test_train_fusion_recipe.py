@@ -152,7 +152,7 @@ def test_miniature_end_to_end_records_its_recipe_and_predicts(mini_run):
     assert res.exit_code == 0, res.output
     out = res.output
     assert "not recorded" not in out
-    assert "crop: 32" in out and "draws: 2" in out and 'noise: "fixed"' in out
+    assert "crop: 32" in out and "draws: 2" in out and 'noise: "fresh"' in out
     assert "train_seeds: [100000, 100006]" in out
     assert f'mingraph: "{__version__}"' in out
     b = load_model(run / "last.pt")

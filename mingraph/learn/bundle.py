@@ -459,8 +459,8 @@ def model_info(path: str | os.PathLike) -> str:
 
     Examples
     --------
-    >>> print(model_info(default_model_path()).splitlines()[1])
-    architecture: fusion, 50 classes, {'channels': 32, 'heads': 4, 'head_dim': 8, 'k': 8}
+    >>> print(model_info(default_model_path()).splitlines()[1])  # doctest: +ELLIPSIS
+    architecture: fusion, 50 classes, {'channels': 32, 'heads': 4, 'head_dim': 8, 'k': 8, 'palette': 16, ...}
     """
     from mingraph.learn.recipe import file_sha256, recipe_of_file, reconstruction_of
 
