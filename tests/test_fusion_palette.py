@@ -178,11 +178,46 @@ def test_a_fields_answer_is_its_own_in_a_batch_and_in_chunks(monkeypatch):
             torch.testing.assert_close(other[t], alone[t], rtol=1e-5, atol=1e-5)
 
 
+def test_the_physics_unknown_never_enters_the_palette():
+    """``palette_skip`` keeps the last columns out: with one-hot evidence whose classes are
+    {0, 1, unknown (last)}, no pixel far from an unknown point gets unknown mass from the palette,
+    and without the skip it does."""
+    bse, valid, rc = _field(h=24, w=24, n=9)
+    cls = np.array([0, 1, 3, 0, 1, 0, 1, 0, 1])  # column 3: "unknown"
+    probs = np.eye(4, dtype=np.float32)[cls]
+    m = _model(4)
+    g = m.graph(bse, valid, rc)
+    x = batch_inputs([g], [probs])
+    with torch.no_grad():
+        skipped = m(*x, palette_skip=1)[0][0].exp().numpy()
+        kept = m(*x)[0][0].exp().numpy()
+    far = ~(cls[g.idx] == 3).any(-1)  # pixels whose candidates hold no unknown point
+    assert skipped[..., 3][far].max() < 1e-5 and kept[..., 3][far].min() > 1e-3
+    # the evaluate and predict paths take the skip from the classifier
+    cls_s, _ = predict_fusion(m, g, probs, palette_skip=1)
+    assert np.array_equal(cls_s, skipped.argmax(-1))
+
+
+def test_a_files_calibration_applies_to_the_palette_mixture():
+    """Predicting, a file's temperature acts on log q′ (after the palette), never while training."""
+    bse, valid, rc = _field()
+    probs = np.random.default_rng(7).dirichlet(np.full(6, 0.3), len(rc)).astype(np.float32)
+    m = _model()
+    x = batch_inputs([m.graph(bse, valid, rc)], [probs])
+    with torch.no_grad():
+        raw = m(*x)[0]
+        m.temperature = 1.7
+        cal = m(*x)[0]
+    torch.testing.assert_close(cal, fm.calibrated_log_q(raw, 1.7), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(m(*x)[0].detach(), raw, rtol=1e-5, atol=1e-6)  # with gradients: raw
+
+
 def test_palette_gradients_match_finite_differences():
+    """Through the default cross-layer kernel (fused Numba on CPU, float64): the gradients of
+    the palette's weights, of the evidence and of the BSE input."""
     bse, valid, rc = _field(h=8, w=7, n=4)
     probs = np.random.default_rng(6).dirichlet(np.full(3, 0.5), len(rc))
     m = _model(3).double()
-    m.impl = "torch"
     g = m.graph(bse, valid, rc)
     x = [t.double() if t.is_floating_point() else t for t in batch_inputs([g], [probs.astype(np.float32)])]
 
@@ -191,14 +226,14 @@ def test_palette_gradients_match_finite_differences():
         m.pal_key.weight.detach().clone(),
         m.pal_gate.weight.detach().clone(),
     ]
-    args = [a.requires_grad_() for a in args] + [x[4].clone().requires_grad_()]
+    args = [a.requires_grad_() for a in args] + [x[4].clone().requires_grad_(), x[0].clone().requires_grad_()]
 
-    def functional(wq, wk, wg, p):
+    def functional(wq, wk, wg, p, b):
         params = dict(m.named_parameters()) | {
             "pal_query.weight": wq,
             "pal_key.weight": wk,
             "pal_gate.weight": wg,
         }
-        return torch.func.functional_call(m, params, (x[0], x[1], x[2], x[3], p, x[5]))[0]
+        return torch.func.functional_call(m, params, (b, x[1], x[2], x[3], p, x[5]))[0]
 
     assert torch.autograd.gradcheck(functional, tuple(args), atol=1e-6)

@@ -55,7 +55,8 @@ def fusion_maps(
     if len(rc) == 0:
         return out
     bundle.model.eval()
-    for sl, p in block_probabilities(bundle.model, bundle.config, bse, valid, rc, eds_prob, block):
+    settings = dict(bundle.config, unknown_column=bool(getattr(bundle.encoder, "unknown_column", False)))
+    for sl, p in block_probabilities(bundle.model, settings, bse, valid, rc, eds_prob, block):
         if p is None:
             continue
         for name, t in zip(PredictionMaps.names(), _summaries(p)):

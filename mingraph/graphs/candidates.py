@@ -32,6 +32,7 @@ def bse_scale(bse: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
 
 
 POINT_WINDOW = 2  # px: the BSE around each EDS point that point_bse_scale reads (a 5 × 5 window)
+POINT_SCALE_MAX = 20_000  # points point_bse_scale reads at most (evenly spaced in the list beyond)
 
 
 def point_bse_scale(bse: np.ndarray, eds_rc: np.ndarray, radius: int = POINT_WINDOW) -> tuple[float, float]:
@@ -39,7 +40,9 @@ def point_bse_scale(bse: np.ndarray, eds_rc: np.ndarray, radius: int = POINT_WIN
 
     The instrument places its points on the specimen, so this scale needs no specimen mask:
     the same field standardised with or without one gives the same BSE.  Each point contributes
-    the (2 ``radius`` + 1)² window around it, clipped at the field's edge.
+    the (2 ``radius`` + 1)² window around it, clipped at the field's edge.  Beyond
+    :data:`POINT_SCALE_MAX` points, that many evenly spaced in the list are read (memory stays
+    bounded on dense maps; deterministic).
 
     Parameters
     ----------
@@ -70,11 +73,60 @@ def point_bse_scale(bse: np.ndarray, eds_rc: np.ndarray, radius: int = POINT_WIN
     rc = np.asarray(eds_rc, dtype=np.int64).reshape(-1, 2)
     if not len(rc):
         raise ValueError("point_bse_scale needs at least one EDS point")
+    if len(rc) > POINT_SCALE_MAX:
+        rc = rc[np.linspace(0, len(rc) - 1, POINT_SCALE_MAX).round().astype(np.int64)]
     d = np.arange(-radius, radius + 1)
     rr = np.clip(rc[:, 0, None, None] + d[None, :, None], 0, b.shape[0] - 1)
     cc = np.clip(rc[:, 1, None, None] + d[None, None, :], 0, b.shape[1] - 1)
     lo, med, hi = np.percentile(b[rr, cc], [5, 50, 95])
     return float(med), max(float(hi - lo), 0.02)
+
+
+STANDARDISE = ("valid", "points")
+
+
+def field_scale(
+    bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray | None, standardise: str = "valid"
+) -> tuple[float, float]:
+    """(median, spread) a fusion model standardises a field's BSE with: :func:`bse_scale` over
+    the valid pixels (``standardise = "valid"``, every file before issue 23's retrain) or
+    :func:`point_bse_scale` around the EDS points (``"points"``; the valid pixels when there is
+    no point).
+
+    Parameters
+    ----------
+    bse : (H, W) float
+        BSE, any scale.
+    valid : (H, W) bool
+        Specimen pixels.
+    eds_rc : (N, 2) int or None
+        EDS points, row and column (px).
+    standardise : {"valid", "points"}
+        Which pixels the percentiles are taken over.
+
+    Returns
+    -------
+    (float, float)
+        The median and the spread, in ``bse``'s units.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``standardise``.
+
+    Examples
+    --------
+    >>> b = np.zeros((20, 20), np.float32); b[:, 10:] = 1.0
+    >>> field_scale(b, np.ones((20, 20), bool), np.array([[5, 15]]), "points")
+    (1.0, 0.02)
+    >>> field_scale(b, np.ones((20, 20), bool), np.array([[5, 15]]), "valid")
+    (0.5, 1.0)
+    """
+    if standardise not in STANDARDISE:
+        raise ValueError(f"unknown standardise {standardise!r}; expected one of {STANDARDISE}")
+    if standardise == "points" and eds_rc is not None and len(eds_rc):
+        return point_bse_scale(bse, eds_rc)
+    return bse_scale(bse, valid)
 
 
 def standardise_bse(
@@ -151,6 +203,7 @@ __all__ = [
     "CandidateGraph",
     "build_candidate_graph",
     "point_bse_scale",
+    "field_scale",
     "standardise_bse",
     "bse_gradient",
     "DEFAULT_K",

@@ -27,7 +27,7 @@ pixel links to a single EDS node.  Here, per field:
    palette holds every class that is the top class of at least one of its points; a class's key
    is W_k (the mean of f over those points, weighted by that class's probability), so it says
    what BSE level and texture the phase has *in this field*.  Pixel i's palette distribution is
-   π_i = softmax_c((W_q f_i) · key_c / √d) over the present classes, and its answer
+   π_i = softmax_c((W_q f_i + b_q) · key_c / √d) over the present classes, and its answer
    (1 − g_i) q_i + g_i π_i, with a gate g_i = σ(w · [f_i, max_c s_ic − Σ_c q_ic s_ic, Σ_c q_ic log q_ic]
    + b) on the pixel's context, how far the palette's best class lies above the candidates' mix,
    and that mix's certainty.  Like the cross layer it never reads which class is which (a
@@ -57,10 +57,10 @@ from torch import Tensor, nn
 from mingraph.graphs.candidates import (
     DEFAULT_K,
     N_FEATURES,
+    STANDARDISE,
     CandidateGraph,
-    bse_scale,
     build_candidate_graph,
-    point_bse_scale,
+    field_scale,
 )
 from mingraph.spectra.encoder import class_probabilities
 from mingraph_kernels.gatv2_candidates import gatv2_candidates_layer
@@ -68,7 +68,6 @@ from mingraph_kernels.gatv2_candidates import gatv2_candidates_layer
 DILATIONS = (1, 2, 4, 8)
 CROSS_CHUNK = 16384  # pixels per chunk of the cross layer when predicting (its tensors stay in cache)
 PRECISIONS = ("float32", "bfloat16")
-STANDARDISE = ("valid", "points")
 
 
 def default_precision() -> str:
@@ -191,18 +190,70 @@ class FusionModel(nn.Module):
         """(n,) int64: the most probable class of each point's evidence."""
         return np.asarray(features).argmax(1).astype(np.int64)
 
-    def field_context(self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray | None = None):
-        """The whole field's BSE standardisation, shared by its blocks: :func:`bse_scale` over the
-        valid pixels, or (``standardise = "points"``) :func:`point_bse_scale` around the EDS
-        points, which needs no specimen mask."""
-        if self.standardise == "points" and eds_rc is not None and len(eds_rc):
-            return point_bse_scale(bse, eds_rc)
-        return bse_scale(bse, valid)
+    def field_context(
+        self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray | None = None
+    ) -> tuple[float, float]:
+        """The whole field's BSE standardisation, shared by its blocks (:func:`field_scale` with
+        the model's ``standardise``: over the valid pixels, or around the EDS points, which needs
+        no specimen mask).
 
-    def graph(self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, scale=None) -> CandidateGraph:
+        Parameters
+        ----------
+        bse : (H, W) float
+            BSE, any scale.
+        valid : (H, W) bool
+            Specimen pixels.
+        eds_rc : (N, 2) int or None
+            EDS points, row and column (px).
+
+        Returns
+        -------
+        (float, float)
+            (median, spread) in ``bse``'s units.
+
+        Examples
+        --------
+        >>> b = np.zeros((20, 20), np.float32); b[:, 10:] = 1.0
+        >>> FusionModel(3, standardise="points").field_context(b, np.ones((20, 20), bool), np.array([[5, 15]]))
+        (1.0, 0.02)
+        """
+        return field_scale(bse, valid, eds_rc, self.standardise)
+
+    def graph(
+        self, bse: np.ndarray, valid: np.ndarray, eds_rc: np.ndarray, scale: tuple[float, float] | None = None
+    ) -> CandidateGraph:
         """The candidate graph this model reads (:func:`build_candidate_graph`), its BSE
-        standardised as the model was trained (:meth:`field_context`; ``scale`` the whole
-        field's when this is a block of it)."""
+        standardised as the model was trained.
+
+        Parameters
+        ----------
+        bse : (H, W) float
+            BSE, any scale.
+        valid : (H, W) bool
+            Specimen pixels (the graph keeps them; a model with ``mask_input = False`` ignores
+            them).
+        eds_rc : (N, 2) int
+            EDS points, row and column (px), inside the field.
+        scale : (float, float) or None
+            The whole field's :meth:`field_context` when this is a block of it; None: this
+            field's own.
+
+        Returns
+        -------
+        CandidateGraph
+
+        Raises
+        ------
+        InputError
+            Shapes that disagree, or points outside the field (:func:`build_candidate_graph`).
+
+        Examples
+        --------
+        >>> m = FusionModel(3, channels=8, heads=2, head_dim=4, k=2, standardise="points")
+        >>> g = m.graph(np.random.default_rng(0).random((8, 8)), np.ones((8, 8), bool), np.array([[1, 1], [6, 6]]))
+        >>> g.idx.shape, g.n_eds
+        ((8, 8, 2), 2)
+        """
         if scale is None:
             scale = self.field_context(bse, valid, eds_rc)
         return build_candidate_graph(bse, valid, eds_rc, self.k, scale)
@@ -213,7 +264,8 @@ class FusionModel(nn.Module):
         g = self.graph(bse, valid, rc, context)
         if g.n_eds == 0:
             return None
-        logp, _ = self(*batch_inputs([g], [features], next(self.parameters()).device))
+        skip = int(bool(settings.get("unknown_column", False)))  # the physics' unknown: no palette class
+        logp, _ = self(*batch_inputs([g], [features], next(self.parameters()).device), palette_skip=skip)
         return logp[0].exp()
 
     def field_maps(self, encoder, settings: dict, fields: list, graphs: list, spectra: list) -> list:
@@ -224,8 +276,14 @@ class FusionModel(nn.Module):
         """(class map (H, W) int64, confidence (H, W) float32) of each evaluation field on the
         points ``graphs[i].eds_rc`` (:func:`predict_fusion`; the confidence is max q, after the
         file's ``temperature``)."""
+        skip = int(bool(getattr(encoder, "unknown_column", False)))  # the physics' unknown column
         return [
-            predict_fusion(self, self.graph(f.bse, f.valid, g.eds_rc), self.point_features(encoder, sp))
+            predict_fusion(
+                self,
+                self.graph(f.bse, f.valid, g.eds_rc),
+                self.point_features(encoder, sp),
+                palette_skip=skip,
+            )
             for f, g, sp in zip(fields, graphs, spectra)
         ]
 
@@ -254,13 +312,23 @@ class FusionModel(nn.Module):
         return f.permute(0, 2, 3, 1)
 
     def forward(
-        self, bse: Tensor, valid: Tensor, idx: Tensor, features: Tensor, eds_prob: Tensor, eds_pixel: Tensor
+        self,
+        bse: Tensor,
+        valid: Tensor,
+        idx: Tensor,
+        features: Tensor,
+        eds_prob: Tensor,
+        eds_pixel: Tensor,
+        palette_skip: int = 0,
     ) -> tuple[Tensor, Tensor]:
         """(log-probabilities (B, H, W, classes), attention (B, H, W, k)) of a batch of fields.
 
         ``bse``, ``valid`` (B, H, W) float; ``idx`` (B, H, W, k) int64 indices into the batch's EDS
         points (−1 = none); ``features`` (B, H, W, k, 9); ``eds_prob`` (N, classes) the encoder's
         class probabilities; ``eds_pixel`` (N,) int64 flat index (b·H·W + r·W + c) of each point.
+        ``palette_skip``: the last that many evidence columns never enter the palette (the physics
+        classifier's "unknown": a set of rejected spectra has no BSE signature of its own, and the
+        model never trained on one).
         """
         f = self.context(bse, valid)
         b, h, w, c = f.shape
@@ -268,7 +336,11 @@ class FusionModel(nn.Module):
         f_src = flat[eds_pixel]
         pix_idx = idx.reshape(-1, idx.shape[-1])
         feats = features.reshape(*pix_idx.shape, -1)
-        keys = self._palette_keys(f_src, eds_prob, eds_pixel // (h * w), b) if self.palette_dim else None
+        keys = (
+            self._palette_keys(f_src, eds_prob, eds_pixel // (h * w), b, palette_skip)
+            if self.palette_dim
+            else None
+        )
         # without gradients (prediction) the cross layer runs in chunks of pixels: memory stays
         # O(chunk x k x features) whatever the field size
         if torch.is_grad_enabled():
@@ -292,7 +364,9 @@ class FusionModel(nn.Module):
                 logp[s:e] = calibrated_log_q(lq, self.temperature, self.platt)  # the file's calibration
         return logp.view(b, h, w, -1), a.view(b, h, w, -1)
 
-    def _palette_keys(self, f_src: Tensor, eds_prob: Tensor, eds_field: Tensor, n_fields: int) -> list:
+    def _palette_keys(
+        self, f_src: Tensor, eds_prob: Tensor, eds_field: Tensor, n_fields: int, skip: int = 0
+    ) -> list:
         """Per field, (keys (classes, d), present (classes,) bool) of its palette: a class is
         present where it is the top class of at least one of the field's points, and its key is
         the mean BSE context of those points weighted by that class's probability.  Only the
@@ -305,6 +379,8 @@ class FusionModel(nn.Module):
             w = torch.zeros_like(p).scatter_(1, tc[:, None], p.gather(1, tc[:, None]))  # (n, classes)
             mass = w.sum(0)
             present = mass > 0
+            if skip:
+                present[-skip:] = False
             mean = (w.t() @ fs) / mass.clamp_min(1e-12)[:, None]  # (classes, channels)
             keys = self.pal_key(mean)
             out.append((keys, present))
@@ -414,12 +490,15 @@ def batch_inputs(
 
 @torch.no_grad()
 def predict_fusion(
-    model: FusionModel, graph: CandidateGraph, eds_prob: np.ndarray
+    model: FusionModel, graph: CandidateGraph, eds_prob: np.ndarray, palette_skip: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(class map (H, W) int64, confidence (H, W) float32) of one field; −1 where no point exists."""
+    """(class map (H, W) int64, confidence (H, W) float32) of one field; −1 where no point exists
+    (``palette_skip``: :meth:`FusionModel.forward`)."""
     if graph.n_eds == 0:
         return np.full(graph.shape, -1, np.int64), np.zeros(graph.shape, np.float32)
     model.eval()
-    logp, _ = model(*batch_inputs([graph], [eds_prob], next(model.parameters()).device))  # CPU or CUDA
+    logp, _ = model(
+        *batch_inputs([graph], [eds_prob], next(model.parameters()).device), palette_skip=palette_skip
+    )  # CPU or CUDA
     conf, cls = logp[0].exp().max(-1)
     return cls.cpu().numpy().astype(np.int64), conf.cpu().numpy().astype(np.float32)

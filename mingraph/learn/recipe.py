@@ -278,7 +278,13 @@ def resolve(recipe: dict | None = None, overrides: dict | None = None) -> dict:
 
 
 def recipes_folder() -> Path:
-    """The repository's recipe files, ``mingraph/data/recipes/``."""
+    """The folder of the repository's recipe files, ``mingraph/data/recipes/``.
+
+    Examples
+    --------
+    >>> sorted(p.name for p in recipes_folder().glob("*.json"))
+    ['fusion-default.json', 'fusion-prototype-a.json']
+    """
     return Path(__file__).resolve().parents[1] / "data" / "recipes"
 
 
@@ -297,10 +303,31 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def reconstruction_of(model_file: str | os.PathLike) -> tuple[Path, dict] | None:
-    """(recipe file, its object) of the repository's recipe that says it reconstructs
-    ``model_file`` (the same SHA-256 in its ``reconstructs``), else None: how ``model info`` names
-    the recipe of a file made before recipes were recorded (``fusion-prototype-a.json``: the
-    fusion model shipped before issue 23's retrain)."""
+    """The repository's recipe that says it reconstructs ``model_file`` (the same SHA-256 in its
+    ``reconstructs``): how ``model info`` names the recipe of a file made before recipes were
+    recorded (``fusion-prototype-a.json``: the fusion model shipped before issue 23's retrain).
+
+    Parameters
+    ----------
+    model_file : path-like
+        A model file.
+
+    Returns
+    -------
+    (Path, dict) or None
+        The recipe file and its JSON object; None when no recipe names this file.
+
+    Raises
+    ------
+    OSError
+        ``model_file`` cannot be read.
+
+    Examples
+    --------
+    >>> from mingraph.learn.bundle import default_model_path
+    >>> reconstruction_of(default_model_path()) is None  # the shipped file records its own recipe
+    True
+    """
     digest = None
     for p in sorted(recipes_folder().glob("*.json")):
         obj = json.loads(p.read_text(encoding="utf-8"))
@@ -315,10 +342,34 @@ def reconstruction_of(model_file: str | os.PathLike) -> tuple[Path, dict] | None
 
 def recipe_of_file(recipe: dict) -> Path | None:
     """The repository's recipe file whose resolved recipe is ``recipe`` (a model file's recorded
-    one), else None: ``model info`` on the shipped model names ``fusion-default.json``."""
+    one): ``model info`` on the shipped model names ``fusion-default.json``.
+
+    Parameters
+    ----------
+    recipe : dict
+        Recipe keys (:data:`DEFAULTS`), as a model file's ``meta["recipe"]`` records them.
+
+    Returns
+    -------
+    Path or None
+        The matching recipe file; None when none matches or ``recipe`` is no valid recipe.
+
+    Examples
+    --------
+    >>> recipe_of_file(load_recipe(shipped_recipe_path())).name
+    'fusion-default.json'
+    >>> recipe_of_file(dict(load_recipe(shipped_recipe_path()), epochs=7)) is None
+    True
+    >>> recipe_of_file("not a recipe") is None
+    True
+    """
+    try:
+        want = resolve(recipe)
+    except (InputError, TypeError, ValueError, AttributeError):
+        return None
     for p in sorted(recipes_folder().glob("*.json")):
         try:
-            if resolve(load_recipe(p)) == resolve(recipe):
+            if resolve(load_recipe(p)) == want:
                 return p
         except InputError:
             continue

@@ -44,7 +44,7 @@ from mingraph.common.errors import InputError
 from mingraph.common.files import save_artifact, write_text
 from mingraph.common.metrics import confusion, scores
 from mingraph.common.outputs import output_folder
-from mingraph.graphs.candidates import build_candidate_graph, point_bse_scale
+from mingraph.graphs.candidates import build_candidate_graph, field_scale
 from mingraph.learn import distributed as ddp
 from mingraph.learn import recipe as rcp
 from mingraph.learn.bundle import default_model_path, make_bundle
@@ -161,8 +161,9 @@ def training_item(
             opts.get("mask_window", (0.05, 0.25)),
             opts.get("mask_rough_px", 3),
         )
-    scale = point_bse_scale(bse, rc) if opts.get("standardise") == "points" and len(rc) else None
-    graph = build_candidate_graph(bse, mask, rc, k, scale)
+    graph = build_candidate_graph(
+        bse, mask, rc, k, field_scale(bse, mask, rc, opts.get("standardise", "valid"))
+    )
     labels = np.where(valid, field.labels[sl], -1).astype(np.int64)
     return graph, probs, labels
 
@@ -183,8 +184,27 @@ def score_fields(
 
 
 def fusion_from_recipe(cfg: dict, n_classes: int) -> FusionModel:
-    """The untrained fusion model a recipe describes (its ``channels``, ``heads``, ``head_dim``,
-    ``k``, ``palette``, ``mask_input`` and ``standardise``), for ``n_classes`` classes."""
+    """The untrained fusion model a recipe describes.
+
+    Parameters
+    ----------
+    cfg : dict
+        Resolved recipe keys: ``channels``, ``heads``, ``head_dim``, ``k``, and ``palette``,
+        ``mask_input``, ``standardise`` (absent in runs from before they existed: 0, True,
+        "valid").
+    n_classes : int
+        The training classes.
+
+    Returns
+    -------
+    FusionModel
+
+    Examples
+    --------
+    >>> m = fusion_from_recipe(rcp.DEFAULTS | {"palette": 16, "mask_input": False, "standardise": "points"}, 50)
+    >>> m.palette_dim, m.mask_input, m.standardise
+    (16, False, 'points')
+    """
     return FusionModel(
         n_classes,
         cfg["channels"],

@@ -110,7 +110,8 @@ def predict_field(
     groups = getattr(bundle.encoder, "groups", [])  # the physics library's groups: classes after its minerals
     n_min = n_cls - len(groups)
     weights = np.zeros((len(groups), n_min))
-    for sl, p in block_probabilities(model, cfg, bse, valid, eds_rc, embeddings, block, progress):
+    settings = dict(cfg, unknown_column=bool(extra))  # the physics' unknown never enters a palette
+    for sl, p in block_probabilities(model, settings, bse, valid, eds_rc, embeddings, block, progress):
         if p is not None:
             cls, c, wg = name_by_group(p.cpu().numpy(), groups, n_min)
             labels[sl], conf[sl] = cls, c
