@@ -189,9 +189,9 @@ def fusion_from_recipe(cfg: dict, n_classes: int) -> FusionModel:
     Parameters
     ----------
     cfg : dict
-        Resolved recipe keys: ``channels``, ``heads``, ``head_dim``, ``k``, and ``palette``,
-        ``mask_input``, ``standardise`` (absent in runs from before they existed: 0, True,
-        "valid").
+        Resolved recipe keys (:func:`mingraph.learn.recipe.resolve`; a resumed run's settings
+        over :data:`~mingraph.learn.recipe.DEFAULTS`): ``channels``, ``heads``, ``head_dim``,
+        ``k``, ``palette``, ``mask_input``, ``standardise``.
     n_classes : int
         The training classes.
 
@@ -211,9 +211,9 @@ def fusion_from_recipe(cfg: dict, n_classes: int) -> FusionModel:
         cfg["heads"],
         cfg["head_dim"],
         cfg["k"],
-        palette=cfg.get("palette", 0),
-        mask_input=cfg.get("mask_input", True),
-        standardise=cfg.get("standardise", "valid"),
+        palette=cfg["palette"],
+        mask_input=cfg["mask_input"],
+        standardise=cfg["standardise"],
     )
 
 
@@ -481,9 +481,17 @@ def _epochs(t: _Session, start: int, history: list, best: float) -> list:
 
     lo, hi = log_range
     inputs = {
-        k: cfg.get(k)
-        for k in ("points", "mask", "mask_window", "mask_rough_px", "bse_augment", "counts_range")
-    } | {"standardise": cfg.get("standardise", "valid")}
+        k: cfg[k]
+        for k in (
+            "points",
+            "mask",
+            "mask_window",
+            "mask_rough_px",
+            "bse_augment",
+            "counts_range",
+            "standardise",
+        )
+    }
     for epoch in range(start, cfg["epochs"]):
         plan = epoch_plan(len(fields), cfg, epoch)
         mine = ddp.share(np.arange(len(plan)), dist)
