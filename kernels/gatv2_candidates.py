@@ -90,8 +90,12 @@ class _NumbaLayer(torch.autograd.Function):
         inputs = tuple(
             None if a is None else a.contiguous() for a in (x, w_t, b_t, s, edge, w_e, idx, att, values)
         )
-        alpha, out, bits = numba_layer_forward(*inputs, slope)
-        ctx.save_for_backward(*inputs, alpha, bits)
+        # no input needs a gradient (prediction): the sign bits, which only the backward reads,
+        # are not formed and nothing is saved
+        grad = any(ctx.needs_input_grad)
+        alpha, out, bits = numba_layer_forward(*inputs, slope, want_bits=grad)
+        if grad:
+            ctx.save_for_backward(*inputs, alpha, bits)
         ctx.slope = slope
         return alpha, out
 

@@ -68,7 +68,7 @@ def _span(c, n, n_chunks):
 
 
 @njit(**_JIT)
-def _forward(x, proj_t, blas_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits):
+def _forward(x, proj_t, blas_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx, att, values, slope, zero, n_chunks, alpha, out, bits, want_bits):
     """α, o and the sign bits (module docstring); ``wt_t`` (C, H·D) = W_tᵀ, ``we_t`` (E, H·D) = W_eᵀ;
     without ``proj_t`` x is t (``wt_t``, ``b_t`` unused), without ``proj_e`` edge is ez."""
     n_pix, k = idx.shape
@@ -111,7 +111,8 @@ def _forward(x, proj_t, blas_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx,
             if not any_:
                 alpha[i] = zero
                 out[i] = zero
-                bits[i] = 0
+                if want_bits:
+                    bits[i] = 0
                 continue
             if blas:
                 for j in range(k):
@@ -135,13 +136,12 @@ def _forward(x, proj_t, blas_t, wt_t, b_t, s, edge, e2, proj_e, blas, we_t, idx,
                         q = z[j, h * nd + d]
                         acc += att[h, d] * (q if q > 0 else q * slope)
                     e[j, h] = acc
-                for w in range(nw):
-                    word = np.uint32(0)
-                    if idx[i, j] >= 0:
+                if want_bits:  # branch-free, so that LLVM vectorises it (a missing slot's bits are never read)
+                    for w in range(nw):
+                        word = np.uint32(0)
                         for b in range(min(32, nhd - 32 * w)):
-                            if z[j, 32 * w + b] > 0:
-                                word |= np.uint32(1) << np.uint32(b)
-                    bits[i, j, w] = word
+                            word |= np.uint32(z[j, 32 * w + b] > 0) << np.uint32(b)
+                        bits[i, j, w] = word
             for h in range(nh):
                 m = zero
                 first = True
@@ -331,18 +331,19 @@ def new_grads(inputs: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor, Tenso
 
 def numba_layer_forward(
     x: Tensor, w_t: Tensor | None, b_t: Tensor | None, s: Tensor, edge: Tensor, w_e: Tensor | None,
-    idx: Tensor, att: Tensor, values: Tensor, slope: float,
+    idx: Tensor, att: Tensor, values: Tensor, slope: float, want_bits: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """(α (P, k, H), o (P, H, V), sign bits (P, k, ⌈H·D/32⌉) int32) of contiguous CPU tensors.
 
     ``x`` (P, C) pixel features and ``w_t`` (H·D, C), ``b_t`` (H·D,) or None; ``edge`` (P, k, E)
     and ``w_e`` (H·D, E); ``s`` (N, H·D) the source projections; ``idx`` (P, k) int64; ``att``
     (H, D); ``values`` (N, 1 or H, V).  ``w_t`` None: ``x`` is t (P, H·D) (``b_t`` ignored);
-    ``w_e`` None: ``edge`` is ez (P, k, H·D)."""
+    ``w_e`` None: ``edge`` is ez (P, k, H·D).  ``want_bits`` False (no backward will run): the
+    sign bits are not formed and come back as a (0, k, ⌈H·D/32⌉) tensor."""
     n_pix, k = idx.shape
     nhd = att.numel()
     alpha, out = new_outputs((x, s, edge, idx, att, values))
-    bits = torch.empty((n_pix, k, _words(nhd)), dtype=torch.int32)
+    bits = torch.empty((n_pix if want_bits else 0, k, _words(nhd)), dtype=torch.int32)
     if n_pix == 0:
         return alpha, out, bits
     dummy = _np(x.new_zeros((1, 1)))
@@ -355,7 +356,7 @@ def numba_layer_forward(
     _forward(
         _np(x), w_t is not None, blas_t, wt_t, b, s_, _np(edge), _np(edge).reshape(n_pix * k, -1), w_e is not None,
         block > 0, we_t, _np(idx), _np(att), _np(values), _np(x).dtype.type(slope), _np(x).dtype.type(0),
-        max(1, -(-n_pix // (block or CHUNK))), _np(alpha), _np(out), _np(bits).view(np.uint32),
+        max(1, -(-n_pix // (block or CHUNK))), _np(alpha), _np(out), _np(bits).view(np.uint32), want_bits,
     )  # fmt: skip
     return alpha, out, bits
 

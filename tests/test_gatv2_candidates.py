@@ -241,6 +241,28 @@ def test_numba_layer_identical_across_thread_counts():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("name", ["float32", "no_edge_features", "empty_batch", "no_sources"])
+def test_numba_layer_without_gradients_forms_no_sign_bits(name):
+    """Under ``torch.no_grad`` (prediction) the fused forward skips the sign bits, which only the
+    backward reads: α and o are bit for bit those of a forward that keeps them, and nothing is
+    saved for a backward."""
+    from mingraph_kernels.gatv2_candidates_numba import numba_layer_forward
+
+    leaves, idx = _layer_inputs(*LAYER_CASES[name], torch.float32)
+    x, wt, bt, s, edge, we, att, v = (t.detach() for t in leaves)
+    args = (x, wt, bt, s, edge, we, idx, att, v, 0.2)
+    with_bits, without = numba_layer_forward(*args), numba_layer_forward(*args, want_bits=False)
+    assert torch.equal(with_bits[0], without[0]) and torch.equal(with_bits[1], without[1])
+    assert without[2].shape[0] == 0 and with_bits[2].shape[0] == idx.shape[0]
+    with torch.no_grad():
+        alpha, out = gatv2_candidates_layer(*leaves[:6], idx, *leaves[6:], impl="numba")
+    assert torch.equal(alpha, with_bits[0]) and torch.equal(out, with_bits[1])
+    assert alpha.grad_fn is None
+    # a forward with gradients still forms them: its backward equals the reference's (above)
+    alpha_g, _ = gatv2_candidates_layer(*leaves[:6], idx, *leaves[6:], impl="numba")
+    assert alpha_g.grad_fn is not None and torch.equal(alpha_g.detach(), with_bits[0])
+
+
 def test_unknown_impl_and_bad_values_raise():
     t, s, ez = torch.zeros(2, 4), torch.zeros(3, 4), torch.zeros(2, 1, 4)
     idx, att = torch.zeros(2, 1, dtype=torch.int64), torch.zeros(2, 2)
