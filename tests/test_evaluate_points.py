@@ -153,6 +153,47 @@ def test_nearest_eds_score_from_the_subset_by_brute_force(measured, seen):
     assert row["agreement_with_nearest_eds"] == 1.0
 
 
+def test_measured_classes_ceiling_bounds_every_method(measured, seen):
+    """The oracle row: recomputed by hand (a pixel is right where some point of its field was given
+    its true class, unclassified elsewhere) and at or above every method's weighted and macro F1."""
+    res, _ = seen
+    ds, b = open_dataset(measured), load_bundle(default_model_path())
+    enc_names = np.array(b.encoder.meta["class_names"], dtype=object)
+    for f in FRACTIONS:
+        truth, pred = [], []
+        for t in ds.indices("test"):
+            fld = ds.field(t)
+            rc = measured_subset(fld, f, draw_rng(EVAL_SEED, t, f, 0))
+            seen_names = set(enc_names[classify(b.encoder, fld.eds.spectra(rc[:, 0], rc[:, 1]))])
+            keep = (fld.labels >= 0) & fld.valid
+            names = np.array(fld.class_names, dtype=object)[fld.labels[keep]]
+            truth.append(names)
+            pred.append(np.array([n if n in seen_names else None for n in names], dtype=object))
+        t_, p_ = np.concatenate(truth), np.concatenate(pred)
+        want = sum(  # precision 1: F1 = 2R / (1 + R) per class, weighted by support
+            np.mean(t_ == n) * 2 * r / (1 + r) for n in np.unique(t_) for r in [np.mean(p_[t_ == n] == n)]
+        )
+        rows = [r for r in res["results"] if r["fraction_asked"] == f]
+        ceiling = next(r for r in rows if r["method"] == mth.MeasuredClassesCeiling.name)
+        assert ceiling["f1_weighted"] == pytest.approx(want)
+        for r in rows:
+            assert r["f1_weighted"] <= ceiling["f1_weighted"] + 1e-12, r["method"]
+            assert r["f1_macro"] <= ceiling["f1_macro"] + 1e-12, r["method"]
+
+
+def test_measured_classes_ceiling_by_hand():
+    """1 × 6 field, truth [0, 0, 1, 1, 2, unlabelled], points classed 0 and 2: class 1 was measured
+    nowhere, so its pixels stay unclassified; a field without points is all unclassified."""
+    truth = np.array([[0, 0, 1, 1, 2, -1]])
+    p = types.SimpleNamespace(truth=truth, classes=np.array([2, 0, -1]), graph=types.SimpleNamespace(n_eds=3))
+    got = mth.MeasuredClassesCeiling().predict_field(p)
+    assert got.tolist() == [[0, 0, -1, -1, 2, -1]]
+    none = types.SimpleNamespace(
+        truth=truth, classes=np.zeros(0, np.int64), graph=types.SimpleNamespace(n_eds=0)
+    )
+    assert (mth.MeasuredClassesCeiling().predict_field(none) == -1).all()
+
+
 def test_a_fraction_above_what_was_measured_is_refused_in_one_line(measured, tmp_path):
     out = tmp_path / "ev"
     res = CliRunner().invoke(

@@ -35,6 +35,7 @@ from mingraph.analyse.methods import (
     CandidatePick,
     GeodesicNearestEDS,
     KnnGAT,
+    MeasuredClassesCeiling,
     Method,
     ModelMethod,
     NearestEDS,
@@ -147,7 +148,8 @@ def evaluate(
     nearest = (
         NearestEDS(lambda sp: point_probability(bundle, point_features(bundle, sp))) if can_nearest else None
     )
-    candidates = [main, *compared, *point_methods, knn, nearest, unet_method]
+    ceiling = MeasuredClassesCeiling() if can_nearest else None  # an oracle: what the points allow
+    candidates = [main, *compared, *point_methods, knn, nearest, unet_method, ceiling]
     fitting = (
         FittingFields(open_dataset(tune_on) if tune_on else ds, bundle.encoder, seed, names, pattern)
         if can_nearest

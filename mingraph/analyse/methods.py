@@ -400,6 +400,29 @@ class NearestEDS(Method):
         return out
 
 
+class MeasuredClassesCeiling(Method):
+    """An oracle, not a method: the score that no method which never invents a phase can pass.
+
+    Each labelled pixel takes its true class wherever some point of its field was given that
+    class (the points' classes as every method sees them, :attr:`SharedPoints.classes`), and is
+    left unclassified elsewhere (a miss of its class, no false positive).  So every class has the
+    highest recall any such method can reach, with precision 1, and its F1 bounds theirs: weighted
+    and macro F1 alike.  A phase that no point of the field measured (a rare phase whose few
+    grains hold no point, at a low fraction) cannot be right in any grounded map; this row says
+    how much of a score the points allow at a fraction, so that a target above it is seen to be
+    out of reach.  It reads the truth: it is reported beside the methods, never tuned or compared
+    as one.
+    """
+
+    name = "measured-classes ceiling (oracle)"
+
+    def predict_field(self, p: SharedPoints) -> np.ndarray:
+        if p.classes is None or p.graph.n_eds == 0:
+            return np.full(p.truth.shape, -1, np.int64)
+        measured = np.unique(p.classes[p.classes >= 0])
+        return np.where((p.truth >= 0) & np.isin(p.truth, measured), p.truth, -1).astype(np.int64)
+
+
 class UNetBSE(Method):
     """The paper's UNet on the BSE image alone (:mod:`mingraph.learn.baselines`): it sees no EDS
     point, so a field's map is computed once and kept for every fraction.  InputError when its
