@@ -28,7 +28,7 @@ RECIPE_VERSION = 1
 DEFAULTS: dict = {
     "fields": None,  # None: the --online dataset; or {"simulate": {...}} (simulate_fields)
     "encoder": None,  # None: --encoder; "shipped": the shipped model's encoder; or a file
-    "classifier": "encoder",  # point evidence: the encoder's class probabilities
+    "classifier": "encoder",  # point evidence: the encoder's class probabilities, or "physics" (training_evidence)
     "epochs": 6,
     "batch_size": 4,
     "crop": 128,  # px; at most the smallest training field
@@ -79,7 +79,7 @@ _INPUTS = ("(training_inputs.check_inputs)", lambda v: True)  # checked there, o
 _CHECKS: dict = {
     "fields": ('null or {"simulate": {...}}', lambda v: v is None or isinstance(v, dict)),
     "encoder": ('null, "shipped" or an encoder file', lambda v: v is None or isinstance(v, str)),
-    "classifier": ('"encoder" (the only point evidence training takes yet)', lambda v: v == "encoder"),
+    "classifier": ('"encoder" or "physics"', lambda v: v in ("encoder", "physics")),
     "epochs": _POS_INT,
     "batch_size": _POS_INT,
     "crop": _POS_INT,
@@ -176,6 +176,10 @@ def check(values: dict, source: object) -> dict:
             raise InputError(source, key, f"expected {what}, got {json.dumps(value)}")
     if values.get("fields") is not None:
         _check_fields(values["fields"], source)
+    if values.get("classifier") == "physics" and values.get("balanced"):
+        raise InputError(
+            source, "balanced", "class weights are per dataset class: train on the physics with balanced 0"
+        )
     check_inputs(values, source)
     return values
 
@@ -274,6 +278,7 @@ def resolve(recipe: dict | None = None, overrides: dict | None = None) -> dict:
     cfg = dict(DEFAULTS)
     cfg.update(check(dict(recipe or {}), "recipe"))
     cfg.update(check({k: v for k, v in (overrides or {}).items() if v is not None}, "train"))
+    check({k: cfg[k] for k in ("classifier", "balanced")}, "train")  # the file's and the options' together
     return cfg
 
 

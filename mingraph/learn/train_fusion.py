@@ -50,6 +50,7 @@ from mingraph.learn import recipe as rcp
 from mingraph.learn.bundle import default_model_path, make_bundle
 from mingraph.learn.class_weights import frequency_weights
 from mingraph.learn.fusion_model import FusionModel, batch_inputs, predict_fusion
+from mingraph.learn.training_evidence import PointEvidence, encoder_evidence, instrument_of, physics_evidence
 from mingraph.learn.training_inputs import augment_bse, model_mask
 from mingraph.spectra.encoder import class_probabilities, encoder_from_blob, load_encoder
 
@@ -131,8 +132,13 @@ def training_item(
     rng: np.random.Generator,
     draw: int,
     options: dict | None = None,
+    evidence: PointEvidence | None = None,
 ):
     """(graph, EDS class probabilities, labels) of one random crop with fresh EDS points.
+
+    ``evidence`` (:mod:`mingraph.learn.training_evidence`): the classifier of the points'
+    spectra, the labels in its columns; None: ``encoder``'s class probabilities, the labels as
+    they are.
 
     ``options`` holds the recipe's ``points``, ``mask``, ``mask_window``, ``mask_rough_px``,
     ``bse_augment`` (:mod:`mingraph.learn.training_inputs`) and ``counts_range`` (a spectrum's
@@ -148,7 +154,8 @@ def training_item(
     counts = 1.0
     if opts.get("counts_range"):
         counts = float(np.exp(rng.uniform(*np.log(opts["counts_range"]))))
-    probs = class_probabilities(encoder, spectra_at(field, rc + origin, draw, counts, rng))
+    spectra = spectra_at(field, rc + origin, draw, counts, rng)
+    probs = class_probabilities(encoder, spectra) if evidence is None else evidence.probabilities(spectra)
     bse = augment_bse(field.bse[sl], opts.get("bse_augment"), rng)
     mask = valid
     if opts.get("mask", "exact") != "exact":
@@ -165,21 +172,37 @@ def training_item(
         bse, mask, rc, k, field_scale(bse, mask, rc, opts.get("standardise", "valid"))
     )
     labels = np.where(valid, field.labels[sl], -1).astype(np.int64)
-    return graph, probs, labels
+    return graph, probs, labels if evidence is None else evidence.labels(labels)
 
 
 def score_fields(
-    model: FusionModel, fields: list, encoder, fraction: float, seed: int, n_classes: int
+    model: FusionModel,
+    fields: list,
+    encoder,
+    fraction: float,
+    seed: int,
+    n_classes: int,
+    evidence: PointEvidence | None = None,
 ) -> np.ndarray:
-    """Pooled confusion (with an unclassified column) of the model on fixed draws of ``fields``."""
+    """Pooled confusion (with an unclassified column) of the model on fixed draws of ``fields``;
+    with ``evidence`` (as :func:`training_item`) in its scored columns (``n_classes`` ignored),
+    a pixel given the physics' unknown unclassified."""
+    if evidence is not None:
+        n_classes = evidence.scored
     cm = np.zeros((n_classes, n_classes + 1), np.int64)
     for t, f in enumerate(fields):
         rc = draw_points(
             f.valid, measurable(f), fraction, np.random.default_rng([seed, t, int(fraction * 1e6)])
         )
         graph = model.graph(f.bse, f.valid, rc)
-        pred, _ = predict_fusion(model, graph, class_probabilities(encoder, spectra_at(f, rc, 0)))
-        cm += confusion(np.where(f.valid, f.labels, -1), pred, n_classes, unclassified=True)
+        spectra = spectra_at(f, rc, 0)
+        truth = np.where(f.valid, f.labels, -1)
+        if evidence is None:
+            pred, _ = predict_fusion(model, graph, class_probabilities(encoder, spectra))
+        else:
+            pred, _ = predict_fusion(model, graph, evidence.probabilities(spectra), evidence.palette_skip)
+            pred, truth = np.where(pred < n_classes, pred, -1), evidence.labels(truth)
+        cm += confusion(truth, pred, n_classes, unclassified=True)
     return cm
 
 
@@ -235,6 +258,24 @@ def load_training_encoder(spec: str | os.PathLike):
             )
         return encoder_from_blob(load_artifact(p, "mingraph-model", 1, "model")["encoder"])
     return load_encoder(spec)
+
+
+def _evidence(cfg: dict, enc, ds, dataset: Path, train_ids: list, fields: list) -> PointEvidence:
+    """The recipe's point evidence (:mod:`mingraph.learn.training_evidence`) on these fields."""
+    if cfg["classifier"] == "encoder":
+        return encoder_evidence(enc, len(ds.class_names))
+    from mingraph.acquire.simulate.eds import SimulatedEds
+
+    simulated = isinstance(fields[0].eds, SimulatedEds)
+    start = instrument_of(ds.eds_params(train_ids[0]), simulated, dataset)
+    summed = None
+    if not simulated:  # measured fields: one calibration, on their first fields' measured points
+        summed = 0
+        for f in fields[:8]:
+            m = measurable(f)
+            r, c = np.nonzero(f.valid if m is None else m & f.valid)
+            summed = summed + f.eds.spectra(r[:4000], c[:4000]).sum(0)
+    return physics_evidence(ds.class_names, start, dataset, summed)
 
 
 def epoch_plan(n_fields: int, cfg: dict, epoch: int) -> list[tuple[int, int, list[int]]]:
@@ -373,6 +414,7 @@ def train_fusion(
     if fields[0].labels is None or isinstance(fields[0].eds, NoSpectra):
         raise InputError(dataset, "labels", "the fusion model trains on labelled fields with EDS spectra")
     val = [ds.field(i) for i in ds.indices("val")[: cfg["val_max_fields"]]]
+    evidence = _evidence(cfg, enc, ds, dataset, train_ids, fields)
     crop = min([cfg["crop"]] + [min(f.shape) for f in fields])  # every item of a batch one size
     if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
@@ -400,6 +442,7 @@ def train_fusion(
         "recipe": {k: cfg[k] for k in rcp.DEFAULTS} | {"encoder": _recorded_encoder(cfg["encoder"])},
         "code": rcp.code_version(),
         "data": _data_record(ds, dataset, fields, val, cfg),
+        "point_evidence": evidence.record,
         "world_size": dist.world,
         "effective_crop": crop,
     }
@@ -431,6 +474,7 @@ def train_fusion(
                 names,
                 crop,
                 weight,
+                evidence,
                 (lo, hi),
                 per_epoch,
                 record,
@@ -465,6 +509,7 @@ class _Session:
     names: list
     crop: int
     weight: torch.Tensor | None
+    evidence: PointEvidence
     log_range: tuple[float, float]
     per_epoch: int
     record: dict
@@ -478,6 +523,7 @@ def _epochs(t: _Session, start: int, history: list, best: float) -> list:
     run, cfg, dist, device, net, model, opt = t.run, t.cfg, t.dist, t.device, t.net, t.model, t.opt
     sched, fields, val, enc, names, crop, weight = t.sched, t.fields, t.val, t.enc, t.names, t.crop, t.weight
     log_range, per_epoch, record, progress = t.log_range, t.per_epoch, t.record, t.progress
+    ev = t.evidence
 
     lo, hi = log_range
     inputs = {
@@ -504,10 +550,11 @@ def _epochs(t: _Session, start: int, history: list, best: float) -> list:
                 f, draw, key = plan[j]
                 rng = np.random.default_rng(key)
                 frac = float(np.exp(rng.uniform(lo, hi)))
-                items.append(training_item(fields[f], enc, cfg["k"], crop, frac, rng, draw, inputs))
-            logp, _ = net(*batch_inputs([g for g, _, _ in items], [p for _, p, _ in items], device))
+                items.append(training_item(fields[f], enc, cfg["k"], crop, frac, rng, draw, inputs, ev))
+            batch = batch_inputs([g for g, _, _ in items], [p for _, p, _ in items], device)
+            logp, _ = net(*batch, palette_skip=ev.palette_skip)
             lab = torch.as_tensor(np.stack([y for _, _, y in items]), device=device).reshape(-1)
-            loss = _nll(logp.reshape(-1, len(names)), lab, weight)
+            loss = _nll(logp.reshape(-1, ev.width), lab, weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -526,7 +573,7 @@ def _epochs(t: _Session, start: int, history: list, best: float) -> list:
         if val:
             model.eval()
             for fr in cfg["val_fractions"]:
-                sc = scores(score_fields(model, val, enc, fr, cfg["seed"] + 1_000_003, len(names)))
+                sc = scores(score_fields(model, val, enc, fr, cfg["seed"] + 1_000_003, len(names), ev))
                 metrics[f"val_f1_weighted_{fr:g}"], metrics[f"val_f1_macro_{fr:g}"] = (
                     sc["f1_weighted"],
                     sc["f1_macro"],
