@@ -291,6 +291,23 @@ def test_case22_large_png_is_read_like_a_tiff(tmp_path):
     assert np.array_equal(got, ref.astype(np.uint16) * 257)
 
 
+def test_a_small_mingraph_limit_never_stays_on_pillow(tmp_path, monkeypatch):
+    """Reading under MINGRAPH_MAX_PIXELS leaves Pillow's own limit as it was, so a later reader in
+    the same process (a figure checked with ``Image.open``) is not held to it."""
+    a = np.zeros((200, 150), np.uint8)
+    Image.fromarray(a).save(tmp_path / "a.png")
+    before = Image.MAX_IMAGE_PIXELS
+    monkeypatch.setenv(limits.ENV_MAX_PIXELS, "100")
+    with pytest.raises(InputError, match="a.png"):
+        read_bse(tmp_path / "a.png")  # 30,000 pixels: refused under a limit of 100
+    monkeypatch.setenv(limits.ENV_MAX_PIXELS, "40000")
+    assert read_bse(tmp_path / "a.png").shape == (200, 150)
+    assert Image.MAX_IMAGE_PIXELS == before
+    monkeypatch.delenv(limits.ENV_MAX_PIXELS)
+    with Image.open(tmp_path / "a.png") as im:  # Pillow's own check, its own limit
+        assert im.size == (150, 200)
+
+
 def test_pillows_own_limit_is_replaced_by_mingraphs(tmp_path, monkeypatch):
     a = (np.arange(64 * 64) % 256).astype(np.uint8).reshape(64, 64)
     Image.fromarray(a).save(tmp_path / "a.png")
@@ -299,7 +316,8 @@ def test_pillows_own_limit_is_replaced_by_mingraphs(tmp_path, monkeypatch):
     monkeypatch.delenv(limits.ENV_MAX_PIXELS, raising=False)
     png, tif = read_bse(tmp_path / "a.png"), read_bse(tmp_path / "a.tif")
     assert np.array_equal(png, tif) and np.array_equal(bse_to_u16(png), a.astype(np.uint16) * 257)
-    assert Image.MAX_IMAGE_PIXELS == limits.max_pixels() == limits.MAX_PIXELS
+    # mingraph's limit holds while it opens a file; Pillow's own setting is left as it was
+    assert Image.MAX_IMAGE_PIXELS == 100
     from mingraph.acquire.sample import image_shape
 
     assert image_shape(tmp_path / "a.png") == image_shape(tmp_path / "a.tif") == (64, 64)

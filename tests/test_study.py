@@ -38,12 +38,15 @@ def test_tiny_study_runs_every_step_and_writes_results(tmp_path, monkeypatch):
     assert (
         both | {"fusion model, shipped (default_model.pt)"} <= methods
     )  # the study's models and the shipped one
-    assert len(methods) == 9  # and the two classical fusion baselines and the learnt candidate pick
+    assert "measured-classes ceiling (oracle)" in methods
+    assert (
+        len(methods) == 10
+    )  # and the two classical fusion baselines, the learnt candidate pick, the oracle row
     real = {r["fraction_asked"]: r["fraction"] for r in metrics["results"]}
     assert set(real) == {0.01, 0.1} and all(abs(real[f] - f) < 0.002 for f in real)  # rounding only
     for m in methods:
         assert all(f"| {m} | {100 * real[f]:.3g} |" in text for f in real)  # labelled by the real fraction
-    assert metrics["tiles"] == 3 and len(metrics["results"]) == 18
+    assert metrics["tiles"] == 3 and len(metrics["results"]) == 20  # 10 methods, 2 fractions
     assert f"| nearest EDS | {100 * real[0.01]:.3g} | " in text and "| +0.000 / +0.000 |" in text
     for name in ("f1-vs-fraction.png", "delaunay-vs-knn.png"):
         Image.open(tmp_path / "docs" / "img" / name).verify()

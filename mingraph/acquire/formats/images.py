@@ -7,6 +7,7 @@ naming the file, the field and what was expected.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +24,28 @@ _PIL_SAMPLE_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N":
 """Bytes a sample of the Pillow modes whose samples are wider than a byte."""
 
 
-def _pil_image():
-    """Pillow's Image module with its decompression-bomb limit set to mingraph's own size rule
-    (:func:`mingraph.acquire.limits.max_pixels`): every format is held to the same limit."""
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = max_pixels()
-    return Image
+_PIL_LIMIT = threading.Lock()
+"""Held while Pillow's decompression-bomb limit is mingraph's (:func:`_open_pil`)."""
 
 
 def _open_pil(path: Path):
+    """``PIL.Image.open(path)`` held to mingraph's own size rule
+    (:func:`mingraph.acquire.limits.max_pixels`), so that every format meets the same limit.
+    Pillow checks its limit when it opens a file: it is mingraph's for that call only, and
+    Pillow's own setting is put back after (nothing else in the process is held to it)."""
     import warnings
 
-    Image = _pil_image()
-    with warnings.catch_warnings():  # above the limit the size rule refuses, in its own words
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return Image.open(path)
+    from PIL import Image
+
+    with _PIL_LIMIT:
+        old = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels()
+        try:
+            with warnings.catch_warnings():  # above the limit the size rule refuses, in its own words
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
 
 
 def image_header(path: str | Path) -> tuple[tuple[int, ...], int, str]:
