@@ -184,25 +184,20 @@ def score_fields(
     n_classes: int,
     evidence: PointEvidence | None = None,
 ) -> np.ndarray:
-    """Pooled confusion (with an unclassified column) of the model on fixed draws of ``fields``;
-    with ``evidence`` (as :func:`training_item`) in its scored columns (``n_classes`` ignored),
-    a pixel given the physics' unknown unclassified."""
-    if evidence is not None:
-        n_classes = evidence.scored
-    cm = np.zeros((n_classes, n_classes + 1), np.int64)
+    """Pooled confusion (with an unclassified column) of the model on fixed draws of ``fields``,
+    in the scored columns of ``evidence`` (as :func:`training_item`; None: ``encoder``'s
+    ``n_classes`` classes), a pixel given the physics' unknown unclassified."""
+    ev = evidence if evidence is not None else encoder_evidence(encoder, n_classes)
+    n = ev.scored
+    cm = np.zeros((n, n + 1), np.int64)
     for t, f in enumerate(fields):
         rc = draw_points(
             f.valid, measurable(f), fraction, np.random.default_rng([seed, t, int(fraction * 1e6)])
         )
         graph = model.graph(f.bse, f.valid, rc)
-        spectra = spectra_at(f, rc, 0)
-        truth = np.where(f.valid, f.labels, -1)
-        if evidence is None:
-            pred, _ = predict_fusion(model, graph, class_probabilities(encoder, spectra))
-        else:
-            pred, _ = predict_fusion(model, graph, evidence.probabilities(spectra), evidence.palette_skip)
-            pred, truth = np.where(pred < n_classes, pred, -1), evidence.labels(truth)
-        cm += confusion(truth, pred, n_classes, unclassified=True)
+        pred, _ = predict_fusion(model, graph, ev.probabilities(spectra_at(f, rc, 0)), ev.palette_skip)
+        truth = ev.labels(np.where(f.valid, f.labels, -1))
+        cm += confusion(truth, np.where(pred < n, pred, -1), n, unclassified=True)
     return cm
 
 
